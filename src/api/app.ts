@@ -1,0 +1,380 @@
+// The REST API: /v1 routes over the core use cases, bearer-token auth with
+// roles, one error format ({code, message, field}), OpenAPI and metrics.
+import swagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { type Static, Type as T, type TSchema } from '@sinclair/typebox';
+import { Ajv } from 'ajv';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { ALL, type Ctx, type Scope } from '../core/context.js';
+import * as infra from '../core/infra.js';
+import * as inst from '../core/instances.js';
+import * as peers from '../core/peers.js';
+import * as q from '../core/queries.js';
+import * as tenancy from '../core/tenancy.js';
+import * as tokens from '../core/tokens.js';
+import * as vips from '../core/vips.js';
+import { WeftError } from '../model/errors.js';
+import type { Role, Token } from '../model/types.js';
+import { describeValidation, STATUS } from './errors.js';
+import { createMetrics } from './metrics.js';
+import * as S from './schemas.js';
+
+/** What a role may do. Tenant tokens are further scoped to their tenant by the core. */
+type Perm = 'infra-read' | 'infra-write' | 'sites-read' | 'tenant-read' | 'tenant-write' | 'admin' | 'audit';
+
+const ALLOWED: Record<Perm, readonly Role[]> = {
+  'sites-read': ['admin', 'readonly', 'tenant'],
+  'infra-read': ['admin', 'readonly'],
+  'infra-write': ['admin'],
+  'tenant-read': ['admin', 'readonly', 'tenant'],
+  'tenant-write': ['admin', 'tenant'],
+  admin: ['admin'],
+  audit: ['admin', 'readonly'],
+};
+
+interface Principal {
+  token: Token;
+  scope: Scope;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal | null;
+  }
+  interface FastifyContextConfig {
+    perm?: Perm;
+    /** Agents may read their own host with this route. */
+    agentOwnHost?: boolean;
+  }
+}
+
+export interface ApiOptions {
+  logger?: boolean | object;
+}
+
+export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: 1024 * 1024 }).withTypeProvider<TypeBoxTypeProvider>();
+  const metrics = createMetrics(ctx);
+
+  // Bodies are checked strictly (no coercion, unknown fields are errors); query strings are coerced.
+  const ajvBody = new Ajv({ coerceTypes: false, useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
+  const ajvQuery = new Ajv({ coerceTypes: 'array', useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
+  for (const s of S.SHARED) {
+    ajvBody.addSchema(s);
+    ajvQuery.addSchema(s);
+    app.addSchema(s);
+  }
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? ajvBody : ajvQuery).compile(schema));
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Weft API', version: '1', description: 'Network control plane: sites, hosts, tenants, networks, instances, ports, VIPs, BGP peers.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+    refResolver: { buildLocalReference: (json, _base, _frag, i) => (json.$id as string | undefined) ?? `def-${i}` },
+  });
+
+  app.decorateRequest('principal', null);
+
+  app.addHook('onRequest', async (req: FastifyRequest) => {
+    const perm = req.routeOptions.config.perm;
+    if (!perm) return;
+    const h = req.headers.authorization;
+    const m = h ? /^Bearer\s+(\S+)$/i.exec(h) : null;
+    if (!m) throw new WeftError('E_UNAUTHENTICATED', 'missing bearer token: send "Authorization: Bearer <token>"');
+    const token = await tokens.authenticate(ctx, m[1] as string);
+    if (!token) throw new WeftError('E_UNAUTHENTICATED', 'unknown or revoked token');
+    req.principal = { token, scope: token.role === 'tenant' ? { tenantId: token.tenantId } : ALL };
+    if (ALLOWED[perm].includes(token.role)) return;
+    if (token.role === 'agent' && req.routeOptions.config.agentOwnHost) {
+      const id = (req.params as { id?: string }).id;
+      if (id !== undefined && (id === token.hostId || (await isHostName(ctx, id, token.hostId)))) return;
+    }
+    throw new WeftError('E_FORBIDDEN', `a ${token.role} token may not ${req.method} ${req.routeOptions.url}`);
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    metrics.requests.inc({ method: req.method, route, status: String(reply.statusCode) });
+    metrics.latency.observe({ method: req.method, route }, reply.elapsedTime / 1000);
+  });
+
+  app.setErrorHandler((err: Error & { validation?: never; validationContext?: string; statusCode?: number; code?: string }, req, reply) => {
+    if (err instanceof WeftError) {
+      return reply.status(STATUS[err.code]).send({ code: err.code, message: err.message, ...(err.field ? { field: err.field } : {}) });
+    }
+    if (err.validation) {
+      const part = err.validationContext ?? 'body';
+      const data = part === 'body' ? req.body : part === 'params' ? req.params : part === 'headers' ? req.headers : req.query;
+      const d = describeValidation(err.validation, part, data);
+      return reply.status(400).send({ code: 'E_INVALID_ARG', message: d.message, field: d.field });
+    }
+    if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
+      return reply.status(err.statusCode).send({ code: 'E_INVALID_ARG', message: `request: ${err.message}` });
+    }
+    req.log.error({ err }, 'internal error');
+    return reply.status(500).send({ code: 'E_INTERNAL', message: `internal error (request ${req.id}); see the server log` });
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    reply.status(404).send({ code: 'E_NOT_FOUND', message: `no such route: ${req.method} ${req.url.split('?')[0]}` });
+  });
+
+  // --- unauthenticated -------------------------------------------------
+  app.get('/healthz', { schema: { hide: true } }, async (_req, reply) => {
+    try {
+      const version = await ctx.store.headVersion();
+      return { status: 'ok', store: ctx.store.dialect, version };
+    } catch (e) {
+      return reply.status(503).send({ status: 'unavailable', store: ctx.store.dialect, error: (e as Error).message });
+    }
+  });
+  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
+    reply.header('content-type', metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  // --- /v1 ---------------------------------------------------------------
+  const scope = (req: FastifyRequest): Scope => req.principal?.scope ?? ALL;
+  const created = <R>(reply: FastifyReply, v: R) => reply.status(201).send(v);
+  const noContent = (reply: FastifyReply) => reply.status(204).send();
+  const ListQuery = (kind: q.Kind) =>
+    T.Object(
+      {
+        limit: T.Optional(T.Integer({ minimum: 1, maximum: q.PAGE_MAX, default: q.PAGE_DEFAULT })),
+        after: T.Optional(T.String({ description: 'the `next` cursor of the previous page' })),
+        ...Object.fromEntries(q.filtersOf(kind).map((f) => [f, T.Optional(T.String())])),
+      },
+      { additionalProperties: true },
+    );
+
+  function crud<C extends TSchema, P extends TSchema>(o: {
+    kind: q.Kind;
+    path: string;
+    tag: string;
+    item: TSchema;
+    /** What list pages hold, when it differs from a single get (instances list without ports). */
+    listItem?: TSchema;
+    read: Perm;
+    write: Perm;
+    create?: { body: C; handler: (req: FastifyRequest, body: Static<C>) => Promise<unknown> };
+    get?: (req: FastifyRequest, id: string) => Promise<unknown>;
+    update?: { body: P; handler: (req: FastifyRequest, id: string, body: Static<P>) => Promise<unknown> };
+    remove?: (req: FastifyRequest, id: string) => Promise<void>;
+    agentOwnHost?: boolean;
+  }) {
+    const tags = [o.tag];
+    app.get(
+      `/v1/${o.path}`,
+      {
+        config: { perm: o.read },
+        schema: { tags, summary: `List ${o.path}`, querystring: ListQuery(o.kind), response: { 200: S.Page(o.listItem ?? o.item) } },
+      },
+      async (req) => q.list(ctx, scope(req), o.kind, req.query as q.ListQuery),
+    );
+    app.get(
+      `/v1/${o.path}/:id`,
+      {
+        config: { perm: o.read, agentOwnHost: o.agentOwnHost ?? false },
+        schema: { tags, summary: `Get one of ${o.path} by id or name`, params: S.IdParam, response: { 200: o.item } },
+      },
+      async (req) => {
+        const { id } = req.params as { id: string };
+        return o.get ? o.get(req, id) : q.get(ctx, scope(req), o.kind as never, id);
+      },
+    );
+    if (o.create) {
+      const c = o.create;
+      app.post(
+        `/v1/${o.path}`,
+        { config: { perm: o.write }, schema: { tags, summary: `Create in ${o.path}`, body: c.body, response: { 201: o.item } } },
+        async (req, reply) => created(reply, await c.handler(req, req.body as Static<C>)),
+      );
+    }
+    if (o.update) {
+      const u = o.update;
+      app.patch(
+        `/v1/${o.path}/:id`,
+        { config: { perm: o.write }, schema: { tags, summary: `Update one of ${o.path}`, params: S.IdParam, body: u.body, response: { 200: o.item } } },
+        async (req) => u.handler(req, (req.params as { id: string }).id, req.body as Static<P>),
+      );
+    }
+    if (o.remove) {
+      const r = o.remove;
+      app.delete(
+        `/v1/${o.path}/:id`,
+        { config: { perm: o.write }, schema: { tags, summary: `Delete one of ${o.path}`, params: S.IdParam } },
+        async (req, reply) => {
+          await r(req, (req.params as { id: string }).id);
+          return noContent(reply);
+        },
+      );
+    }
+  }
+
+  crud({
+    kind: 'sites',
+    path: 'sites',
+    tag: 'infrastructure',
+    item: T.Ref('Site'),
+    read: 'sites-read',
+    write: 'infra-write',
+    create: { body: S.SiteCreate, handler: (_r, b) => infra.createSite(ctx, b) },
+    remove: (_r, id) => infra.deleteSite(ctx, id),
+  });
+  crud({
+    kind: 'racks',
+    path: 'racks',
+    tag: 'infrastructure',
+    item: T.Ref('Rack'),
+    read: 'infra-read',
+    write: 'infra-write',
+    create: { body: S.RackCreate, handler: (_r, b) => infra.createRack(ctx, b) },
+    remove: (_r, id) => infra.deleteRack(ctx, id),
+  });
+  crud({
+    kind: 'hosts',
+    path: 'hosts',
+    tag: 'infrastructure',
+    item: T.Ref('Host'),
+    read: 'infra-read',
+    write: 'infra-write',
+    agentOwnHost: true,
+    create: { body: S.HostCreate, handler: (_r, b) => infra.createHost(ctx, b) },
+    update: { body: S.HostPatch, handler: (_r, id, b) => infra.updateHost(ctx, id, b) },
+    remove: (_r, id) => infra.deleteHost(ctx, id),
+  });
+  crud({
+    kind: 'tenants',
+    path: 'tenants',
+    tag: 'tenancy',
+    item: T.Ref('Tenant'),
+    read: 'tenant-read',
+    write: 'infra-write',
+    create: { body: S.TenantCreate, handler: (_r, b) => tenancy.createTenant(ctx, b) },
+    remove: (_r, id) => tenancy.deleteTenant(ctx, id),
+  });
+  crud({
+    kind: 'networks',
+    path: 'networks',
+    tag: 'tenancy',
+    item: T.Ref('Network'),
+    read: 'tenant-read',
+    write: 'tenant-write',
+    create: { body: S.NetworkCreate, handler: (r, b) => tenancy.createNetwork(ctx, scope(r), b) },
+    update: { body: S.NetworkPatch, handler: (r, id, b) => tenancy.updateNetwork(ctx, scope(r), id, b) },
+    remove: (r, id) => tenancy.deleteNetwork(ctx, scope(r), id),
+  });
+  crud({
+    kind: 'instances',
+    path: 'instances',
+    tag: 'instances',
+    item: T.Ref('InstanceWithPorts'),
+    listItem: T.Ref('Instance'),
+    read: 'tenant-read',
+    write: 'tenant-write',
+    get: (r, id) => inst.getInstance(ctx, scope(r), id),
+    create: { body: S.InstanceCreate, handler: (r, b) => inst.createInstance(ctx, scope(r), b) },
+    update: {
+      body: S.InstancePatch,
+      handler: async (r, id, b) => ({ ...(await inst.updateInstance(ctx, scope(r), id, b)), ports: (await inst.getInstance(ctx, scope(r), id)).ports }),
+    },
+    remove: (r, id) => inst.deleteInstance(ctx, scope(r), id),
+  });
+  crud({
+    kind: 'ports',
+    path: 'ports',
+    tag: 'instances',
+    item: T.Ref('Port'),
+    read: 'tenant-read',
+    write: 'tenant-write',
+    create: { body: S.PortCreate, handler: (r, b) => inst.createPort(ctx, scope(r), b) },
+    update: { body: S.PortPatch, handler: (r, id, b) => inst.updatePort(ctx, scope(r), id, b) },
+    remove: (r, id) => inst.deletePort(ctx, scope(r), id),
+  });
+  crud({
+    kind: 'vips',
+    path: 'vips',
+    tag: 'vips',
+    item: T.Ref('Vip'),
+    read: 'tenant-read',
+    write: 'tenant-write',
+    get: (r, id) => vips.getVip(ctx, scope(r), id),
+    create: { body: S.VipCreate, handler: (r, b) => vips.createVip(ctx, scope(r), b) },
+    update: { body: S.VipPatch, handler: (r, id, b) => vips.updateVip(ctx, scope(r), id, b) },
+    remove: (r, id) => vips.deleteVip(ctx, scope(r), id),
+  });
+  crud({
+    kind: 'peers',
+    path: 'peers',
+    tag: 'routing',
+    item: T.Ref('Peer'),
+    read: 'infra-read',
+    write: 'infra-write',
+    create: { body: S.PeerCreate, handler: (_r, b) => peers.createPeer(ctx, b) },
+    update: { body: S.PeerPatch, handler: (_r, id, b) => peers.updatePeer(ctx, id, b) },
+    remove: (_r, id) => peers.deletePeer(ctx, id),
+  });
+  crud({
+    kind: 'tokens',
+    path: 'tokens',
+    tag: 'auth',
+    item: T.Ref('Token'),
+    read: 'admin',
+    write: 'admin',
+    remove: (_r, id) => tokens.deleteToken(ctx, id),
+  });
+  app.post(
+    '/v1/tokens',
+    {
+      config: { perm: 'admin' },
+      schema: { tags: ['auth'], summary: 'Create a token; the secret is shown only in this reply', body: S.TokenCreate, response: { 201: S.TokenCreated } },
+    },
+    async (req, reply) => created(reply, await tokens.createToken(ctx, req.body as Static<typeof S.TokenCreate>)),
+  );
+  app.post(
+    '/v1/instances/:id/migrate',
+    {
+      config: { perm: 'admin' },
+      schema: {
+        tags: ['instances'],
+        summary: 'Move an instance to another host (the target, or one placement picks)',
+        params: S.IdParam,
+        body: T.Optional(S.Migrate),
+        response: { 200: T.Ref('InstanceWithPorts') },
+      },
+    },
+    async (req) => inst.migrateInstance(ctx, ALL, (req.params as { id: string }).id, (req.body as { target?: string } | undefined)?.target),
+  );
+  app.get(
+    '/v1/changes',
+    {
+      config: { perm: 'audit' },
+      schema: {
+        tags: ['changes'],
+        summary: 'The change log: every change that affects forwarding, in version order',
+        querystring: T.Object({ after: T.Integer({ minimum: 0, default: 0 }), limit: T.Integer({ minimum: 1, maximum: q.PAGE_MAX, default: q.PAGE_DEFAULT }) }),
+        response: { 200: T.Object({ items: T.Array(T.Ref('Change')), head: T.Integer() }) },
+      },
+    },
+    async (req) => {
+      const { after, limit } = req.query as { after: number; limit: number };
+      return q.changes(ctx, after, limit);
+    },
+  );
+  app.get(
+    '/v1/whoami',
+    { config: { perm: 'tenant-read' }, schema: { tags: ['auth'], response: { 200: T.Ref('Token') } } },
+    async (req) => req.principal?.token,
+  );
+
+  return app;
+}
+
+async function isHostName(ctx: Ctx, ref: string, hostId: string | null): Promise<boolean> {
+  if (hostId === null) return false;
+  const h = await ctx.store.read((tx) => tx.findOne('hosts', { name: ref }));
+  return h?.id === hostId;
+}

@@ -1,0 +1,281 @@
+// Request and response shapes of the REST API (TypeBox: JSON Schema that is
+// also a TypeScript type). Shape only; meaning (CIDRs, ranges, uniqueness)
+// is checked in the core, so the CLI and API share one set of rules.
+import { Type as T, type TSchema } from '@sinclair/typebox';
+
+const strict = { additionalProperties: false };
+const Nullable = <S extends TSchema>(s: S) => T.Union([s, T.Null()]);
+const Str = T.String({ maxLength: 256 });
+const Ref = T.String({ minLength: 1, maxLength: 128, description: 'an id, or a name where names are unique' });
+const resourceProps = { cpus: T.Integer(), memoryMb: T.Integer(), diskGb: T.Integer() };
+const Resources = T.Object(resourceProps, { ...strict, $id: 'Resources' });
+/** The same shape inline, for request bodies (a $ref would lose its static type). */
+const ResourcesIn = T.Object(resourceProps, strict);
+
+export const ApiError = T.Object({ code: T.String(), message: T.String(), field: T.Optional(T.String()) }, { $id: 'Error' });
+
+export const Site = T.Object(
+  {
+    id: T.String(),
+    name: T.String(),
+    underlayPool: Nullable(T.String()),
+    ipv4Pools: T.Array(T.String()),
+    ipv6Block: Nullable(T.String()),
+    createdAt: T.String(),
+  },
+  { $id: 'Site' },
+);
+export const SiteCreate = T.Object(
+  {
+    name: Str,
+    underlayPool: T.Optional(Nullable(Str)),
+    ipv4Pools: T.Optional(T.Array(Str, { maxItems: 64 })),
+    ipv6Block: T.Optional(Nullable(Str)),
+  },
+  strict,
+);
+
+export const Rack = T.Object({ id: T.String(), siteId: T.String(), name: T.String(), createdAt: T.String() }, { $id: 'Rack' });
+export const RackCreate = T.Object({ site: Ref, name: Str }, strict);
+
+export const Host = T.Object(
+  {
+    id: T.String(),
+    name: T.String(),
+    siteId: T.String(),
+    rackId: Nullable(T.String()),
+    underlayIp: T.String(),
+    asn: Nullable(T.Number()),
+    capacity: T.Ref('Resources'),
+    state: T.String(),
+    ipv6Prefix: Nullable(T.String()),
+    createdAt: T.String(),
+  },
+  { $id: 'Host' },
+);
+const HostStateE = T.Union([T.Literal('active'), T.Literal('draining'), T.Literal('down')]);
+export const HostCreate = T.Object(
+  {
+    name: Str,
+    site: Ref,
+    rack: T.Optional(Nullable(Ref)),
+    underlayIp: T.Optional(Str),
+    asn: T.Optional(Nullable(T.Integer())),
+    capacity: ResourcesIn,
+    state: T.Optional(HostStateE),
+    ipv6Prefix: T.Optional(Str),
+  },
+  strict,
+);
+export const HostPatch = T.Object(
+  {
+    state: T.Optional(HostStateE),
+    capacity: T.Optional(ResourcesIn),
+    asn: T.Optional(Nullable(T.Integer())),
+    rack: T.Optional(Nullable(Ref)),
+    underlayIp: T.Optional(Str),
+  },
+  strict,
+);
+
+export const Tenant = T.Object({ id: T.String(), name: T.String(), createdAt: T.String() }, { $id: 'Tenant' });
+export const TenantCreate = T.Object({ name: Str }, strict);
+
+export const Network = T.Object(
+  {
+    id: T.String(),
+    tenantId: T.String(),
+    name: T.String(),
+    kind: T.String(),
+    vni: Nullable(T.Integer()),
+    subnets: T.Array(T.String()),
+    siteId: Nullable(T.String()),
+    mtu: T.Integer(),
+    arpRate: Nullable(T.Integer()),
+    ndRate: Nullable(T.Integer()),
+    createdAt: T.String(),
+  },
+  { $id: 'Network' },
+);
+export const NetworkCreate = T.Object(
+  {
+    tenant: T.Optional(Ref),
+    name: Str,
+    kind: T.Union([T.Literal('overlay'), T.Literal('routed')]),
+    vni: T.Optional(T.Integer()),
+    subnets: T.Optional(T.Array(Str, { maxItems: 16 })),
+    site: T.Optional(Ref),
+    mtu: T.Optional(T.Integer()),
+    arpRate: T.Optional(Nullable(T.Integer())),
+    ndRate: T.Optional(Nullable(T.Integer())),
+  },
+  strict,
+);
+export const NetworkPatch = T.Object(
+  {
+    name: T.Optional(Str),
+    mtu: T.Optional(T.Integer()),
+    arpRate: T.Optional(Nullable(T.Integer())),
+    ndRate: T.Optional(Nullable(T.Integer())),
+  },
+  strict,
+);
+
+export const Port = T.Object(
+  {
+    id: T.String(),
+    instanceId: T.String(),
+    networkId: T.String(),
+    tenantId: T.String(),
+    mac: T.String(),
+    ipv4: Nullable(T.String()),
+    ipv6: Nullable(T.String()),
+    createdAt: T.String(),
+  },
+  { $id: 'Port' },
+);
+const PortSpecProps = {
+  network: Ref,
+  mac: T.Optional(Str),
+  ipv4: T.Optional(Nullable(Str)),
+  ipv6: T.Optional(Nullable(Str)),
+};
+export const PortSpec = T.Object(PortSpecProps, strict);
+export const PortCreate = T.Object({ instance: Ref, ...PortSpecProps }, strict);
+export const PortPatch = T.Object({ ipv4: T.Optional(Nullable(Str)), ipv6: T.Optional(Nullable(Str)) }, strict);
+
+const InstanceProps = {
+  id: T.String(),
+  tenantId: T.String(),
+  name: T.String(),
+  siteId: T.String(),
+  hostId: T.String(),
+  size: T.Ref('Resources'),
+  state: T.String(),
+  createdAt: T.String(),
+};
+export const Instance = T.Object(InstanceProps, { $id: 'Instance' });
+export const InstanceWithPorts = T.Object({ ...InstanceProps, ports: T.Array(T.Ref('Port')) }, { $id: 'InstanceWithPorts' });
+const InstanceStateE = T.Union([T.Literal('running'), T.Literal('stopped')]);
+export const InstanceCreate = T.Object(
+  {
+    tenant: T.Optional(Ref),
+    name: Str,
+    site: Ref,
+    size: T.Optional(Str),
+    cpus: T.Optional(T.Integer()),
+    memoryMb: T.Optional(T.Integer()),
+    diskGb: T.Optional(T.Integer()),
+    host: T.Optional(Ref),
+    state: T.Optional(InstanceStateE),
+    ports: T.Optional(T.Array(PortSpec, { maxItems: 64 })),
+  },
+  strict,
+);
+export const InstancePatch = T.Object({ name: T.Optional(Str), state: T.Optional(InstanceStateE) }, strict);
+export const Migrate = T.Object({ target: T.Optional(Ref) }, strict);
+
+const HealthCheckIn = T.Object(
+  {
+    type: T.Union([T.Literal('tcp'), T.Literal('http')]),
+    port: T.Integer(),
+    path: T.Optional(Str),
+    intervalMs: T.Optional(T.Integer()),
+    timeoutMs: T.Optional(T.Integer()),
+    rise: T.Optional(T.Integer()),
+    fall: T.Optional(T.Integer()),
+  },
+  strict,
+);
+export const Vip = T.Object(
+  {
+    id: T.String(),
+    tenantId: T.String(),
+    name: T.String(),
+    siteId: Nullable(T.String()),
+    address: T.String(),
+    backends: T.Array(T.String()),
+    healthCheck: T.Object({
+      type: T.String(),
+      port: T.Integer(),
+      path: Nullable(T.String()),
+      intervalMs: T.Integer(),
+      timeoutMs: T.Integer(),
+      rise: T.Integer(),
+      fall: T.Integer(),
+    }),
+    createdAt: T.String(),
+  },
+  { $id: 'Vip' },
+);
+export const VipCreate = T.Object(
+  {
+    tenant: T.Optional(Ref),
+    name: Str,
+    site: T.Optional(Ref),
+    address: T.Optional(Str),
+    backends: T.Optional(T.Array(Ref, { maxItems: 1024 })),
+    healthCheck: HealthCheckIn,
+  },
+  strict,
+);
+export const VipPatch = T.Object({ backends: T.Optional(T.Array(Ref, { maxItems: 1024 })), healthCheck: T.Optional(HealthCheckIn) }, strict);
+
+const ImportPolicyE = T.Union([T.Literal('none'), T.Literal('default'), T.Literal('full')]);
+export const Peer = T.Object(
+  {
+    id: T.String(),
+    hostId: Nullable(T.String()),
+    rackId: Nullable(T.String()),
+    neighbor: T.String(),
+    remoteAsn: T.Number(),
+    importPolicy: T.String(),
+    maxPrefix: T.Integer(),
+    bfd: T.Boolean(),
+    multiprotocol: T.Boolean(),
+    description: Nullable(T.String()),
+    createdAt: T.String(),
+  },
+  { $id: 'Peer' },
+);
+const PeerProps = {
+  neighbor: Str,
+  remoteAsn: T.Integer(),
+  importPolicy: T.Optional(ImportPolicyE),
+  maxPrefix: T.Optional(T.Integer()),
+  bfd: T.Optional(T.Boolean()),
+  multiprotocol: T.Optional(T.Boolean()),
+  description: T.Optional(Nullable(Str)),
+};
+export const PeerCreate = T.Object({ host: T.Optional(Ref), rack: T.Optional(Ref), ...PeerProps }, strict);
+export const PeerPatch = T.Partial(T.Object(PeerProps, strict), strict);
+
+export const Token = T.Object(
+  {
+    id: T.String(),
+    name: T.String(),
+    role: T.String(),
+    tenantId: Nullable(T.String()),
+    hostId: Nullable(T.String()),
+    createdAt: T.String(),
+  },
+  { $id: 'Token' },
+);
+export const TokenCreate = T.Object(
+  {
+    name: Str,
+    role: T.Union([T.Literal('admin'), T.Literal('tenant'), T.Literal('readonly'), T.Literal('agent')]),
+    tenant: T.Optional(Ref),
+    host: T.Optional(Ref),
+  },
+  strict,
+);
+export const TokenCreated = T.Object({ token: T.Ref('Token'), secret: T.String() });
+
+export const Change = T.Object({ version: T.Integer(), at: T.String(), kind: T.String() }, { additionalProperties: true, $id: 'Change' });
+
+export const Page = (item: TSchema) => T.Object({ items: T.Array(item), next: Nullable(T.String()) });
+export const IdParam = T.Object({ id: Ref });
+
+/** Schemas registered by $id, so responses and the OpenAPI document refer to them. */
+export const SHARED = [Resources, ApiError, Site, Rack, Host, Tenant, Network, Port, Instance, InstanceWithPorts, Vip, Peer, Token, Change];

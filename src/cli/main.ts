@@ -1,0 +1,402 @@
+// The `weft` executable: `weft server`, and thin operator commands over the
+// REST API (`weft site|host|... create|get|list|delete`). Errors print as
+// `error: <message>` with a non-zero exit; --debug adds the stack.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { createCtx } from '../core/context.js';
+import { createToken } from '../core/tokens.js';
+import { WeftError } from '../model/errors.js';
+import { PLACEMENT_POLICIES, type Role } from '../model/types.js';
+import { startServer } from '../server/server.js';
+import { DEFAULT_DB, openStore } from '../store/open.js';
+import { ApiClient } from './client.js';
+import { printItems } from './output.js';
+import { seedExample } from './seed.js';
+
+const program = new Command('weft')
+  .description('Weft: network control plane for clouds of Linux hypervisors')
+  .option('--api <url>', 'API base URL (env WEFT_API)', process.env.WEFT_API ?? 'http://127.0.0.1:8080')
+  .option('--token <token>', 'API bearer token (env WEFT_TOKEN)', process.env.WEFT_TOKEN)
+  .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+  .option('--debug', 'show stacks on errors')
+  .showHelpAfterError();
+
+const globals = () => program.opts<{ api: string; token?: string; output: 'table' | 'json'; debug?: boolean }>();
+const client = () => new ApiClient(globals().api, globals().token);
+const out = (kind: string, data: unknown) => printItems(kind, data, globals().output);
+
+function int(name: string) {
+  return (v: string) => {
+    if (!/^-?\d+$/.test(v)) throw new InvalidArgumentError(`${name} must be an integer`);
+    return Number(v);
+  };
+}
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+const bool = (v: string) => {
+  if (v === 'true' || v === 'yes' || v === 'on') return true;
+  if (v === 'false' || v === 'no' || v === 'off') return false;
+  throw new InvalidArgumentError('must be true or false');
+};
+/** Drops undefined fields so the API sees only what the operator set. */
+const defined = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+
+// --- server ---------------------------------------------------------------
+program
+  .command('server')
+  .description('run the control plane server (REST API)')
+  .option('--db <url>', 'store: sqlite:PATH or postgres://... (env WEFT_DB)', process.env.WEFT_DB ?? DEFAULT_DB)
+  .option('--api-listen <host:port>', 'where the API listens (env WEFT_API_LISTEN)', process.env.WEFT_API_LISTEN ?? '127.0.0.1:8080')
+  .addOption(new Option('--placement <policy>', 'placement policy').choices(PLACEMENT_POLICIES as string[]).default('spread'))
+  .option(
+    '--cpu-overcommit <ratio>',
+    'vCPUs per physical CPU that placement allows',
+    (v) => {
+      const n = Number(v);
+      if (!(n >= 1 && n <= 64)) throw new InvalidArgumentError('must be a number 1..64');
+      return n;
+    },
+    1,
+  )
+  .addOption(new Option('--log-level <level>', 'log level').choices(['silent', 'error', 'warn', 'info', 'debug']).default('info'))
+  .action(async (o) => {
+    const s = await startServer({
+      db: o.db,
+      api: o.apiListen,
+      placement: o.placement,
+      cpuOvercommit: o.cpuOvercommit,
+      adminToken: process.env.WEFT_ADMIN_TOKEN,
+      logLevel: o.logLevel,
+    });
+    process.stderr.write(`weft server: store ${s.store.location}, API ${s.apiUrl}\n`);
+    const stop = async (sig: string) => {
+      process.stderr.write(`weft server: ${sig}, shutting down\n`);
+      await s.close();
+      process.exit(0);
+    };
+    process.once('SIGINT', () => void stop('SIGINT'));
+    process.once('SIGTERM', () => void stop('SIGTERM'));
+  });
+
+// --- entity commands -------------------------------------------------------
+interface EntitySpec {
+  name: string;
+  path: string;
+  filters: string[];
+  create?: (c: Command) => Command;
+  body?: (args: string[], o: Record<string, unknown>) => Record<string, unknown>;
+  update?: (c: Command) => Command;
+  patch?: (o: Record<string, unknown>) => Record<string, unknown>;
+}
+
+function entity(spec: EntitySpec) {
+  const cmd = program.command(spec.name).description(`manage ${spec.path}`);
+  cmd
+    .command('list')
+    .description(`list ${spec.path}`)
+    .option('--limit <n>', 'at most this many (default: all)', int('limit'))
+    .option('--all', 'follow pages to the end (the default without --limit)')
+    .action(async (o) => {
+      const filters: Record<string, string | undefined> = {};
+      for (const f of spec.filters) filters[f] = o[f];
+      if (o.limit !== undefined) {
+        const qs = new URLSearchParams(defined({ ...filters, limit: String(o.limit) }) as Record<string, string>);
+        out(spec.path, (await client().get<{ items: unknown[] }>(`/v1/${spec.path}?${qs}`)).items);
+      } else out(spec.path, await client().all(`/v1/${spec.path}`, filters));
+    });
+  const list = cmd.commands.at(-1) as Command;
+  for (const f of spec.filters) list.option(`--${f} <${f}>`, `only those with this ${f} (id or name)`);
+  cmd
+    .command('get <ref>')
+    .description('show one, by id or name')
+    .action(async (ref: string) => out(spec.path, await client().get(`/v1/${spec.path}/${encodeURIComponent(ref)}`)));
+  cmd
+    .command('delete <ref>')
+    .description('delete one, by id or name')
+    .action(async (ref: string) => {
+      await client().delete(`/v1/${spec.path}/${encodeURIComponent(ref)}`);
+      if (globals().output === 'table') process.stdout.write(`deleted ${spec.name} ${ref}\n`);
+    });
+  if (spec.create && spec.body) {
+    const body = spec.body;
+    spec.create(cmd.command('create').description(`create one of ${spec.path}`)).action(async (...a: unknown[]) => {
+      const c = a.at(-1) as Command;
+      out(spec.path, await client().post(`/v1/${spec.path}`, defined(body(c.args, c.opts()))));
+    });
+  }
+  if (spec.update && spec.patch) {
+    const patch = spec.patch;
+    spec.update(cmd.command('update <ref>').description(`change one of ${spec.path}`)).action(async (ref: string, o: Record<string, unknown>) => {
+      out(spec.path, await client().patch(`/v1/${spec.path}/${encodeURIComponent(ref)}`, defined(patch(o))));
+    });
+  }
+  return cmd;
+}
+
+entity({
+  name: 'site',
+  path: 'sites',
+  filters: ['name'],
+  create: (c) =>
+    c
+      .argument('<name>')
+      .option('--underlay-pool <cidr>', "range hosts' underlay IPs come from")
+      .option('--ipv4-pool <cidr>', 'public IPv4 range (repeatable)', collect)
+      .option('--ipv6-block <cidr>', 'IPv6 block hosts get a /64 from'),
+  body: ([name], o) => ({ name, underlayPool: o.underlayPool, ipv4Pools: o.ipv4Pool, ipv6Block: o.ipv6Block }),
+});
+entity({
+  name: 'rack',
+  path: 'racks',
+  filters: ['site', 'name'],
+  create: (c) => c.argument('<name>').requiredOption('--site <site>'),
+  body: ([name], o) => ({ name, site: o.site }),
+});
+const capacityOpts = (c: Command) =>
+  c.option('--cpus <n>', 'CPUs', int('cpus')).option('--memory-mb <n>', 'memory, MB', int('memory-mb')).option('--disk-gb <n>', 'disk, GB', int('disk-gb'));
+entity({
+  name: 'host',
+  path: 'hosts',
+  filters: ['site', 'rack', 'state', 'name'],
+  create: (c) =>
+    capacityOpts(
+      c
+        .argument('<name>')
+        .requiredOption('--site <site>')
+        .option('--rack <rack>')
+        .option('--underlay-ip <ip>', 'default: from the site underlay pool')
+        .option('--asn <asn>', 'BGP ASN', int('asn'))
+        .option('--ipv6-prefix <cidr>', "the host's /64 (default: from the site's block)")
+        .addOption(new Option('--state <state>').choices(['active', 'draining', 'down'])),
+    ),
+  body: ([name], o) => ({
+    name,
+    site: o.site,
+    rack: o.rack,
+    underlayIp: o.underlayIp,
+    asn: o.asn,
+    ipv6Prefix: o.ipv6Prefix,
+    state: o.state,
+    capacity: { cpus: o.cpus ?? 16, memoryMb: o.memoryMb ?? 65536, diskGb: o.diskGb ?? 1000 },
+  }),
+  update: (c) =>
+    capacityOpts(
+      c
+        .addOption(new Option('--state <state>').choices(['active', 'draining', 'down']))
+        .option('--asn <asn>', 'BGP ASN', int('asn'))
+        .option('--underlay-ip <ip>'),
+    ),
+  patch: (o) => ({
+    state: o.state,
+    asn: o.asn,
+    underlayIp: o.underlayIp,
+    capacity: o.cpus !== undefined || o.memoryMb !== undefined || o.diskGb !== undefined ? { cpus: o.cpus, memoryMb: o.memoryMb, diskGb: o.diskGb } : undefined,
+  }),
+});
+entity({
+  name: 'tenant',
+  path: 'tenants',
+  filters: ['name'],
+  create: (c) => c.argument('<name>'),
+  body: ([name]) => ({ name }),
+});
+entity({
+  name: 'network',
+  path: 'networks',
+  filters: ['tenant', 'kind', 'site', 'name'],
+  create: (c) =>
+    c
+      .argument('<name>')
+      .option('--tenant <tenant>', 'owner (implied by a tenant token)')
+      .addOption(new Option('--kind <kind>').choices(['overlay', 'routed']).default('overlay'))
+      .option('--subnet <cidr>', 'IPv4 or IPv6 subnet (repeatable; overlay)', collect)
+      .option('--vni <vni>', 'VXLAN id (default: allocated)', int('vni'))
+      .option('--site <site>', 'site (routed networks)')
+      .option('--mtu <mtu>', 'MTU', int('mtu'))
+      .option('--arp-rate <pps>', 'per-port ARP limit', int('arp-rate'))
+      .option('--nd-rate <pps>', 'per-port NDP limit', int('nd-rate')),
+  body: ([name], o) => ({
+    name,
+    tenant: o.tenant,
+    kind: o.kind,
+    subnets: o.subnet,
+    vni: o.vni,
+    site: o.site,
+    mtu: o.mtu,
+    arpRate: o.arpRate,
+    ndRate: o.ndRate,
+  }),
+  update: (c) =>
+    c
+      .option('--name <name>')
+      .option('--mtu <mtu>', 'MTU', int('mtu'))
+      .option('--arp-rate <pps>', '', int('arp-rate'))
+      .option('--nd-rate <pps>', '', int('nd-rate')),
+  patch: (o) => ({ name: o.name, mtu: o.mtu, arpRate: o.arpRate, ndRate: o.ndRate }),
+});
+const instanceCmd = entity({
+  name: 'instance',
+  path: 'instances',
+  filters: ['tenant', 'site', 'host', 'state', 'name'],
+  create: (c) =>
+    capacityOpts(
+      c
+        .argument('<name>')
+        .requiredOption('--site <site>')
+        .option('--tenant <tenant>', 'owner (implied by a tenant token)')
+        .option('--size <size>', 'nano, small, medium, large or xlarge')
+        .option('--host <host>', 'pin to this host instead of placement (operators)')
+        .option('--net <network>', 'a port on this network (repeatable), as NETWORK[,mac=M][,ipv4=A][,ipv6=A]', collect),
+    ),
+  body: ([name], o) => ({
+    name,
+    site: o.site,
+    tenant: o.tenant,
+    size: o.size,
+    host: o.host,
+    cpus: o.cpus,
+    memoryMb: o.memoryMb,
+    diskGb: o.diskGb,
+    ports: ((o.net as string[] | undefined) ?? []).map(parsePortSpec),
+  }),
+  update: (c) => c.option('--name <name>').addOption(new Option('--state <state>').choices(['running', 'stopped'])),
+  patch: (o) => ({ name: o.name, state: o.state }),
+});
+instanceCmd
+  .command('migrate <ref>')
+  .description('move an instance to another host of its site')
+  .option('--to <host>', 'target host (default: placement picks)')
+  .action(async (ref: string, o: { to?: string }) =>
+    out('instances', await client().post(`/v1/instances/${encodeURIComponent(ref)}/migrate`, defined({ target: o.to }))),
+  );
+entity({
+  name: 'port',
+  path: 'ports',
+  filters: ['tenant', 'instance', 'network', 'mac'],
+  create: (c) =>
+    c.requiredOption('--instance <instance>').requiredOption('--network <network>').option('--mac <mac>').option('--ipv4 <ip>').option('--ipv6 <ip>'),
+  body: (_a, o) => ({ instance: o.instance, network: o.network, mac: o.mac, ipv4: o.ipv4, ipv6: o.ipv6 }),
+  update: (c) => c.option('--ipv4 <ip>', 'new IPv4 ("none" to drop)').option('--ipv6 <ip>', 'new IPv6 ("none" to drop)'),
+  patch: (o) => ({ ipv4: o.ipv4 === 'none' ? null : o.ipv4, ipv6: o.ipv6 === 'none' ? null : o.ipv6 }),
+});
+entity({
+  name: 'vip',
+  path: 'vips',
+  filters: ['tenant', 'site', 'name'],
+  create: (c) =>
+    c
+      .argument('<name>')
+      .option('--tenant <tenant>')
+      .option('--site <site>', 'allocate the address from this site')
+      .option('--address <ip>')
+      .option('--backend <port>', 'backend port id (repeatable)', collect)
+      .addOption(new Option('--check <type>', 'health check').choices(['tcp', 'http']).default('tcp'))
+      .requiredOption('--check-port <port>', 'port the check connects to', int('check-port'))
+      .option('--check-path <path>', 'HTTP path')
+      .option('--check-interval-ms <ms>', '', int('check-interval-ms'))
+      .option('--rise <n>', '', int('rise'))
+      .option('--fall <n>', '', int('fall')),
+  body: ([name], o) => ({
+    name,
+    tenant: o.tenant,
+    site: o.site,
+    address: o.address,
+    backends: o.backend,
+    healthCheck: defined({ type: o.check, port: o.checkPort, path: o.checkPath, intervalMs: o.checkIntervalMs, rise: o.rise, fall: o.fall }),
+  }),
+  update: (c) => c.option('--backend <port>', 'backend port id (repeatable; replaces the list)', collect).option('--no-backends', 'remove every backend'),
+  patch: (o) => ({ backends: o.backends === false ? [] : o.backend }),
+});
+entity({
+  name: 'peer',
+  path: 'peers',
+  filters: ['host', 'rack'],
+  create: (c) =>
+    c
+      .option('--host <host>', 'a session of this host')
+      .option('--rack <rack>', 'a session of every host in this rack')
+      .requiredOption('--neighbor <ip>')
+      .requiredOption('--remote-asn <asn>', '', int('remote-asn'))
+      .addOption(new Option('--import <policy>').choices(['none', 'default', 'full']))
+      .option('--max-prefix <n>', '', int('max-prefix'))
+      .option('--bfd <bool>', '', bool)
+      .option('--multiprotocol <bool>', 'both families on this session', bool)
+      .option('--description <text>'),
+  body: (_a, o) => ({
+    host: o.host,
+    rack: o.rack,
+    neighbor: o.neighbor,
+    remoteAsn: o.remoteAsn,
+    importPolicy: o.import,
+    maxPrefix: o.maxPrefix,
+    bfd: o.bfd,
+    multiprotocol: o.multiprotocol,
+    description: o.description,
+  }),
+  update: (c) =>
+    c
+      .option('--neighbor <ip>')
+      .option('--remote-asn <asn>', '', int('remote-asn'))
+      .addOption(new Option('--import <policy>').choices(['none', 'default', 'full']))
+      .option('--max-prefix <n>', '', int('max-prefix'))
+      .option('--bfd <bool>', '', bool),
+  patch: (o) => ({ neighbor: o.neighbor, remoteAsn: o.remoteAsn, importPolicy: o.import, maxPrefix: o.maxPrefix, bfd: o.bfd }),
+});
+
+const tokenCmd = entity({ name: 'token', path: 'tokens', filters: ['role', 'tenant', 'host'] });
+tokenCmd
+  .command('create')
+  .description('create an API token; prints the secret once')
+  .addOption(new Option('--role <role>').choices(['admin', 'tenant', 'readonly', 'agent']).makeOptionMandatory())
+  .option('--name <name>', 'a label for the token')
+  .option('--tenant <tenant>', 'the tenant (role tenant)')
+  .option('--host <host>', 'the host (role agent)')
+  .option('--db <url>', 'write to this store directly instead of calling the API (bootstrap)')
+  .action(async (o: { role: Role; name?: string; tenant?: string; host?: string; db?: string }) => {
+    const input = { name: o.name ?? `${o.role}-${Date.now().toString(36)}`, role: o.role, ...defined({ tenant: o.tenant, host: o.host }) };
+    let r: { token: unknown; secret: string };
+    if (o.db) {
+      const store = await openStore(o.db);
+      try {
+        r = await createToken(createCtx(store), input);
+      } finally {
+        await store.close();
+      }
+    } else {
+      r = await client().post('/v1/tokens', input);
+    }
+    if (globals().output === 'json') process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+    else process.stdout.write(`${r.secret}\n`);
+  });
+
+program
+  .command('changes')
+  .description('show the change log')
+  .option('--after <version>', 'only changes after this version', int('after'), 0)
+  .option('--limit <n>', '', int('limit'), 100)
+  .action(async (o: { after: number; limit: number }) =>
+    out('changes', (await client().get<{ items: unknown[] }>(`/v1/changes?after=${o.after}&limit=${o.limit}`)).items),
+  );
+
+program
+  .command('seed')
+  .description('create a small example cloud (2 sites, racks, hosts, 2 tenants, networks, instances, a VIP); skips what exists')
+  .action(async () => {
+    await seedExample(client(), (line) => process.stderr.write(`${line}\n`));
+  });
+
+function parsePortSpec(s: string): Record<string, string> {
+  const [network, ...kv] = s.split(',');
+  const spec: Record<string, string> = { network: network as string };
+  for (const p of kv) {
+    const [k, v] = p.split('=', 2);
+    if (!k || v === undefined || !['mac', 'ipv4', 'ipv6'].includes(k)) throw new InvalidArgumentError(`--net ${s}: expected NETWORK[,mac=M][,ipv4=A][,ipv6=A]`);
+    spec[k] = v;
+  }
+  return spec;
+}
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  const msg = e instanceof WeftError ? e.message : e instanceof Error ? e.message : String(e);
+  process.stderr.write(`error: ${msg}\n`);
+  if (globals().debug && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+  process.exit(e instanceof WeftError && e.code === 'E_UNAVAILABLE' ? 3 : 1);
+});

@@ -1,0 +1,247 @@
+// Use cases for the physical cloud: sites (address pools), racks and hosts
+// (underlay IP, /64, capacity, state).
+import { cidrContains, cidrsOverlap, formatIp, parseCidr, parseIp, usableRange } from '../model/addr.js';
+import { conflict, invalid } from '../model/errors.js';
+import { HOST_STATES, type Host, type HostState, type Rack, type Site } from '../model/types.js';
+import * as v from '../model/validate.js';
+import type { HostRow, SiteRow } from '../store/schema.js';
+import { type Ctx, stamp } from './context.js';
+import * as ref from './resolve.js';
+import { hostInfo, hostView, rackView, siteView } from './views.js';
+
+export interface SiteInput {
+  name: string;
+  underlayPool?: string | null;
+  ipv4Pools?: string[];
+  ipv6Block?: string | null;
+}
+
+/** Pool names in the allocations table. */
+export const pools = {
+  underlay: (family: number) => `underlay:${family}`,
+  p64: 'p64',
+  sitePublic4: (siteId: string) => `site:${siteId}:4`,
+  routed6: 'routed6',
+  net: (networkId: string, family: number) => `net:${networkId}:${family}`,
+  mac: 'mac',
+  vni: 'vni',
+  vip: (family: number) => `vip:${family}`,
+};
+
+function checkPools(input: SiteInput) {
+  const underlay = input.underlayPool == null ? null : parseCidr('underlayPool', input.underlayPool);
+  const v4 = (input.ipv4Pools ?? []).map((p, i) => {
+    const c = parseCidr(`ipv4Pools[${i}]`, p);
+    if (c.family !== 4) throw invalid(`ipv4Pools[${i}]`, p, 'must be an IPv4 prefix');
+    return c;
+  });
+  for (let i = 0; i < v4.length; i++)
+    for (let j = i + 1; j < v4.length; j++)
+      if (cidrsOverlap(v4[i]!, v4[j]!))
+        throw invalid(`ipv4Pools[${j}]`, v4[j]!.text, `overlaps ipv4Pools[${i}] ${v4[i]!.text}; pools of a site must not overlap`);
+  let v6 = null;
+  if (input.ipv6Block != null) {
+    v6 = parseCidr('ipv6Block', input.ipv6Block);
+    if (v6.family !== 6 || v6.prefix > 64) throw invalid('ipv6Block', input.ipv6Block, 'must be an IPv6 prefix of length 0..64 (hosts get a /64 each)');
+  }
+  return { underlay, v4, v6 };
+}
+
+export async function createSite(ctx: Ctx, input: SiteInput): Promise<Site> {
+  v.name('name', input.name);
+  const p = checkPools(input);
+  return ctx.store.write(async (tx) => {
+    if (await tx.findOne('sites', { name: input.name })) throw conflict(`site ${JSON.stringify(input.name)} already exists`, 'name');
+    for (const other of await tx.all('sites', {})) {
+      const o = siteView(other);
+      for (const mine of p.v4)
+        for (const theirs of o.ipv4Pools)
+          if (cidrsOverlap(mine, parseCidr('x', theirs))) throw conflict(`ipv4Pools: ${mine.text} overlaps ${theirs} of site ${o.name}`, 'ipv4Pools');
+      if (p.v6 && o.ipv6Block && cidrsOverlap(p.v6, parseCidr('x', o.ipv6Block)))
+        throw conflict(`ipv6Block: ${p.v6.text} overlaps ${o.ipv6Block} of site ${o.name}`, 'ipv6Block');
+    }
+    const row: SiteRow = {
+      ...stamp(ctx),
+      name: input.name,
+      underlayPool: p.underlay?.text ?? null,
+      ipv4Pools: JSON.stringify(p.v4.map((c) => c.text)),
+      ipv6Block: p.v6?.text ?? null,
+    };
+    await tx.insert('sites', row);
+    return siteView(row);
+  });
+}
+
+export async function deleteSite(ctx: Ctx, siteRef: string): Promise<void> {
+  await ctx.store.write(async (tx) => {
+    const s = await ref.site(tx, siteRef);
+    for (const [table, what] of [
+      ['hosts', 'hosts'],
+      ['racks', 'racks'],
+      ['networks', 'routed networks'],
+      ['instances', 'instances'],
+      ['vips', 'VIPs'],
+    ] as const) {
+      const n = await tx.count(table, { siteId: s.id });
+      if (n > 0) throw conflict(`site ${s.name} still has ${n} ${what}; delete them first`);
+    }
+    await tx.remove('sites', { id: s.id });
+  });
+}
+
+export async function createRack(ctx: Ctx, input: { site: string; name: string }): Promise<Rack> {
+  v.name('name', input.name);
+  return ctx.store.write(async (tx) => {
+    const s = await ref.site(tx, input.site);
+    if (await tx.findOne('racks', { siteId: s.id, name: input.name }))
+      throw conflict(`rack ${JSON.stringify(input.name)} already exists in site ${s.name}`, 'name');
+    const row = { ...stamp(ctx), siteId: s.id, name: input.name };
+    await tx.insert('racks', row);
+    return rackView(row);
+  });
+}
+
+export async function deleteRack(ctx: Ctx, rackRef: string): Promise<void> {
+  await ctx.store.write(async (tx) => {
+    const r = await ref.rack(tx, rackRef);
+    const hosts = await tx.count('hosts', { rackId: r.id });
+    if (hosts > 0) throw conflict(`rack ${r.name} still has ${hosts} hosts; delete or move them first`);
+    const peers = await tx.count('peers', { rackId: r.id });
+    if (peers > 0) throw conflict(`rack ${r.name} still has ${peers} BGP peers; delete them first`);
+    await tx.remove('racks', { id: r.id });
+  });
+}
+
+export interface HostInput {
+  name: string;
+  site: string;
+  rack?: string | null;
+  underlayIp?: string;
+  asn?: number | null;
+  capacity: { cpus: number; memoryMb: number; diskGb: number };
+  state?: HostState;
+  ipv6Prefix?: string;
+}
+
+function checkCapacity(c: HostInput['capacity']) {
+  v.int('capacity.cpus', c.cpus, 1, 4096);
+  v.int('capacity.memoryMb', c.memoryMb, 1, 64 * 1024 * 1024);
+  v.int('capacity.diskGb', c.diskGb, 0, 1024 * 1024);
+}
+
+export async function createHost(ctx: Ctx, input: HostInput): Promise<Host> {
+  v.name('name', input.name);
+  checkCapacity(input.capacity);
+  const state = input.state === undefined ? 'active' : v.oneOf('state', input.state, HOST_STATES);
+  const asn = input.asn == null ? null : v.asn('asn', input.asn);
+  const explicitUnderlay = input.underlayIp === undefined ? null : parseIp('underlayIp', input.underlayIp);
+  const explicitPrefix = input.ipv6Prefix === undefined ? null : parseCidr('ipv6Prefix', input.ipv6Prefix);
+  if (explicitPrefix && (explicitPrefix.family !== 6 || explicitPrefix.prefix !== 64)) throw invalid('ipv6Prefix', input.ipv6Prefix, 'must be an IPv6 /64');
+  return ctx.store.write(async (tx) => {
+    const s = await ref.site(tx, input.site);
+    const site = siteView(s);
+    if (await tx.findOne('hosts', { name: input.name })) throw conflict(`host ${JSON.stringify(input.name)} already exists`, 'name');
+    let rackId: string | null = null;
+    if (input.rack != null) rackId = (await ref.rack(tx, input.rack, s.id)).id;
+    const { id, createdAt } = stamp(ctx);
+
+    let underlay: string;
+    if (explicitUnderlay) {
+      await tx.claim(pools.underlay(explicitUnderlay.family), explicitUnderlay.n, id, `underlayIp ${explicitUnderlay.text}`, 'underlayIp');
+      underlay = explicitUnderlay.text;
+    } else {
+      if (!site.underlayPool) throw invalid('underlayIp', undefined, `required: site ${site.name} has no underlayPool to allocate from`);
+      const c = parseCidr('underlayPool', site.underlayPool);
+      const { lo, hi } = usableRange(c);
+      const n = await tx.allocate(pools.underlay(c.family), lo, hi, id, `underlay pool ${c.text} of site ${site.name}`);
+      underlay = formatIp(c.family, n);
+    }
+
+    let prefix: string | null = null;
+    const block = site.ipv6Block ? parseCidr('ipv6Block', site.ipv6Block) : null;
+    if (explicitPrefix) {
+      if (block && !cidrContains(block, 6, explicitPrefix.base))
+        throw invalid('ipv6Prefix', input.ipv6Prefix, `must be inside site ${site.name}'s ipv6Block ${block.text}`);
+      await tx.claim(pools.p64, explicitPrefix.base >> 64n, id, `ipv6Prefix ${explicitPrefix.text}`, 'ipv6Prefix');
+      prefix = explicitPrefix.text;
+    } else if (block) {
+      const lo = block.base >> 64n;
+      const hi = lo + (1n << BigInt(64 - block.prefix)) - 1n;
+      const slot = await tx.allocate(pools.p64, lo, hi, id, `ipv6Block ${block.text} of site ${site.name}`);
+      prefix = `${formatIp(6, slot << 64n)}/64`;
+    }
+
+    const row: HostRow = {
+      id,
+      createdAt,
+      name: input.name,
+      siteId: s.id,
+      rackId,
+      underlayIp: underlay,
+      asn,
+      cpus: input.capacity.cpus,
+      memoryMb: input.capacity.memoryMb,
+      diskGb: input.capacity.diskGb,
+      state,
+      ipv6Prefix: prefix,
+    };
+    await tx.insert('hosts', row);
+    await tx.appendChange({ kind: 'host.created', host: hostInfo(row) }, createdAt);
+    return hostView(row);
+  });
+}
+
+export interface HostPatch {
+  state?: HostState;
+  capacity?: HostInput['capacity'];
+  asn?: number | null;
+  rack?: string | null;
+  underlayIp?: string;
+}
+
+export async function updateHost(ctx: Ctx, hostRef: string, patch: HostPatch): Promise<Host> {
+  if (patch.state !== undefined) v.oneOf('state', patch.state, HOST_STATES);
+  if (patch.capacity !== undefined) checkCapacity(patch.capacity);
+  if (patch.asn != null) v.asn('asn', patch.asn);
+  const newUnderlay = patch.underlayIp === undefined ? null : parseIp('underlayIp', patch.underlayIp);
+  return ctx.store.write(async (tx) => {
+    const before = await ref.host(tx, hostRef);
+    const after: HostRow = { ...before };
+    if (patch.state !== undefined) after.state = patch.state;
+    if (patch.asn !== undefined) after.asn = patch.asn;
+    if (patch.rack !== undefined) after.rackId = patch.rack === null ? null : (await ref.rack(tx, patch.rack, before.siteId)).id;
+    if (patch.capacity) {
+      const used = (await tx.hostUsage([before.id])).get(before.id) ?? { cpus: 0, memoryMb: 0, diskGb: 0 };
+      for (const k of ['cpus', 'memoryMb', 'diskGb'] as const) {
+        if (patch.capacity[k] < used[k])
+          throw conflict(`capacity.${k} ${patch.capacity[k]} is below what the host's instances use (${used[k]}); migrate some first`, `capacity.${k}`);
+      }
+      Object.assign(after, patch.capacity);
+    }
+    if (newUnderlay && newUnderlay.text !== before.underlayIp) {
+      const old = parseIp('underlayIp', before.underlayIp);
+      await tx.release(pools.underlay(old.family), old.n);
+      await tx.claim(pools.underlay(newUnderlay.family), newUnderlay.n, before.id, `underlayIp ${newUnderlay.text}`, 'underlayIp');
+      after.underlayIp = newUnderlay.text;
+    }
+    const { id: _id, createdAt: _c, ...changed } = after;
+    await tx.update('hosts', before.id, changed);
+    const at = ctx.clock.now().toISOString();
+    await tx.appendChange({ kind: 'host.updated', host: hostInfo(after), before: hostInfo(before) }, at);
+    return hostView(after);
+  });
+}
+
+export async function deleteHost(ctx: Ctx, hostRef: string): Promise<void> {
+  await ctx.store.write(async (tx) => {
+    const h = await ref.host(tx, hostRef);
+    const n = await tx.count('instances', { hostId: h.id });
+    if (n > 0) throw conflict(`host ${h.name} still has ${n} instances; migrate or delete them first`);
+    const peers = await tx.count('peers', { hostId: h.id });
+    if (peers > 0) throw conflict(`host ${h.name} still has ${peers} BGP peers; delete them first`);
+    await tx.remove('tokens', { hostId: h.id });
+    await tx.remove('allocations', { owner: h.id });
+    await tx.remove('hosts', { id: h.id });
+    await tx.appendChange({ kind: 'host.deleted', host: hostInfo(h) }, ctx.clock.now().toISOString());
+  });
+}

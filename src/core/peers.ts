@@ -1,0 +1,94 @@
+// Use cases for BGP peers: upstream sessions of one host, or of every host
+// in a rack (its ToR), with import policy, max-prefix and BFD.
+import { parseIp } from '../model/addr.js';
+import { invalid, notFound } from '../model/errors.js';
+import { IMPORT_POLICIES, type ImportPolicy, type Peer } from '../model/types.js';
+import * as v from '../model/validate.js';
+import type { PeerRow } from '../store/schema.js';
+import { type Ctx, stamp } from './context.js';
+import * as ref from './resolve.js';
+import { peerInfo, peerView } from './views.js';
+
+export interface PeerInput {
+  host?: string;
+  rack?: string;
+  neighbor: string;
+  remoteAsn: number;
+  importPolicy?: ImportPolicy;
+  maxPrefix?: number;
+  bfd?: boolean;
+  multiprotocol?: boolean;
+  description?: string | null;
+}
+
+export const DEFAULT_MAX_PREFIX = 1000;
+
+function checkNeighbor(value: string): string {
+  const ip = parseIp('neighbor', value);
+  const unspecified = ip.n === 0n;
+  const multicast = ip.family === 4 ? ip.n >> 28n === 0xen : ip.n >> 120n === 0xffn;
+  const broadcast = ip.family === 4 && ip.n === 0xffffffffn;
+  if (unspecified || multicast || broadcast) throw invalid('neighbor', value, 'must be a unicast address');
+  return ip.text;
+}
+
+export async function createPeer(ctx: Ctx, input: PeerInput): Promise<Peer> {
+  if ((input.host === undefined) === (input.rack === undefined))
+    throw invalid('host', input.host ?? null, 'give exactly one of host (a session of that host) and rack (a session of every host in it)');
+  const neighbor = checkNeighbor(input.neighbor);
+  const remoteAsn = v.asn('remoteAsn', input.remoteAsn);
+  const importPolicy = input.importPolicy === undefined ? 'default' : v.oneOf('importPolicy', input.importPolicy, IMPORT_POLICIES);
+  const maxPrefix = input.maxPrefix === undefined ? DEFAULT_MAX_PREFIX : v.int('maxPrefix', input.maxPrefix, 1, 10_000_000);
+  const bfd = input.bfd === undefined ? false : v.bool('bfd', input.bfd);
+  const multiprotocol = input.multiprotocol === undefined ? false : v.bool('multiprotocol', input.multiprotocol);
+  const description = input.description == null ? null : v.str('description', input.description, 200);
+  return ctx.store.write(async (tx) => {
+    const hostId = input.host === undefined ? null : (await ref.host(tx, input.host)).id;
+    const rackId = input.rack === undefined ? null : (await ref.rack(tx, input.rack)).id;
+    const row: PeerRow = {
+      ...stamp(ctx),
+      hostId,
+      rackId,
+      neighbor,
+      remoteAsn,
+      importPolicy,
+      maxPrefix,
+      bfd: bfd ? 1 : 0,
+      multiprotocol: multiprotocol ? 1 : 0,
+      description,
+    };
+    await tx.insert('peers', row);
+    await tx.appendChange({ kind: 'peer.created', peer: peerInfo(row) }, row.createdAt);
+    return peerView(row);
+  });
+}
+
+export type PeerPatch = Partial<Omit<PeerInput, 'host' | 'rack'>>;
+
+export async function updatePeer(ctx: Ctx, id: string, patch: PeerPatch): Promise<Peer> {
+  return ctx.store.write(async (tx) => {
+    const before = await tx.get('peers', id);
+    if (!before) throw notFound('peer', id);
+    const after: PeerRow = { ...before };
+    if (patch.neighbor !== undefined) after.neighbor = checkNeighbor(patch.neighbor);
+    if (patch.remoteAsn !== undefined) after.remoteAsn = v.asn('remoteAsn', patch.remoteAsn);
+    if (patch.importPolicy !== undefined) after.importPolicy = v.oneOf('importPolicy', patch.importPolicy, IMPORT_POLICIES);
+    if (patch.maxPrefix !== undefined) after.maxPrefix = v.int('maxPrefix', patch.maxPrefix, 1, 10_000_000);
+    if (patch.bfd !== undefined) after.bfd = v.bool('bfd', patch.bfd) ? 1 : 0;
+    if (patch.multiprotocol !== undefined) after.multiprotocol = v.bool('multiprotocol', patch.multiprotocol) ? 1 : 0;
+    if (patch.description !== undefined) after.description = patch.description === null ? null : v.str('description', patch.description, 200);
+    const { id: _i, createdAt: _c, ...changed } = after;
+    await tx.update('peers', id, changed);
+    await tx.appendChange({ kind: 'peer.updated', peer: peerInfo(after) }, ctx.clock.now().toISOString());
+    return peerView(after);
+  });
+}
+
+export async function deletePeer(ctx: Ctx, id: string): Promise<void> {
+  await ctx.store.write(async (tx) => {
+    const p = await tx.get('peers', id);
+    if (!p) throw notFound('peer', id);
+    await tx.remove('peers', { id });
+    await tx.appendChange({ kind: 'peer.deleted', peer: peerInfo(p) }, ctx.clock.now().toISOString());
+  });
+}

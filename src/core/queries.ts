@@ -1,0 +1,176 @@
+// Reads for the API: get and list every entity, with filters (by id or
+// name), keyset paging and the caller's tenant scope.
+
+import type { LoggedChange } from '../model/changes.js';
+import { invalid, notFound } from '../model/errors.js';
+import type { Page } from '../model/types.js';
+import * as v from '../model/validate.js';
+import type { Repo } from '../store/repo.js';
+import type { Ctx, Scope } from './context.js';
+import * as ref from './resolve.js';
+import { hostView, instanceView, networkView, peerView, portView, rackView, siteView, tenantView, tokenView, vipView } from './views.js';
+
+export const PAGE_DEFAULT = 100;
+export const PAGE_MAX = 1000;
+
+export interface ListQuery {
+  limit?: number;
+  after?: string;
+  [filter: string]: string | number | undefined;
+}
+
+export type Kind = 'sites' | 'racks' | 'hosts' | 'tenants' | 'networks' | 'instances' | 'ports' | 'vips' | 'peers' | 'tokens';
+
+/** Filters each list accepts, and how a filter value is turned into a column value. */
+const FILTERS: Record<Kind, Record<string, (tx: Repo, v: string, s: Scope) => Promise<[string, unknown]>>> = {
+  sites: { name: async (_t, v) => ['name', v] },
+  racks: { site: async (t, v) => ['siteId', (await ref.site(t, v)).id], name: async (_t, v) => ['name', v] },
+  hosts: {
+    site: async (t, v) => ['siteId', (await ref.site(t, v)).id],
+    rack: async (t, v) => ['rackId', (await ref.rack(t, v)).id],
+    state: async (_t, v) => ['state', v],
+    name: async (_t, v) => ['name', v],
+  },
+  tenants: { name: async (_t, v) => ['name', v] },
+  networks: {
+    tenant: async (t, v, s) => ['tenantId', (await ref.tenant(t, v, s)).id],
+    kind: async (_t, v) => ['kind', v],
+    site: async (t, v) => ['siteId', (await ref.site(t, v)).id],
+    name: async (_t, v) => ['name', v],
+  },
+  instances: {
+    tenant: async (t, v, s) => ['tenantId', (await ref.tenant(t, v, s)).id],
+    site: async (t, v) => ['siteId', (await ref.site(t, v)).id],
+    host: async (t, v) => ['hostId', (await ref.host(t, v)).id],
+    state: async (_t, v) => ['state', v],
+    name: async (_t, v) => ['name', v],
+  },
+  ports: {
+    tenant: async (t, v, s) => ['tenantId', (await ref.tenant(t, v, s)).id],
+    instance: async (t, v, s) => ['instanceId', (await ref.owned(t, 'instances', v, s)).id],
+    network: async (t, v, s) => ['networkId', (await ref.owned(t, 'networks', v, s)).id],
+    mac: async (_t, v) => ['mac', v.toLowerCase()],
+  },
+  vips: {
+    tenant: async (t, v, s) => ['tenantId', (await ref.tenant(t, v, s)).id],
+    site: async (t, v) => ['siteId', (await ref.site(t, v)).id],
+    name: async (_t, v) => ['name', v],
+  },
+  peers: {
+    host: async (t, v) => ['hostId', (await ref.host(t, v)).id],
+    rack: async (t, v) => ['rackId', (await ref.rack(t, v)).id],
+  },
+  tokens: {
+    role: async (_t, v) => ['role', v],
+    tenant: async (t, v, s) => ['tenantId', (await ref.tenant(t, v, s)).id],
+    host: async (t, v) => ['hostId', (await ref.host(t, v)).id],
+  },
+};
+
+const TENANT_OWNED = new Set<Kind>(['networks', 'instances', 'ports', 'vips']);
+
+export function filtersOf(kind: Kind): string[] {
+  return Object.keys(FILTERS[kind]);
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: each kind maps its own row type
+const VIEW: Record<Exclude<Kind, 'vips'>, (r: any) => unknown> = {
+  sites: siteView,
+  racks: rackView,
+  hosts: hostView,
+  tenants: tenantView,
+  networks: networkView,
+  instances: instanceView,
+  ports: portView,
+  peers: peerView,
+  tokens: tokenView,
+};
+
+export async function list(ctx: Ctx, scope: Scope, kind: Kind, q: ListQuery): Promise<Page<unknown>> {
+  const limit = q.limit === undefined ? PAGE_DEFAULT : v.int('limit', q.limit, 1, PAGE_MAX);
+  return ctx.store.read(async (tx) => {
+    const where: Record<string, unknown> = {};
+    for (const [k, val] of Object.entries(q)) {
+      if (k === 'limit' || k === 'after' || val === undefined) continue;
+      const f = FILTERS[kind][k];
+      if (!f) throw invalid(k, val, `is not a filter of ${kind}; filters are ${filtersOf(kind).join(', ') || 'none'}`);
+      try {
+        const [col, value] = await f(tx, String(val), scope);
+        where[col] = value;
+      } catch (e) {
+        // A filter naming something that does not exist matches nothing.
+        if ((e as { code?: string }).code === 'E_NOT_FOUND') return { items: [], next: null };
+        throw e;
+      }
+    }
+    if (TENANT_OWNED.has(kind) && scope.tenantId !== null) where.tenantId = scope.tenantId;
+    if (kind === 'tenants' && scope.tenantId !== null) where.id = scope.tenantId;
+    const rows = (await tx.list(kind, where, { limit: limit + 1, after: q.after })) as { id: string }[];
+    const more = rows.length > limit;
+    const pageRows = more ? rows.slice(0, limit) : rows;
+    let items: unknown[];
+    if (kind === 'vips') {
+      const links = await tx.all('vipBackends', { vipId: pageRows.map((r) => r.id) });
+      items = pageRows.map((r) =>
+        vipView(
+          r as never,
+          links
+            .filter((l) => l.vipId === r.id)
+            .map((l) => l.portId)
+            .sort(),
+        ),
+      );
+    } else {
+      items = pageRows.map(VIEW[kind]);
+    }
+    return { items, next: more ? (pageRows.at(-1)?.id ?? null) : null };
+  });
+}
+
+/** One entity by id (or name where names are unique in scope). */
+export async function get(ctx: Ctx, scope: Scope, kind: Exclude<Kind, 'vips' | 'instances'>, id: string): Promise<unknown> {
+  return ctx.store.read(async (tx) => {
+    switch (kind) {
+      case 'sites':
+        return siteView(await ref.site(tx, id));
+      case 'racks':
+        return rackView(await ref.rack(tx, id));
+      case 'hosts':
+        return hostView(await ref.host(tx, id));
+      case 'tenants':
+        return tenantView(await ref.tenant(tx, id, scope));
+      case 'networks':
+        return networkView(await ref.owned(tx, 'networks', id, scope));
+      case 'ports':
+        return portView(await ref.owned(tx, 'ports', id, scope));
+      case 'peers': {
+        const p = await tx.get('peers', id);
+        if (!p) throw notFound('peer', id);
+        return peerView(p);
+      }
+      case 'tokens': {
+        const t = await tx.get('tokens', id);
+        if (!t) throw notFound('token', id);
+        return tokenView(t);
+      }
+    }
+  });
+}
+
+export async function changes(ctx: Ctx, after: number, limit: number): Promise<{ items: LoggedChange[]; head: number }> {
+  v.int('after', after, 0, Number.MAX_SAFE_INTEGER);
+  v.int('limit', limit, 1, PAGE_MAX);
+  const [items, head] = await Promise.all([ctx.store.changesSince(after, limit), ctx.store.headVersion()]);
+  return { items, head };
+}
+
+/** Counts for /metrics. */
+export async function stats(ctx: Ctx): Promise<{ entities: Record<string, number>; allocations: { pool: string; n: number }[]; version: number }> {
+  return ctx.store.read(async (tx) => {
+    const entities: Record<string, number> = {};
+    for (const k of ['sites', 'racks', 'hosts', 'tenants', 'networks', 'instances', 'ports', 'vips', 'peers', 'tokens'] as const)
+      entities[k] = await tx.count(k);
+    const allocations = await tx.allocationCount();
+    return { entities, allocations, version: await tx.headVersion() };
+  });
+}

@@ -1,0 +1,159 @@
+// Use cases for tenants and their networks: overlay networks (a VNI, their
+// own subnets) and routed networks (public addresses from a site's pools).
+import { cidrsOverlap, parseCidr, usableRange } from '../model/addr.js';
+import { conflict, invalid } from '../model/errors.js';
+import { NETWORK_KINDS, type Network, type NetworkKind, type Tenant } from '../model/types.js';
+import * as v from '../model/validate.js';
+import type { NetworkRow } from '../store/schema.js';
+import { type Ctx, type Scope, stamp } from './context.js';
+import { pools } from './infra.js';
+import * as ref from './resolve.js';
+import { networkInfo, networkView, tenantView } from './views.js';
+
+export async function createTenant(ctx: Ctx, input: { name: string }): Promise<Tenant> {
+  v.name('name', input.name);
+  return ctx.store.write(async (tx) => {
+    if (await tx.findOne('tenants', { name: input.name })) throw conflict(`tenant ${JSON.stringify(input.name)} already exists`, 'name');
+    const row = { ...stamp(ctx), name: input.name };
+    await tx.insert('tenants', row);
+    return tenantView(row);
+  });
+}
+
+export async function deleteTenant(ctx: Ctx, tenantRef: string): Promise<void> {
+  await ctx.store.write(async (tx) => {
+    const t = await ref.tenant(tx, tenantRef, { tenantId: null });
+    for (const [table, what] of [
+      ['instances', 'instances'],
+      ['vips', 'VIPs'],
+      ['networks', 'networks'],
+    ] as const) {
+      const n = await tx.count(table, { tenantId: t.id });
+      if (n > 0) throw conflict(`tenant ${t.name} still has ${n} ${what}; delete them first`);
+    }
+    await tx.remove('tokens', { tenantId: t.id });
+    await tx.remove('tenants', { id: t.id });
+  });
+}
+
+export interface NetworkInput {
+  tenant?: string;
+  name: string;
+  kind: NetworkKind;
+  vni?: number;
+  subnets?: string[];
+  site?: string;
+  mtu?: number;
+  arpRate?: number | null;
+  ndRate?: number | null;
+}
+
+export const DEFAULT_MTU = 1500;
+const RATE_MAX = 100000;
+
+function checkSubnets(subnets: string[]) {
+  const cs = subnets.map((s, i) => {
+    const c = parseCidr(`subnets[${i}]`, s);
+    const { lo, hi } = usableRange(c);
+    if (hi < lo) throw invalid(`subnets[${i}]`, s, 'has no usable addresses');
+    return c;
+  });
+  for (let i = 0; i < cs.length; i++)
+    for (let j = i + 1; j < cs.length; j++)
+      if (cidrsOverlap(cs[i]!, cs[j]!))
+        throw invalid(`subnets[${j}]`, subnets[j], `overlaps subnets[${i}] ${cs[i]!.text}; subnets of one network must not overlap`);
+  return cs.map((c) => c.text);
+}
+
+export async function createNetwork(ctx: Ctx, scope: Scope, input: NetworkInput): Promise<Network> {
+  v.name('name', input.name);
+  const kind = v.oneOf('kind', input.kind, NETWORK_KINDS);
+  const mtu = input.mtu === undefined ? DEFAULT_MTU : v.int('mtu', input.mtu, v.MTU_MIN, v.MTU_MAX);
+  const arpRate = input.arpRate == null ? null : v.int('arpRate', input.arpRate, 1, RATE_MAX);
+  const ndRate = input.ndRate == null ? null : v.int('ndRate', input.ndRate, 1, RATE_MAX);
+  let subnets: string[] = [];
+  if (kind === 'overlay') {
+    if (input.site !== undefined) throw invalid('site', input.site, 'only routed networks belong to a site; overlay networks span sites');
+    if (!input.subnets || input.subnets.length === 0) throw invalid('subnets', input.subnets, 'an overlay network needs at least one IPv4 or IPv6 subnet');
+    subnets = checkSubnets(input.subnets);
+    if (input.vni !== undefined) v.int('vni', input.vni, v.VNI_MIN, v.VNI_MAX);
+  } else {
+    if (input.vni !== undefined) throw invalid('vni', input.vni, 'routed networks have no VNI');
+    if (input.subnets !== undefined && input.subnets.length > 0)
+      throw invalid('subnets', input.subnets, "routed networks take their addresses from the site's pools; omit subnets");
+    if (input.site === undefined) throw invalid('site', undefined, 'required for a routed network');
+  }
+  const tenantRef = scope.tenantId ?? input.tenant;
+  if (tenantRef === undefined) throw invalid('tenant', undefined, 'required');
+  return ctx.store.write(async (tx) => {
+    const t = await ref.tenant(tx, tenantRef, scope);
+    if (await tx.findOne('networks', { tenantId: t.id, name: input.name }))
+      throw conflict(`network ${JSON.stringify(input.name)} already exists in tenant ${t.name}`, 'name');
+    const siteId = input.site === undefined ? null : (await ref.site(tx, input.site)).id;
+    const { id, createdAt } = stamp(ctx);
+    let vni: number | null = null;
+    if (kind === 'overlay') {
+      if (input.vni !== undefined) {
+        await tx.claim(pools.vni, BigInt(input.vni), id, `vni ${input.vni}`, 'vni');
+        vni = input.vni;
+      } else {
+        vni = Number(await tx.allocate(pools.vni, BigInt(v.VNI_AUTO_MIN), BigInt(v.VNI_MAX), id, 'VNI range'));
+      }
+    }
+    const row: NetworkRow = {
+      id,
+      createdAt,
+      tenantId: t.id,
+      name: input.name,
+      kind,
+      vni,
+      subnets: JSON.stringify(subnets),
+      siteId,
+      mtu,
+      arpRate,
+      ndRate,
+    };
+    await tx.insert('networks', row);
+    await tx.appendChange({ kind: 'network.created', network: networkInfo(row) }, createdAt);
+    return networkView(row);
+  });
+}
+
+export interface NetworkPatch {
+  name?: string;
+  mtu?: number;
+  arpRate?: number | null;
+  ndRate?: number | null;
+}
+
+export async function updateNetwork(ctx: Ctx, scope: Scope, netRef: string, patch: NetworkPatch): Promise<Network> {
+  if (patch.name !== undefined) v.name('name', patch.name);
+  if (patch.mtu !== undefined) v.int('mtu', patch.mtu, v.MTU_MIN, v.MTU_MAX);
+  if (patch.arpRate != null) v.int('arpRate', patch.arpRate, 1, RATE_MAX);
+  if (patch.ndRate != null) v.int('ndRate', patch.ndRate, 1, RATE_MAX);
+  return ctx.store.write(async (tx) => {
+    const n = await ref.owned(tx, 'networks', netRef, scope);
+    if (patch.name !== undefined && patch.name !== n.name && (await tx.findOne('networks', { tenantId: n.tenantId, name: patch.name })))
+      throw conflict(`network ${JSON.stringify(patch.name)} already exists in this tenant`, 'name');
+    const after: NetworkRow = { ...n };
+    if (patch.name !== undefined) after.name = patch.name;
+    if (patch.mtu !== undefined) after.mtu = patch.mtu;
+    if (patch.arpRate !== undefined) after.arpRate = patch.arpRate;
+    if (patch.ndRate !== undefined) after.ndRate = patch.ndRate;
+    const { id: _i, createdAt: _c, ...changed } = after;
+    await tx.update('networks', n.id, changed);
+    await tx.appendChange({ kind: 'network.updated', network: networkInfo(after) }, ctx.clock.now().toISOString());
+    return networkView(after);
+  });
+}
+
+export async function deleteNetwork(ctx: Ctx, scope: Scope, netRef: string): Promise<void> {
+  await ctx.store.write(async (tx) => {
+    const n = await ref.owned(tx, 'networks', netRef, scope);
+    const ports = await tx.count('ports', { networkId: n.id });
+    if (ports > 0) throw conflict(`network ${n.name} still has ${ports} ports; delete them first`);
+    await tx.remove('allocations', { owner: n.id });
+    await tx.remove('networks', { id: n.id });
+    await tx.appendChange({ kind: 'network.deleted', network: networkInfo(n) }, ctx.clock.now().toISOString());
+  });
+}

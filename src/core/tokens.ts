@@ -1,0 +1,65 @@
+// API tokens: random secrets shown once, stored only as SHA-256 hashes
+// (the secrets carry 256 bits of entropy, so a fast hash is enough).
+import { createHash, randomBytes } from 'node:crypto';
+import { invalid, notFound } from '../model/errors.js';
+import { ROLES, type Role, type Token } from '../model/types.js';
+import * as v from '../model/validate.js';
+import type { TokenRow } from '../store/schema.js';
+import { type Ctx, stamp } from './context.js';
+import * as ref from './resolve.js';
+import { tokenView } from './views.js';
+
+export interface TokenInput {
+  name: string;
+  role: Role;
+  tenant?: string;
+  host?: string;
+}
+
+export const hashSecret = (secret: string): string => createHash('sha256').update(secret).digest('hex');
+
+export function newSecret(): string {
+  return `weft_${randomBytes(32).toString('base64url')}`;
+}
+
+/** Creates a token; the secret is returned here once and never again. */
+export async function createToken(ctx: Ctx, input: TokenInput, secret: string = newSecret()): Promise<{ token: Token; secret: string }> {
+  v.name('name', input.name);
+  const role = v.oneOf('role', input.role, ROLES);
+  if ((role === 'tenant') !== (input.tenant !== undefined)) throw invalid('tenant', input.tenant ?? null, 'required for role tenant, and only for it');
+  if ((role === 'agent') !== (input.host !== undefined)) throw invalid('host', input.host ?? null, 'required for role agent, and only for it');
+  if (secret.length < 16) throw invalid('secret', '(hidden)', 'must be at least 16 characters');
+  return ctx.store.write(async (tx) => {
+    const tenantId = input.tenant === undefined ? null : (await ref.tenant(tx, input.tenant, { tenantId: null })).id;
+    const hostId = input.host === undefined ? null : (await ref.host(tx, input.host)).id;
+    const row: TokenRow = { ...stamp(ctx), name: input.name, role, tenantId, hostId, secretHash: hashSecret(secret) };
+    await tx.insert('tokens', row);
+    return { token: tokenView(row), secret };
+  });
+}
+
+/** Makes sure an admin token with this secret exists (the WEFT_ADMIN_TOKEN bootstrap). Idempotent. */
+export async function ensureAdminToken(ctx: Ctx, secret: string, name = 'bootstrap-admin'): Promise<Token> {
+  if (secret.length < 16) throw invalid('WEFT_ADMIN_TOKEN', '(hidden)', 'must be at least 16 characters');
+  return ctx.store.write(async (tx) => {
+    const existing = await tx.findOne('tokens', { secretHash: hashSecret(secret) });
+    if (existing) {
+      if (existing.role !== 'admin') throw invalid('WEFT_ADMIN_TOKEN', '(hidden)', `is already the secret of a ${existing.role} token`);
+      return tokenView(existing);
+    }
+    const row: TokenRow = { ...stamp(ctx), name, role: 'admin', tenantId: null, hostId: null, secretHash: hashSecret(secret) };
+    await tx.insert('tokens', row);
+    return tokenView(row);
+  });
+}
+
+export async function authenticate(ctx: Ctx, secret: string): Promise<Token | null> {
+  const row = await ctx.store.read((tx) => tx.findOne('tokens', { secretHash: hashSecret(secret) }));
+  return row ? tokenView(row) : null;
+}
+
+export async function deleteToken(ctx: Ctx, id: string): Promise<void> {
+  await ctx.store.write(async (tx) => {
+    if ((await tx.remove('tokens', { id })) === 0) throw notFound('token', id);
+  });
+}

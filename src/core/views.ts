@@ -1,0 +1,166 @@
+// Rows to the entities the API shows, and to the self-contained records the
+// change log carries.
+import type { HostInfo, NetworkInfo, PeerInfo, PortMapping } from '../model/changes.js';
+import type {
+  HealthCheck,
+  Host,
+  HostState,
+  ImportPolicy,
+  Instance,
+  InstanceState,
+  Network,
+  NetworkKind,
+  Peer,
+  Port,
+  Rack,
+  Role,
+  Site,
+  Tenant,
+  Token,
+  Vip,
+} from '../model/types.js';
+import type { HostRow, InstanceRow, NetworkRow, PeerRow, PortRow, RackRow, SiteRow, TenantRow, TokenRow, VipRow } from '../store/schema.js';
+
+export const siteView = (r: SiteRow): Site => ({
+  id: r.id,
+  name: r.name,
+  underlayPool: r.underlayPool,
+  ipv4Pools: JSON.parse(r.ipv4Pools) as string[],
+  ipv6Block: r.ipv6Block,
+  createdAt: r.createdAt,
+});
+
+export const rackView = (r: RackRow): Rack => ({ id: r.id, siteId: r.siteId, name: r.name, createdAt: r.createdAt });
+
+export const hostView = (r: HostRow): Host => ({
+  id: r.id,
+  name: r.name,
+  siteId: r.siteId,
+  rackId: r.rackId,
+  underlayIp: r.underlayIp,
+  asn: r.asn === null ? null : Number(r.asn),
+  capacity: { cpus: r.cpus, memoryMb: r.memoryMb, diskGb: r.diskGb },
+  state: r.state as HostState,
+  ipv6Prefix: r.ipv6Prefix,
+  createdAt: r.createdAt,
+});
+
+export const tenantView = (r: TenantRow): Tenant => ({ id: r.id, name: r.name, createdAt: r.createdAt });
+
+export const networkView = (r: NetworkRow): Network => ({
+  id: r.id,
+  tenantId: r.tenantId,
+  name: r.name,
+  kind: r.kind as NetworkKind,
+  vni: r.vni,
+  subnets: JSON.parse(r.subnets) as string[],
+  siteId: r.siteId,
+  mtu: r.mtu,
+  arpRate: r.arpRate,
+  ndRate: r.ndRate,
+  createdAt: r.createdAt,
+});
+
+export const instanceView = (r: InstanceRow): Instance => ({
+  id: r.id,
+  tenantId: r.tenantId,
+  name: r.name,
+  siteId: r.siteId,
+  hostId: r.hostId,
+  size: { cpus: r.cpus, memoryMb: r.memoryMb, diskGb: r.diskGb },
+  state: r.state as InstanceState,
+  createdAt: r.createdAt,
+});
+
+export const portView = (r: PortRow): Port => ({
+  id: r.id,
+  instanceId: r.instanceId,
+  networkId: r.networkId,
+  tenantId: r.tenantId,
+  mac: r.mac,
+  ipv4: r.ipv4,
+  ipv6: r.ipv6,
+  createdAt: r.createdAt,
+});
+
+export const vipView = (r: VipRow, backends: string[]): Vip => ({
+  id: r.id,
+  tenantId: r.tenantId,
+  name: r.name,
+  siteId: r.siteId,
+  address: r.address,
+  backends,
+  healthCheck: JSON.parse(r.healthCheck) as HealthCheck,
+  createdAt: r.createdAt,
+});
+
+export const peerView = (r: PeerRow): Peer => ({
+  id: r.id,
+  hostId: r.hostId,
+  rackId: r.rackId,
+  neighbor: r.neighbor,
+  remoteAsn: Number(r.remoteAsn),
+  importPolicy: r.importPolicy as ImportPolicy,
+  maxPrefix: r.maxPrefix,
+  bfd: r.bfd === 1,
+  multiprotocol: r.multiprotocol === 1,
+  description: r.description,
+  createdAt: r.createdAt,
+});
+
+export const tokenView = (r: TokenRow): Token => ({
+  id: r.id,
+  name: r.name,
+  role: r.role as Role,
+  tenantId: r.tenantId,
+  hostId: r.hostId,
+  createdAt: r.createdAt,
+});
+
+export const hostInfo = (r: HostRow): HostInfo => ({
+  hostId: r.id,
+  name: r.name,
+  siteId: r.siteId,
+  rackId: r.rackId,
+  underlayIp: r.underlayIp,
+  asn: r.asn === null ? null : Number(r.asn),
+  state: r.state,
+  ipv6Prefix: r.ipv6Prefix,
+});
+
+export const networkInfo = (r: NetworkRow): NetworkInfo => ({
+  networkId: r.id,
+  tenantId: r.tenantId,
+  kind: r.kind as NetworkKind,
+  vni: r.vni,
+  mtu: r.mtu,
+  subnets: JSON.parse(r.subnets) as string[],
+  arpRate: r.arpRate,
+  ndRate: r.ndRate,
+});
+
+export const peerInfo = (r: PeerRow): PeerInfo => ({
+  peerId: r.id,
+  hostId: r.hostId,
+  rackId: r.rackId,
+  neighbor: r.neighbor,
+  remoteAsn: Number(r.remoteAsn),
+  importPolicy: r.importPolicy,
+  maxPrefix: r.maxPrefix,
+  bfd: r.bfd === 1,
+  multiprotocol: r.multiprotocol === 1,
+});
+
+export const portMapping = (p: PortRow, n: NetworkRow, h: HostRow): PortMapping => ({
+  portId: p.id,
+  instanceId: p.instanceId,
+  tenantId: p.tenantId,
+  networkId: n.id,
+  networkKind: n.kind as NetworkKind,
+  vni: n.vni,
+  mac: p.mac,
+  ipv4: p.ipv4,
+  ipv6: p.ipv6,
+  hostId: h.id,
+  underlayIp: h.underlayIp,
+});

@@ -1,0 +1,187 @@
+// Use cases for VIPs: anycast service addresses with backend ports and a
+// health check; each host with a healthy local backend announces the VIP.
+import { cidrContains, formatIp, parseCidr, parseIp, usableRange } from '../model/addr.js';
+import type { VipInfo } from '../model/changes.js';
+import { capacity, conflict, invalid } from '../model/errors.js';
+import type { HealthCheck, Vip } from '../model/types.js';
+import * as v from '../model/validate.js';
+import type { Repo } from '../store/repo.js';
+import type { VipRow } from '../store/schema.js';
+import { type Ctx, type Scope, stamp } from './context.js';
+import { pools } from './infra.js';
+import * as ref from './resolve.js';
+import { siteView, vipView } from './views.js';
+
+export interface HealthCheckInput {
+  type: 'tcp' | 'http';
+  port: number;
+  path?: string;
+  intervalMs?: number;
+  timeoutMs?: number;
+  rise?: number;
+  fall?: number;
+}
+
+export interface VipInput {
+  tenant?: string;
+  name: string;
+  site?: string;
+  address?: string;
+  backends?: string[];
+  healthCheck: HealthCheckInput;
+}
+
+export function checkHealth(h: HealthCheckInput): HealthCheck {
+  const type = v.oneOf('healthCheck.type', h.type, ['tcp', 'http'] as const);
+  const port = v.int('healthCheck.port', h.port, 1, 65535);
+  let path: string | null = null;
+  if (type === 'http') {
+    path = h.path ?? '/';
+    if (!path.startsWith('/') || path.length > 1024 || /\s/.test(path))
+      throw invalid('healthCheck.path', h.path, 'must be an absolute URL path without spaces, at most 1024 characters');
+  } else if (h.path !== undefined) {
+    throw invalid('healthCheck.path', h.path, 'only http checks have a path');
+  }
+  const intervalMs = h.intervalMs === undefined ? 200 : v.int('healthCheck.intervalMs', h.intervalMs, 50, 60000);
+  const timeoutMs = h.timeoutMs === undefined ? Math.min(intervalMs, 1000) : v.int('healthCheck.timeoutMs', h.timeoutMs, 10, 60000);
+  if (timeoutMs > intervalMs) throw invalid('healthCheck.timeoutMs', timeoutMs, `must not exceed intervalMs (${intervalMs})`);
+  const rise = h.rise === undefined ? 3 : v.int('healthCheck.rise', h.rise, 1, 100);
+  const fall = h.fall === undefined ? 2 : v.int('healthCheck.fall', h.fall, 1, 100);
+  return { type, port, path, intervalMs, timeoutMs, rise, fall };
+}
+
+/** The self-contained record of a VIP for the change log: backends with their hosts. */
+export async function vipInfo(tx: Repo, vip: VipRow): Promise<VipInfo> {
+  const links = await tx.all('vipBackends', { vipId: vip.id });
+  const ports = await tx.all('ports', { id: links.map((l) => l.portId) });
+  const insts = await tx.all('instances', { id: [...new Set(ports.map((p) => p.instanceId))] });
+  const hostOf = new Map(insts.map((i) => [i.id, i.hostId]));
+  return {
+    vipId: vip.id,
+    tenantId: vip.tenantId,
+    address: vip.address,
+    backends: ports
+      .map((p) => ({ portId: p.id, hostId: hostOf.get(p.instanceId) as string, ipv4: p.ipv4, ipv6: p.ipv6 }))
+      .sort((a, b) => a.portId.localeCompare(b.portId)),
+    healthCheck: JSON.parse(vip.healthCheck),
+  };
+}
+
+/** Appends vip.updated for each of these VIPs that still exists. */
+export async function touchVips(tx: Repo, vipIds: string[], at: string): Promise<void> {
+  for (const vipId of [...new Set(vipIds)].sort()) {
+    const vip = await tx.get('vips', vipId);
+    if (vip) await tx.appendChange({ kind: 'vip.updated', vip: await vipInfo(tx, vip) }, at);
+  }
+}
+
+/** Appends vip.updated for every VIP that has one of these ports as a backend. */
+export async function touchVipsOf(tx: Repo, portIds: string[], at: string): Promise<void> {
+  const links = await tx.all('vipBackends', { portId: portIds });
+  await touchVips(
+    tx,
+    links.map((l) => l.vipId),
+    at,
+  );
+}
+
+async function setBackends(tx: Repo, vip: VipRow, refs: string[], scope: Scope): Promise<string[]> {
+  const ids: string[] = [];
+  for (const [i, r] of refs.entries()) {
+    let p: Awaited<ReturnType<typeof ref.owned<'ports'>>>;
+    try {
+      p = await ref.owned(tx, 'ports', r, scope, vip.tenantId);
+    } catch {
+      throw invalid(`backends[${i}]`, r, "must be the id of a port of the VIP's tenant");
+    }
+    if (ids.includes(p.id)) throw invalid(`backends[${i}]`, r, 'is listed twice');
+    ids.push(p.id);
+  }
+  await tx.remove('vipBackends', { vipId: vip.id });
+  for (const portId of ids) await tx.insert('vipBackends', { vipId: vip.id, portId });
+  return ids;
+}
+
+export async function createVip(ctx: Ctx, scope: Scope, input: VipInput): Promise<Vip> {
+  v.name('name', input.name);
+  const hc = checkHealth(input.healthCheck);
+  const explicit = input.address === undefined ? null : parseIp('address', input.address);
+  const tenantRef = scope.tenantId ?? input.tenant;
+  if (tenantRef === undefined) throw invalid('tenant', undefined, 'required');
+  return ctx.store.write(async (tx) => {
+    const t = await ref.tenant(tx, tenantRef, scope);
+    if (await tx.findOne('vips', { tenantId: t.id, name: input.name }))
+      throw conflict(`vip ${JSON.stringify(input.name)} already exists in tenant ${t.name}`, 'name');
+    const s = input.site === undefined ? null : await ref.site(tx, input.site);
+    const { id, createdAt } = stamp(ctx);
+    let address: string;
+    const sitePools = s ? siteView(s).ipv4Pools.map((p) => parseCidr('ipv4Pools', p)) : [];
+    if (explicit) {
+      const inPool = s && explicit.family === 4 ? sitePools.find((c) => cidrContains(c, 4, explicit.n)) : undefined;
+      const pool = inPool && s ? pools.sitePublic4(s.id) : pools.vip(explicit.family);
+      await tx.claim(pool, explicit.n, id, `address ${explicit.text}`, 'address');
+      address = explicit.text;
+    } else {
+      if (!s) throw invalid('address', undefined, 'required unless a site is given to allocate it from');
+      let n: bigint | null = null;
+      for (const c of sitePools) {
+        const { lo, hi } = usableRange(c);
+        try {
+          n = await tx.allocate(pools.sitePublic4(s.id), lo, hi, id, `ipv4 pool ${c.text}`);
+          break;
+        } catch (e) {
+          if ((e as { code?: string }).code !== 'E_CAPACITY') throw e;
+        }
+      }
+      if (n === null) throw capacity(`site ${s.name} has no free address in its ipv4Pools for the VIP`, 'address');
+      address = formatIp(4, n);
+    }
+    const row: VipRow = { id, createdAt, tenantId: t.id, name: input.name, siteId: s?.id ?? null, address, healthCheck: JSON.stringify(hc) };
+    await tx.insert('vips', row);
+    const backends = await setBackends(tx, row, input.backends ?? [], scope);
+    await tx.appendChange({ kind: 'vip.created', vip: await vipInfo(tx, row) }, createdAt);
+    return vipView(row, backends);
+  });
+}
+
+export interface VipPatch {
+  backends?: string[];
+  healthCheck?: HealthCheckInput;
+}
+
+export async function updateVip(ctx: Ctx, scope: Scope, vipRef: string, patch: VipPatch): Promise<Vip> {
+  const hc = patch.healthCheck === undefined ? null : checkHealth(patch.healthCheck);
+  return ctx.store.write(async (tx) => {
+    const vip = await ref.owned(tx, 'vips', vipRef, scope);
+    if (hc) {
+      vip.healthCheck = JSON.stringify(hc);
+      await tx.update('vips', vip.id, { healthCheck: vip.healthCheck });
+    }
+    if (patch.backends !== undefined) await setBackends(tx, vip, patch.backends, scope);
+    const info = await vipInfo(tx, vip);
+    await tx.appendChange({ kind: 'vip.updated', vip: info }, ctx.clock.now().toISOString());
+    return vipView(
+      vip,
+      info.backends.map((b) => b.portId),
+    );
+  });
+}
+
+export async function deleteVip(ctx: Ctx, scope: Scope, vipRef: string): Promise<void> {
+  await ctx.store.write(async (tx) => {
+    const vip = await ref.owned(tx, 'vips', vipRef, scope);
+    const info = await vipInfo(tx, vip);
+    await tx.remove('vipBackends', { vipId: vip.id });
+    await tx.remove('allocations', { owner: vip.id });
+    await tx.remove('vips', { id: vip.id });
+    await tx.appendChange({ kind: 'vip.deleted', vip: info }, ctx.clock.now().toISOString());
+  });
+}
+
+export async function getVip(ctx: Ctx, scope: Scope, vipRef: string): Promise<Vip> {
+  return ctx.store.read(async (tx) => {
+    const vip = await ref.owned(tx, 'vips', vipRef, scope);
+    const links = await tx.all('vipBackends', { vipId: vip.id });
+    return vipView(vip, links.map((l) => l.portId).sort());
+  });
+}

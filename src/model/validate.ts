@@ -1,0 +1,58 @@
+// Field validators used at every boundary (API bodies, CLI, config): each
+// throws a WeftError naming the field, the value and what is allowed.
+import { invalid } from './errors.js';
+
+const NAME_RE = /^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$/;
+
+export function name(field: string, v: unknown): string {
+  if (typeof v !== 'string' || !NAME_RE.test(v)) {
+    throw invalid(field, v, 'must be 1-63 characters of a-z, 0-9, ".", "_" or "-", starting and ending with a letter or digit');
+  }
+  return v;
+}
+
+export function int(field: string, v: unknown, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw invalid(field, v, `must be an integer ${min}..${max}`);
+  }
+  return v;
+}
+
+export function optInt(field: string, v: unknown, min: number, max: number): number | null {
+  return v === undefined || v === null ? null : int(field, v, min, max);
+}
+
+export function oneOf<T extends string>(field: string, v: unknown, allowed: readonly T[]): T {
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
+    throw invalid(field, v, `must be one of ${allowed.join(', ')}`);
+  }
+  return v as T;
+}
+
+export function bool(field: string, v: unknown): boolean {
+  if (typeof v !== 'boolean') throw invalid(field, v, 'must be true or false');
+  return v;
+}
+
+export function str(field: string, v: unknown, maxLen: number): string {
+  if (typeof v !== 'string' || v.length > maxLen) throw invalid(field, v, `must be a string of at most ${maxLen} characters`);
+  return v;
+}
+
+/**
+ * A 4-byte ASN usable on a BGP session: 1..4294967294, not AS_TRANS (23456)
+ * and not the reserved 65535.
+ */
+export function asn(field: string, v: unknown): number {
+  const n = int(field, v, 1, 4294967294);
+  if (n === 23456 || n === 65535) throw invalid(field, v, 'must not be a reserved ASN (23456 AS_TRANS, 65535)');
+  return n;
+}
+
+export const VNI_MIN = 1;
+export const VNI_MAX = 16777215;
+/** VNIs weft hands out itself when none is given; lower ones are left for operators. */
+export const VNI_AUTO_MIN = 4096;
+
+export const MTU_MIN = 1280;
+export const MTU_MAX = 9000;

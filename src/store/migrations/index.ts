@@ -1,0 +1,163 @@
+// Schema migrations, in order. Each runs once per database (Kysely's
+// Migrator records them) and must work on SQLite and PostgreSQL alike.
+import type { Kysely, Migration, MigrationProvider } from 'kysely';
+
+const initial: Migration = {
+  async up(db: Kysely<unknown>) {
+    // (created_at columns are ISO-8601 text in both dialects)
+    await db.schema
+      .createTable('sites')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('name', 'text', (c) => c.notNull().unique())
+      .addColumn('underlay_pool', 'text')
+      .addColumn('ipv4_pools', 'text', (c) => c.notNull())
+      .addColumn('ipv6_block', 'text')
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('racks')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('site_id', 'text', (c) => c.notNull().references('sites.id'))
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addUniqueConstraint('racks_site_name', ['site_id', 'name'])
+      .execute();
+    await db.schema
+      .createTable('hosts')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('name', 'text', (c) => c.notNull().unique())
+      .addColumn('site_id', 'text', (c) => c.notNull().references('sites.id'))
+      .addColumn('rack_id', 'text', (c) => c.references('racks.id'))
+      .addColumn('underlay_ip', 'text', (c) => c.notNull().unique())
+      .addColumn('asn', 'bigint')
+      .addColumn('cpus', 'integer', (c) => c.notNull())
+      .addColumn('memory_mb', 'integer', (c) => c.notNull())
+      .addColumn('disk_gb', 'integer', (c) => c.notNull())
+      .addColumn('state', 'text', (c) => c.notNull())
+      .addColumn('ipv6_prefix', 'text', (c) => c.unique())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('tenants')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('name', 'text', (c) => c.notNull().unique())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('networks')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('kind', 'text', (c) => c.notNull())
+      .addColumn('vni', 'integer', (c) => c.unique())
+      .addColumn('subnets', 'text', (c) => c.notNull())
+      .addColumn('site_id', 'text', (c) => c.references('sites.id'))
+      .addColumn('mtu', 'integer', (c) => c.notNull())
+      .addColumn('arp_rate', 'integer')
+      .addColumn('nd_rate', 'integer')
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addUniqueConstraint('networks_tenant_name', ['tenant_id', 'name'])
+      .execute();
+    await db.schema
+      .createTable('instances')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('site_id', 'text', (c) => c.notNull().references('sites.id'))
+      .addColumn('host_id', 'text', (c) => c.notNull().references('hosts.id'))
+      .addColumn('cpus', 'integer', (c) => c.notNull())
+      .addColumn('memory_mb', 'integer', (c) => c.notNull())
+      .addColumn('disk_gb', 'integer', (c) => c.notNull())
+      .addColumn('state', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addUniqueConstraint('instances_tenant_name', ['tenant_id', 'name'])
+      .execute();
+    await db.schema.createIndex('instances_host').on('instances').column('host_id').execute();
+    await db.schema
+      .createTable('ports')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('instance_id', 'text', (c) => c.notNull().references('instances.id'))
+      .addColumn('network_id', 'text', (c) => c.notNull().references('networks.id'))
+      .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
+      .addColumn('mac', 'text', (c) => c.notNull().unique())
+      .addColumn('ipv4', 'text')
+      .addColumn('ipv6', 'text')
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('ports_instance').on('ports').column('instance_id').execute();
+    await db.schema.createIndex('ports_network').on('ports').column('network_id').execute();
+    await db.schema
+      .createTable('vips')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('site_id', 'text', (c) => c.references('sites.id'))
+      .addColumn('address', 'text', (c) => c.notNull().unique())
+      .addColumn('health_check', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addUniqueConstraint('vips_tenant_name', ['tenant_id', 'name'])
+      .execute();
+    await db.schema
+      .createTable('vip_backends')
+      .addColumn('vip_id', 'text', (c) => c.notNull().references('vips.id'))
+      .addColumn('port_id', 'text', (c) => c.notNull().references('ports.id'))
+      .addPrimaryKeyConstraint('vip_backends_pk', ['vip_id', 'port_id'])
+      .execute();
+    await db.schema.createIndex('vip_backends_port').on('vip_backends').column('port_id').execute();
+    await db.schema
+      .createTable('peers')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('host_id', 'text', (c) => c.references('hosts.id'))
+      .addColumn('rack_id', 'text', (c) => c.references('racks.id'))
+      .addColumn('neighbor', 'text', (c) => c.notNull())
+      .addColumn('remote_asn', 'bigint', (c) => c.notNull())
+      .addColumn('import_policy', 'text', (c) => c.notNull())
+      .addColumn('max_prefix', 'integer', (c) => c.notNull())
+      .addColumn('bfd', 'integer', (c) => c.notNull())
+      .addColumn('multiprotocol', 'integer', (c) => c.notNull())
+      .addColumn('description', 'text')
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('tokens')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('role', 'text', (c) => c.notNull())
+      .addColumn('tenant_id', 'text', (c) => c.references('tenants.id'))
+      .addColumn('host_id', 'text', (c) => c.references('hosts.id'))
+      .addColumn('secret_hash', 'text', (c) => c.notNull().unique())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('allocations')
+      .addColumn('pool', 'text', (c) => c.notNull())
+      .addColumn('key', 'text', (c) => c.notNull())
+      .addColumn('owner', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('allocations_pk', ['pool', 'key'])
+      .execute();
+    await db.schema.createIndex('allocations_owner').on('allocations').column('owner').execute();
+    await db.schema
+      .createTable('cursors')
+      .addColumn('pool', 'text', (c) => c.primaryKey())
+      .addColumn('next_key', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('changes')
+      .addColumn('version', 'bigint', (c) => c.primaryKey())
+      .addColumn('kind', 'text', (c) => c.notNull())
+      .addColumn('entity_id', 'text', (c) => c.notNull())
+      .addColumn('vni', 'integer')
+      .addColumn('at', 'text', (c) => c.notNull())
+      .addColumn('payload', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('changes_vni').on('changes').columns(['vni', 'version']).execute();
+  },
+};
+
+class StaticProvider implements MigrationProvider {
+  async getMigrations(): Promise<Record<string, Migration>> {
+    return { '0001-initial': initial };
+  }
+}
+
+export const migrations = new StaticProvider();

@@ -1,0 +1,127 @@
+// PostgresStore: the store several server replicas share. Writers serialize
+// on one transaction-scoped advisory lock (held until commit, so change-log
+// versions commit in order with no gaps); commits NOTIFY the other replicas.
+import { CamelCasePlugin, Kysely, PostgresDialect, sql } from 'kysely';
+import pg from 'pg';
+import type { LoggedChange } from '../../model/changes.js';
+import { Repo } from '../repo.js';
+import type { DB } from '../schema.js';
+import { migrate } from '../sqlite/sqlite-store.js';
+import type { Store } from '../store.js';
+
+/** "WEFT" as a 32-bit number: the advisory lock every writer takes. */
+const WRITE_LOCK = 0x57454654;
+export const CHANGE_CHANNEL = 'weft_changes';
+
+// int8 (the change-log version, ASNs) as a JS number: safe up to 2^53.
+pg.types.setTypeParser(20, (v) => Number.parseInt(v, 10));
+
+export class PostgresStore implements Store {
+  readonly dialect = 'postgres' as const;
+  readonly location: string;
+  private readonly db: Kysely<DB>;
+  private readonly url: string;
+  private readonly listeners = new Set<(v: number) => void>();
+  private listenClient: pg.Client | null = null;
+  private listening: Promise<void> | null = null;
+  private closed = false;
+
+  private constructor(url: string, db: Kysely<DB>) {
+    this.url = url;
+    this.location = redact(url);
+    this.db = db;
+  }
+
+  static async open(url: string, opts: { poolSize?: number } = {}): Promise<PostgresStore> {
+    const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 10 });
+    const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }), plugins: [new CamelCasePlugin()] });
+    // Replicas starting together must not run the migration twice.
+    await sql`select pg_advisory_lock(${WRITE_LOCK + 1})`.execute(db);
+    try {
+      await migrate(db);
+    } finally {
+      await sql`select pg_advisory_unlock(${WRITE_LOCK + 1})`.execute(db);
+    }
+    return new PostgresStore(url, db);
+  }
+
+  async write<T>(fn: (tx: Repo) => Promise<T>): Promise<T> {
+    let repo: Repo | undefined;
+    const out = await this.db.transaction().execute(async (trx) => {
+      await sql`select pg_advisory_xact_lock(${WRITE_LOCK})`.execute(trx);
+      repo = new Repo(trx);
+      const r = await fn(repo);
+      const last = repo.appended.at(-1);
+      // NOTIFY is transactional: delivered to listeners only on commit.
+      if (last !== undefined) await sql`select pg_notify(${CHANGE_CHANNEL}, ${String(last)})`.execute(trx);
+      return r;
+    });
+    const last = repo?.appended.at(-1);
+    if (last !== undefined) for (const l of this.listeners) l(last);
+    return out;
+  }
+
+  read<T>(fn: (tx: Repo) => Promise<T>): Promise<T> {
+    return fn(new Repo(this.db));
+  }
+
+  changesSince(after: number, limit: number): Promise<LoggedChange[]> {
+    return new Repo(this.db).changesSince(after, limit);
+  }
+
+  headVersion(): Promise<number> {
+    return new Repo(this.db).headVersion();
+  }
+
+  subscribe(listener: (version: number) => void): () => void {
+    this.listeners.add(listener);
+    if (!this.listening) this.listening = this.listen();
+    return () => this.listeners.delete(listener);
+  }
+
+  /** A dedicated connection for LISTEN; reconnects with capped backoff if it drops. */
+  private async listen(): Promise<void> {
+    let delay = 100;
+    while (!this.closed) {
+      const client = new pg.Client({ connectionString: this.url });
+      try {
+        await client.connect();
+        this.listenClient = client;
+        client.on('notification', (m) => {
+          const v = Number(m.payload);
+          if (Number.isFinite(v)) for (const l of this.listeners) l(v);
+        });
+        await client.query(`LISTEN ${CHANGE_CHANNEL}`);
+        delay = 100;
+        await new Promise<void>((resolve) => {
+          client.once('error', () => resolve());
+          client.once('end', () => resolve());
+        });
+      } catch {
+        // fall through to the backoff below
+      }
+      this.listenClient = null;
+      await client.end().catch(() => {});
+      if (this.closed) return;
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 5000);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.listeners.clear();
+    await this.listenClient?.end().catch(() => {});
+    await this.db.destroy();
+  }
+}
+
+function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'postgres://(unparseable url)';
+  }
+}

@@ -1,0 +1,236 @@
+// Data access shared by both stores: one Kysely query layer over SQLite and
+// PostgreSQL. A Repo is bound to one transaction (writes) or to the pool
+// (reads); the Store decides which and holds the write lock.
+import { type Kysely, sql, type Transaction } from 'kysely';
+import { fromKey, keyOf } from '../model/addr.js';
+import { firstGap } from '../model/alloc.js';
+import { type Change, changeEntity, changeVni, type LoggedChange } from '../model/changes.js';
+import { capacity, conflict, WeftError } from '../model/errors.js';
+import type { DB } from './schema.js';
+
+export type Table = keyof DB;
+type Where<T extends Table> = Partial<DB[T]>;
+
+export interface PageReq {
+  limit: number;
+  /** Return rows whose id sorts after this one. */
+  after?: string | undefined;
+}
+
+/** How many allocated keys one round trip fetches while looking for a gap. */
+const SCAN_BATCH = 512;
+
+export class Repo {
+  // biome-ignore lint/suspicious/noExplicitAny: one query layer over every table, typed at the method boundary
+  private readonly db: Kysely<any>;
+  private head: number | null = null;
+  /** Versions appended in this transaction, for the store's commit notification. */
+  readonly appended: number[] = [];
+
+  constructor(db: Kysely<DB> | Transaction<DB>) {
+    this.db = db as never;
+  }
+
+  async insert<T extends Table>(table: T, row: DB[T]): Promise<void> {
+    await guard(() =>
+      this.db
+        .insertInto(table as string)
+        .values(row)
+        .execute(),
+    );
+  }
+
+  async get<T extends Table>(table: T, id: string): Promise<DB[T] | undefined> {
+    return (await this.db
+      .selectFrom(table as string)
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst()) as DB[T] | undefined;
+  }
+
+  async findOne<T extends Table>(table: T, where: Where<T>): Promise<DB[T] | undefined> {
+    let q = this.db.selectFrom(table as string).selectAll();
+    for (const [k, v] of Object.entries(where)) q = v === null ? q.where(k, 'is', null) : q.where(k, '=', v);
+    return (await q.limit(1).executeTakeFirst()) as DB[T] | undefined;
+  }
+
+  /** Equality filters (an array value means "any of"), ordered by id, keyset-paged. */
+  async list<T extends Table>(table: T, where: Record<string, unknown>, page: PageReq): Promise<DB[T][]> {
+    let q = this.db.selectFrom(table as string).selectAll();
+    for (const [k, v] of Object.entries(where)) {
+      if (v === undefined) continue;
+      if (Array.isArray(v)) q = v.length === 0 ? q.where(sql.lit(false)) : q.where(k, 'in', v);
+      else q = v === null ? q.where(k, 'is', null) : q.where(k, '=', v);
+    }
+    if (page.after !== undefined) q = q.where('id', '>', page.after);
+    return (await q.orderBy('id').limit(page.limit).execute()) as DB[T][];
+  }
+
+  async all<T extends Table>(table: T, where: Record<string, unknown>): Promise<DB[T][]> {
+    let q = this.db.selectFrom(table as string).selectAll();
+    for (const [k, v] of Object.entries(where)) {
+      if (Array.isArray(v)) q = v.length === 0 ? q.where(sql.lit(false)) : q.where(k, 'in', v);
+      else q = v === null ? q.where(k, 'is', null) : q.where(k, '=', v);
+    }
+    return (await q.execute()) as DB[T][];
+  }
+
+  async count<T extends Table>(table: T, where: Where<T> = {}): Promise<number> {
+    let q = this.db.selectFrom(table as string).select(sql<number>`count(*)`.as('n'));
+    for (const [k, v] of Object.entries(where)) q = v === null ? q.where(k, 'is', null) : q.where(k, '=', v);
+    const r = (await q.executeTakeFirstOrThrow()) as { n: number | string };
+    return Number(r.n);
+  }
+
+  async update<T extends Table>(table: T, id: string, patch: Partial<DB[T]>): Promise<void> {
+    if (Object.keys(patch).length === 0) return;
+    await guard(() =>
+      this.db
+        .updateTable(table as string)
+        .set(patch)
+        .where('id', '=', id)
+        .execute(),
+    );
+  }
+
+  async remove<T extends Table>(table: T, where: Where<T>): Promise<number> {
+    let q = this.db.deleteFrom(table as string);
+    for (const [k, v] of Object.entries(where)) q = q.where(k, '=', v);
+    const r = await guard(() => q.executeTakeFirst());
+    return Number(r.numDeletedRows);
+  }
+
+  /** Resources used on each host: the sum of its instances' sizes. */
+  async hostUsage(hostIds: string[]): Promise<Map<string, { cpus: number; memoryMb: number; diskGb: number }>> {
+    const out = new Map<string, { cpus: number; memoryMb: number; diskGb: number }>();
+    if (hostIds.length === 0) return out;
+    const rows = await this.db
+      .selectFrom('instances')
+      .select(['hostId', sql<number>`sum(cpus)`.as('cpus'), sql<number>`sum(memory_mb)`.as('memoryMb'), sql<number>`sum(disk_gb)`.as('diskGb')])
+      .where('hostId', 'in', hostIds)
+      .groupBy('hostId')
+      .execute();
+    for (const r of rows) out.set(r.hostId, { cpus: Number(r.cpus), memoryMb: Number(r.memoryMb), diskGb: Number(r.diskGb) });
+    return out;
+  }
+
+  // --- allocation pools -------------------------------------------------
+
+  /**
+   * Takes the first free number in [lo, hi] at or after the pool's cursor,
+   * wrapping around once; the cursor then moves past it, so a freed number
+   * is handed out again only after the rest of the range (no quick reuse of
+   * an address some cache may still hold). Throws E_CAPACITY when full.
+   * Callers hold the write lock: find-then-insert cannot race.
+   */
+  async allocate(pool: string, lo: bigint, hi: bigint, owner: string, what: string): Promise<bigint> {
+    if (hi < lo) throw capacity(`${what}: the range is empty`);
+    const cursorPool = `${pool}|${keyOf(lo)}`;
+    const c = await this.db.selectFrom('cursors').select('nextKey').where('pool', '=', cursorPool).executeTakeFirst();
+    let start = c ? fromKey(c.nextKey) : lo;
+    if (start < lo || start > hi) start = lo;
+    const n = (await this.scan(pool, start, hi)) ?? (start > lo ? await this.scan(pool, lo, start - 1n) : null);
+    if (n === null) throw capacity(`${what}: all ${hi - lo + 1n} addresses in the range are taken`);
+    await this.insert('allocations', { pool, key: keyOf(n), owner });
+    const next = keyOf(n + 1n > hi ? lo : n + 1n);
+    if (c) await this.db.updateTable('cursors').set({ nextKey: next }).where('pool', '=', cursorPool).execute();
+    else await this.db.insertInto('cursors').values({ pool: cursorPool, nextKey: next }).execute();
+    return n;
+  }
+
+  private async scan(pool: string, from: bigint, hi: bigint): Promise<bigint | null> {
+    let at = from;
+    for (;;) {
+      const rows = await this.db
+        .selectFrom('allocations')
+        .select('key')
+        .where('pool', '=', pool)
+        .where('key', '>=', keyOf(at))
+        .where('key', '<=', keyOf(hi))
+        .orderBy('key')
+        .limit(SCAN_BATCH)
+        .execute();
+      const taken = rows.map((r) => fromKey(r.key));
+      const gap = firstGap(at, hi, taken, rows.length < SCAN_BATCH);
+      if (gap !== null) return gap;
+      if (rows.length < SCAN_BATCH) return null;
+      at = (taken[taken.length - 1] as bigint) + 1n;
+      if (at > hi) return null;
+    }
+  }
+
+  /** Takes a specific number; E_CONFLICT (naming `what`) if it is taken. */
+  async claim(pool: string, n: bigint, owner: string, what: string, field: string): Promise<void> {
+    const taken = await this.db.selectFrom('allocations').select('owner').where('pool', '=', pool).where('key', '=', keyOf(n)).executeTakeFirst();
+    if (taken) throw conflict(`${what} is already in use`, field);
+    await this.insert('allocations', { pool, key: keyOf(n), owner });
+  }
+
+  async release(pool: string, n: bigint): Promise<void> {
+    await this.db.deleteFrom('allocations').where('pool', '=', pool).where('key', '=', keyOf(n)).execute();
+  }
+
+  async allocationCount(): Promise<{ pool: string; n: number }[]> {
+    const rows = await this.db
+      .selectFrom('allocations')
+      .select(['pool', sql<number>`count(*)`.as('n')])
+      .groupBy('pool')
+      .execute();
+    return rows.map((r) => ({ pool: r.pool, n: Number(r.n) }));
+  }
+
+  // --- change log -------------------------------------------------------
+
+  /**
+   * Appends a change at the next version. Called only under the write lock,
+   * which is held until commit: versions are gap-free and commit in order.
+   */
+  async appendChange(c: Change, at: string): Promise<number> {
+    if (this.head === null) this.head = await this.headVersion();
+    const version = this.head + 1;
+    await this.insert('changes', {
+      version,
+      kind: c.kind,
+      entityId: changeEntity(c),
+      vni: changeVni(c),
+      at,
+      payload: JSON.stringify(c),
+    });
+    this.head = version;
+    this.appended.push(version);
+    return version;
+  }
+
+  async headVersion(): Promise<number> {
+    const r = await this.db.selectFrom('changes').select(sql<number | null>`max(version)`.as('v')).executeTakeFirst();
+    return r?.v == null ? 0 : Number(r.v);
+  }
+
+  async changesSince(after: number, limit: number): Promise<LoggedChange[]> {
+    const rows = await this.db
+      .selectFrom('changes')
+      .select(['version', 'at', 'payload'])
+      .where('version', '>', after)
+      .orderBy('version')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({ ...(JSON.parse(r.payload) as Change), version: Number(r.version), at: r.at }));
+  }
+}
+
+/** Turns a unique-constraint violation that slipped past the core's checks into E_CONFLICT. */
+async function guard<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    const err = e as { code?: string; message?: string; constraint?: string; detail?: string };
+    if (err.code === '23505' || err.code === 'SQLITE_CONSTRAINT_UNIQUE' || err.code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+      throw conflict(`already exists: ${err.detail ?? err.message ?? 'unique constraint'}`);
+    }
+    if (err.code === '23503' || err.code === 'SQLITE_CONSTRAINT_FOREIGNKEY') {
+      throw conflict(`still referenced by other objects: ${err.detail ?? err.message ?? 'foreign key'}`);
+    }
+    if (e instanceof WeftError) throw e;
+    throw e;
+  }
+}
