@@ -1,0 +1,180 @@
+// Bad input over real HTTP: each gets a clear {code, message, field} naming
+// the field, the value and what is allowed, and nothing partial is written.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { expectError, smallCloud, startTestApi, type TestApi } from '../support/api.js';
+import { DIALECTS } from '../support/stores.js';
+
+/** Everything a failed request could have left behind. */
+async function footprint(api: TestApi) {
+  return api.store.read(async (tx) => ({
+    head: await tx.headVersion(),
+    allocations: (await tx.allocationCount()).reduce((a, p) => a + p.n, 0),
+    instances: await tx.count('instances'),
+    ports: await tx.count('ports'),
+    networks: await tx.count('networks'),
+    hosts: await tx.count('hosts'),
+  }));
+}
+
+for (const dialect of DIALECTS) {
+  describe(`API validation: ${dialect}`, () => {
+    let api: TestApi;
+    before(async () => {
+      api = await startTestApi(dialect);
+      await smallCloud(api, { hosts: 1, cpus: 4 });
+      await api.admin.post('/v1/networks', { tenant: 'acme', name: 'net', kind: 'overlay', subnets: ['10.0.0.0/24', 'fd00::/64'] });
+    });
+    after(() => api?.close());
+
+    const cases: [string, string, unknown, string, RegExp][] = [
+      [
+        'invalid CIDR',
+        '/v1/networks',
+        { tenant: 'acme', name: 'a', kind: 'overlay', subnets: ['10.0.0.0/33'] },
+        'subnets[0]',
+        /invalid subnets\[0\] "10.0.0.0\/33": prefix length must be 0..32/,
+      ],
+      ['host bits set', '/v1/networks', { tenant: 'acme', name: 'a', kind: 'overlay', subnets: ['10.0.0.5/24'] }, 'subnets[0]', /did you mean 10.0.0.0\/24/],
+      [
+        'overlapping subnets in one network',
+        '/v1/networks',
+        { tenant: 'acme', name: 'a', kind: 'overlay', subnets: ['10.1.0.0/16', '10.1.2.0/24'] },
+        'subnets[1]',
+        /overlaps subnets\[0\] 10.1.0.0\/16/,
+      ],
+      [
+        'VNI out of range',
+        '/v1/networks',
+        { tenant: 'acme', name: 'a', kind: 'overlay', subnets: ['10.2.0.0/24'], vni: 16777216 },
+        'vni',
+        /invalid vni 16777216: must be an integer 1..16777215/,
+      ],
+      ['VNI on a routed network', '/v1/networks', { tenant: 'acme', name: 'a', kind: 'routed', site: 'ams1', vni: 5 }, 'vni', /routed networks have no VNI/],
+      [
+        'MTU out of range',
+        '/v1/networks',
+        { tenant: 'acme', name: 'a', kind: 'overlay', subnets: ['10.2.0.0/24'], mtu: 100 },
+        'mtu',
+        /invalid mtu 100: must be an integer 1280..9000/,
+      ],
+      ['bad name', '/v1/tenants', { name: 'Not OK!' }, 'name', /invalid name "Not OK!"/],
+      ['unknown site', '/v1/hosts', { name: 'hv9', site: 'nowhere', capacity: { cpus: 1, memoryMb: 1, diskGb: 1 } }, '', /site "nowhere" not found/],
+      ['unknown field', '/v1/sites', { name: 'x', ipv4Pool: '203.0.113.0/24' }, 'body.ipv4Pool', /unknown field body.ipv4Pool/],
+      [
+        'wrong type',
+        '/v1/networks',
+        { tenant: 'acme', name: 'a', kind: 'overlay', subnets: ['10.2.0.0/24'], vni: '12' },
+        'body.vni',
+        /invalid body.vni "12": must be integer/,
+      ],
+      ['enum', '/v1/networks', { tenant: 'acme', name: 'a', kind: 'bridged' }, 'body.kind', /must be one of overlay, routed/],
+      ['bad ASN', '/v1/peers', { host: 'hv1', neighbor: '198.51.100.1', remoteAsn: 23456 }, 'remoteAsn', /reserved ASN/],
+      ['multicast neighbour', '/v1/peers', { host: 'hv1', neighbor: '224.0.0.5', remoteAsn: 65000 }, 'neighbor', /must be a unicast address/],
+      ['pool overlap across sites', '/v1/sites', { name: 'fra1', ipv4Pools: ['203.0.113.128/25'] }, 'ipv4Pools', /overlaps 203.0.113.0\/24 of site ams1/],
+    ];
+    for (const [what, path, body, field, message] of cases) {
+      test(`${what} is rejected with the field and value named`, async () => {
+        const before = await footprint(api);
+        const e = await expectError(
+          () => api.admin.post(path, body),
+          what.startsWith('unknown site') ? 'E_NOT_FOUND' : what.includes('across sites') ? 'E_CONFLICT' : 'E_INVALID_ARG',
+          message,
+        );
+        if (field) assert.equal(e.field, field);
+        assert.deepEqual(await footprint(api), before, 'nothing written');
+      });
+    }
+
+    test('an IP outside its subnet fails the whole instance: no instance, port, allocation or change', async () => {
+      const before = await footprint(api);
+      const e = await expectError(
+        () => api.admin.post('/v1/instances', { tenant: 'acme', name: 'vm', site: 'ams1', ports: [{ network: 'net' }, { network: 'net', ipv4: '10.9.9.9' }] }),
+        'E_INVALID_ARG',
+        /invalid ports\[1\].ipv4 "10.9.9.9": must be a usable address in the network's IPv4 subnets \(10.0.0.0\/24\)/,
+      );
+      assert.equal(e.field, 'ports[1].ipv4');
+      assert.deepEqual(await footprint(api), before);
+    });
+
+    test('the network and broadcast addresses are not usable', async () => {
+      await expectError(
+        () => api.admin.post('/v1/instances', { tenant: 'acme', name: 'vm', site: 'ams1', ports: [{ network: 'net', ipv4: '10.0.0.255' }] }),
+        'E_INVALID_ARG',
+        /usable/,
+      );
+      await expectError(
+        () => api.admin.post('/v1/instances', { tenant: 'acme', name: 'vm', site: 'ams1', ports: [{ network: 'net', ipv4: '10.0.0.0' }] }),
+        'E_INVALID_ARG',
+        /usable/,
+      );
+    });
+
+    test('a host without capacity: E_CAPACITY naming the request, nothing written', async () => {
+      const before = await footprint(api);
+      await expectError(
+        () => api.admin.post('/v1/instances', { tenant: 'acme', name: 'big', site: 'ams1', cpus: 5, ports: [{ network: 'net' }] }),
+        'E_CAPACITY',
+        /no active host in site ams1 has room for 5 cpus/,
+      );
+      assert.deepEqual(await footprint(api), before);
+    });
+
+    test('duplicates of explicit values are conflicts naming the value', async () => {
+      const vm = await api.admin.post<{ ports: { mac: string; ipv4: string }[] }>('/v1/instances', {
+        tenant: 'acme',
+        name: 'vm1',
+        site: 'ams1',
+        ports: [{ network: 'net' }],
+      });
+      const port = vm.ports[0] as { mac: string; ipv4: string };
+      const before = await footprint(api);
+      await expectError(
+        () => api.admin.post('/v1/instances', { tenant: 'acme', name: 'vm2', site: 'ams1', ports: [{ network: 'net', mac: port.mac }] }),
+        'E_CONFLICT',
+        new RegExp(`ports\\[0\\].mac ${port.mac} is already in use`),
+      );
+      await expectError(
+        () => api.admin.post('/v1/instances', { tenant: 'acme', name: 'vm2', site: 'ams1', ports: [{ network: 'net', ipv4: port.ipv4 }] }),
+        'E_CONFLICT',
+        new RegExp(`ports\\[0\\].ipv4 ${port.ipv4.replace(/\./g, '\\.')} is already in use`),
+      );
+      await expectError(() => api.admin.post('/v1/instances', { tenant: 'acme', name: 'vm1', site: 'ams1' }), 'E_CONFLICT', /instance "vm1" already exists/);
+      const net = (await api.admin.get<{ items: { vni: number }[] }>('/v1/networks?name=net')).items[0];
+      await expectError(
+        () => api.admin.post('/v1/networks', { tenant: 'globex', name: 'n', kind: 'overlay', subnets: ['10.0.0.0/24'], vni: net?.vni }),
+        'E_CONFLICT',
+        /vni \d+ is already in use/,
+      );
+      assert.deepEqual(await footprint(api), before);
+      await api.admin.delete('/v1/instances/vm1');
+    });
+
+    test('deleting what is still in use is a conflict that says what uses it', async () => {
+      await expectError(() => api.admin.delete('/v1/sites/ams1'), 'E_CONFLICT', /site ams1 still has 1 hosts/);
+      await expectError(() => api.admin.delete('/v1/tenants/acme'), 'E_CONFLICT', /tenant acme still has/);
+    });
+
+    test('malformed JSON and unknown routes get the error shape too', async () => {
+      const r = await fetch(`${api.url}/v1/tenants`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer test-admin-secret-0123456789', 'content-type': 'application/json' },
+        body: '{"name": ',
+      });
+      assert.equal(r.status, 400);
+      const body = (await r.json()) as { code: string; message: string };
+      assert.equal(body.code, 'E_INVALID_ARG');
+      const nf = await fetch(`${api.url}/v1/nothing`, { headers: { authorization: 'Bearer x' } });
+      assert.equal(nf.status, 404);
+      assert.equal(((await nf.json()) as { code: string }).code, 'E_NOT_FOUND');
+    });
+
+    test('an unknown list filter names the filters there are', async () => {
+      await expectError(
+        () => api.admin.get('/v1/hosts?colour=red'),
+        'E_INVALID_ARG',
+        /colour "red": is not a filter of hosts; filters are site, rack, state, name/,
+      );
+    });
+  });
+}

@@ -1,0 +1,102 @@
+// The weft CLI as an operator uses it: a real server process, real commands.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { after, before, describe, test } from 'node:test';
+import { type ServerProcess, startServerProcess, WEFT_BIN } from '../support/server-process.js';
+import { type TestDb, testDb } from '../support/stores.js';
+
+const TOKEN = 'cli-test-admin-token-0123456789';
+
+function weft(args: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve) => {
+    execFile(WEFT_BIN, args, { env: { ...process.env, ...env } }, (e, out, err) => resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, out, err }));
+  });
+}
+
+describe('weft CLI', () => {
+  let db: TestDb;
+  let server: ServerProcess;
+  let env: Record<string, string>;
+  before(async () => {
+    db = await testDb('sqlite');
+    server = await startServerProcess({ db: db.url, adminToken: TOKEN });
+    env = { WEFT_API: server.url, WEFT_TOKEN: TOKEN };
+  });
+  after(async () => {
+    await server?.stop();
+    await db?.drop();
+  });
+
+  test('create, list as table and JSON, get, delete', async () => {
+    assert.equal(
+      (await weft(['site', 'create', 'ams1', '--underlay-pool', '192.0.2.0/24', '--ipv4-pool', '203.0.113.0/24', '--ipv6-block', '2001:db8::/48'], env)).code,
+      0,
+    );
+    const h = await weft(['host', 'create', 'hv1', '--site', 'ams1', '--cpus', '8', '--memory-mb', '16384', '--disk-gb', '100'], env);
+    assert.equal(h.code, 0, h.err);
+    assert.match(h.out, /hv1\s+active\s+192\.0\.2\.1\s+2001:db8::\/64/);
+    await weft(['tenant', 'create', 'acme'], env);
+    const n = await weft(['network', 'create', 'priv', '--tenant', 'acme', '--subnet', '10.0.0.0/24', '--subnet', 'fd00::/64'], env);
+    assert.equal(n.code, 0, n.err);
+    const i = await weft(
+      ['-o', 'json', 'instance', 'create', 'vm1', '--tenant', 'acme', '--site', 'ams1', '--size', 'nano', '--net', 'priv,ipv4=10.0.0.9'],
+      env,
+    );
+    assert.equal(i.code, 0, i.err);
+    const vm = JSON.parse(i.out) as { name: string; ports: { ipv4: string; ipv6: string }[] };
+    assert.equal(vm.ports[0]?.ipv4, '10.0.0.9');
+    const list = await weft(['-o', 'json', 'instance', 'list', '--tenant', 'acme'], env);
+    assert.deepEqual(
+      (JSON.parse(list.out) as { name: string }[]).map((x) => x.name),
+      ['vm1'],
+    );
+    const table = await weft(['port', 'list'], env);
+    assert.match(table.out.split('\n')[0] ?? '', /^ID\s+MAC\s+IPV4\s+IPV6/);
+    assert.match(table.out, /10\.0\.0\.9\s+fd00::1/);
+    assert.equal((await weft(['instance', 'delete', 'vm1'], env)).code, 0);
+    assert.equal((await weft(['-o', 'json', 'instance', 'list'], env)).out.trim(), '[]');
+  });
+
+  test('errors print "error: ..." and exit non-zero; --debug adds the stack', async () => {
+    const r = await weft(['network', 'create', 'bad', '--tenant', 'acme', '--subnet', '10.0.0.0/33'], env);
+    assert.equal(r.code, 1);
+    assert.equal(r.err.trim(), 'error: invalid subnets[0] "10.0.0.0/33": prefix length must be 0..32');
+    const d = await weft(['--debug', 'site', 'get', 'nowhere'], env);
+    assert.equal(d.code, 1);
+    assert.match(d.err, /^error: site "nowhere" not found\n.*at /s);
+    const off = await weft(['site', 'list'], { WEFT_API: 'http://127.0.0.1:1', WEFT_TOKEN: TOKEN });
+    assert.equal(off.code, 3);
+    assert.match(off.err, /^error: cannot reach the API at http:\/\/127.0.0.1:1/);
+    const noauth = await weft(['site', 'list'], { WEFT_API: server.url, WEFT_TOKEN: '' });
+    assert.match(noauth.err, /^error: missing bearer token/);
+  });
+
+  test('token create --db bootstraps straight into the store, and the token works', async () => {
+    const r = await weft(['token', 'create', '--role', 'readonly', '--name', 'boot', '--db', db.url]);
+    assert.equal(r.code, 0, r.err);
+    const secret = r.out.trim();
+    assert.match(secret, /^weft_[A-Za-z0-9_-]{43}$/);
+    const sites = await weft(['-o', 'json', 'site', 'list'], { WEFT_API: server.url, WEFT_TOKEN: secret });
+    assert.equal(sites.code, 0, sites.err);
+    assert.equal((JSON.parse(sites.out) as unknown[]).length, 1);
+    const denied = await weft(['tenant', 'create', 'x'], { WEFT_API: server.url, WEFT_TOKEN: secret });
+    assert.match(denied.err, /^error: a readonly token may not POST/);
+  });
+
+  test('weft seed builds the example cloud and is idempotent', async () => {
+    const db2 = await testDb('sqlite');
+    const s2 = await startServerProcess({ db: db2.url, adminToken: TOKEN });
+    try {
+      const e2 = { WEFT_API: s2.url, WEFT_TOKEN: TOKEN };
+      assert.equal((await weft(['seed'], e2)).code, 0);
+      const again = await weft(['seed'], e2);
+      assert.equal(again.code, 0, again.err);
+      assert.equal(again.err, '', 'nothing created the second time');
+      const inst = JSON.parse((await weft(['-o', 'json', 'instance', 'list'], e2)).out) as unknown[];
+      assert.equal(inst.length, 6);
+    } finally {
+      await s2.stop();
+      await db2.drop();
+    }
+  });
+});

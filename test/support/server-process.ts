@@ -1,0 +1,52 @@
+// `weft server` as a real child process on a free loopback port, for the
+// CLI and replica tests and the benchmarks. stop() kills it (SIGKILL after
+// a grace period) so no test leaves a server behind.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+
+export const WEFT_BIN = join(import.meta.dirname, '../../bin/weft');
+
+export interface ServerProcess {
+  url: string;
+  proc: ChildProcess;
+  /** What the server wrote to stderr so far (for failure messages). */
+  log(): string;
+  stop(): Promise<void>;
+}
+
+export async function startServerProcess(o: { db: string; adminToken: string; args?: string[] }): Promise<ServerProcess> {
+  const proc = spawn(WEFT_BIN, ['server', '--db', o.db, '--api-listen', '127.0.0.1:0', '--log-level', 'warn', ...(o.args ?? [])], {
+    env: { ...process.env, WEFT_ADMIN_TOKEN: o.adminToken },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  proc.stderr?.setEncoding('utf8');
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`weft server did not start in 30 s: ${err}`)), 30000);
+    proc.stderr?.on('data', (d: string) => {
+      err += d;
+      const m = /API (http:\/\/\S+)/.exec(err);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1] as string);
+      }
+    });
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`weft server exited ${code}: ${err}`));
+    });
+  });
+  return {
+    url,
+    proc,
+    log: () => err,
+    async stop() {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      const gone = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
+      await gone;
+      clearTimeout(t);
+    },
+  };
+}
