@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what weft needs on Debian 12, idempotently: system packages
+# (only those missing) and the npm dependencies (only when the lock file
+# changed). Usage: scripts/setup.sh [--with-postgres]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=(g++ make python3 iproute2 ca-certificates curl)
+if [[ "${1:-}" == "--with-postgres" ]]; then need_pkgs+=(postgresql); fi
+
+if ! command -v node >/dev/null; then
+  echo "setup: Node.js 20 or newer is required and not installed (Debian 12's nodejs package is 18, too old)." >&2
+  exit 1
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if (( node_major < 20 )); then
+  echo "setup: Node.js $(node --version) is too old; weft needs 20 or newer." >&2
+  exit 1
+fi
+
+missing=()
+for p in "${need_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if (( ${#missing[@]} > 0 )); then
+  echo "setup: installing ${missing[*]}"
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup: need root to apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian's postgresql package starts a cluster on port 5432; weft's tests run their own.
+fi
+
+# npm ci only when node_modules is missing or older than the lock file.
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  echo "setup: installing npm dependencies (builds better-sqlite3 from source if needed; about 75 s the first time)"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
