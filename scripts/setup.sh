@@ -34,8 +34,11 @@ if (( ${#missing[@]} > 0 )); then
   # Debian's postgresql package starts a cluster on port 5432; weft's tests run their own.
 fi
 
-# npm ci only when node_modules is missing or older than the lock file.
-if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+# npm dependencies, only when node_modules is missing or older than the lock
+# file. `npm install`, not `npm ci`: the registry reachable here lacks some of
+# Biome's optional per-platform packages, which npm ci refuses to skip.
+# Versions are pinned exactly in package.json and the lock file either way.
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json || package.json -nt node_modules/.package-lock.json ]]; then
   echo "setup: installing npm dependencies (builds better-sqlite3 from source if needed; about 75 s the first time)"
-  npm ci --no-audit --no-fund --loglevel=error
+  npm install --no-audit --no-fund --loglevel=error
 fi

@@ -1,0 +1,112 @@
+// Instance creations per second through the API with concurrent clients,
+// against a real `weft server` process on SQLite and on PostgreSQL (fsync
+// on), then a check of what was written: duplicate MACs/IPs and
+// over-committed hosts must both be 0.
+import { readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ApiClient } from '../src/cli/client.js';
+import type { Host, Instance, Port } from '../src/model/types.js';
+import { startPgCluster } from '../test/support/pg-cluster.js';
+import { startServerProcess } from '../test/support/server-process.js';
+import { percentile, type Result } from './report.js';
+
+const TOKEN = 'bench-admin-token-0123456789abcdef';
+
+/** utime + stime of a process, in ms (from /proc; clock ticks are 100 Hz on Linux). */
+function cpuMs(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+
+function duplicates(values: (string | null)[]): number {
+  const seen = new Map<string, number>();
+  for (const v of values) if (v !== null) seen.set(v, (seen.get(v) ?? 0) + 1);
+  let d = 0;
+  for (const n of seen.values()) d += n - 1;
+  return d;
+}
+
+async function runOne(store: 'sqlite' | 'postgres', total: number, clients: number): Promise<Result> {
+  const cleanups: (() => void | Promise<void>)[] = [];
+  try {
+    let db: string;
+    if (store === 'sqlite') {
+      const dir = mkdtempSync(join(tmpdir(), 'weft-bench-'));
+      cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+      db = `sqlite:${join(dir, 'weft.db')}`;
+    } else {
+      const pg = await startPgCluster({ fsync: true });
+      cleanups.push(() => pg.stop());
+      db = pg.url;
+    }
+    const server = await startServerProcess({ db, adminToken: TOKEN });
+    cleanups.unshift(() => server.stop());
+    const api = new ApiClient(server.url, TOKEN);
+    await api.post('/v1/sites', { name: 'bench', underlayPool: '192.0.2.0/24', ipv4Pools: ['203.0.113.0/24'], ipv6Block: '2001:db8::/48' });
+    for (let i = 0; i < 10; i++) await api.post('/v1/hosts', { name: `hv${i}`, site: 'bench', capacity: { cpus: 10000, memoryMb: 1 << 30, diskGb: 1 << 20 } });
+    await api.post('/v1/tenants', { name: 't' });
+    await api.post('/v1/networks', { tenant: 't', name: 'net', kind: 'overlay', subnets: ['10.0.0.0/16', 'fd00::/64'] });
+    for (let i = 0; i < 50; i++) await api.post('/v1/instances', { tenant: 't', name: `warm${i}`, site: 'bench', size: 'nano', ports: [{ network: 'net' }] });
+
+    const pid = server.proc.pid as number;
+    const cpu0 = cpuMs(pid);
+    const lat: number[] = [];
+    let next = 0;
+    let errors = 0;
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: clients }, async () => {
+        for (;;) {
+          const i = next++;
+          if (i >= total) return;
+          const s = performance.now();
+          try {
+            await api.post<Instance>('/v1/instances', { tenant: 't', name: `vm${i}`, site: 'bench', size: 'nano', ports: [{ network: 'net' }] });
+          } catch {
+            errors++;
+          }
+          lat.push(performance.now() - s);
+        }
+      }),
+    );
+    const secs = (performance.now() - t0) / 1000;
+    const cpu = cpuMs(pid) - cpu0;
+
+    const ports = await api.all<Port>('/v1/ports');
+    const hosts = await api.all<Host>('/v1/hosts');
+    const insts = await api.all<Instance>('/v1/instances');
+    const used = new Map<string, number>();
+    for (const i of insts) used.set(i.hostId, (used.get(i.hostId) ?? 0) + i.size.cpus);
+    const overcommitted = hosts.filter((h) => (used.get(h.id) ?? 0) > h.capacity.cpus).length;
+    const dup = duplicates(ports.map((p) => p.mac)) + duplicates(ports.map((p) => p.ipv4)) + duplicates(ports.map((p) => p.ipv6));
+    lat.sort((a, b) => a - b);
+    return {
+      bench: 'api-create',
+      store,
+      clients,
+      instances: total,
+      errors,
+      createsPerSec: Math.round(total / secs),
+      p50Ms: round(percentile(lat, 0.5)),
+      p99Ms: round(percentile(lat, 0.99)),
+      serverCpuMsPerCreate: round(cpu / total),
+      duplicates: dup,
+      overcommittedHosts: overcommitted,
+      portsChecked: ports.length,
+    };
+  } finally {
+    for (const c of cleanups) await c();
+  }
+}
+
+const round = (x: number) => Math.round(x * 100) / 100;
+
+export async function apiCreate(): Promise<Result[]> {
+  const total = Number(process.env.BENCH_CREATES ?? 3000);
+  const clients = Number(process.env.BENCH_CLIENTS ?? 50);
+  const out: Result[] = [];
+  for (const store of ['sqlite', 'postgres'] as const) out.push(await runOne(store, total, clients));
+  return out;
+}

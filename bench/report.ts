@@ -1,0 +1,18 @@
+// Shared output of the benchmarks: an aligned table for people and one JSON
+// line per result for machines.
+export type Result = { bench: string } & Record<string, string | number>;
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number;
+}
+
+export function report(title: string, rows: Result[]): void {
+  if (rows.length === 0) return;
+  const cols = Object.keys(rows[0] as Result).filter((c) => c !== 'bench');
+  const table = [cols, ...rows.map((r) => cols.map((c) => String(r[c])))];
+  const widths = cols.map((_, i) => Math.max(...table.map((r) => (r[i] as string).length)));
+  process.stdout.write(`\n${title}\n`);
+  for (const r of table) process.stdout.write(`  ${r.map((c, i) => c.padEnd(widths[i] as number)).join('  ')}\n`);
+  for (const r of rows) process.stdout.write(`${JSON.stringify(r)}\n`);
+}

@@ -1,0 +1,16 @@
+// `npm run bench [name...]`: runs the benchmarks (all by default), each
+// printing a table and one JSON line per result. Sizes come from BENCH_*
+// environment variables so a quick run is possible on a busy machine.
+import { apiCreate } from './api-create.js';
+import { report } from './report.js';
+
+const benches: Record<string, { title: string; run: () => Promise<Parameters<typeof report>[1]> }> = {
+  'api-create': { title: 'api-create: instance creations through the API (1 port each), concurrent clients, real server process', run: apiCreate },
+};
+
+const wanted = process.argv.slice(2);
+for (const w of wanted) if (!benches[w]) throw new Error(`unknown benchmark ${w}; there are: ${Object.keys(benches).join(', ')}`);
+for (const [name, b] of Object.entries(benches)) {
+  if (wanted.length > 0 && !wanted.includes(name)) continue;
+  report(b.title, await b.run());
+}
