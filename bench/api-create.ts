@@ -2,8 +2,7 @@
 // against a real `weft server` process on SQLite and on PostgreSQL (fsync
 // on), then a check of what was written: duplicate MACs/IPs and
 // over-committed hosts must both be 0.
-import { readFileSync } from 'node:fs';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiClient } from '../src/cli/client.js';
