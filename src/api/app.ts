@@ -110,6 +110,11 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
       const d = describeValidation(err.validation, part, data);
       return reply.status(400).send({ code: 'E_INVALID_ARG', message: d.message, field: d.field });
     }
+    // PostgreSQL refuses NUL in text (22021); the schemas already reject control
+    // characters, this keeps any path that slips through a 400, not a 500.
+    if (err.code === '22021' || err.code === '22P05') {
+      return reply.status(400).send({ code: 'E_INVALID_ARG', message: 'request: text must not contain NUL or other control characters' });
+    }
     if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
       return reply.status(err.statusCode).send({ code: 'E_INVALID_ARG', message: `request: ${err.message}` });
     }
@@ -144,8 +149,8 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
     T.Object(
       {
         limit: T.Optional(T.Integer({ minimum: 1, maximum: q.PAGE_MAX, default: q.PAGE_DEFAULT })),
-        after: T.Optional(T.String({ description: 'the `next` cursor of the previous page' })),
-        ...Object.fromEntries(q.filtersOf(kind).map((f) => [f, T.Optional(T.String())])),
+        after: T.Optional(S.QueryStr),
+        ...Object.fromEntries(q.filtersOf(kind).map((f) => [f, T.Optional(S.QueryStr)])),
       },
       { additionalProperties: true },
     );
@@ -279,7 +284,8 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
     create: { body: S.InstanceCreate, handler: (r, b) => inst.createInstance(ctx, scope(r), b) },
     update: {
       body: S.InstancePatch,
-      handler: async (r, id, b) => ({ ...(await inst.updateInstance(ctx, scope(r), id, b)), ports: (await inst.getInstance(ctx, scope(r), id)).ports }),
+      // Re-read by id: the reference may have been the old name.
+      handler: async (r, id, b) => inst.getInstance(ctx, scope(r), (await inst.updateInstance(ctx, scope(r), id, b)).id),
     },
     remove: (r, id) => inst.deleteInstance(ctx, scope(r), id),
   });

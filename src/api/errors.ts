@@ -3,6 +3,7 @@
 import type { ErrorObject } from 'ajv';
 import type { ErrorCode } from '../model/errors.js';
 import { show } from '../model/errors.js';
+import { NO_CONTROL } from './schemas.js';
 
 export const STATUS: Record<ErrorCode, number> = {
   E_INVALID_ARG: 400,
@@ -36,6 +37,7 @@ export function describeValidation(errs: ErrorObject[], part: string, data: unkn
     return { field: f, message: `missing field ${f}` };
   }
   let rule = e.message ?? 'is not valid';
+  if (e.keyword === 'pattern' && p.pattern === NO_CONTROL) rule = 'must not contain control characters';
   if (e.keyword === 'anyOf' || e.keyword === 'const' || e.keyword === 'union') {
     const alts = collectConsts(errs);
     if (alts.length > 0) rule = `must be one of ${alts.join(', ')}`;

@@ -5,8 +5,11 @@ import { Type as T, type TSchema } from '@sinclair/typebox';
 
 const strict = { additionalProperties: false };
 const Nullable = <S extends TSchema>(s: S) => T.Union([s, T.Null()]);
-const Str = T.String({ maxLength: 256 });
-const Ref = T.String({ minLength: 1, maxLength: 128, description: 'an id, or a name where names are unique' });
+/** No control characters (NUL among them, which PostgreSQL refuses) in any text we take. */
+export const NO_CONTROL = '^[^\\x00-\\x1f\\x7f]*$';
+const Str = T.String({ maxLength: 256, pattern: NO_CONTROL });
+const Ref = T.String({ minLength: 1, maxLength: 128, pattern: NO_CONTROL, description: 'an id, or a name where names are unique' });
+export const QueryStr = T.String({ maxLength: 256, pattern: NO_CONTROL });
 const resourceProps = { cpus: T.Integer(), memoryMb: T.Integer(), diskGb: T.Integer() };
 const Resources = T.Object(resourceProps, { ...strict, $id: 'Resources' });
 /** The same shape inline, for request bodies (a $ref would lose its static type). */

@@ -43,3 +43,8 @@ export function stamp(ctx: Ctx): { id: string; createdAt: string } {
   const now = ctx.clock.now();
   return { id: newId(now.getTime()), createdAt: now.toISOString() };
 }
+
+/** Structural equality of two plain records (as the change log would store them). */
+export function same(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}

@@ -4,8 +4,9 @@ import { cidrContains, cidrsOverlap, formatIp, parseCidr, parseIp, usableRange }
 import { conflict, invalid } from '../model/errors.js';
 import { HOST_STATES, type Host, type HostState, type Rack, type Site } from '../model/types.js';
 import * as v from '../model/validate.js';
+import type { Repo } from '../store/repo.js';
 import type { HostRow, SiteRow } from '../store/schema.js';
-import { type Ctx, stamp } from './context.js';
+import { type Ctx, same, stamp } from './context.js';
 import * as ref from './resolve.js';
 import { hostInfo, hostView, rackView, siteView } from './views.js';
 
@@ -52,11 +53,18 @@ export async function createSite(ctx: Ctx, input: SiteInput): Promise<Site> {
   const p = checkPools(input);
   return ctx.store.write(async (tx) => {
     if (await tx.findOne('sites', { name: input.name })) throw conflict(`site ${JSON.stringify(input.name)} already exists`, 'name');
+    // No two pools anywhere may overlap: not public with public, not
+    // underlay with underlay, and not underlay with public (an address
+    // handed out twice from two pools would be announced twice).
+    const mine = [...(p.underlay ? [{ c: p.underlay, field: 'underlayPool' }] : []), ...p.v4.map((c) => ({ c, field: 'ipv4Pools' }))];
+    for (let i = 0; i < mine.length; i++)
+      for (let j = i + 1; j < mine.length; j++)
+        if (cidrsOverlap(mine[i]!.c, mine[j]!.c)) throw invalid(mine[j]!.field, mine[j]!.c.text, `overlaps this site's ${mine[i]!.field} ${mine[i]!.c.text}`);
     for (const other of await tx.all('sites', {})) {
       const o = siteView(other);
-      for (const mine of p.v4)
-        for (const theirs of o.ipv4Pools)
-          if (cidrsOverlap(mine, parseCidr('x', theirs))) throw conflict(`ipv4Pools: ${mine.text} overlaps ${theirs} of site ${o.name}`, 'ipv4Pools');
+      const theirs = [...(o.underlayPool ? [o.underlayPool] : []), ...o.ipv4Pools];
+      for (const m of mine)
+        for (const t of theirs) if (cidrsOverlap(m.c, parseCidr('pool', t))) throw conflict(`${m.field}: ${m.c.text} overlaps ${t} of site ${o.name}`, m.field);
       if (p.v6 && o.ipv6Block && cidrsOverlap(p.v6, parseCidr('x', o.ipv6Block)))
         throw conflict(`ipv6Block: ${p.v6.text} overlaps ${o.ipv6Block} of site ${o.name}`, 'ipv6Block');
     }
@@ -70,6 +78,22 @@ export async function createSite(ctx: Ctx, input: SiteInput): Promise<Site> {
     await tx.insert('sites', row);
     return siteView(row);
   });
+}
+
+/**
+ * An explicit underlay IP must lie in the site's underlay pool when it has
+ * one, and never inside any site's public pools (those addresses are
+ * handed to instances and VIPs).
+ */
+async function checkUnderlay(tx: Repo, site: Site, ip: { family: number; n: bigint; text: string }, field: string): Promise<void> {
+  if (site.underlayPool) {
+    const c = parseCidr('underlayPool', site.underlayPool);
+    if (!cidrContains(c, ip.family as 4 | 6, ip.n)) throw invalid(field, ip.text, `must be inside site ${site.name}'s underlayPool ${c.text}`);
+  }
+  for (const other of await tx.all('sites', {}))
+    for (const pool of siteView(other).ipv4Pools)
+      if (cidrContains(parseCidr('ipv4Pools', pool), ip.family as 4 | 6, ip.n))
+        throw invalid(field, ip.text, `is inside site ${other.name}'s public pool ${pool}; underlay addresses must not be public pool addresses`);
 }
 
 export async function deleteSite(ctx: Ctx, siteRef: string): Promise<void> {
@@ -147,6 +171,7 @@ export async function createHost(ctx: Ctx, input: HostInput): Promise<Host> {
 
     let underlay: string;
     if (explicitUnderlay) {
+      await checkUnderlay(tx, site, explicitUnderlay, 'underlayIp');
       await tx.claim(pools.underlay(explicitUnderlay.family), explicitUnderlay.n, id, `underlayIp ${explicitUnderlay.text}`, 'underlayIp');
       underlay = explicitUnderlay.text;
     } else {
@@ -219,6 +244,7 @@ export async function updateHost(ctx: Ctx, hostRef: string, patch: HostPatch): P
       Object.assign(after, patch.capacity);
     }
     if (newUnderlay && newUnderlay.text !== before.underlayIp) {
+      await checkUnderlay(tx, siteView((await tx.get('sites', before.siteId))!), newUnderlay, 'underlayIp');
       const old = parseIp('underlayIp', before.underlayIp);
       await tx.release(pools.underlay(old.family), old.n);
       await tx.claim(pools.underlay(newUnderlay.family), newUnderlay.n, before.id, `underlayIp ${newUnderlay.text}`, 'underlayIp');
@@ -226,8 +252,9 @@ export async function updateHost(ctx: Ctx, hostRef: string, patch: HostPatch): P
     }
     const { id: _id, createdAt: _c, ...changed } = after;
     await tx.update('hosts', before.id, changed);
-    const at = ctx.clock.now().toISOString();
-    await tx.appendChange({ kind: 'host.updated', host: hostInfo(after), before: hostInfo(before) }, at);
+    // Capacity is not forwarding state; log only what agents and the mapping service use.
+    if (!same(hostInfo(after), hostInfo(before)))
+      await tx.appendChange({ kind: 'host.updated', host: hostInfo(after), before: hostInfo(before) }, ctx.clock.now().toISOString());
     return hostView(after);
   });
 }

@@ -43,7 +43,7 @@ const MAX_PORTS = 16;
 function resources(input: InstanceInput): Resources {
   let base: Resources = SIZES.small as Resources;
   if (input.size !== undefined) {
-    const s = SIZES[input.size];
+    const s = Object.hasOwn(SIZES, input.size) ? SIZES[input.size] : undefined;
     if (!s) throw invalid('size', input.size, `must be one of ${Object.keys(SIZES).join(', ')}`);
     base = s;
   }
@@ -125,7 +125,7 @@ async function pickIp(
     const site = siteView((await tx.get('sites', net.siteId as string))!);
     pool = pools.routed6;
     if (value !== undefined) {
-      ranges = site.ipv6Block ? [parseCidr('ipv6Block', site.ipv6Block)] : [parseCidr('x', '::/0')];
+      ranges = site.ipv6Block ? [parseCidr('ipv6Block', site.ipv6Block)] : [];
       rangeNote = `site ${site.name}'s ipv6Block`;
     } else {
       ranges = host.ipv6Prefix ? [parseCidr('ipv6Prefix', host.ipv6Prefix)] : [];
@@ -167,6 +167,10 @@ async function addPort(ctx: Ctx, tx: Repo, inst: InstanceRow, host: HostRow, spe
   let mac: string;
   if (spec.mac !== undefined) {
     const m = parseMac(`${field}.mac`, spec.mac);
+    // Tenants may pick only locally administered MACs; globally assigned ones
+    // (a router's VRRP MAC, a vendor's range) are for operators importing a cloud.
+    if (scope.tenantId !== null && ((m.n >> 40n) & 2n) === 0n)
+      throw invalid(`${field}.mac`, spec.mac, 'must be locally administered (second bit of the first octet set, e.g. 02:...)');
     await tx.claim(pools.mac, m.n, id, `${field}.mac ${m.text}`, `${field}.mac`);
     mac = m.text;
   } else {

@@ -5,7 +5,7 @@ import { invalid, notFound } from '../model/errors.js';
 import { IMPORT_POLICIES, type ImportPolicy, type Peer } from '../model/types.js';
 import * as v from '../model/validate.js';
 import type { PeerRow } from '../store/schema.js';
-import { type Ctx, stamp } from './context.js';
+import { type Ctx, same, stamp } from './context.js';
 import * as ref from './resolve.js';
 import { peerInfo, peerView } from './views.js';
 
@@ -79,7 +79,7 @@ export async function updatePeer(ctx: Ctx, id: string, patch: PeerPatch): Promis
     if (patch.description !== undefined) after.description = patch.description === null ? null : v.str('description', patch.description, 200);
     const { id: _i, createdAt: _c, ...changed } = after;
     await tx.update('peers', id, changed);
-    await tx.appendChange({ kind: 'peer.updated', peer: peerInfo(after) }, ctx.clock.now().toISOString());
+    if (!same(peerInfo(after), peerInfo(before))) await tx.appendChange({ kind: 'peer.updated', peer: peerInfo(after) }, ctx.clock.now().toISOString());
     return peerView(after);
   });
 }

@@ -92,7 +92,7 @@ export async function list(ctx: Ctx, scope: Scope, kind: Kind, q: ListQuery): Pr
     const where: Record<string, unknown> = {};
     for (const [k, val] of Object.entries(q)) {
       if (k === 'limit' || k === 'after' || val === undefined) continue;
-      const f = FILTERS[kind][k];
+      const f = Object.hasOwn(FILTERS[kind], k) ? FILTERS[kind][k] : undefined;
       if (!f) throw invalid(k, val, `is not a filter of ${kind}; filters are ${filtersOf(kind).join(', ') || 'none'}`);
       try {
         const [col, value] = await f(tx, String(val), scope);

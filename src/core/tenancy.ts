@@ -1,11 +1,11 @@
 // Use cases for tenants and their networks: overlay networks (a VNI, their
 // own subnets) and routed networks (public addresses from a site's pools).
 import { cidrsOverlap, parseCidr, usableRange } from '../model/addr.js';
-import { conflict, invalid } from '../model/errors.js';
+import { conflict, invalid, WeftError } from '../model/errors.js';
 import { NETWORK_KINDS, type Network, type NetworkKind, type Tenant } from '../model/types.js';
 import * as v from '../model/validate.js';
 import type { NetworkRow } from '../store/schema.js';
-import { type Ctx, type Scope, stamp } from './context.js';
+import { type Ctx, type Scope, same, stamp } from './context.js';
 import { pools } from './infra.js';
 import * as ref from './resolve.js';
 import { networkInfo, networkView, tenantView } from './views.js';
@@ -76,7 +76,10 @@ export async function createNetwork(ctx: Ctx, scope: Scope, input: NetworkInput)
     if (input.site !== undefined) throw invalid('site', input.site, 'only routed networks belong to a site; overlay networks span sites');
     if (!input.subnets || input.subnets.length === 0) throw invalid('subnets', input.subnets, 'an overlay network needs at least one IPv4 or IPv6 subnet');
     subnets = checkSubnets(input.subnets);
-    if (input.vni !== undefined) v.int('vni', input.vni, v.VNI_MIN, v.VNI_MAX);
+    if (input.vni !== undefined) {
+      v.int('vni', input.vni, v.VNI_MIN, v.VNI_MAX);
+      if (scope.tenantId !== null) throw new WeftError('E_FORBIDDEN', 'only operators choose VNIs; omit vni to have one allocated', 'vni');
+    }
   } else {
     if (input.vni !== undefined) throw invalid('vni', input.vni, 'routed networks have no VNI');
     if (input.subnets !== undefined && input.subnets.length > 0)
@@ -142,7 +145,8 @@ export async function updateNetwork(ctx: Ctx, scope: Scope, netRef: string, patc
     if (patch.ndRate !== undefined) after.ndRate = patch.ndRate;
     const { id: _i, createdAt: _c, ...changed } = after;
     await tx.update('networks', n.id, changed);
-    await tx.appendChange({ kind: 'network.updated', network: networkInfo(after) }, ctx.clock.now().toISOString());
+    if (!same(networkInfo(after), networkInfo(n)))
+      await tx.appendChange({ kind: 'network.updated', network: networkInfo(after) }, ctx.clock.now().toISOString());
     return networkView(after);
   });
 }

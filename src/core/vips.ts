@@ -2,12 +2,12 @@
 // health check; each host with a healthy local backend announces the VIP.
 import { cidrContains, formatIp, parseCidr, parseIp, usableRange } from '../model/addr.js';
 import type { VipInfo } from '../model/changes.js';
-import { capacity, conflict, invalid } from '../model/errors.js';
+import { capacity, conflict, invalid, WeftError } from '../model/errors.js';
 import type { HealthCheck, Vip } from '../model/types.js';
 import * as v from '../model/validate.js';
 import type { Repo } from '../store/repo.js';
-import type { VipRow } from '../store/schema.js';
-import { type Ctx, type Scope, stamp } from './context.js';
+import type { SiteRow, VipRow } from '../store/schema.js';
+import { type Ctx, type Scope, same, stamp } from './context.js';
 import { pools } from './infra.js';
 import * as ref from './resolve.js';
 import { siteView, vipView } from './views.js';
@@ -85,6 +85,33 @@ export async function touchVipsOf(tx: Repo, portIds: string[], at: string): Prom
   );
 }
 
+/**
+ * Claims an explicit VIP address in the pool that owns it, so that it can
+ * never also be handed to a port: inside a site's public IPv4 pools, that
+ * site's pool; IPv6, the pool routed IPv6 addresses come from. Addresses
+ * outside every site's pools (an operator's own anycast range) are for
+ * operators only, and never inside an underlay pool.
+ */
+async function claimVipAddress(tx: Repo, scope: Scope, site: SiteRow | null, ip: { family: 4 | 6; n: bigint; text: string }, owner: string) {
+  const sites = (await tx.all('sites', {})).map(siteView);
+  for (const o of sites)
+    if (o.underlayPool && cidrContains(parseCidr('underlayPool', o.underlayPool), ip.family, ip.n))
+      throw invalid('address', ip.text, `is inside site ${o.name}'s underlayPool ${o.underlayPool}`);
+  const what = `address ${ip.text}`;
+  if (ip.family === 4) {
+    const home = sites.find((o) => o.ipv4Pools.some((p) => cidrContains(parseCidr('ipv4Pools', p), 4, ip.n)));
+    if (home) {
+      if (site && home.id !== site.id) throw invalid('address', ip.text, `is in site ${home.name}'s pool, not site ${site.name}'s`);
+      return tx.claim(pools.sitePublic4(home.id), ip.n, owner, what, 'address');
+    }
+  } else if (sites.some((o) => o.ipv6Block && cidrContains(parseCidr('ipv6Block', o.ipv6Block), 6, ip.n))) {
+    return tx.claim(pools.routed6, ip.n, owner, what, 'address');
+  }
+  if (scope.tenantId !== null)
+    throw new WeftError('E_FORBIDDEN', `address ${ip.text} is outside every site's pools; only operators may use such addresses`, 'address');
+  return tx.claim(ip.family === 4 ? pools.vip(4) : pools.routed6, ip.n, owner, what, 'address');
+}
+
 async function setBackends(tx: Repo, vip: VipRow, refs: string[], scope: Scope): Promise<string[]> {
   const ids: string[] = [];
   for (const [i, r] of refs.entries()) {
@@ -115,14 +142,12 @@ export async function createVip(ctx: Ctx, scope: Scope, input: VipInput): Promis
     const s = input.site === undefined ? null : await ref.site(tx, input.site);
     const { id, createdAt } = stamp(ctx);
     let address: string;
-    const sitePools = s ? siteView(s).ipv4Pools.map((p) => parseCidr('ipv4Pools', p)) : [];
     if (explicit) {
-      const inPool = s && explicit.family === 4 ? sitePools.find((c) => cidrContains(c, 4, explicit.n)) : undefined;
-      const pool = inPool && s ? pools.sitePublic4(s.id) : pools.vip(explicit.family);
-      await tx.claim(pool, explicit.n, id, `address ${explicit.text}`, 'address');
+      await claimVipAddress(tx, scope, s, explicit, id);
       address = explicit.text;
     } else {
       if (!s) throw invalid('address', undefined, 'required unless a site is given to allocate it from');
+      const sitePools = siteView(s).ipv4Pools.map((p) => parseCidr('ipv4Pools', p));
       let n: bigint | null = null;
       for (const c of sitePools) {
         const { lo, hi } = usableRange(c);
@@ -153,13 +178,14 @@ export async function updateVip(ctx: Ctx, scope: Scope, vipRef: string, patch: V
   const hc = patch.healthCheck === undefined ? null : checkHealth(patch.healthCheck);
   return ctx.store.write(async (tx) => {
     const vip = await ref.owned(tx, 'vips', vipRef, scope);
+    const before = await vipInfo(tx, vip);
     if (hc) {
       vip.healthCheck = JSON.stringify(hc);
       await tx.update('vips', vip.id, { healthCheck: vip.healthCheck });
     }
     if (patch.backends !== undefined) await setBackends(tx, vip, patch.backends, scope);
     const info = await vipInfo(tx, vip);
-    await tx.appendChange({ kind: 'vip.updated', vip: info }, ctx.clock.now().toISOString());
+    if (!same(info, before)) await tx.appendChange({ kind: 'vip.updated', vip: info }, ctx.clock.now().toISOString());
     return vipView(
       vip,
       info.backends.map((b) => b.portId),

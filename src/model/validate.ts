@@ -35,7 +35,9 @@ export function bool(field: string, v: unknown): boolean {
 }
 
 export function str(field: string, v: unknown, maxLen: number): string {
-  if (typeof v !== 'string' || v.length > maxLen) throw invalid(field, v, `must be a string of at most ${maxLen} characters`);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the point is to find them
+  if (typeof v !== 'string' || v.length > maxLen || /[\x00-\x1f\x7f]/.test(v))
+    throw invalid(field, v, `must be a string of at most ${maxLen} characters, without control characters`);
   return v;
 }
 

@@ -140,7 +140,7 @@ for (const dialect of DIALECTS) {
             return x;
           }),
         );
-        await new Promise((r) => setTimeout(r, 1));
+        await new Promise((r) => setTimeout(r, 3));
       }
       const theirs = (JSON.parse(await childOut) as string[]).map(BigInt);
       const all = [...mine, ...theirs];

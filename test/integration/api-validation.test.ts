@@ -169,6 +169,135 @@ for (const dialect of DIALECTS) {
       assert.equal(((await nf.json()) as { code: string }).code, 'E_NOT_FOUND');
     });
 
+    test('addresses have one owner: VIPs claim in the site pool; outside every pool is for operators only', async () => {
+      const acme = (await api.admin.post<{ secret: string }>('/v1/tokens', { name: 'acme-vip', role: 'tenant', tenant: 'acme' })).secret;
+      const t = api.as(acme);
+      await expectError(
+        () => t.post('/v1/vips', { name: 'dns', address: '8.8.8.8', healthCheck: { type: 'tcp', port: 53 } }),
+        'E_FORBIDDEN',
+        /outside every site's pools/,
+      );
+      await expectError(
+        () => t.post('/v1/vips', { name: 'u', address: '192.0.2.10', healthCheck: { type: 'tcp', port: 53 } }),
+        'E_INVALID_ARG',
+        /underlayPool/,
+      );
+      // Inside ams1's public pool without naming the site: claimed there, so no port gets it too.
+      const vip = await t.post<{ address: string }>('/v1/vips', { name: 'w', address: '203.0.113.1', healthCheck: { type: 'tcp', port: 80 } });
+      await api.admin.post('/v1/networks', { tenant: 'acme', name: 'pub', kind: 'routed', site: 'ams1' });
+      const vm = await api.admin.post<{ ports: { ipv4: string }[] }>('/v1/instances', {
+        tenant: 'acme',
+        name: 'pubvm',
+        site: 'ams1',
+        size: 'nano',
+        ports: [{ network: 'pub' }],
+      });
+      assert.notEqual(vm.ports[0]?.ipv4, vip.address);
+      const anycast = await api.admin.post<{ address: string }>('/v1/vips', {
+        tenant: 'acme',
+        name: 'any',
+        address: '198.51.100.53',
+        healthCheck: { type: 'tcp', port: 53 },
+      });
+      assert.equal(anycast.address, '198.51.100.53', 'operators may use their own anycast range');
+      await api.admin.delete('/v1/instances/pubvm');
+    });
+
+    test('pools never overlap across kinds; explicit underlay IPs stay in the underlay pool', async () => {
+      await expectError(
+        () => api.admin.post('/v1/sites', { name: 'lon1', underlayPool: '198.18.0.0/24', ipv4Pools: ['198.18.0.128/25'] }),
+        'E_INVALID_ARG',
+        /overlaps this site's underlayPool/,
+      );
+      await expectError(
+        () => api.admin.post('/v1/sites', { name: 'lon1', underlayPool: '203.0.113.0/26' }),
+        'E_CONFLICT',
+        /overlaps 203.0.113.0\/24 of site ams1/,
+      );
+      const cap = { cpus: 1, memoryMb: 1, diskGb: 1 };
+      await expectError(
+        () => api.admin.post('/v1/hosts', { name: 'h', site: 'ams1', underlayIp: '198.18.5.5', capacity: cap }),
+        'E_INVALID_ARG',
+        /must be inside site ams1's underlayPool 192.0.2.0\/24/,
+      );
+      await expectError(() => api.admin.patch('/v1/hosts/hv1', { underlayIp: '203.0.113.9' }), 'E_INVALID_ARG', /underlayPool|public pool/);
+    });
+
+    test('routed IPv6 needs a site block; tenants choose neither VNIs nor globally assigned MACs', async () => {
+      await api.admin.post('/v1/sites', { name: 'nov6', ipv4Pools: ['198.19.0.0/24'] });
+      await api.admin
+        .post('/v1/hosts', { name: 'nov6-hv', site: 'nov6', underlayIp: '198.19.255.1', capacity: { cpus: 4, memoryMb: 8192, diskGb: 100 } })
+        .catch(() => undefined);
+      await api.admin.post('/v1/networks', { tenant: 'acme', name: 'pub6', kind: 'routed', site: 'nov6' });
+      await expectError(
+        () =>
+          api.admin.post('/v1/instances', {
+            tenant: 'acme',
+            name: 'v6',
+            site: 'nov6',
+            size: 'nano',
+            ports: [{ network: 'pub6', ipv6: '2001:4860:4860::8888' }],
+          }),
+        'E_INVALID_ARG',
+        /usable address in site nov6's ipv6Block \(none\)/,
+      );
+      const acme = (await api.admin.post<{ secret: string }>('/v1/tokens', { name: 'acme-net', role: 'tenant', tenant: 'acme' })).secret;
+      const t = api.as(acme);
+      await expectError(
+        () => t.post('/v1/networks', { name: 'mine', kind: 'overlay', subnets: ['10.3.0.0/24'], vni: 100 }),
+        'E_FORBIDDEN',
+        /only operators choose VNIs/,
+      );
+      await expectError(
+        () => t.post('/v1/instances', { name: 'vrrp', site: 'ams1', size: 'nano', ports: [{ network: 'net', mac: '00:00:5e:00:01:01' }] }),
+        'E_INVALID_ARG',
+        /must be locally administered/,
+      );
+      const ok = await t.post<{ ports: { mac: string }[] }>('/v1/instances', {
+        name: 'lamac',
+        site: 'ams1',
+        size: 'nano',
+        ports: [{ network: 'net', mac: '06:00:00:00:00:01' }],
+      });
+      assert.equal(ok.ports[0]?.mac, '06:00:00:00:00:01');
+      await api.admin.delete('/v1/instances/lamac');
+    });
+
+    test('renaming an instance by name answers with the renamed instance', async () => {
+      await api.admin.post('/v1/instances', { tenant: 'acme', name: 'old-name', site: 'ams1', size: 'nano' });
+      const r = await api.admin.patch<{ name: string; ports: unknown[] }>('/v1/instances/old-name', { name: 'new-name' });
+      assert.equal(r.name, 'new-name');
+      assert.deepEqual(r.ports, []);
+      await api.admin.delete('/v1/instances/new-name');
+    });
+
+    test('inherited property names and control characters are bad input, not 500s', async () => {
+      await expectError(() => api.admin.get('/v1/sites?constructor=x'), 'E_INVALID_ARG', /is not a filter of sites/);
+      await expectError(() => api.admin.get('/v1/instances?hasOwnProperty=1'), 'E_INVALID_ARG', /is not a filter/);
+      await expectError(
+        () => api.admin.post('/v1/instances', { tenant: 'acme', name: 'x', site: 'ams1', size: 'constructor' }),
+        'E_INVALID_ARG',
+        /invalid size "constructor": must be one of nano/,
+      );
+      await expectError(() => api.admin.get('/v1/sites/a%00b'), 'E_INVALID_ARG', /must not contain control characters/);
+      await expectError(() => api.admin.get('/v1/sites?name=%00'), 'E_INVALID_ARG', /must not contain control characters/);
+      await expectError(
+        () => api.admin.post('/v1/peers', { host: 'hv1', neighbor: '198.51.100.1', remoteAsn: 65000, description: 'a\u0000b' }),
+        'E_INVALID_ARG',
+        /control characters/,
+      );
+    });
+
+    test('an update that changes nothing writes no change-log entry', async () => {
+      const before = await api.store.headVersion();
+      await api.admin.patch('/v1/hosts/hv1', { state: 'active' });
+      await api.admin.patch('/v1/hosts/hv1', { capacity: { cpus: 4, memoryMb: 262144, diskGb: 4000 } });
+      assert.equal(await api.store.headVersion(), before);
+      await api.admin.patch('/v1/hosts/hv1', { state: 'draining' });
+      assert.equal(await api.store.headVersion(), before + 1);
+      await api.admin.patch('/v1/hosts/hv1', { state: 'active' });
+    });
+
     test('an unknown list filter names the filters there are', async () => {
       await expectError(
         () => api.admin.get('/v1/hosts?colour=red'),

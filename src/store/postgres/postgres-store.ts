@@ -35,13 +35,9 @@ export class PostgresStore implements Store {
   static async open(url: string, opts: { poolSize?: number } = {}): Promise<PostgresStore> {
     const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 10 });
     const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }), plugins: [new CamelCasePlugin()] });
-    // Replicas starting together must not run the migration twice.
-    await sql`select pg_advisory_lock(${WRITE_LOCK + 1})`.execute(db);
-    try {
-      await migrate(db);
-    } finally {
-      await sql`select pg_advisory_unlock(${WRITE_LOCK + 1})`.execute(db);
-    }
+    // Replicas starting together are safe: Kysely's Migrator runs the
+    // migrations in one transaction holding its own advisory lock.
+    await migrate(db);
     return new PostgresStore(url, db);
   }
 
