@@ -50,6 +50,7 @@ export const Host = T.Object(
     underlayIp: T.String(),
     asn: Nullable(T.Number()),
     capacity: T.Ref('Resources'),
+    used: T.Ref('Resources'),
     state: T.String(),
     ipv6Prefix: Nullable(T.String()),
     createdAt: T.String(),

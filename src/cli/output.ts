@@ -3,7 +3,7 @@
 const COLUMNS: Record<string, string[]> = {
   sites: ['id', 'name', 'underlayPool', 'ipv4Pools', 'ipv6Block'],
   racks: ['id', 'name', 'siteId'],
-  hosts: ['id', 'name', 'state', 'underlayIp', 'ipv6Prefix', 'asn', 'capacity'],
+  hosts: ['id', 'name', 'state', 'underlayIp', 'ipv6Prefix', 'asn', 'capacity', 'used'],
   tenants: ['id', 'name'],
   networks: ['id', 'name', 'kind', 'vni', 'subnets', 'mtu', 'tenantId'],
   instances: ['id', 'name', 'state', 'hostId', 'size', 'ports'],

@@ -209,6 +209,9 @@ export async function createHost(ctx: Ctx, input: HostInput): Promise<Host> {
       diskGb: input.capacity.diskGb,
       state,
       ipv6Prefix: prefix,
+      usedCpus: 0,
+      usedMemoryMb: 0,
+      usedDiskGb: 0,
     };
     await tx.insert('hosts', row);
     await tx.appendChange({ kind: 'host.created', host: hostInfo(row) }, createdAt);
@@ -236,7 +239,7 @@ export async function updateHost(ctx: Ctx, hostRef: string, patch: HostPatch): P
     if (patch.asn !== undefined) after.asn = patch.asn;
     if (patch.rack !== undefined) after.rackId = patch.rack === null ? null : (await ref.rack(tx, patch.rack, before.siteId)).id;
     if (patch.capacity) {
-      const used = (await tx.hostUsage([before.id])).get(before.id) ?? { cpus: 0, memoryMb: 0, diskGb: 0 };
+      const used = { cpus: Number(before.usedCpus), memoryMb: Number(before.usedMemoryMb), diskGb: Number(before.usedDiskGb) };
       for (const k of ['cpus', 'memoryMb', 'diskGb'] as const) {
         if (patch.capacity[k] < used[k])
           throw conflict(`capacity.${k} ${patch.capacity[k]} is below what the host's instances use (${used[k]}); migrate some first`, `capacity.${k}`);

@@ -56,13 +56,12 @@ function resources(input: InstanceInput): Resources {
 
 async function candidates(tx: Repo, siteId: string): Promise<{ hosts: HostRow[]; cands: Candidate[] }> {
   const hosts = await tx.all('hosts', { siteId });
-  const usage = await tx.hostUsage(hosts.map((h) => h.id));
   const cands = hosts.map((h) => ({
     hostId: h.id,
     name: h.name,
     state: h.state as Candidate['state'],
     capacity: { cpus: h.cpus, memoryMb: h.memoryMb, diskGb: h.diskGb },
-    used: usage.get(h.id) ?? { cpus: 0, memoryMb: 0, diskGb: 0 },
+    used: { cpus: Number(h.usedCpus), memoryMb: Number(h.usedMemoryMb), diskGb: Number(h.usedDiskGb) },
   }));
   return { hosts, cands };
 }
@@ -220,6 +219,7 @@ export async function createInstance(ctx: Ctx, scope: Scope, input: InstanceInpu
     const host = await chooseHost(ctx, tx, s.id, s.name, want, input.host);
     const row: InstanceRow = { ...stamp(ctx), tenantId: t.id, name: input.name, siteId: s.id, hostId: host.id, ...want, state };
     await tx.insert('instances', row);
+    await tx.addHostUsage(host.id, want, 1);
     const ports: PortRow[] = [];
     for (const [i, spec] of specs.entries()) ports.push(await addPort(ctx, tx, row, host, spec, `ports[${i}]`, scope));
     return { ...instanceView(row), ports: ports.map(portView) };
@@ -253,6 +253,7 @@ export async function deleteInstance(ctx: Ctx, scope: Scope, instRef: string): P
     const at = ctx.clock.now().toISOString();
     for (const p of await tx.all('ports', { instanceId: i.id })) await removePort(tx, p, at);
     await tx.remove('instances', { id: i.id });
+    await tx.addHostUsage(i.hostId, { cpus: i.cpus, memoryMb: i.memoryMb, diskGb: i.diskGb }, -1);
   });
 }
 
@@ -269,6 +270,8 @@ export async function migrateInstance(ctx: Ctx, scope: Scope, instRef: string, t
     const want = { cpus: i.cpus, memoryMb: i.memoryMb, diskGb: i.diskGb };
     const to = await chooseHost(ctx, tx, s.id, s.name, want, target, from.id);
     await tx.update('instances', i.id, { hostId: to.id });
+    await tx.addHostUsage(from.id, want, -1);
+    await tx.addHostUsage(to.id, want, 1);
     const at = ctx.clock.now().toISOString();
     const ports = (await tx.all('ports', { instanceId: i.id })).sort((a, b) => a.id.localeCompare(b.id));
     for (const p of ports) {

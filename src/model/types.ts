@@ -53,6 +53,8 @@ export interface Host {
   underlayIp: string;
   asn: number | null;
   capacity: Resources;
+  /** What the instances placed on it use. */
+  used: Resources;
   state: HostState;
   /** The host's /64 from its site's IPv6 block (null when the site has none). */
   ipv6Prefix: string | null;

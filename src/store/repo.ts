@@ -27,7 +27,16 @@ export class Repo {
   /** Versions appended in this transaction, for the store's commit notification. */
   readonly appended: number[] = [];
 
-  constructor(db: Kysely<DB> | Transaction<DB>) {
+  /**
+   * @param cursorHints the store's memory of where each allocation cursor
+   *   is, saving a read per allocation. Only a hint: a stale one (another
+   *   replica moved on, a transaction rolled back) just starts the scan
+   *   earlier; the allocations table decides what is free.
+   */
+  constructor(
+    db: Kysely<DB> | Transaction<DB>,
+    private readonly cursorHints: Map<string, bigint> = new Map(),
+  ) {
     this.db = db as never;
   }
 
@@ -100,18 +109,17 @@ export class Repo {
     return Number(r.numDeletedRows);
   }
 
-  /** Resources used on each host: the sum of its instances' sizes. */
-  async hostUsage(hostIds: string[]): Promise<Map<string, { cpus: number; memoryMb: number; diskGb: number }>> {
-    const out = new Map<string, { cpus: number; memoryMb: number; diskGb: number }>();
-    if (hostIds.length === 0) return out;
-    const rows = await this.db
-      .selectFrom('instances')
-      .select(['hostId', sql<number>`sum(cpus)`.as('cpus'), sql<number>`sum(memory_mb)`.as('memoryMb'), sql<number>`sum(disk_gb)`.as('diskGb')])
-      .where('hostId', 'in', hostIds)
-      .groupBy('hostId')
+  /** Adds `sign` times these resources to a host's usage counters. */
+  async addHostUsage(hostId: string, r: { cpus: number; memoryMb: number; diskGb: number }, sign: 1 | -1): Promise<void> {
+    await this.db
+      .updateTable('hosts')
+      .set((eb) => ({
+        usedCpus: eb('usedCpus', '+', sign * r.cpus),
+        usedMemoryMb: eb('usedMemoryMb', '+', sign * r.memoryMb),
+        usedDiskGb: eb('usedDiskGb', '+', sign * r.diskGb),
+      }))
+      .where('id', '=', hostId)
       .execute();
-    for (const r of rows) out.set(r.hostId, { cpus: Number(r.cpus), memoryMb: Number(r.memoryMb), diskGb: Number(r.diskGb) });
-    return out;
   }
 
   // --- allocation pools -------------------------------------------------
@@ -126,15 +134,22 @@ export class Repo {
   async allocate(pool: string, lo: bigint, hi: bigint, owner: string, what: string): Promise<bigint> {
     if (hi < lo) throw capacity(`${what}: the range is empty`);
     const cursorPool = `${pool}|${keyOf(lo)}`;
-    const c = await this.db.selectFrom('cursors').select('nextKey').where('pool', '=', cursorPool).executeTakeFirst();
-    let start = c ? fromKey(c.nextKey) : lo;
+    let start = this.cursorHints.get(cursorPool);
+    if (start === undefined) {
+      const c = await this.db.selectFrom('cursors').select('nextKey').where('pool', '=', cursorPool).executeTakeFirst();
+      start = c ? fromKey(c.nextKey) : lo;
+    }
     if (start < lo || start > hi) start = lo;
     const n = (await this.scan(pool, start, hi)) ?? (start > lo ? await this.scan(pool, lo, start - 1n) : null);
     if (n === null) throw capacity(`${what}: all ${hi - lo + 1n} addresses in the range are taken`);
     await this.insert('allocations', { pool, key: keyOf(n), owner });
-    const next = keyOf(n + 1n > hi ? lo : n + 1n);
-    if (c) await this.db.updateTable('cursors').set({ nextKey: next }).where('pool', '=', cursorPool).execute();
-    else await this.db.insertInto('cursors').values({ pool: cursorPool, nextKey: next }).execute();
+    const next = n + 1n > hi ? lo : n + 1n;
+    this.cursorHints.set(cursorPool, next);
+    await this.db
+      .insertInto('cursors')
+      .values({ pool: cursorPool, nextKey: keyOf(next) })
+      .onConflict((oc) => oc.column('pool').doUpdateSet({ nextKey: keyOf(next) }))
+      .execute();
     return n;
   }
 

@@ -31,6 +31,10 @@ export interface HostRow {
   state: string;
   ipv6Prefix: string | null;
   createdAt: string;
+  /** What its instances use; kept by the core under the write lock. */
+  usedCpus: number;
+  usedMemoryMb: number;
+  usedDiskGb: number;
 }
 
 export interface TenantRow {

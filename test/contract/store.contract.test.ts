@@ -192,6 +192,50 @@ for (const dialect of DIALECTS) {
       assert.equal((first[0] as Extract<Change, { host: unknown }>).host.hostId, 'h100');
     });
 
+    test('migration 0002 backfills host usage from the instances already placed', async () => {
+      const old = await testDb(dialect);
+      try {
+        const v1 = await old.open('0001-initial');
+        const at = now();
+        await v1.write(async (tx) => {
+          await tx.insert('sites', { id: 's1', name: 's1', underlayPool: null, ipv4Pools: '[]', ipv6Block: null, createdAt: at });
+          await tx.insert('tenants', tenantRow('t1'));
+          // A 0001 host row has no usage columns yet.
+          const host = { siteId: 's1', rackId: null, asn: null, cpus: 8, memoryMb: 8192, diskGb: 100, state: 'active', ipv6Prefix: null, createdAt: at };
+          await tx.insert('hosts', { ...host, id: 'h1', name: 'h1', underlayIp: '192.0.2.1' } as never);
+          await tx.insert('hosts', { ...host, id: 'h2', name: 'h2', underlayIp: '192.0.2.2' } as never);
+          for (const [id, cpus] of [
+            ['i1', 2],
+            ['i2', 3],
+          ] as const)
+            await tx.insert('instances', {
+              id,
+              tenantId: 't-t1',
+              name: id,
+              siteId: 's1',
+              hostId: 'h1',
+              cpus,
+              memoryMb: 1024 * cpus,
+              diskGb: 10,
+              state: 'running',
+              createdAt: at,
+            });
+        });
+        await v1.close();
+        const latest = await old.open();
+        try {
+          const h1 = await latest.read((tx) => tx.get('hosts', 'h1'));
+          const h2 = await latest.read((tx) => tx.get('hosts', 'h2'));
+          assert.deepEqual([Number(h1?.usedCpus), Number(h1?.usedMemoryMb), Number(h1?.usedDiskGb)], [5, 5120, 20]);
+          assert.deepEqual([Number(h2?.usedCpus), Number(h2?.usedMemoryMb), Number(h2?.usedDiskGb)], [0, 0, 0]);
+        } finally {
+          await latest.close();
+        }
+      } finally {
+        await old.drop();
+      }
+    });
+
     test('committed data survives close and reopen', async () => {
       const head = await store.headVersion();
       await store.close();

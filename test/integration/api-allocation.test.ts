@@ -44,7 +44,10 @@ for (const dialect of DIALECTS) {
       const hosts = await api.admin.all<Host>('/v1/hosts');
       const perHost = new Map<string, number>();
       for (const i of ok) perHost.set(i.hostId, (perHost.get(i.hostId) ?? 0) + 1);
-      for (const h of hosts) assert.ok((perHost.get(h.id) ?? 0) <= h.capacity.cpus, `${h.name} holds ${perHost.get(h.id)}`);
+      for (const h of hosts) {
+        assert.ok((perHost.get(h.id) ?? 0) <= h.capacity.cpus, `${h.name} holds ${perHost.get(h.id)}`);
+        assert.equal(h.used.cpus, perHost.get(h.id) ?? 0, `${h.name}'s usage counter matches its instances`);
+      }
       const log = await changesAfter(api, v0);
       assert.equal(log.filter((c) => c.kind === 'port.created').length, 300);
       assert.deepEqual(
@@ -57,6 +60,7 @@ for (const dialect of DIALECTS) {
       assert.equal(listed.length, 300);
       await Promise.all(ok.map((i) => api.admin.delete(`/v1/instances/${i.id}`)));
       assert.equal((await api.admin.all('/v1/ports', { network: 'big' })).length, 0);
+      for (const h of await api.admin.all<Host>('/v1/hosts')) assert.deepEqual(h.used, { cpus: 0, memoryMb: 0, diskGb: 0 }, `${h.name} is empty again`);
     });
 
     test('concurrent network creations get distinct VNIs', async () => {

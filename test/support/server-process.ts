@@ -15,7 +15,7 @@ export interface ServerProcess {
 }
 
 export async function startServerProcess(o: { db: string; adminToken: string; args?: string[] }): Promise<ServerProcess> {
-  const proc = spawn(WEFT_BIN, ['server', '--db', o.db, '--api-listen', '127.0.0.1:0', '--log-level', 'warn', ...(o.args ?? [])], {
+  const proc = spawn(WEFT_BIN, ['server', '--db', o.db, '--api-listen', '127.0.0.1:0', ...(o.args ?? ['--log-level', 'warn'])], {
     env: { ...process.env, WEFT_ADMIN_TOKEN: o.adminToken },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

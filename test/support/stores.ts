@@ -16,7 +16,8 @@ export const DIALECTS: Dialect[] = ['sqlite', 'postgres'];
 export interface TestDb {
   /** A --db URL for this database (other processes may open it too). */
   url: string;
-  open(): Promise<Store>;
+  /** Opens it, migrated to the latest schema or to `upTo`. */
+  open(upTo?: string): Promise<Store>;
   drop(): Promise<void>;
 }
 
@@ -30,7 +31,7 @@ export async function testDb(dialect: Dialect): Promise<TestDb> {
   if (dialect === 'sqlite') {
     const dir = mkdtempSync(join(tmpdir(), 'weft-sqlite-'));
     const path = join(dir, 'weft.db');
-    return { url: `sqlite:${path}`, open: () => SqliteStore.open(path), drop: async () => rmSync(dir, { recursive: true, force: true }) };
+    return { url: `sqlite:${path}`, open: (upTo) => SqliteStore.open(path, { upTo }), drop: async () => rmSync(dir, { recursive: true, force: true }) };
   }
   const admin = pgAdminUrl();
   const name = `weft_test_${randomBytes(6).toString('hex')}`;
@@ -43,7 +44,7 @@ export async function testDb(dialect: Dialect): Promise<TestDb> {
   const url = u.toString();
   return {
     url,
-    open: () => PostgresStore.open(url),
+    open: (upTo) => PostgresStore.open(url, { upTo }),
     async drop() {
       const d = new pg.Client({ connectionString: admin });
       await d.connect();

@@ -1,6 +1,6 @@
 // Schema migrations, in order. Each runs once per database (Kysely's
 // Migrator records them) and must work on SQLite and PostgreSQL alike.
-import type { Kysely, Migration, MigrationProvider } from 'kysely';
+import { type Kysely, type Migration, type MigrationProvider, sql } from 'kysely';
 
 const initial: Migration = {
   async up(db: Kysely<unknown>) {
@@ -154,9 +154,28 @@ const initial: Migration = {
   },
 };
 
+/**
+ * Resources used per host as counters kept under the write lock, so that
+ * placement reads one row per host instead of summing every instance.
+ */
+const hostUsage: Migration = {
+  async up(db: Kysely<unknown>) {
+    // One column per statement: SQLite's ALTER TABLE adds one at a time.
+    for (const col of ['used_cpus', 'used_memory_mb', 'used_disk_gb'])
+      await db.schema
+        .alterTable('hosts')
+        .addColumn(col, 'bigint', (c) => c.notNull().defaultTo(0))
+        .execute();
+    await sql`update hosts set
+      used_cpus = coalesce((select sum(i.cpus) from instances i where i.host_id = hosts.id), 0),
+      used_memory_mb = coalesce((select sum(i.memory_mb) from instances i where i.host_id = hosts.id), 0),
+      used_disk_gb = coalesce((select sum(i.disk_gb) from instances i where i.host_id = hosts.id), 0)`.execute(db);
+  },
+};
+
 class StaticProvider implements MigrationProvider {
   async getMigrations(): Promise<Record<string, Migration>> {
-    return { '0001-initial': initial };
+    return { '0001-initial': initial, '0002-host-usage': hostUsage };
   }
 }
 

@@ -22,6 +22,7 @@ export class PostgresStore implements Store {
   private readonly db: Kysely<DB>;
   private readonly url: string;
   private readonly listeners = new Set<(v: number) => void>();
+  private readonly cursorHints = new Map<string, bigint>();
   private listenClient: pg.Client | null = null;
   private listening: Promise<void> | null = null;
   private closed = false;
@@ -32,12 +33,13 @@ export class PostgresStore implements Store {
     this.db = db;
   }
 
-  static async open(url: string, opts: { poolSize?: number } = {}): Promise<PostgresStore> {
+  /** Connects and migrates to the latest schema, or to `upTo` (tests of the migrations themselves). */
+  static async open(url: string, opts: { poolSize?: number; upTo?: string } = {}): Promise<PostgresStore> {
     const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 10 });
     const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }), plugins: [new CamelCasePlugin()] });
     // Replicas starting together are safe: Kysely's Migrator runs the
     // migrations in one transaction holding its own advisory lock.
-    await migrate(db);
+    await migrate(db, opts.upTo);
     return new PostgresStore(url, db);
   }
 
@@ -45,7 +47,7 @@ export class PostgresStore implements Store {
     let repo: Repo | undefined;
     const out = await this.db.transaction().execute(async (trx) => {
       await sql`select pg_advisory_xact_lock(${WRITE_LOCK})`.execute(trx);
-      repo = new Repo(trx);
+      repo = new Repo(trx, this.cursorHints);
       const r = await fn(repo);
       const last = repo.appended.at(-1);
       // NOTIFY is transactional: delivered to listeners only on commit.
