@@ -44,7 +44,7 @@ program
   .command('server')
   .description('run the control plane server (REST API)')
   .option('--db <url>', 'store: sqlite:PATH or postgres://... (env WEFT_DB)', process.env.WEFT_DB ?? DEFAULT_DB)
-  .option('--api-listen <host:port>', 'where the API listens (env WEFT_API_LISTEN)', process.env.WEFT_API_LISTEN ?? '127.0.0.1:8080')
+  .option('--api-listen <host:port>', 'where the API listens (env WEFT_API_LISTEN; `weft server --api HOST:PORT` works too)')
   .addOption(new Option('--placement <policy>', 'placement policy').choices(PLACEMENT_POLICIES as string[]).default('spread'))
   .option(
     '--cpu-overcommit <ratio>',
@@ -58,9 +58,12 @@ program
   )
   .addOption(new Option('--log-level <level>', 'log level').choices(['silent', 'error', 'warn', 'info', 'debug']).default('info'))
   .action(async (o) => {
+    // `weft server --api HOST:PORT` (the global --api, given on the command
+    // line) names the listen address too; WEFT_API in the environment does not.
+    const fromApi = program.getOptionValueSource('api') === 'cli' ? globals().api.replace(/^https?:\/\//, '').replace(/\/.*$/, '') : undefined;
     const s = await startServer({
       db: o.db,
-      api: o.apiListen,
+      api: o.apiListen ?? fromApi ?? process.env.WEFT_API_LISTEN ?? '127.0.0.1:8080',
       placement: o.placement,
       cpuOvercommit: o.cpuOvercommit,
       adminToken: process.env.WEFT_ADMIN_TOKEN,

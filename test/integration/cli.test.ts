@@ -1,7 +1,8 @@
 // The weft CLI as an operator uses it: a real server process, real commands.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
+import { freePort } from '../support/pg-cluster.js';
 import { type ServerProcess, startServerProcess, WEFT_BIN } from '../support/server-process.js';
 import { type TestDb, testDb } from '../support/stores.js';
 
@@ -81,6 +82,33 @@ describe('weft CLI', () => {
     assert.equal((JSON.parse(sites.out) as unknown[]).length, 1);
     const denied = await weft(['tenant', 'create', 'x'], { WEFT_API: server.url, WEFT_TOKEN: secret });
     assert.match(denied.err, /^error: a readonly token may not POST/);
+  });
+
+  test('weft server --api HOST:PORT listens there, as the issue spells it', async () => {
+    const port = await freePort();
+    const db2 = await testDb('sqlite');
+    const proc = spawn(WEFT_BIN, ['server', '--db', db2.url, '--api', `127.0.0.1:${port}`, '--log-level', 'warn'], {
+      env: { ...process.env, WEFT_ADMIN_TOKEN: TOKEN },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        let err = '';
+        proc.stderr.on('data', (d) => {
+          err += d;
+          if (err.includes('API http')) resolve(err);
+        });
+        proc.once('exit', (c) => reject(new Error(`exited ${c}: ${err}`)));
+      });
+      assert.match(line, new RegExp(`API http://127.0.0.1:${port}`));
+      const h = (await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()) as { status: string };
+      assert.equal(h.status, 'ok');
+    } finally {
+      const gone = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      await gone;
+      await db2.drop();
+    }
   });
 
   test('weft seed builds the example cloud and is idempotent', async () => {
