@@ -14,12 +14,12 @@ if [[ -z "${WEFT_ADMIN_TOKEN:-}" ]]; then
 fi
 export WEFT_ADMIN_TOKEN WEFT_API="http://${api_listen}" WEFT_TOKEN="$WEFT_ADMIN_TOKEN"
 
-bin/weft server --db "${WEFT_DB:-sqlite:weft.db}" --api-listen "$api_listen" &
+bin/weft server --db "${WEFT_DB:-sqlite:weft.db}" --api "$api_listen" >> .weft/server.log 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT INT TERM
 for _ in $(seq 1 100); do
   curl -fsS "$WEFT_API/healthz" >/dev/null 2>&1 && break
-  kill -0 $server 2>/dev/null || { echo "run: weft server exited; see above" >&2; exit 1; }
+  kill -0 $server 2>/dev/null || { echo "run: weft server exited:" >&2; tail -n 20 .weft/server.log >&2; exit 1; }
   sleep 0.2
 done
 bin/weft seed
@@ -29,7 +29,7 @@ echo
 bin/weft instance list
 cat <<MSG
 
-weft server is running on $WEFT_API (store: ${WEFT_DB:-sqlite:weft.db}); Ctrl-C stops it.
+weft server is running on $WEFT_API (store: ${WEFT_DB:-sqlite:weft.db}, log: .weft/server.log); Ctrl-C stops it.
 In another shell:
   export WEFT_API=$WEFT_API WEFT_TOKEN=\$(cat $(pwd)/.weft/admin-token)
   bin/weft instance list

@@ -53,7 +53,8 @@ export interface ApiOptions {
 }
 
 export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<FastifyInstance> {
-  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: 1024 * 1024 }).withTypeProvider<TypeBoxTypeProvider>();
+  // One log line per request (in onResponse below) instead of Fastify's two.
+  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: 1024 * 1024, disableRequestLogging: true }).withTypeProvider<TypeBoxTypeProvider>();
   const metrics = createMetrics(ctx);
 
   // Bodies are checked strictly (no coercion, unknown fields are errors); query strings are coerced.
@@ -98,6 +99,10 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
     const route = req.routeOptions.url ?? 'unmatched';
     metrics.requests.inc({ method: req.method, route, status: String(reply.statusCode) });
     metrics.latency.observe({ method: req.method, route }, reply.elapsedTime / 1000);
+    req.log.info(
+      { method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, token: req.principal?.token.name },
+      'request',
+    );
   });
 
   app.setErrorHandler((err: Error & { validation?: never; validationContext?: string; statusCode?: number; code?: string }, req, reply) => {
@@ -160,8 +165,6 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
     path: string;
     tag: string;
     item: TSchema;
-    /** What list pages hold, when it differs from a single get (instances list without ports). */
-    listItem?: TSchema;
     read: Perm;
     write: Perm;
     create?: { body: C; handler: (req: FastifyRequest, body: Static<C>) => Promise<unknown> };
@@ -175,7 +178,7 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
       `/v1/${o.path}`,
       {
         config: { perm: o.read },
-        schema: { tags, summary: `List ${o.path}`, querystring: ListQuery(o.kind), response: { 200: S.Page(o.listItem ?? o.item) } },
+        schema: { tags, summary: `List ${o.path}`, querystring: ListQuery(o.kind), response: { 200: S.Page(o.item) } },
       },
       async (req) => q.list(ctx, scope(req), o.kind, req.query as q.ListQuery),
     );
@@ -277,7 +280,6 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
     path: 'instances',
     tag: 'instances',
     item: T.Ref('InstanceWithPorts'),
-    listItem: T.Ref('Instance'),
     read: 'tenant-read',
     write: 'tenant-write',
     get: (r, id) => inst.getInstance(ctx, scope(r), id),

@@ -60,7 +60,12 @@ program
   .action(async (o) => {
     // `weft server --api HOST:PORT` (the global --api, given on the command
     // line) names the listen address too; WEFT_API in the environment does not.
-    const fromApi = program.getOptionValueSource('api') === 'cli' ? globals().api.replace(/^https?:\/\//, '').replace(/\/.*$/, '') : undefined;
+    const fromApi =
+      program.getOptionValueSource('api') === 'cli'
+        ? globals()
+            .api.replace(/^https?:\/\//, '')
+            .replace(/\/.*$/, '')
+        : undefined;
     const s = await startServer({
       db: o.db,
       api: o.apiListen ?? fromApi ?? process.env.WEFT_API_LISTEN ?? '127.0.0.1:8080',

@@ -120,6 +120,16 @@ export async function list(ctx: Ctx, scope: Scope, kind: Kind, q: ListQuery): Pr
             .sort(),
         ),
       );
+    } else if (kind === 'instances') {
+      // Instances come with their ports: the addresses are what operators look for.
+      const ports = await tx.all('ports', { instanceId: pageRows.map((r) => r.id) });
+      items = pageRows.map((r) => ({
+        ...instanceView(r as never),
+        ports: ports
+          .filter((p) => p.instanceId === r.id)
+          .sort((a, b) => a.id.localeCompare(b.id))
+          .map(portView),
+      }));
     } else {
       items = pageRows.map(VIEW[kind]);
     }

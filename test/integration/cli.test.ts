@@ -48,8 +48,9 @@ describe('weft CLI', () => {
     assert.equal(vm.ports[0]?.ipv4, '10.0.0.9');
     const list = await weft(['-o', 'json', 'instance', 'list', '--tenant', 'acme'], env);
     assert.deepEqual(
-      (JSON.parse(list.out) as { name: string }[]).map((x) => x.name),
-      ['vm1'],
+      (JSON.parse(list.out) as { name: string; ports: { ipv4: string }[] }[]).map((x) => [x.name, x.ports[0]?.ipv4]),
+      [['vm1', '10.0.0.9']],
+      'lists carry the ports of each instance',
     );
     const table = await weft(['port', 'list'], env);
     assert.match(table.out.split('\n')[0] ?? '', /^ID\s+MAC\s+IPV4\s+IPV6/);
