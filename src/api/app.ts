@@ -50,12 +50,14 @@ declare module 'fastify' {
 
 export interface ApiOptions {
   logger?: boolean | object;
+  /** Where /metrics collects from; other components (the mapping service) register here too. */
+  registry?: import('prom-client').Registry;
 }
 
 export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<FastifyInstance> {
   // One log line per request (in onResponse below) instead of Fastify's two.
   const app = Fastify({ logger: opts.logger ?? false, bodyLimit: 1024 * 1024, disableRequestLogging: true }).withTypeProvider<TypeBoxTypeProvider>();
-  const metrics = createMetrics(ctx);
+  const metrics = createMetrics(ctx, opts.registry);
 
   // Bodies are checked strictly (no coercion, unknown fields are errors); query strings are coerced.
   const ajvBody = new Ajv({ coerceTypes: false, useDefaults: true, removeAdditional: false, allErrors: false, strict: false });

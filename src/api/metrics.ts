@@ -10,8 +10,7 @@ export interface ApiMetrics {
   latency: client.Histogram<'method' | 'route'>;
 }
 
-export function createMetrics(ctx: Ctx): ApiMetrics {
-  const registry = new client.Registry();
+export function createMetrics(ctx: Ctx, registry: client.Registry = new client.Registry()): ApiMetrics {
   client.collectDefaultMetrics({ register: registry, prefix: 'weft_server_' });
   const requests = new client.Counter({
     name: 'weft_api_requests_total',

@@ -45,6 +45,7 @@ program
   .description('run the control plane server (REST API)')
   .option('--db <url>', 'store: sqlite:PATH or postgres://... (env WEFT_DB)', process.env.WEFT_DB ?? DEFAULT_DB)
   .option('--api-listen <host:port>', 'where the API listens (env WEFT_API_LISTEN; `weft server --api HOST:PORT` works too)')
+  .option('--svp <host:port>', 'where the SVP lookup service listens, or "off" (env WEFT_SVP_LISTEN)', process.env.WEFT_SVP_LISTEN ?? '127.0.0.1:1296')
   .addOption(new Option('--placement <policy>', 'placement policy').choices(PLACEMENT_POLICIES as string[]).default('spread'))
   .option(
     '--cpu-overcommit <ratio>',
@@ -69,12 +70,13 @@ program
     const s = await startServer({
       db: o.db,
       api: o.apiListen ?? fromApi ?? process.env.WEFT_API_LISTEN ?? '127.0.0.1:8080',
+      svp: o.svp,
       placement: o.placement,
       cpuOvercommit: o.cpuOvercommit,
       adminToken: process.env.WEFT_ADMIN_TOKEN,
       logLevel: o.logLevel,
     });
-    process.stderr.write(`weft server: store ${s.store.location}, API ${s.apiUrl}\n`);
+    process.stderr.write(`weft server: store ${s.store.location}, API ${s.apiUrl}, SVP ${s.svpAddress ?? 'off'}\n`);
     const stop = async (sig: string) => {
       process.stderr.write(`weft server: ${sig}, shutting down\n`);
       await s.close();

@@ -270,6 +270,7 @@ export async function deleteHost(ctx: Ctx, hostRef: string): Promise<void> {
     const peers = await tx.count('peers', { hostId: h.id });
     if (peers > 0) throw conflict(`host ${h.name} still has ${peers} BGP peers; delete them first`);
     await tx.remove('tokens', { hostId: h.id });
+    await tx.remove('shootdowns', { hostId: h.id });
     await tx.remove('allocations', { owner: h.id });
     await tx.remove('hosts', { id: h.id });
     await tx.appendChange({ kind: 'host.deleted', host: hostInfo(h) }, ctx.clock.now().toISOString());

@@ -8,6 +8,7 @@ import { INSTANCE_STATES, type Instance, type InstanceState, type Port, type Res
 import * as v from '../model/validate.js';
 import type { Repo } from '../store/repo.js';
 import type { HostRow, InstanceRow, NetworkRow, PortRow } from '../store/schema.js';
+import { logChange } from './changelog.js';
 import { type Ctx, type Scope, stamp } from './context.js';
 import { pools } from './infra.js';
 import * as ref from './resolve.js';
@@ -180,7 +181,7 @@ async function addPort(ctx: Ctx, tx: Repo, inst: InstanceRow, host: HostRow, spe
   const ipv6 = await pickIp(tx, net, host, 6, spec.ipv6, id, `${field}.ipv6`);
   const row: PortRow = { id, createdAt, instanceId: inst.id, networkId: net.id, tenantId: inst.tenantId, mac, ipv4, ipv6 };
   await tx.insert('ports', row);
-  await tx.appendChange({ kind: 'port.created', port: portMapping(row, net, host) }, createdAt);
+  await logChange(tx, { kind: 'port.created', port: portMapping(row, net, host) }, createdAt);
   return row;
 }
 
@@ -192,7 +193,7 @@ async function removePort(tx: Repo, port: PortRow, at: string): Promise<void> {
   await tx.remove('vipBackends', { portId: port.id });
   await tx.remove('allocations', { owner: port.id });
   await tx.remove('ports', { id: port.id });
-  await tx.appendChange({ kind: 'port.deleted', port: portMapping(port, net, host) }, at);
+  await logChange(tx, { kind: 'port.deleted', port: portMapping(port, net, host) }, at);
   // The VIPs it backed lose a backend: their announcements may change.
   await touchVips(
     tx,
@@ -276,7 +277,7 @@ export async function migrateInstance(ctx: Ctx, scope: Scope, instRef: string, t
     const ports = (await tx.all('ports', { instanceId: i.id })).sort((a, b) => a.id.localeCompare(b.id));
     for (const p of ports) {
       const net = (await tx.get('networks', p.networkId)) as NetworkRow;
-      await tx.appendChange({ kind: 'port.moved', port: portMapping(p, net, to), from: { hostId: from.id, underlayIp: from.underlayIp } }, at);
+      await logChange(tx, { kind: 'port.moved', port: portMapping(p, net, to), from: { hostId: from.id, underlayIp: from.underlayIp } }, at);
     }
     await touchVipsOf(
       tx,
@@ -319,7 +320,7 @@ export async function updatePort(ctx: Ctx, scope: Scope, portRef: string, patch:
     if (after.ipv4 === before.ipv4 && after.ipv6 === before.ipv6) return portView(before);
     await tx.update('ports', before.id, { ipv4: after.ipv4, ipv6: after.ipv6 });
     const at = ctx.clock.now().toISOString();
-    await tx.appendChange({ kind: 'port.updated', port: portMapping(after, net, host), before: portMapping(before, net, host) }, at);
+    await logChange(tx, { kind: 'port.updated', port: portMapping(after, net, host), before: portMapping(before, net, host) }, at);
     await touchVipsOf(tx, [before.id], at);
     return portView(after);
   });

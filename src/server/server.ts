@@ -1,9 +1,12 @@
 // `weft server`: opens the store (migrating it), bootstraps the admin token
 // from WEFT_ADMIN_TOKEN, serves the API, and shuts down cleanly on signals.
 import type { FastifyInstance } from 'fastify';
+import prom from 'prom-client';
 import { buildApi } from '../api/app.js';
 import { createCtx } from '../core/context.js';
 import { ensureAdminToken } from '../core/tokens.js';
+import { type MappingService, startMapping } from '../mapping/service.js';
+import { SVP_PORT } from '../mapping/wire.js';
 import { invalid } from '../model/errors.js';
 import type { PlacementPolicy } from '../model/types.js';
 import { openStore } from '../store/open.js';
@@ -12,6 +15,8 @@ import type { Store } from '../store/store.js';
 export interface ServerOptions {
   db: string;
   api: string;
+  /** HOST:PORT for SVP, or 'off'. */
+  svp: string;
   placement: PlacementPolicy;
   cpuOvercommit: number;
   adminToken?: string | undefined;
@@ -21,8 +26,11 @@ export interface ServerOptions {
 export interface RunningServer {
   app: FastifyInstance;
   store: Store;
+  mapping: MappingService;
   /** The address the API actually listens on (port 0 resolved). */
   apiUrl: string;
+  /** host:port SVP listens on, or null. */
+  svpAddress: string | null;
   close(): Promise<void>;
 }
 
@@ -37,25 +45,37 @@ export function parseListen(field: string, value: string, defaultPort: number): 
 
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const listen = parseListen('api', o.api, 8080);
+  const svpListen = o.svp === 'off' ? null : parseListen('svp', o.svp, SVP_PORT);
   const store = await openStore(o.db);
+  let mapping: MappingService | null = null;
   try {
     const ctx = createCtx(store, { settings: { placement: { policy: o.placement, cpuOvercommit: o.cpuOvercommit } } });
     if (o.adminToken) await ensureAdminToken(ctx, o.adminToken);
-    const app = await buildApi(ctx, { logger: o.logLevel === 'silent' ? false : { level: o.logLevel } });
+    const registry = new prom.Registry();
+    mapping = await startMapping(store, { svp: svpListen, registry });
+    const app = await buildApi(ctx, { logger: o.logLevel === 'silent' ? false : { level: o.logLevel }, registry });
     await app.listen({ host: listen.host, port: listen.port });
     const addr = app.server.address();
     const port = typeof addr === 'object' && addr ? addr.port : listen.port;
     const host = listen.host.includes(':') ? `[${listen.host}]` : listen.host;
+    const svpAddress = mapping.svpAddress
+      ? `${mapping.svpAddress.host.includes(':') ? `[${mapping.svpAddress.host}]` : mapping.svpAddress.host}:${mapping.svpAddress.port}`
+      : null;
+    const m = mapping;
     return {
       app,
       store,
+      mapping: m,
       apiUrl: `http://${host}:${port}`,
+      svpAddress,
       async close() {
         await app.close();
+        await m.close();
         await store.close();
       },
     };
   } catch (e) {
+    await mapping?.close();
     await store.close();
     throw e;
   }

@@ -4,9 +4,9 @@
 import { type Kysely, sql, type Transaction } from 'kysely';
 import { fromKey, keyOf } from '../model/addr.js';
 import { firstGap } from '../model/alloc.js';
-import { type Change, changeEntity, changeVni, type LoggedChange } from '../model/changes.js';
+import { type Change, changeEntity, changeVni, type LoggedChange, type PortMapping } from '../model/changes.js';
 import { capacity, conflict, WeftError } from '../model/errors.js';
-import type { DB } from './schema.js';
+import type { DB, ShootdownRow } from './schema.js';
 
 export type Table = keyof DB;
 type Where<T extends Table> = Partial<DB[T]>;
@@ -24,8 +24,8 @@ export class Repo {
   // biome-ignore lint/suspicious/noExplicitAny: one query layer over every table, typed at the method boundary
   private readonly db: Kysely<any>;
   private head: number | null = null;
-  /** Versions appended in this transaction, for the store's commit notification. */
-  readonly appended: number[] = [];
+  /** Changes appended in this transaction, handed to the store's listeners after commit. */
+  readonly appended: LoggedChange[] = [];
 
   /**
    * @param cursorHints the store's memory of where each allocation cursor
@@ -194,6 +194,65 @@ export class Repo {
     return rows.map((r) => ({ pool: r.pool, n: Number(r.n) }));
   }
 
+  /**
+   * One page of every overlay and routed port with what the mapping index
+   * needs (VNI, host, underlay), by port id: the index's initial load.
+   */
+  async portMappingsAfter(afterId: string, limit: number): Promise<PortMapping[]> {
+    const rows = await this.db
+      .selectFrom('ports as p')
+      .innerJoin('networks as n', 'n.id', 'p.networkId')
+      .innerJoin('instances as i', 'i.id', 'p.instanceId')
+      .innerJoin('hosts as h', 'h.id', 'i.hostId')
+      .select(['p.id', 'p.instanceId', 'p.tenantId', 'p.networkId', 'p.mac', 'p.ipv4', 'p.ipv6', 'n.kind', 'n.vni', 'i.hostId', 'h.underlayIp'])
+      .where('p.id', '>', afterId)
+      .orderBy('p.id')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({
+      portId: r.id,
+      instanceId: r.instanceId,
+      tenantId: r.tenantId,
+      networkId: r.networkId,
+      networkKind: r.kind,
+      vni: r.vni,
+      mac: r.mac,
+      ipv4: r.ipv4,
+      ipv6: r.ipv6,
+      hostId: r.hostId,
+      underlayIp: r.underlayIp,
+    }));
+  }
+
+  /** Hosts with at least one port on this network. */
+  async hostsOnNetwork(networkId: string): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('ports')
+      .innerJoin('instances', 'instances.id', 'ports.instanceId')
+      .select('instances.hostId')
+      .distinct()
+      .where('ports.networkId', '=', networkId)
+      .execute();
+    return rows.map((r) => r.hostId as string);
+  }
+
+  /** A host's pending shoot-downs, oldest first. */
+  async shootdownsOf(hostId: string, limit: number): Promise<ShootdownRow[]> {
+    return (await this.db
+      .selectFrom('shootdowns')
+      .selectAll()
+      .where('hostId', '=', hostId)
+      .orderBy('version')
+      .orderBy('idx')
+      .limit(limit)
+      .execute()) as ShootdownRow[];
+  }
+
+  /** Removes shoot-downs by id (a host's LOG_RM); ids that are gone already are fine. */
+  async removeShootdowns(ids: string[]): Promise<void> {
+    if (ids.length > 0) await this.db.deleteFrom('shootdowns').where('id', 'in', ids).execute();
+  }
+
   // --- change log -------------------------------------------------------
 
   /**
@@ -212,7 +271,7 @@ export class Repo {
       payload: JSON.stringify(c),
     });
     this.head = version;
-    this.appended.push(version);
+    this.appended.push({ ...c, version, at });
     return version;
   }
 

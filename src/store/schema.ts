@@ -132,6 +132,18 @@ export interface CursorRow {
   nextKey: string;
 }
 
+/** One SVP shoot-down entry for one host; `id` is 32 hex digits (16 bytes on the wire). */
+export interface ShootdownRow {
+  id: string;
+  hostId: string;
+  version: number;
+  idx: number;
+  kind: string;
+  vni: number;
+  mac: string | null;
+  ip: string | null;
+}
+
 export interface ChangeRow {
   version: number;
   kind: string;
@@ -156,4 +168,5 @@ export interface DB {
   allocations: AllocationRow;
   cursors: CursorRow;
   changes: ChangeRow;
+  shootdowns: ShootdownRow;
 }

@@ -2,6 +2,9 @@
 // embedded) and PostgresStore (shared by several server replicas) implement
 // it; one contract suite (test/contract) runs against both.
 import type { LoggedChange } from '../model/changes.js';
+
+export type CommitListener = (version: number, changes?: readonly LoggedChange[]) => void;
+
 import type { Repo } from './repo.js';
 
 export interface Store {
@@ -20,6 +23,13 @@ export interface Store {
   /** Runs `fn` against committed data, without the write lock. */
   read<T>(fn: (tx: Repo) => Promise<T>): Promise<T>;
 
+  /**
+   * Runs `fn` in one read transaction that sees a single committed state
+   * throughout (REPEATABLE READ; a WAL read snapshot on SQLite): for loads
+   * that must match one change-log version exactly.
+   */
+  snapshot<T>(fn: (tx: Repo) => Promise<T>): Promise<T>;
+
   /** Changes with version > `after`, in order, at most `limit`. */
   changesSince(after: number, limit: number): Promise<LoggedChange[]>;
 
@@ -27,12 +37,13 @@ export interface Store {
   headVersion(): Promise<number>;
 
   /**
-   * Calls `listener` with a version after commits that appended changes
-   * (this process's and, on PostgreSQL, other processes' too). A wake-up,
-   * not a delivery guarantee: followers read the log with changesSince.
-   * Returns the function that unsubscribes.
+   * Calls `listener` after commits that appended changes: for this
+   * process's commits synchronously, before write() resolves, with the
+   * changes themselves; for other processes' (PostgreSQL NOTIFY) with the
+   * version only. A wake-up, not a delivery guarantee: followers read the
+   * log with changesSince when they see a gap. Returns the unsubscriber.
    */
-  subscribe(listener: (version: number) => void): () => void;
+  subscribe(listener: CommitListener): () => void;
 
   close(): Promise<void>;
 }

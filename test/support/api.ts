@@ -1,10 +1,12 @@
 // A real API server on a loopback port for tests, on a fresh store of the
 // given dialect, with an admin token; closed and dropped by close().
 import type { FastifyInstance } from 'fastify';
+import prom from 'prom-client';
 import { buildApi } from '../../src/api/app.js';
 import { ApiClient } from '../../src/cli/client.js';
 import { type Ctx, createCtx, type Settings } from '../../src/core/context.js';
 import { ensureAdminToken } from '../../src/core/tokens.js';
+import { type MappingService, startMapping } from '../../src/mapping/service.js';
 import type { Store } from '../../src/store/store.js';
 import { type Dialect, type TestDb, testDb } from './stores.js';
 
@@ -18,15 +20,19 @@ export interface TestApi {
   store: Store;
   db: TestDb;
   app: FastifyInstance;
+  /** The mapping service (index, follower, SVP on a free port) when asked for. */
+  mapping: MappingService | null;
   close(): Promise<void>;
 }
 
-export async function startTestApi(dialect: Dialect, settings: Partial<Settings> = {}): Promise<TestApi> {
+export async function startTestApi(dialect: Dialect, settings: Partial<Settings> = {}, o: { mapping?: boolean } = {}): Promise<TestApi> {
   const db = await testDb(dialect);
   const store = await db.open();
   const ctx = createCtx(store, { settings });
   await ensureAdminToken(ctx, ADMIN_SECRET);
-  const app = await buildApi(ctx);
+  const registry = new prom.Registry();
+  const mapping = o.mapping ? await startMapping(store, { svp: { host: '127.0.0.1', port: 0 }, registry }) : null;
+  const app = await buildApi(ctx, { registry });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
   return {
@@ -37,8 +43,10 @@ export async function startTestApi(dialect: Dialect, settings: Partial<Settings>
     store,
     db,
     app,
+    mapping,
     async close() {
       await app.close();
+      await mapping?.close();
       await store.close();
       await db.drop();
     },

@@ -173,9 +173,30 @@ const hostUsage: Migration = {
   },
 };
 
+/**
+ * SVP shoot-downs: per host, what it must drop from its caches, kept until
+ * the host removes them (LOG_RM), in the order the changes committed.
+ */
+const shootdowns: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema
+      .createTable('shootdowns')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('host_id', 'text', (c) => c.notNull())
+      .addColumn('version', 'bigint', (c) => c.notNull())
+      .addColumn('idx', 'integer', (c) => c.notNull())
+      .addColumn('kind', 'text', (c) => c.notNull())
+      .addColumn('vni', 'integer', (c) => c.notNull())
+      .addColumn('mac', 'text')
+      .addColumn('ip', 'text')
+      .execute();
+    await db.schema.createIndex('shootdowns_host').on('shootdowns').columns(['host_id', 'version', 'idx']).execute();
+  },
+};
+
 class StaticProvider implements MigrationProvider {
   async getMigrations(): Promise<Record<string, Migration>> {
-    return { '0001-initial': initial, '0002-host-usage': hostUsage };
+    return { '0001-initial': initial, '0002-host-usage': hostUsage, '0003-shootdowns': shootdowns };
   }
 }
 

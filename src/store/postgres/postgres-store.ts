@@ -7,7 +7,7 @@ import type { LoggedChange } from '../../model/changes.js';
 import { Repo } from '../repo.js';
 import type { DB } from '../schema.js';
 import { migrate } from '../sqlite/sqlite-store.js';
-import type { Store } from '../store.js';
+import type { CommitListener, Store } from '../store.js';
 
 /** "WEFT" as a 32-bit number: the advisory lock every writer takes. */
 const WRITE_LOCK = 0x57454654;
@@ -21,7 +21,7 @@ export class PostgresStore implements Store {
   readonly location: string;
   private readonly db: Kysely<DB>;
   private readonly url: string;
-  private readonly listeners = new Set<(v: number) => void>();
+  private readonly listeners = new Set<CommitListener>();
   private readonly cursorHints = new Map<string, bigint>();
   private listenClient: pg.Client | null = null;
   private listening: Promise<void> | null = null;
@@ -51,16 +51,24 @@ export class PostgresStore implements Store {
       const r = await fn(repo);
       const last = repo.appended.at(-1);
       // NOTIFY is transactional: delivered to listeners only on commit.
-      if (last !== undefined) await sql`select pg_notify(${CHANGE_CHANNEL}, ${String(last)})`.execute(trx);
+      if (last !== undefined) await sql`select pg_notify(${CHANGE_CHANNEL}, ${String(last.version)})`.execute(trx);
       return r;
     });
-    const last = repo?.appended.at(-1);
-    if (last !== undefined) for (const l of this.listeners) l(last);
+    const appended = repo?.appended ?? [];
+    const last = appended.at(-1);
+    if (last !== undefined) for (const l of this.listeners) l(last.version, appended);
     return out;
   }
 
   read<T>(fn: (tx: Repo) => Promise<T>): Promise<T> {
     return fn(new Repo(this.db));
+  }
+
+  snapshot<T>(fn: (tx: Repo) => Promise<T>): Promise<T> {
+    return this.db
+      .transaction()
+      .setIsolationLevel('repeatable read')
+      .execute((trx) => fn(new Repo(trx)));
   }
 
   changesSince(after: number, limit: number): Promise<LoggedChange[]> {
@@ -71,7 +79,7 @@ export class PostgresStore implements Store {
     return new Repo(this.db).headVersion();
   }
 
-  subscribe(listener: (version: number) => void): () => void {
+  subscribe(listener: CommitListener): () => void {
     this.listeners.add(listener);
     if (!this.listening) this.listening = this.listen();
     return () => this.listeners.delete(listener);

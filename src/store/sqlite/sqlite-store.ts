@@ -9,7 +9,7 @@ import type { LoggedChange } from '../../model/changes.js';
 import { migrations } from '../migrations/index.js';
 import { Repo } from '../repo.js';
 import type { DB } from '../schema.js';
-import type { Store } from '../store.js';
+import type { CommitListener, Store } from '../store.js';
 
 class ImmediateSqliteDriver extends SqliteDriver {
   override async beginTransaction(connection: DatabaseConnection): Promise<void> {
@@ -31,7 +31,7 @@ export class SqliteStore implements Store {
   readonly location: string;
   private readonly db: Kysely<DB>;
   private readonly reader: Kysely<DB>;
-  private readonly listeners = new Set<(v: number) => void>();
+  private readonly listeners = new Set<CommitListener>();
   private readonly cursorHints = new Map<string, bigint>();
   private writeTail: Promise<void> = Promise.resolve();
 
@@ -83,13 +83,19 @@ export class SqliteStore implements Store {
       repo = new Repo(trx, this.cursorHints);
       return fn(repo);
     });
-    const last = repo?.appended.at(-1);
-    if (last !== undefined) for (const l of this.listeners) l(last);
+    const appended = repo?.appended ?? [];
+    const last = appended.at(-1);
+    if (last !== undefined) for (const l of this.listeners) l(last.version, appended);
     return out;
   }
 
   read<T>(fn: (tx: Repo) => Promise<T>): Promise<T> {
     return fn(new Repo(this.reader));
+  }
+
+  snapshot<T>(fn: (tx: Repo) => Promise<T>): Promise<T> {
+    // A read transaction on the reader: WAL keeps its view fixed until it ends.
+    return this.reader.transaction().execute((trx) => fn(new Repo(trx)));
   }
 
   changesSince(after: number, limit: number): Promise<LoggedChange[]> {
@@ -100,7 +106,7 @@ export class SqliteStore implements Store {
     return new Repo(this.reader).headVersion();
   }
 
-  subscribe(listener: (version: number) => void): () => void {
+  subscribe(listener: CommitListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
