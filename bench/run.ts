@@ -3,9 +3,11 @@
 // environment variables so a quick run is possible on a busy machine.
 import { apiCreate } from './api-create.js';
 import { report } from './report.js';
+import { svpLookup } from './svp-lookup.js';
 
 const benches: Record<string, { title: string; run: () => Promise<Parameters<typeof report>[1]> }> = {
   'api-create': { title: 'api-create: instance creations through the API (1 port each), concurrent clients, real server process', run: apiCreate },
+  'svp-lookup': { title: 'svp-lookup: SVP VL2/VL3 lookups against a real server process holding 1M mappings', run: svpLookup },
 };
 
 const wanted = process.argv.slice(2);

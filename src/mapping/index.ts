@@ -3,13 +3,13 @@
 // the change log, so it is never stale by more than the time to apply a
 // committed change; lookups never touch the store.
 //
-// Keys are binary strings cut straight from request bytes (latin1: one char
-// per byte): VL2 is mac[6] + vni[4], VL3 is ip[16] + vni[4]. A lookup is a
-// slice of the request payload and one Map probe; nothing is parsed.
+// Lookups allocate nothing: VL2 and IPv4 VL3 are two Map probes on numbers
+// read straight from the request (VNI, then the 48-bit MAC or the IPv4
+// address); IPv6 VL3 uses the 16 address bytes as a one-byte-per-char key.
 import { parseIp, parseMac } from '../model/addr.js';
 import type { LoggedChange, PortMapping } from '../model/changes.js';
 import { ip16 } from './codec.js';
-
+import { L3_TYPE } from './wire.js';
 export interface HostRef {
   hostId: string;
   underlayIp: string;
@@ -23,38 +23,62 @@ export interface L3Entry {
   host: HostRef;
 }
 
-const vniKey = (vni: number): string => {
-  const b = Buffer.allocUnsafe(4);
-  b.writeUInt32BE(vni, 0);
-  return b.toString('latin1');
-};
-export const vl2Key = (mac: string, vni: number): string => Buffer.from(mac.replace(/:/g, ''), 'hex').toString('latin1') + vniKey(vni);
-export const vl3Key = (ip: string, vni: number): string => {
-  const p = parseIp('ip', ip);
-  return ip16(p.family, p.n).toString('latin1') + vniKey(vni);
-};
+const v6Key = (n: bigint): string => ip16(6, n).toString('latin1');
 const underlayKey = (ip: string): string => {
   const p = parseIp('underlayIp', ip);
   return ip16(p.family, p.n).toString('latin1');
 };
 
+/** Gets or makes the inner map of a VNI. */
+function inner<K, V>(m: Map<number, Map<K, V>>, vni: number): Map<K, V> {
+  let x = m.get(vni);
+  if (!x) {
+    x = new Map();
+    m.set(vni, x);
+  }
+  return x;
+}
+
+function drop<K, V>(m: Map<number, Map<K, V>>, vni: number, k: K, keep: (v: V) => boolean): void {
+  const x = m.get(vni);
+  const v = x?.get(k);
+  if (x === undefined || v === undefined || keep(v)) return;
+  x.delete(k);
+  if (x.size === 0) m.delete(vni);
+}
+
 export class MappingIndex {
   private readonly hosts = new Map<string, HostRef>();
   private readonly byUnderlay = new Map<string, HostRef>();
-  private readonly vl2 = new Map<string, HostRef>();
-  private readonly vl3 = new Map<string, L3Entry>();
+  /** VNI -> MAC (as a number) -> host. */
+  private readonly vl2 = new Map<number, Map<number, HostRef>>();
+  /** VNI -> IPv4 (as a number) -> MAC and host. */
+  private readonly vl3v4 = new Map<number, Map<number, L3Entry>>();
+  /** VNI -> IPv6 (16 bytes as latin1) -> MAC and host. */
+  private readonly vl3v6 = new Map<number, Map<string, L3Entry>>();
   private readonly hostVnis = new Map<string, Map<number, number>>();
   /** The change-log version everything here reflects. */
   version = 0;
 
-  /** VL2 lookup by the VL2_REQ payload (mac[6], pad[2], vnetid[4]). */
-  lookupVl2(req: Buffer): HostRef | undefined {
-    return this.vl2.get(req.toString('latin1', 0, 6) + req.toString('latin1', 8, 12));
+  /** VL2 lookup by a VL2_REQ payload (mac[6], pad[2], vnetid[4]) at `at`. */
+  lookupVl2(req: Buffer, at = 0): HostRef | undefined {
+    return this.vl2.get(req.readUInt32BE(at + 8))?.get(req.readUIntBE(at, 6));
   }
 
-  /** VL3 lookup by the VL3_REQ payload (ip[16], type[4], vnetid[4]). */
-  lookupVl3(req: Buffer): L3Entry | undefined {
-    return this.vl3.get(req.toString('latin1', 0, 16) + req.toString('latin1', 20, 24));
+  /**
+   * VL3 lookup by a VL3_REQ payload (ip[16], type[4], vnetid[4]) at `at`.
+   * Type 1 wants an IPv4-mapped address, type 2 an IPv6 one; a mismatch is
+   * not found.
+   */
+  lookupVl3(req: Buffer, at = 0): L3Entry | undefined {
+    const type = req.readUInt32BE(at + 16);
+    const vni = req.readUInt32BE(at + 20);
+    if (type === L3_TYPE.IPV4) {
+      if (req.readUInt32BE(at) !== 0 || req.readUInt32BE(at + 4) !== 0 || req.readUInt32BE(at + 8) !== 0xffff) return undefined;
+      return this.vl3v4.get(vni)?.get(req.readUInt32BE(at + 12));
+    }
+    if (type === L3_TYPE.IPV6) return this.vl3v6.get(vni)?.get(req.toString('latin1', at, at + 16));
+    return undefined;
   }
 
   /** The host whose underlay address these 16 bytes are. */
@@ -79,7 +103,12 @@ export class MappingIndex {
   }
 
   get size(): { hosts: number; vl2: number; vl3: number } {
-    return { hosts: this.hosts.size, vl2: this.vl2.size, vl3: this.vl3.size };
+    let vl2 = 0;
+    let vl3 = 0;
+    for (const m of this.vl2.values()) vl2 += m.size;
+    for (const m of this.vl3v4.values()) vl3 += m.size;
+    for (const m of this.vl3v6.values()) vl3 += m.size;
+    return { hosts: this.hosts.size, vl2, vl3 };
   }
 
   addHost(hostId: string, underlayIp: string): HostRef {
@@ -107,21 +136,27 @@ export class MappingIndex {
   addPort(p: PortMapping): void {
     if (p.vni === null) return;
     const host = this.addHost(p.hostId, p.underlayIp);
-    this.vl2.set(vl2Key(p.mac, p.vni), host);
     const mac = Number(parseMac('mac', p.mac).n);
-    for (const ip of [p.ipv4, p.ipv6]) if (ip !== null) this.vl3.set(vl3Key(ip, p.vni), { mac, host });
+    inner(this.vl2, p.vni).set(mac, host);
+    for (const ip of [p.ipv4, p.ipv6]) {
+      if (ip === null) continue;
+      const a = parseIp('ip', ip);
+      if (a.family === 4) inner(this.vl3v4, p.vni).set(Number(a.n), { mac, host });
+      else inner(this.vl3v6, p.vni).set(v6Key(a.n), { mac, host });
+    }
     this.countVni(p.hostId, p.vni, 1);
   }
 
   removePort(p: PortMapping): void {
     if (p.vni === null) return;
-    const k2 = vl2Key(p.mac, p.vni);
-    if (this.vl2.get(k2)?.hostId === p.hostId) this.vl2.delete(k2);
     const mac = Number(parseMac('mac', p.mac).n);
+    // Only if the entry is still this port's: a later change may have reused the key.
+    drop(this.vl2, p.vni, mac, (h) => h.hostId !== p.hostId);
     for (const ip of [p.ipv4, p.ipv6]) {
       if (ip === null) continue;
-      const k3 = vl3Key(ip, p.vni);
-      if (this.vl3.get(k3)?.mac === mac) this.vl3.delete(k3);
+      const a = parseIp('ip', ip);
+      if (a.family === 4) drop(this.vl3v4, p.vni, Number(a.n), (e) => e.mac !== mac);
+      else drop(this.vl3v6, p.vni, v6Key(a.n), (e) => e.mac !== mac);
     }
     this.countVni(p.hostId, p.vni, -1);
   }

@@ -6,50 +6,66 @@ import { createServer, type Server, type Socket } from 'node:net';
 import prom from 'prom-client';
 import { parseIp, parseMac } from '../model/addr.js';
 import type { Store } from '../store/store.js';
-import { decodeLogReq, decodeLogRm, encodeFrame, ip16, type LogEntry, logAck, OPS_BY_CODE, statusOnly, vl2Ack, vl3Ack } from './codec.js';
+import { decodeLogReq, decodeLogRm, encodeFrame, ip16, type LogEntry, logAck, statusOnly } from './codec.js';
+import { crc32Range } from './crc32.js';
 import { FrameError, Framer } from './framer.js';
 import type { MappingIndex } from './index.js';
-import { L3_TYPE, OP, SIZE, STATUS, VXLAN_PORT } from './wire.js';
+import { HEADER_SIZE, L3_TYPE, OP, SIZE, STATUS, VXLAN_PORT } from './wire.js';
 
 /** Async requests (log reads and removals) one connection may have open at once. */
 const MAX_INFLIGHT = 32;
 /** Bytes written but not yet taken by the peer before we stop reading from it. */
 const HIGH_WATER = 1024 * 1024;
 
-const ZERO16 = Buffer.alloc(16);
-const NOTFOUND_VL2 = vl2Ack({ status: STATUS.NOTFOUND, port: 0, addr: ZERO16 });
-const NOTFOUND_VL3 = vl3Ack({ status: STATUS.NOTFOUND, mac: 0n, uport: 0, uip: ZERO16 });
-const BADL3 = vl3Ack({ status: STATUS.BADL3TYPE, mac: 0n, uport: 0, uip: ZERO16 });
+/** The largest reply to one request that is answered inline (VL3_ACK). */
+const MAX_INLINE_REPLY = HEADER_SIZE + SIZE.VL3_ACK;
+const COUNTED_OPS = ['PING', 'VL2_REQ', 'VL3_REQ', 'LOG_REQ', 'LOG_RM', 'BULK_REQ', 'other'] as const;
 
-export interface SvpMetrics {
-  requests: prom.Counter<'op'>;
-  closed: prom.Counter<'reason'>;
-  connections: prom.Gauge;
-}
-
-export function svpMetrics(registry: prom.Registry): SvpMetrics {
-  return {
-    requests: new prom.Counter({ name: 'weft_svp_requests_total', help: 'SVP requests by op', labelNames: ['op'] as const, registers: [registry] }),
-    closed: new prom.Counter({
-      name: 'weft_svp_connections_closed_total',
-      help: 'SVP connections closed by the server, by reason (crc, version, size, malformed, error)',
-      labelNames: ['reason'] as const,
-      registers: [registry],
-    }),
-    connections: new prom.Gauge({ name: 'weft_svp_connections', help: 'Open SVP connections', registers: [registry] }),
-  };
+/** Registers the server's metrics; counts are plain numbers on the hot path, read at scrape time. */
+export function svpMetrics(registry: prom.Registry, counts: Record<string, number>, closed: Record<string, number>, open: () => number): void {
+  new prom.Counter({
+    name: 'weft_svp_requests_total',
+    help: 'SVP requests by op',
+    labelNames: ['op'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [op, n] of Object.entries(counts)) this.inc({ op }, n);
+    },
+  });
+  new prom.Counter({
+    name: 'weft_svp_connections_closed_total',
+    help: 'SVP connections the server closed, by reason (crc, version, size, malformed, error)',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [reason, n] of Object.entries(closed)) this.inc({ reason }, n);
+    },
+  });
+  new prom.Gauge({
+    name: 'weft_svp_connections',
+    help: 'Open SVP connections',
+    registers: [registry],
+    collect() {
+      this.set(open());
+    },
+  });
 }
 
 export class SvpServer {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
+  readonly counts: Record<string, number> = Object.fromEntries(COUNTED_OPS.map((o) => [o, 0]));
+  readonly closed: Record<string, number> = {};
 
   constructor(
     private readonly index: MappingIndex,
     private readonly store: Store,
-    private readonly metrics?: SvpMetrics,
+    registry?: prom.Registry,
   ) {
     this.server = createServer((s) => this.accept(s));
+    if (registry) svpMetrics(registry, this.counts, this.closed, () => this.sockets.size);
   }
 
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
@@ -65,103 +81,128 @@ export class SvpServer {
 
   private accept(sock: Socket): void {
     this.sockets.add(sock);
-    this.metrics?.connections.inc();
     sock.setNoDelay(true);
     sock.setKeepAlive(true, 30_000);
     const framer = new Framer();
+    const counts = this.counts;
+    const index = this.index;
     let inflight = 0;
     const paused = () => inflight >= MAX_INFLIGHT || sock.writableLength > HIGH_WATER;
     const maybeResume = () => {
       if (sock.isPaused() && !paused() && !sock.destroyed) sock.resume();
     };
     sock.on('drain', maybeResume);
-    const close = (reason: string) => {
-      this.metrics?.closed.inc({ reason });
-      sock.destroy();
-    };
     const send = (op: number, id: number, payload: Buffer) => {
       if (!sock.destroyed) sock.write(encodeFrame(op, id, payload));
     };
+    const malformed = () => {
+      throw new FrameError('malformed', 'request of the wrong size for its op');
+    };
     sock.on('data', (chunk: Buffer) => {
-      let frames: ReturnType<Framer['push']>;
+      // Replies to lookups go straight into one buffer: no allocation per request.
+      const out = Buffer.allocUnsafe(Math.ceil((framer.pending + chunk.length) / HEADER_SIZE) * MAX_INLINE_REPLY);
+      let o = 0;
+      /** Writes a reply header for a payload of `size` at o; the caller fills the payload, then seal(). */
+      const head = (op: number, id: number, size: number) => {
+        out.writeUInt32BE(0x00010000 | op, o);
+        out.writeUInt32BE(size, o + 4);
+        out.writeUInt32BE(id, o + 8);
+        out.writeUInt32BE(0, o + 12);
+      };
+      const seal = (size: number) => {
+        const end = o + HEADER_SIZE + size;
+        out.writeUInt32BE(crc32Range(out, o, end), o + 12);
+        o = end;
+      };
       try {
-        frames = framer.push(chunk);
-      } catch (e) {
-        close(e instanceof FrameError ? e.reason : 'error');
-        return;
-      }
-      const out: Buffer[] = [];
-      for (const { header, payload } of frames) {
-        const op = header.op;
-        this.metrics?.requests.inc({ op: OPS_BY_CODE[op] ?? 'unknown' });
-        switch (op) {
-          case OP.PING:
-            out.push(encodeFrame(OP.PONG, header.id));
-            break;
-          case OP.VL2_REQ: {
-            if (payload.length !== SIZE.VL2_REQ) return close('malformed');
-            const h = this.index.lookupVl2(payload);
-            out.push(encodeFrame(OP.VL2_ACK, header.id, h ? vl2Ack({ status: STATUS.OK, port: VXLAN_PORT, addr: h.underlay16 }) : NOTFOUND_VL2));
-            break;
-          }
-          case OP.VL3_REQ: {
-            if (payload.length !== SIZE.VL3_REQ) return close('malformed');
-            const type = payload.readUInt32BE(16);
-            if (type !== L3_TYPE.IPV4 && type !== L3_TYPE.IPV6) {
-              out.push(encodeFrame(OP.VL3_ACK, header.id, BADL3));
+        framer.scan(chunk, (buf, at, op, id, size) => {
+          const p = at + HEADER_SIZE;
+          switch (op) {
+            case OP.VL2_REQ: {
+              counts.VL2_REQ = (counts.VL2_REQ as number) + 1;
+              if (size !== SIZE.VL2_REQ) malformed();
+              const h = index.lookupVl2(buf, p);
+              head(OP.VL2_ACK, id, SIZE.VL2_ACK);
+              if (h) {
+                out.writeUInt32BE((STATUS.OK << 16) | VXLAN_PORT, o + 16);
+                out.set(h.underlay16, o + 20);
+              } else out.fill(0, o + 16, o + 36).writeUInt16BE(STATUS.NOTFOUND, o + 16);
+              seal(SIZE.VL2_ACK);
               break;
             }
-            const e = this.index.lookupVl3(payload);
-            out.push(
-              encodeFrame(
-                OP.VL3_ACK,
-                header.id,
-                e ? vl3Ack({ status: STATUS.OK, mac: BigInt(e.mac), uport: VXLAN_PORT, uip: e.host.underlay16 }) : NOTFOUND_VL3,
-              ),
-            );
-            break;
+            case OP.VL3_REQ: {
+              counts.VL3_REQ = (counts.VL3_REQ as number) + 1;
+              if (size !== SIZE.VL3_REQ) malformed();
+              head(OP.VL3_ACK, id, SIZE.VL3_ACK);
+              const type = buf.readUInt32BE(p + 16);
+              const e = type === L3_TYPE.IPV4 || type === L3_TYPE.IPV6 ? index.lookupVl3(buf, p) : undefined;
+              if (e) {
+                out.writeUInt32BE(STATUS.OK, o + 16);
+                out.writeUIntBE(e.mac, o + 20, 6);
+                out.writeUInt16BE(VXLAN_PORT, o + 26);
+                out.set(e.host.underlay16, o + 28);
+              } else out.fill(0, o + 16, o + 44).writeUInt32BE(type === L3_TYPE.IPV4 || type === L3_TYPE.IPV6 ? STATUS.NOTFOUND : STATUS.BADL3TYPE, o + 16);
+              seal(SIZE.VL3_ACK);
+              break;
+            }
+            case OP.PING:
+              counts.PING = (counts.PING as number) + 1;
+              head(OP.PONG, id, 0);
+              seal(0);
+              break;
+            case OP.BULK_REQ:
+              counts.BULK_REQ = (counts.BULK_REQ as number) + 1;
+              head(OP.BULK_ACK, id, 4);
+              out.writeUInt32BE(STATUS.BADBULK, o + 16);
+              seal(4);
+              break;
+            case OP.LOG_REQ: {
+              counts.LOG_REQ = (counts.LOG_REQ as number) + 1;
+              if (size !== SIZE.LOG_REQ) malformed();
+              const req = Buffer.from(buf.subarray(p, p + size));
+              inflight++;
+              this.logRequest(req)
+                .then((payload) => send(OP.LOG_ACK, id, payload))
+                .catch(() => send(OP.LOG_ACK, id, statusOnly(STATUS.FATAL)))
+                .finally(() => {
+                  inflight--;
+                  maybeResume();
+                });
+              break;
+            }
+            case OP.LOG_RM: {
+              counts.LOG_RM = (counts.LOG_RM as number) + 1;
+              const ids = decodeLogRm(buf.subarray(p, p + size));
+              if (!ids) malformed();
+              inflight++;
+              this.store
+                .write((tx) => tx.removeShootdowns((ids as Buffer[]).map((b) => b.toString('hex'))))
+                .then(() => send(OP.LOG_RM_ACK, id, statusOnly(STATUS.OK)))
+                .catch(() => send(OP.LOG_RM_ACK, id, statusOnly(STATUS.FATAL)))
+                .finally(() => {
+                  inflight--;
+                  maybeResume();
+                });
+              break;
+            }
+            default:
+              // Unknown or server-bound-only ops get no reply, as varpd expects.
+              counts.other = (counts.other as number) + 1;
+              break;
           }
-          case OP.BULK_REQ:
-            out.push(encodeFrame(OP.BULK_ACK, header.id, statusOnly(STATUS.BADBULK)));
-            break;
-          case OP.LOG_REQ: {
-            if (payload.length !== SIZE.LOG_REQ) return close('malformed');
-            inflight++;
-            this.logRequest(payload)
-              .then((p) => send(OP.LOG_ACK, header.id, p))
-              .catch(() => send(OP.LOG_ACK, header.id, statusOnly(STATUS.FATAL)))
-              .finally(() => {
-                inflight--;
-                maybeResume();
-              });
-            break;
-          }
-          case OP.LOG_RM: {
-            const ids = decodeLogRm(payload);
-            if (!ids) return close('malformed');
-            inflight++;
-            this.store
-              .write((tx) => tx.removeShootdowns(ids.map((b) => b.toString('hex'))))
-              .then(() => send(OP.LOG_RM_ACK, header.id, statusOnly(STATUS.OK)))
-              .catch(() => send(OP.LOG_RM_ACK, header.id, statusOnly(STATUS.FATAL)))
-              .finally(() => {
-                inflight--;
-                maybeResume();
-              });
-            break;
-          }
-          default:
-            // Unknown or server-bound-only ops get no reply, as varpd expects.
-            break;
-        }
+        });
+      } catch (e) {
+        const reason = e instanceof FrameError ? e.reason : 'error';
+        this.closed[reason] = (this.closed[reason] ?? 0) + 1;
+        sock.destroy();
+        return;
       }
-      if (out.length > 0) sock.write(out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out));
+      if (o > 0) sock.write(out.subarray(0, o));
       if (paused()) sock.pause();
     });
     sock.on('error', () => sock.destroy());
     sock.on('close', () => {
       this.sockets.delete(sock);
-      this.metrics?.connections.dec();
     });
   }
 

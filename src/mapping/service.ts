@@ -3,7 +3,7 @@
 import prom from 'prom-client';
 import type { Store } from '../store/store.js';
 import { ChangeFollower } from './follower.js';
-import { SvpServer, svpMetrics } from './server.js';
+import { SvpServer } from './server.js';
 
 export interface MappingService {
   follower: ChangeFollower;
@@ -40,7 +40,7 @@ export async function startMapping(store: Store, o: { svp: { host: string; port:
   let svp: SvpServer | null = null;
   let svpAddress: { host: string; port: number } | null = null;
   if (o.svp) {
-    svp = new SvpServer(ix, store, svpMetrics(o.registry));
+    svp = new SvpServer(ix, store, o.registry);
     try {
       svpAddress = await svp.listen(o.svp.host, o.svp.port);
     } catch (e) {

@@ -4,6 +4,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { ApiClient } from '../../src/cli/client.js';
+import { SvpClient } from '../../src/mapping/client.js';
+import { STATUS } from '../../src/mapping/wire.js';
+import { parseMac } from '../../src/model/addr.js';
 import type { Instance, Port } from '../../src/model/types.js';
 import { type ServerProcess, startServerProcess } from '../support/server-process.js';
 import { type TestDb, testDb } from '../support/stores.js';
@@ -68,5 +71,36 @@ describe('two server replicas on one PostgreSQL', () => {
     );
     assert.equal(log.items.filter((c) => c.kind === 'port.created').length, 120);
     assert.equal((await cb.get<{ head: number }>('/v1/changes?limit=1')).head, log.head);
+  });
+
+  test("each replica's SVP serves the other's writes within 100 ms", async () => {
+    const ca = new ApiClient(a.url, TOKEN);
+    const svpB = await SvpClient.connect(b.svp.host, b.svp.port);
+    try {
+      const net = (await ca.get<{ items: { vni: number }[] }>('/v1/networks?name=net')).items[0] as { vni: number };
+      const lags: number[] = [];
+      for (let i = 0; i < 10; i++) {
+        await ca.patch('/v1/hosts/hv0', { capacity: { cpus: 40 + i, memoryMb: 1 << 20, diskGb: 10000 } });
+        const vm = await ca.post<Instance & { ports: Port[] }>('/v1/instances', {
+          tenant: 'acme',
+          name: `svp${i}`,
+          site: 'ams1',
+          cpus: 1,
+          host: 'hv0',
+          ports: [{ network: 'net' }],
+        });
+        const t0 = performance.now();
+        const m = parseMac('mac', (vm.ports[0] as Port).mac).n;
+        while ((await svpB.vl2(m, net.vni)).status !== STATUS.OK) {
+          if (performance.now() - t0 > 2000) throw new Error('replica B never served the port');
+          await new Promise((r) => setTimeout(r, 2));
+        }
+        lags.push(performance.now() - t0);
+      }
+      lags.sort((x, y) => x - y);
+      assert.ok((lags[8] as number) < 100, `replica lag ms: ${lags.map((l) => l.toFixed(1)).join(' ')}`);
+    } finally {
+      svpB.close();
+    }
   });
 });
