@@ -15,6 +15,7 @@ import * as tokens from '../core/tokens.js';
 import * as vips from '../core/vips.js';
 import { WeftError } from '../model/errors.js';
 import type { Role, Token } from '../model/types.js';
+import type { AgentStatus } from '../stream/server.js';
 import { describeValidation, STATUS } from './errors.js';
 import { createMetrics } from './metrics.js';
 import * as S from './schemas.js';
@@ -52,6 +53,8 @@ export interface ApiOptions {
   logger?: boolean | object;
   /** Where /metrics collects from; other components (the mapping service) register here too. */
   registry?: import('prom-client').Registry;
+  /** The push stream's view of connected agents (applied version and lag). */
+  agents?: () => AgentStatus[];
 }
 
 export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<FastifyInstance> {
@@ -373,6 +376,23 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
       const { after, limit } = req.query as { after: number; limit: number };
       return q.changes(ctx, after, limit);
     },
+  );
+  app.get(
+    '/v1/agents',
+    {
+      config: { perm: 'audit' },
+      schema: {
+        tags: ['agents'],
+        summary: "Agents connected to this server's push stream: each host's applied change-log version and lag",
+        response: {
+          200: T.Object({
+            head: T.Integer(),
+            items: T.Array(T.Object({ hostId: T.String(), connectedAt: T.String(), appliedVersion: T.Integer(), sentVersion: T.Integer(), lag: T.Integer() })),
+          }),
+        },
+      },
+    },
+    async () => ({ head: await ctx.store.headVersion(), items: opts.agents?.() ?? [] }),
   );
   app.get(
     '/v1/whoami',

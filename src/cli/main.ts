@@ -46,6 +46,13 @@ program
   .option('--db <url>', 'store: sqlite:PATH or postgres://... (env WEFT_DB)', process.env.WEFT_DB ?? DEFAULT_DB)
   .option('--api-listen <host:port>', 'where the API listens (env WEFT_API_LISTEN; `weft server --api HOST:PORT` works too)')
   .option('--svp <host:port>', 'where the SVP lookup service listens, or "off" (env WEFT_SVP_LISTEN)', process.env.WEFT_SVP_LISTEN ?? '127.0.0.1:1296')
+  .option(
+    '--stream <host:port>',
+    'where the agents\' push stream listens, or "off" (env WEFT_STREAM_LISTEN)',
+    process.env.WEFT_STREAM_LISTEN ?? '127.0.0.1:1297',
+  )
+  .option('--stream-tls-cert <file>', 'serve the push stream over TLS with this certificate (PEM)')
+  .option('--stream-tls-key <file>', 'and this key (PEM)')
   .addOption(new Option('--placement <policy>', 'placement policy').choices(PLACEMENT_POLICIES as string[]).default('spread'))
   .option(
     '--cpu-overcommit <ratio>',
@@ -71,12 +78,14 @@ program
       db: o.db,
       api: o.apiListen ?? fromApi ?? process.env.WEFT_API_LISTEN ?? '127.0.0.1:8080',
       svp: o.svp,
+      stream: o.stream,
+      streamTls: o.streamTlsCert && o.streamTlsKey ? { cert: o.streamTlsCert, key: o.streamTlsKey } : undefined,
       placement: o.placement,
       cpuOvercommit: o.cpuOvercommit,
       adminToken: process.env.WEFT_ADMIN_TOKEN,
       logLevel: o.logLevel,
     });
-    process.stderr.write(`weft server: store ${s.store.location}, API ${s.apiUrl}, SVP ${s.svpAddress ?? 'off'}\n`);
+    process.stderr.write(`weft server: store ${s.store.location}, API ${s.apiUrl}, SVP ${s.svpAddress ?? 'off'}, stream ${s.streamAddress ?? 'off'}\n`);
     const stop = async (sig: string) => {
       process.stderr.write(`weft server: ${sig}, shutting down\n`);
       await s.close();
@@ -385,6 +394,14 @@ program
   .action(async (o: { after: number; limit: number }) =>
     out('changes', (await client().get<{ items: unknown[] }>(`/v1/changes?after=${o.after}&limit=${o.limit}`)).items),
   );
+
+program
+  .command('agents')
+  .description("agents connected to the server's push stream, with their applied version and lag")
+  .action(async () => {
+    const r = await client().get<{ head: number; items: unknown[] }>('/v1/agents');
+    out('agents', r.items);
+  });
 
 program
   .command('seed')

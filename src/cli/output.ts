@@ -12,6 +12,7 @@ const COLUMNS: Record<string, string[]> = {
   peers: ['id', 'neighbor', 'remoteAsn', 'hostId', 'rackId', 'importPolicy', 'maxPrefix', 'bfd'],
   tokens: ['id', 'name', 'role', 'tenantId', 'hostId'],
   changes: ['version', 'kind', 'at'],
+  agents: ['hostId', 'appliedVersion', 'lag', 'connectedAt'],
 };
 
 function cell(v: unknown): string {

@@ -1,6 +1,7 @@
 // The mapping service inside `weft server`: the index with its follower,
 // and the SVP server answering from it.
 import prom from 'prom-client';
+import type { LoggedChange } from '../model/changes.js';
 import type { Store } from '../store/store.js';
 import { ChangeFollower } from './follower.js';
 import { SvpServer } from './server.js';
@@ -13,8 +14,11 @@ export interface MappingService {
   close(): Promise<void>;
 }
 
-export async function startMapping(store: Store, o: { svp: { host: string; port: number } | null; registry: prom.Registry }): Promise<MappingService> {
-  const follower = new ChangeFollower(store);
+export async function startMapping(
+  store: Store,
+  o: { svp: { host: string; port: number } | null; registry: prom.Registry; onApplied?: (changes: readonly LoggedChange[]) => void },
+): Promise<MappingService> {
+  const follower = new ChangeFollower(store, { onApplied: o.onApplied });
   await follower.start();
   const ix = follower.index;
   new prom.Gauge({

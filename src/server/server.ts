@@ -1,5 +1,7 @@
 // `weft server`: opens the store (migrating it), bootstraps the admin token
 // from WEFT_ADMIN_TOKEN, serves the API, and shuts down cleanly on signals.
+
+import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import prom from 'prom-client';
 import { buildApi } from '../api/app.js';
@@ -11,12 +13,18 @@ import { invalid } from '../model/errors.js';
 import type { PlacementPolicy } from '../model/types.js';
 import { openStore } from '../store/open.js';
 import type { Store } from '../store/store.js';
+import { STREAM_PORT } from '../stream/protocol.js';
+import { StreamServer } from '../stream/server.js';
 
 export interface ServerOptions {
   db: string;
   api: string;
   /** HOST:PORT for SVP, or 'off'. */
   svp: string;
+  /** HOST:PORT for the agents' push stream, or 'off'. */
+  stream: string;
+  /** PEM files to serve the stream over TLS. */
+  streamTls?: { cert: string; key: string } | undefined;
   placement: PlacementPolicy;
   cpuOvercommit: number;
   adminToken?: string | undefined;
@@ -31,6 +39,8 @@ export interface RunningServer {
   apiUrl: string;
   /** host:port SVP listens on, or null. */
   svpAddress: string | null;
+  /** host:port the push stream listens on, or null. */
+  streamAddress: string | null;
   close(): Promise<void>;
 }
 
@@ -46,14 +56,24 @@ export function parseListen(field: string, value: string, defaultPort: number): 
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const listen = parseListen('api', o.api, 8080);
   const svpListen = o.svp === 'off' ? null : parseListen('svp', o.svp, SVP_PORT);
+  const streamListen = o.stream === 'off' ? null : parseListen('stream', o.stream, STREAM_PORT);
+  const tls = o.streamTls ? { cert: readFileSync(o.streamTls.cert), key: readFileSync(o.streamTls.key) } : undefined;
   const store = await openStore(o.db);
   let mapping: MappingService | null = null;
+  let stream: StreamServer | null = null;
   try {
     const ctx = createCtx(store, { settings: { placement: { policy: o.placement, cpuOvercommit: o.cpuOvercommit } } });
     if (o.adminToken) await ensureAdminToken(ctx, o.adminToken);
     const registry = new prom.Registry();
-    mapping = await startMapping(store, { svp: svpListen, registry });
-    const app = await buildApi(ctx, { logger: o.logLevel === 'silent' ? false : { level: o.logLevel }, registry });
+    mapping = await startMapping(store, { svp: svpListen, registry, onApplied: (c) => stream?.deliver(c) });
+    let streamAddress: string | null = null;
+    if (streamListen) {
+      stream = new StreamServer(ctx, mapping.follower.index, { registry, tls });
+      const a = await stream.listen(streamListen.host, streamListen.port);
+      streamAddress = `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
+    }
+    const st = stream;
+    const app = await buildApi(ctx, { logger: o.logLevel === 'silent' ? false : { level: o.logLevel }, registry, agents: () => st?.status() ?? [] });
     await app.listen({ host: listen.host, port: listen.port });
     const addr = app.server.address();
     const port = typeof addr === 'object' && addr ? addr.port : listen.port;
@@ -68,13 +88,16 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       mapping: m,
       apiUrl: `http://${host}:${port}`,
       svpAddress,
+      streamAddress,
       async close() {
         await app.close();
+        await st?.close();
         await m.close();
         await store.close();
       },
     };
   } catch (e) {
+    await stream?.close();
     await mapping?.close();
     await store.close();
     throw e;

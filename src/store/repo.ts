@@ -224,6 +224,32 @@ export class Repo {
     }));
   }
 
+  /** Port mappings of the ports on `hostId` and of every port on `vnis`. */
+  async portMappingsFor(hostId: string, vnis: number[]): Promise<PortMapping[]> {
+    const rows = await this.db
+      .selectFrom('ports as p')
+      .innerJoin('networks as n', 'n.id', 'p.networkId')
+      .innerJoin('instances as i', 'i.id', 'p.instanceId')
+      .innerJoin('hosts as h', 'h.id', 'i.hostId')
+      .select(['p.id', 'p.instanceId', 'p.tenantId', 'p.networkId', 'p.mac', 'p.ipv4', 'p.ipv6', 'n.kind', 'n.vni', 'i.hostId', 'h.underlayIp'])
+      .where((eb) => (vnis.length > 0 ? eb.or([eb('i.hostId', '=', hostId), eb('n.vni', 'in', vnis)]) : eb('i.hostId', '=', hostId)))
+      .orderBy('p.id')
+      .execute();
+    return rows.map((r) => ({
+      portId: r.id,
+      instanceId: r.instanceId,
+      tenantId: r.tenantId,
+      networkId: r.networkId,
+      networkKind: r.kind,
+      vni: r.vni,
+      mac: r.mac,
+      ipv4: r.ipv4,
+      ipv6: r.ipv6,
+      hostId: r.hostId,
+      underlayIp: r.underlayIp,
+    }));
+  }
+
   /** Hosts with at least one port on this network. */
   async hostsOnNetwork(networkId: string): Promise<string[]> {
     const rows = await this.db

@@ -88,7 +88,7 @@ describe('weft CLI', () => {
   test('weft server --api HOST:PORT listens there, as the issue spells it', async () => {
     const port = await freePort();
     const db2 = await testDb('sqlite');
-    const proc = spawn(WEFT_BIN, ['server', '--db', db2.url, '--api', `127.0.0.1:${port}`, '--svp', 'off', '--log-level', 'warn'], {
+    const proc = spawn(WEFT_BIN, ['server', '--db', db2.url, '--api', `127.0.0.1:${port}`, '--svp', 'off', '--stream', 'off', '--log-level', 'warn'], {
       env: { ...process.env, WEFT_ADMIN_TOKEN: TOKEN },
       stdio: ['ignore', 'ignore', 'pipe'],
     });

@@ -10,6 +10,8 @@ export interface ServerProcess {
   url: string;
   /** Where SVP listens: host and port. */
   svp: { host: string; port: number };
+  /** Where the agents' push stream listens. */
+  stream: { host: string; port: number };
   proc: ChildProcess;
   /** What the server wrote to stderr so far (for failure messages). */
   log(): string;
@@ -17,20 +19,24 @@ export interface ServerProcess {
 }
 
 export async function startServerProcess(o: { db: string; adminToken: string; args?: string[] }): Promise<ServerProcess> {
-  const proc = spawn(WEFT_BIN, ['server', '--db', o.db, '--api-listen', '127.0.0.1:0', '--svp', '127.0.0.1:0', ...(o.args ?? ['--log-level', 'warn'])], {
-    env: { ...process.env, WEFT_ADMIN_TOKEN: o.adminToken },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const proc = spawn(
+    WEFT_BIN,
+    ['server', '--db', o.db, '--api-listen', '127.0.0.1:0', '--svp', '127.0.0.1:0', '--stream', '127.0.0.1:0', ...(o.args ?? ['--log-level', 'warn'])],
+    {
+      env: { ...process.env, WEFT_ADMIN_TOKEN: o.adminToken },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   let err = '';
   proc.stderr?.setEncoding('utf8');
-  const started = await new Promise<{ url: string; svp: { host: string; port: number } }>((resolve, reject) => {
+  const started = await new Promise<{ url: string; svp: { host: string; port: number }; stream: { host: string; port: number } }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`weft server did not start in 30 s: ${err}`)), 30000);
     proc.stderr?.on('data', (d: string) => {
       err += d;
-      const m = /API (http:\/\/[^\s,]+), SVP ([\d.]+):(\d+)/.exec(err);
+      const m = /API (http:\/\/[^\s,]+), SVP ([\d.]+):(\d+), stream ([\d.]+):(\d+)/.exec(err);
       if (m) {
         clearTimeout(timer);
-        resolve({ url: m[1] as string, svp: { host: m[2] as string, port: Number(m[3]) } });
+        resolve({ url: m[1] as string, svp: { host: m[2] as string, port: Number(m[3]) }, stream: { host: m[4] as string, port: Number(m[5]) } });
       }
     });
     proc.once('exit', (code) => {
@@ -41,6 +47,7 @@ export async function startServerProcess(o: { db: string; adminToken: string; ar
   return {
     url: started.url,
     svp: started.svp,
+    stream: started.stream,
     proc,
     log: () => err,
     async stop() {

@@ -1,0 +1,83 @@
+// The desired state an agent holds, kept by applying the push stream's
+// snapshots and deltas (pure). The dataplane reconciles against it.
+import type { HostInfo, LoggedChange, NetworkInfo, PeerInfo, PortMapping, VipInfo } from '../model/changes.js';
+import type { DesiredState } from './protocol.js';
+
+export class AgentState {
+  version = 0;
+  host: HostInfo | null = null;
+  readonly ports = new Map<string, PortMapping>();
+  readonly networks = new Map<string, NetworkInfo>();
+  readonly vips = new Map<string, VipInfo>();
+  readonly peers = new Map<string, PeerInfo>();
+  vnis = new Set<number>();
+
+  constructor(readonly hostId: string) {}
+
+  snapshot(version: number, s: DesiredState): void {
+    this.version = version;
+    this.host = s.host;
+    this.ports.clear();
+    for (const p of s.ports) this.ports.set(p.portId, p);
+    this.networks.clear();
+    for (const n of s.networks) this.networks.set(n.networkId, n);
+    this.vips.clear();
+    for (const v of s.vips) this.vips.set(v.vipId, v);
+    this.peers.clear();
+    for (const p of s.peers) this.peers.set(p.peerId, p);
+    this.vnis = new Set(s.vnis);
+  }
+
+  delta(version: number, changes: LoggedChange[], vnis: number[]): void {
+    for (const c of changes) this.apply(c);
+    this.vnis = new Set(vnis);
+    // Ports of VNIs no longer on this host are no longer wanted (its own stay).
+    for (const [id, p] of this.ports) if (p.hostId !== this.hostId && (p.vni === null || !this.vnis.has(p.vni))) this.ports.delete(id);
+    this.version = version;
+  }
+
+  private apply(c: LoggedChange): void {
+    switch (c.kind) {
+      case 'port.created':
+      case 'port.moved':
+      case 'port.updated':
+        this.ports.set(c.port.portId, c.port);
+        break;
+      case 'port.deleted':
+        this.ports.delete(c.port.portId);
+        break;
+      case 'host.created':
+      case 'host.updated':
+        if (c.host.hostId === this.hostId) this.host = c.host;
+        // Remote ports follow their host's underlay.
+        for (const [id, p] of this.ports)
+          if (p.hostId === c.host.hostId && p.underlayIp !== c.host.underlayIp) this.ports.set(id, { ...p, underlayIp: c.host.underlayIp });
+        break;
+      case 'host.deleted':
+        if (c.host.hostId === this.hostId) this.host = null;
+        break;
+      case 'network.created':
+      case 'network.updated':
+        this.networks.set(c.network.networkId, c.network);
+        break;
+      case 'network.deleted':
+        this.networks.delete(c.network.networkId);
+        break;
+      case 'vip.created':
+      case 'vip.updated':
+        if (c.vip.backends.some((b) => b.hostId === this.hostId)) this.vips.set(c.vip.vipId, c.vip);
+        else this.vips.delete(c.vip.vipId);
+        break;
+      case 'vip.deleted':
+        this.vips.delete(c.vip.vipId);
+        break;
+      case 'peer.created':
+      case 'peer.updated':
+        this.peers.set(c.peer.peerId, c.peer);
+        break;
+      case 'peer.deleted':
+        this.peers.delete(c.peer.peerId);
+        break;
+    }
+  }
+}

@@ -1,0 +1,147 @@
+// The agent's side of the push stream: connects, resumes from its last
+// applied version (or takes a snapshot), hands each snapshot and delta to
+// the handler, acknowledges what was applied, answers heartbeats, and
+// reconnects with capped backoff. One instance per host.
+import { type Socket, connect as tcpConnect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import type { LoggedChange, PortMapping } from '../model/changes.js';
+import { DEAD_MS, type DesiredState, encode, MessageReader, type ServerMessage, STREAM_VERSION } from './protocol.js';
+
+export interface StreamHandler {
+  /** Replace everything with this state (a snapshot at `version`). */
+  snapshot(version: number, state: DesiredState): void | Promise<void>;
+  /** Apply these changes; `vnis` are the host's VNIs after them. */
+  delta(version: number, changes: LoggedChange[], vnis: number[]): void | Promise<void>;
+}
+
+export interface StreamClientOptions {
+  host: string;
+  port: number;
+  /** Connect with TLS, trusting this CA (PEM). */
+  tlsCa?: Buffer;
+  hostRef: string;
+  token: string;
+  handler: StreamHandler;
+  /** Where the agent starts (from its own state after a restart). */
+  version?: number;
+  vnis?: number[];
+  onError?: (e: Error) => void;
+}
+
+export class StreamClient {
+  /** The last version applied and acknowledged. */
+  version: number;
+  private vnis: number[];
+  private sock: Socket | null = null;
+  private stopped = false;
+  private backoff = 100;
+  private timer: NodeJS.Timeout | null = null;
+  /** Serializes handler calls: the next message waits for the previous one to be applied. */
+  private chain: Promise<void> = Promise.resolve();
+  private snap: { version: number; ports: PortMapping[] } | null = null;
+  private lastRx = Date.now();
+  private readonly watchdog: NodeJS.Timeout;
+  connected = false;
+
+  constructor(private readonly o: StreamClientOptions) {
+    this.version = o.version ?? 0;
+    this.vnis = o.vnis ?? [];
+    this.watchdog = setInterval(() => {
+      if (this.sock && Date.now() - this.lastRx > DEAD_MS) this.sock.destroy();
+    }, 1000);
+    this.watchdog.unref();
+  }
+
+  start(): void {
+    this.open();
+  }
+
+  private open(): void {
+    if (this.stopped) return;
+    const o = this.o;
+    const sock = o.tlsCa ? tlsConnect({ host: o.host, port: o.port, ca: o.tlsCa, servername: o.host }) : tcpConnect(o.port, o.host);
+    this.sock = sock;
+    const reader = new MessageReader();
+    sock.setNoDelay(true);
+    sock.on(o.tlsCa ? 'secureConnect' : 'connect', () => {
+      this.lastRx = Date.now();
+      sock.write(encode({ t: 'hello', v: STREAM_VERSION, host: o.hostRef, token: o.token, version: this.version, vnis: this.vnis }));
+    });
+    sock.on('data', (chunk: Buffer) => {
+      this.lastRx = Date.now();
+      let msgs: unknown[];
+      try {
+        msgs = reader.push(chunk);
+      } catch (e) {
+        o.onError?.(e as Error);
+        sock.destroy();
+        return;
+      }
+      for (const m of msgs as ServerMessage[])
+        this.chain = this.chain
+          .then(() => this.handle(sock, m))
+          .catch((e) => {
+            o.onError?.(e as Error);
+            sock.destroy();
+          });
+    });
+    sock.on('error', (e) => o.onError?.(e));
+    sock.on('close', () => {
+      this.connected = false;
+      this.snap = null;
+      if (this.stopped) return;
+      this.timer = setTimeout(() => this.open(), this.backoff);
+      this.backoff = Math.min(this.backoff * 2, 5000);
+    });
+  }
+
+  private async handle(sock: Socket, m: ServerMessage): Promise<void> {
+    // Messages still queued from a connection that has since closed are dropped:
+    // a half-received snapshot must not be applied.
+    if (sock !== this.sock || sock.destroyed) return;
+    switch (m.t) {
+      case 'welcome':
+        this.connected = true;
+        this.backoff = 100;
+        break;
+      case 'snapshot.begin':
+        this.snap = { version: m.version, ports: [] };
+        break;
+      case 'snapshot.ports':
+        this.snap?.ports.push(...m.ports);
+        break;
+      case 'snapshot.end': {
+        const ports = this.snap?.ports ?? [];
+        this.snap = null;
+        await this.o.handler.snapshot(m.version, { ...m.state, ports });
+        this.applied(sock, m.version, m.state.vnis);
+        break;
+      }
+      case 'delta':
+        await this.o.handler.delta(m.version, m.changes, m.vnis);
+        this.applied(sock, m.version, m.vnis);
+        break;
+      case 'ping':
+        sock.write(encode({ t: 'pong' }));
+        break;
+      case 'error':
+        this.o.onError?.(new Error(`${m.code}: ${m.message}`));
+        break;
+      default:
+        break;
+    }
+  }
+
+  private applied(sock: Socket, version: number, vnis: number[]): void {
+    this.version = version;
+    this.vnis = vnis;
+    if (!sock.destroyed) sock.write(encode({ t: 'ack', version }));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearInterval(this.watchdog);
+    if (this.timer) clearTimeout(this.timer);
+    this.sock?.destroy();
+  }
+}

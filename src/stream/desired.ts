@@ -1,0 +1,28 @@
+// A host's desired state read from the store in one consistent snapshot:
+// what the push stream sends an agent that cannot resume from deltas.
+import { hostInfo, networkInfo, peerInfo } from '../core/views.js';
+import { vipInfo } from '../core/vips.js';
+import { notFound } from '../model/errors.js';
+import type { Store } from '../store/store.js';
+import type { DesiredState } from './protocol.js';
+
+export async function desiredState(store: Store, hostId: string): Promise<{ version: number; state: DesiredState }> {
+  return store.snapshot(async (tx) => {
+    const version = await tx.headVersion();
+    const host = await tx.get('hosts', hostId);
+    if (!host) throw notFound('host', hostId);
+    const local = await tx.portMappingsFor(hostId, []);
+    const vnis = [...new Set(local.map((p) => p.vni).filter((v): v is number => v !== null))].sort((a, b) => a - b);
+    const ports = await tx.portMappingsFor(hostId, vnis);
+    const netIds = [...new Set(ports.map((p) => p.networkId))];
+    const networks = (await tx.all('networks', { id: netIds })).map(networkInfo);
+    const links = await tx.all('vipBackends', { portId: local.map((p) => p.portId) });
+    const vips = [];
+    for (const id of [...new Set(links.map((l) => l.vipId))].sort()) {
+      const v = await tx.get('vips', id);
+      if (v) vips.push(await vipInfo(tx, v));
+    }
+    const peers = [...(await tx.all('peers', { hostId })), ...(host.rackId ? await tx.all('peers', { rackId: host.rackId }) : [])].map(peerInfo);
+    return { version, state: { host: hostInfo(host), ports, networks, vnis, vips, peers } };
+  });
+}

@@ -1,0 +1,79 @@
+// The agent push stream on the wire: frames of a 4-byte big-endian length
+// and a UTF-8 JSON message. docs/protocol.md describes every message.
+import type { HostInfo, LoggedChange, NetworkInfo, PeerInfo, PortMapping, VipInfo } from '../model/changes.js';
+
+export const STREAM_VERSION = 1;
+export const STREAM_PORT = 1297;
+/** No frame is larger: snapshots are sent in chunks well under it. */
+export const MAX_FRAME = 8 * 1024 * 1024;
+/** Ports per snapshot chunk. */
+export const SNAPSHOT_CHUNK = 2000;
+export const HEARTBEAT_MS = 5000;
+/** A connection with nothing received for this long is dead. */
+export const DEAD_MS = 15000;
+
+/** What one host needs: its own record, every port on its VNIs, and its routing inputs. */
+export interface DesiredState {
+  host: HostInfo;
+  /** Ports on the VNIs present on the host (its own and remote), and its own routed ports. */
+  ports: PortMapping[];
+  networks: NetworkInfo[];
+  /** VNIs with a port on this host. */
+  vnis: number[];
+  /** VIPs with a backend on this host. */
+  vips: VipInfo[];
+  /** BGP peers of this host or its rack. */
+  peers: PeerInfo[];
+}
+
+export type AgentMessage =
+  | { t: 'hello'; v: number; host: string; token: string; version: number; vnis: number[] }
+  | { t: 'ack'; version: number }
+  | { t: 'ping' }
+  | { t: 'pong' };
+
+export type ServerMessage =
+  | { t: 'welcome'; v: number; hostId: string; mode: 'deltas' | 'snapshot'; head: number }
+  | { t: 'snapshot.begin'; version: number }
+  | { t: 'snapshot.ports'; ports: PortMapping[] }
+  | { t: 'snapshot.end'; version: number; state: Omit<DesiredState, 'ports'> }
+  | { t: 'delta'; version: number; changes: LoggedChange[]; vnis: number[] }
+  | { t: 'ping' }
+  | { t: 'pong' }
+  | { t: 'error'; code: string; message: string };
+
+export function encode(msg: AgentMessage | ServerMessage): Buffer {
+  const body = Buffer.from(JSON.stringify(msg), 'utf8');
+  const out = Buffer.allocUnsafe(4 + body.length);
+  out.writeUInt32BE(body.length, 0);
+  body.copy(out, 4);
+  return out;
+}
+
+export class StreamFrameError extends Error {}
+
+/** Cuts a byte stream into messages; throws StreamFrameError on an oversized frame or bad JSON. */
+export class MessageReader {
+  private buf: Buffer = Buffer.alloc(0);
+
+  constructor(private readonly max: number = MAX_FRAME) {}
+
+  push(chunk: Buffer): unknown[] {
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    const out: unknown[] = [];
+    let at = 0;
+    while (this.buf.length - at >= 4) {
+      const len = this.buf.readUInt32BE(at);
+      if (len > this.max) throw new StreamFrameError(`frame of ${len} bytes exceeds ${this.max}`);
+      if (this.buf.length - at < 4 + len) break;
+      try {
+        out.push(JSON.parse(this.buf.toString('utf8', at + 4, at + 4 + len)));
+      } catch {
+        throw new StreamFrameError('frame is not JSON');
+      }
+      at += 4 + len;
+    }
+    this.buf = at === this.buf.length ? Buffer.alloc(0) : at === 0 ? this.buf : Buffer.from(this.buf.subarray(at));
+    return out;
+  }
+}

@@ -1,0 +1,41 @@
+// Which committed changes concern a host (pure): the push stream sends each
+// agent only these.
+import type { LoggedChange } from '../model/changes.js';
+
+export interface HostView {
+  hostId: string;
+  rackId: string | null;
+  /** VNIs present on the host (before or after the change). */
+  vnis: ReadonlySet<number>;
+  /** VIPs the agent holds: it must hear when they lose their backend on it. */
+  vips: ReadonlySet<string>;
+}
+
+export function concerns(c: LoggedChange, h: HostView): boolean {
+  switch (c.kind) {
+    case 'port.created':
+    case 'port.deleted':
+    case 'port.updated':
+      return c.port.hostId === h.hostId || (c.port.vni !== null && h.vnis.has(c.port.vni));
+    case 'port.moved':
+      return c.port.hostId === h.hostId || c.from.hostId === h.hostId || (c.port.vni !== null && h.vnis.has(c.port.vni));
+    case 'host.created':
+      return c.host.hostId === h.hostId;
+    // Another host's underlay or state change moves every FDB entry that points at it.
+    case 'host.updated':
+    case 'host.deleted':
+      return true;
+    case 'network.created':
+    case 'network.updated':
+    case 'network.deleted':
+      return c.network.vni !== null && h.vnis.has(c.network.vni);
+    case 'vip.created':
+    case 'vip.updated':
+    case 'vip.deleted':
+      return h.vips.has(c.vip.vipId) || c.vip.backends.some((b) => b.hostId === h.hostId);
+    case 'peer.created':
+    case 'peer.updated':
+    case 'peer.deleted':
+      return c.peer.hostId === h.hostId || (c.peer.rackId !== null && c.peer.rackId === h.rackId);
+  }
+}

@@ -1,0 +1,316 @@
+// The push stream's server side: one session per connected agent, resumed
+// from its last version with filtered deltas when it can, or sent a
+// snapshot when it cannot (new VNI on the host, too far behind, too slow to
+// keep up). Agents acknowledge what they applied; each host's lag is known.
+import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
+import prom from 'prom-client';
+import type { Ctx } from '../core/context.js';
+import * as ref from '../core/resolve.js';
+import { authenticate } from '../core/tokens.js';
+import type { MappingIndex } from '../mapping/index.js';
+import type { LoggedChange } from '../model/changes.js';
+import { desiredState } from './desired.js';
+import { type AgentMessage, DEAD_MS, encode, HEARTBEAT_MS, MessageReader, type ServerMessage, SNAPSHOT_CHUNK, STREAM_VERSION } from './protocol.js';
+import { concerns } from './relevance.js';
+
+/** Resume with deltas only when the agent is at most this many changes behind. */
+const MAX_RESUME = 50_000;
+/** Unread output above which an agent is dropped to "snapshot when it drains". */
+const SLOW_BYTES = 4 * 1024 * 1024;
+
+interface Session {
+  sock: Socket;
+  hostId: string;
+  rackId: string | null;
+  vnis: Set<number>;
+  vips: Set<string>;
+  mode: 'hello' | 'catchup' | 'live' | 'stalled';
+  /** Batches that arrived while catching up or snapshotting. */
+  pending: LoggedChange[];
+  /** Highest version sent (or skipped as not relevant). */
+  sent: number;
+  /** Highest version sent that carried something the agent must apply. */
+  owed: number;
+  acked: number;
+  /** What the host has applied, as far as the server can tell. */
+  applied: number;
+  lastRx: number;
+  connectedAt: string;
+}
+
+export interface AgentStatus {
+  hostId: string;
+  connectedAt: string;
+  appliedVersion: number;
+  sentVersion: number;
+  lag: number;
+}
+
+export interface StreamTls {
+  cert: Buffer;
+  key: Buffer;
+}
+
+export class StreamServer {
+  private readonly server: Server;
+  private readonly sessions = new Map<string, Session>();
+  private readonly heartbeat: NodeJS.Timeout;
+  private head = 0;
+
+  constructor(
+    private readonly ctx: Ctx,
+    private readonly index: MappingIndex,
+    o: { registry?: prom.Registry; tls?: StreamTls } = {},
+  ) {
+    const onConn = (s: Socket) => this.accept(s);
+    this.server = o.tls ? createTlsServer({ cert: o.tls.cert, key: o.tls.key }, onConn) : createTcpServer(onConn);
+    this.heartbeat = setInterval(() => this.beat(), HEARTBEAT_MS);
+    this.heartbeat.unref();
+    if (o.registry) this.metrics(o.registry);
+  }
+
+  listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        const a = this.server.address() as { address: string; port: number };
+        resolve({ host: a.address, port: a.port });
+      });
+    });
+  }
+
+  /** Every connected agent's applied version and lag behind the newest change. */
+  status(): AgentStatus[] {
+    const head = Math.max(this.head, this.index.version);
+    return [...this.sessions.values()]
+      .filter((s) => s.mode !== 'hello')
+      .map((s) => ({ hostId: s.hostId, connectedAt: s.connectedAt, appliedVersion: s.applied, sentVersion: s.sent, lag: Math.max(0, head - s.applied) }))
+      .sort((a, b) => a.hostId.localeCompare(b.hostId));
+  }
+
+  /** Called by the follower after each batch it applied to the index, in order. */
+  deliver(changes: readonly LoggedChange[]): void {
+    const last = changes.at(-1);
+    if (!last) return;
+    this.head = Math.max(this.head, last.version);
+    for (const s of this.sessions.values()) {
+      if (s.mode === 'live') this.sendChanges(s, changes);
+      else if (s.mode === 'catchup') s.pending.push(...changes);
+    }
+  }
+
+  private send(s: Session, m: ServerMessage): void {
+    if (!s.sock.destroyed) s.sock.write(encode(m));
+  }
+
+  private accept(sock: Socket): void {
+    sock.setNoDelay(true);
+    const reader = new MessageReader(64 * 1024);
+    let session: Session | null = null;
+    const hello = setTimeout(() => sock.destroy(), DEAD_MS);
+    sock.on('data', (chunk: Buffer) => {
+      let msgs: unknown[];
+      try {
+        msgs = reader.push(chunk);
+      } catch {
+        sock.destroy();
+        return;
+      }
+      for (const raw of msgs) {
+        const m = raw as AgentMessage;
+        if (session) session.lastRx = Date.now();
+        if (m?.t === 'hello' && !session) {
+          clearTimeout(hello);
+          this.hello(sock, m).then(
+            (s) => {
+              session = s;
+            },
+            (e: Error & { code?: string }) => {
+              sock.end(encode({ t: 'error', code: e.code ?? 'E_INTERNAL', message: e.message }));
+            },
+          );
+        } else if (m?.t === 'ack' && session && Number.isInteger(m.version)) {
+          this.ack(session, m.version);
+        } else if (m?.t === 'ping' && session) {
+          this.send(session, { t: 'pong' });
+        } else if (m?.t === 'pong') {
+          // lastRx is updated above
+        } else {
+          sock.end(encode({ t: 'error', code: 'E_INVALID_ARG', message: 'expected hello first, then ack, ping or pong' }));
+          return;
+        }
+      }
+    });
+    sock.on('drain', () => {
+      if (session?.mode === 'stalled') this.snapshot(session).catch(() => sock.destroy());
+    });
+    sock.on('error', () => sock.destroy());
+    sock.on('close', () => {
+      clearTimeout(hello);
+      if (session && this.sessions.get(session.hostId) === session) this.sessions.delete(session.hostId);
+    });
+  }
+
+  private async hello(sock: Socket, m: Extract<AgentMessage, { t: 'hello' }>): Promise<Session> {
+    if (m.v !== STREAM_VERSION)
+      throw Object.assign(new Error(`stream version ${m.v} is not spoken; this server speaks ${STREAM_VERSION}`), { code: 'E_INVALID_ARG' });
+    const token = typeof m.token === 'string' ? await authenticate(this.ctx, m.token) : null;
+    if (!token) throw Object.assign(new Error('unknown or revoked token'), { code: 'E_UNAUTHENTICATED' });
+    const host = await this.ctx.store.read((tx) => ref.host(tx, String(m.host)));
+    if (!(token.role === 'admin' || (token.role === 'agent' && token.hostId === host.id)))
+      throw Object.assign(new Error(`a ${token.role} token may not follow host ${host.name}`), { code: 'E_FORBIDDEN' });
+    const old = this.sessions.get(host.id);
+    old?.sock.destroy();
+    const s: Session = {
+      sock,
+      hostId: host.id,
+      rackId: host.rackId,
+      vnis: new Set(Array.isArray(m.vnis) ? m.vnis.filter(Number.isInteger) : []),
+      vips: new Set(),
+      mode: 'catchup',
+      pending: [],
+      sent: 0,
+      owed: 0,
+      acked: 0,
+      applied: 0,
+      lastRx: Date.now(),
+      connectedAt: new Date().toISOString(),
+    };
+    this.sessions.set(host.id, s);
+    const version = Number.isInteger(m.version) && m.version > 0 ? m.version : 0;
+    const head = Math.max(this.index.version, await this.ctx.store.headVersion());
+    const now = this.index.vnisOf(host.id);
+    const canResume = version > 0 && version <= head && head - version <= MAX_RESUME && now.every((v) => s.vnis.has(v));
+    this.send(s, { t: 'welcome', v: STREAM_VERSION, hostId: host.id, mode: canResume ? 'deltas' : 'snapshot', head });
+    if (canResume) {
+      s.sent = s.owed = s.acked = s.applied = version;
+      for (const v of now) s.vnis.add(v);
+    }
+    // Not awaited: the session takes acks and pings while it catches up.
+    (canResume ? this.catchUp(s, version) : this.snapshot(s)).catch(() => sock.destroy());
+    return s;
+  }
+
+  /** Sends the log from `from` until the session meets the live stream, then goes live. */
+  private async catchUp(s: Session, from: number): Promise<void> {
+    let at = from;
+    for (;;) {
+      const batch = await this.ctx.store.changesSince(at, 1000);
+      if (batch.length === 0) break;
+      this.sendChanges(s, batch, true);
+      at = (batch.at(-1) as LoggedChange).version;
+      if (batch.length < 1000) break;
+    }
+    s.mode = 'live';
+    const pending = s.pending;
+    s.pending = [];
+    this.sendChanges(s, pending);
+  }
+
+  private async snapshot(s: Session): Promise<void> {
+    s.mode = 'catchup';
+    s.pending = [];
+    const { version, state } = await desiredState(this.ctx.store, s.hostId);
+    const { ports, ...rest } = state;
+    this.send(s, { t: 'snapshot.begin', version });
+    for (let i = 0; i < ports.length; i += SNAPSHOT_CHUNK) this.send(s, { t: 'snapshot.ports', ports: ports.slice(i, i + SNAPSHOT_CHUNK) });
+    this.send(s, { t: 'snapshot.end', version, state: rest });
+    s.vnis = new Set(state.vnis);
+    s.vips = new Set(state.vips.map((v) => v.vipId));
+    s.sent = s.owed = version;
+    // Whatever committed after the snapshot's version: from the log, then live.
+    await this.catchUp(s, version);
+  }
+
+  private sendChanges(s: Session, changes: readonly LoggedChange[], catchingUp = false): void {
+    const fresh = changes.filter((c) => c.version > s.sent);
+    const last = fresh.at(-1);
+    if (!last) return;
+    const view = { hostId: s.hostId, rackId: s.rackId, vnis: s.vnis, vips: s.vips };
+    const relevant: LoggedChange[] = [];
+    let gained = false;
+    for (const c of fresh) {
+      if (!concerns(c, view)) continue;
+      relevant.push(c);
+      if ('port' in c && c.port.vni !== null && c.port.hostId === s.hostId && !s.vnis.has(c.port.vni)) gained = true;
+      if ('vip' in c) {
+        if (c.kind !== 'vip.deleted' && c.vip.backends.some((b) => b.hostId === s.hostId)) s.vips.add(c.vip.vipId);
+        else s.vips.delete(c.vip.vipId);
+      }
+    }
+    if (gained) {
+      // A first port on a new VNI: the agent needs every remote port there too.
+      this.snapshot(s).catch(() => s.sock.destroy());
+      return;
+    }
+    // Live, the index is at exactly this batch: its VNIs for the host are the truth
+    // (a VNI whose last local port left is dropped). Catching up from the log the
+    // index is ahead, so the session keeps the union it started with.
+    if (!catchingUp) s.vnis = new Set(this.index.vnisOf(s.hostId));
+    s.sent = last.version;
+    if (relevant.length === 0) {
+      if (s.acked >= s.owed) s.applied = last.version;
+      return;
+    }
+    s.owed = last.version;
+    this.send(s, { t: 'delta', version: last.version, changes: relevant, vnis: [...s.vnis].sort((a, b) => a - b) });
+    if (s.sock.writableLength > SLOW_BYTES) {
+      // Too slow to keep up: stop queueing deltas, send a fresh snapshot once it drains.
+      s.mode = 'stalled';
+    }
+  }
+
+  private ack(s: Session, version: number): void {
+    if (version <= s.acked || version > s.sent) return;
+    s.acked = version;
+    s.applied = version >= s.owed ? s.sent : version;
+  }
+
+  private beat(): void {
+    const now = Date.now();
+    for (const s of this.sessions.values()) {
+      if (now - s.lastRx > DEAD_MS) s.sock.destroy();
+      else this.send(s, { t: 'ping' });
+    }
+  }
+
+  private metrics(registry: prom.Registry): void {
+    const self = this;
+    new prom.Gauge({
+      name: 'weft_agents_connected',
+      help: 'Agents connected to this server by the push stream',
+      registers: [registry],
+      collect() {
+        this.set(self.status().length);
+      },
+    });
+    new prom.Gauge({
+      name: 'weft_agent_applied_version',
+      help: 'Change-log version each connected host has applied',
+      labelNames: ['host'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const a of self.status()) this.set({ host: a.hostId }, a.appliedVersion);
+      },
+    });
+    new prom.Gauge({
+      name: 'weft_agent_lag',
+      help: 'Changes each connected host is behind the newest one',
+      labelNames: ['host'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const a of self.status()) this.set({ host: a.hostId }, a.lag);
+      },
+    });
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.heartbeat);
+    for (const s of this.sessions.values()) s.sock.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}

@@ -1,0 +1,204 @@
+// The agents' push stream against a whole in-process `weft server`, on both
+// stores: snapshot, deltas, a new VNI, resume, snapshot fallback, lag, auth.
+// After each step the agent's state must equal the store's desired state.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { ApiClient } from '../../src/cli/client.js';
+import type { Instance, Port } from '../../src/model/types.js';
+import { type RunningServer, startServer } from '../../src/server/server.js';
+import { AgentState } from '../../src/stream/agent-state.js';
+import { StreamClient } from '../../src/stream/client.js';
+import { desiredState } from '../../src/stream/desired.js';
+import { DIALECTS, type TestDb, testDb } from '../support/stores.js';
+
+const TOKEN = 'stream-test-admin-token-0123456789';
+type WithPorts = Instance & { ports: Port[] };
+
+async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await ok())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+for (const dialect of DIALECTS) {
+  describe(`push stream: ${dialect}`, () => {
+    let db: TestDb;
+    let server: RunningServer;
+    let api: ApiClient;
+    let hv1: string;
+    const clients: StreamClient[] = [];
+    const port = () => Number((server.streamAddress as string).split(':').at(-1));
+
+    /** Starts the agent of a host; like a real cloud, one per host: earlier ones are stopped. */
+    function agent(hostRef: string, o: { token?: string; version?: number; vnis?: number[]; state?: AgentState; errors?: string[] } = {}) {
+      for (const c of clients.splice(0)) c.stop();
+      const state = o.state ?? new AgentState(hostRef === 'hv1' ? hv1 : hostRef);
+      const c = new StreamClient({
+        host: '127.0.0.1',
+        port: port(),
+        hostRef,
+        token: o.token ?? TOKEN,
+        version: o.version,
+        vnis: o.vnis,
+        handler: { snapshot: (v, s) => state.snapshot(v, s), delta: (v, ch, vn) => state.delta(v, ch, vn) },
+        onError: (e) => o.errors?.push(e.message),
+      });
+      clients.push(c);
+      c.start();
+      return { c, state };
+    }
+
+    /** The agent's state equals what the store says the host needs now. */
+    async function matches(state: AgentState): Promise<boolean> {
+      const { state: want } = await desiredState(server.store, state.hostId);
+      const got = [...state.ports.values()].sort((a, b) => a.portId.localeCompare(b.portId));
+      return (
+        JSON.stringify(got) === JSON.stringify(want.ports) &&
+        JSON.stringify([...state.vnis].sort()) === JSON.stringify(want.vnis) &&
+        JSON.stringify([...state.vips.keys()].sort()) === JSON.stringify(want.vips.map((v) => v.vipId))
+      );
+    }
+
+    before(async () => {
+      db = await testDb(dialect);
+      server = await startServer({
+        db: db.url,
+        api: '127.0.0.1:0',
+        svp: 'off',
+        stream: '127.0.0.1:0',
+        placement: 'spread',
+        cpuOvercommit: 1,
+        adminToken: TOKEN,
+        logLevel: 'silent',
+      });
+      api = new ApiClient(server.apiUrl, TOKEN);
+      await api.post('/v1/sites', { name: 'ams1', underlayPool: '192.0.2.0/24', ipv4Pools: ['203.0.113.0/24'] });
+      await api.post('/v1/racks', { site: 'ams1', name: 'r1' });
+      for (const h of ['hv1', 'hv2', 'hv3'])
+        await api.post('/v1/hosts', { name: h, site: 'ams1', rack: 'r1', capacity: { cpus: 64, memoryMb: 1 << 20, diskGb: 10000 } });
+      hv1 = (await api.get<{ id: string }>('/v1/hosts/hv1')).id;
+      await api.post('/v1/tenants', { name: 'acme' });
+      await api.post('/v1/networks', { tenant: 'acme', name: 'a', kind: 'overlay', subnets: ['10.0.0.0/24', 'fd00::/64'] });
+      await api.post('/v1/networks', { tenant: 'acme', name: 'b', kind: 'overlay', subnets: ['10.1.0.0/24'] });
+      await api.post('/v1/instances', { tenant: 'acme', name: 'a1', site: 'ams1', host: 'hv1', ports: [{ network: 'a' }] });
+      await api.post('/v1/instances', { tenant: 'acme', name: 'a2', site: 'ams1', host: 'hv2', ports: [{ network: 'a' }] });
+      await api.post('/v1/instances', { tenant: 'acme', name: 'b3', site: 'ams1', host: 'hv3', ports: [{ network: 'b' }] });
+      await api.post('/v1/peers', { rack: 'r1', neighbor: '198.51.100.1', remoteAsn: 65000 });
+    });
+    after(async () => {
+      for (const c of clients) c.stop();
+      await server?.close();
+      await db?.drop();
+    });
+
+    test('a new agent gets a snapshot of exactly what its host needs', async () => {
+      const { state } = agent('hv1');
+      await until('snapshot', () => state.version > 0);
+      assert.ok(await matches(state));
+      assert.equal(state.ports.size, 2, 'its own port and the remote one on VNI a; nothing of VNI b');
+      assert.equal(state.peers.size, 1, "its rack's peer");
+      await until('applied', async () =>
+        (await api.get<{ items: { hostId: string; lag: number }[] }>('/v1/agents')).items.some((a) => a.hostId === hv1 && a.lag === 0),
+      );
+    });
+
+    test('deltas follow: remote ports on its VNIs, not others; a first port on a new VNI brings that VNI whole', async () => {
+      const { state } = agent('hv1');
+      await until('snapshot', () => state.version > 0);
+      const v0 = state.version;
+      await api.post('/v1/instances', { tenant: 'acme', name: 'a4', site: 'ams1', host: 'hv2', ports: [{ network: 'a' }] });
+      await until('delta for VNI a', async () => state.version > v0 && (await matches(state)));
+      assert.equal(state.ports.size, 3);
+      const v1 = state.version;
+      await api.post('/v1/instances', { tenant: 'acme', name: 'b4', site: 'ams1', host: 'hv2', ports: [{ network: 'b' }] });
+      // Not about hv1: its applied version moves on without a message to apply.
+      await until(
+        'caught up',
+        async () =>
+          (await api.get<{ head: number; items: { hostId: string; appliedVersion: number }[] }>('/v1/agents')).items.find((a) => a.hostId === hv1)
+            ?.appliedVersion === (await server.store.headVersion()),
+      );
+      assert.equal(state.version, v1, 'nothing was sent to hv1');
+      await api.post('/v1/instances', { tenant: 'acme', name: 'b1', site: 'ams1', host: 'hv1', ports: [{ network: 'b' }] });
+      await until('VNI b arrives whole', () => matches(state));
+      assert.equal(
+        [...state.ports.values()].filter((p) => p.networkId !== [...state.ports.values()].find((x) => x.hostId === hv1)?.networkId).length >= 3,
+        true,
+      );
+      await api.post(`/v1/instances/b1/migrate`, { target: 'hv3' });
+      await until('VNI b gone again', () => matches(state));
+    });
+
+    test('an agent that reconnects resumes with deltas from its version', async () => {
+      const first = agent('hv1');
+      await until('snapshot', () => first.state.version > 0);
+      first.c.stop();
+      const at = first.state.version;
+      const vnis = [...first.state.vnis];
+      await api.post('/v1/instances', { tenant: 'acme', name: 'a5', site: 'ams1', host: 'hv3', ports: [{ network: 'a' }] });
+      await api.delete('/v1/instances/a4');
+      let snapshots = 0;
+      const state = first.state;
+      const orig = state.snapshot.bind(state);
+      state.snapshot = (v, s) => {
+        snapshots++;
+        orig(v, s);
+      };
+      agent('hv1', { version: at, vnis, state });
+      await until('resumed', async () => state.version > at && (await matches(state)));
+      assert.equal(snapshots, 0, 'no snapshot: the deltas were still there');
+    });
+
+    test('an agent claiming fewer VNIs than its host has gets a snapshot instead', async () => {
+      const state = new AgentState(hv1);
+      let snapshots = 0;
+      const orig = state.snapshot.bind(state);
+      state.snapshot = (v, s) => {
+        snapshots++;
+        orig(v, s);
+      };
+      agent('hv1', { version: 1, vnis: [], state });
+      await until('snapshot', () => snapshots === 1);
+      assert.ok(await matches(state));
+    });
+
+    test('an agent that does not apply shows its lag', async () => {
+      const hv2 = (await api.get<{ id: string }>('/v1/hosts/hv2')).id;
+      const stuck = new StreamClient({
+        host: '127.0.0.1',
+        port: port(),
+        hostRef: 'hv2',
+        token: TOKEN,
+        // Takes the snapshot, then never finishes applying a delta.
+        handler: { snapshot: () => undefined, delta: () => new Promise<void>(() => undefined) },
+      });
+      clients.push(stuck);
+      stuck.start();
+      await until('hv2 connected', async () => (await api.get<{ items: { hostId: string }[] }>('/v1/agents')).items.some((a) => a.hostId === hv2));
+      await api.post('/v1/instances', { tenant: 'acme', name: 'a6', site: 'ams1', host: 'hv3', ports: [{ network: 'a' }] });
+      await api.post('/v1/instances', { tenant: 'acme', name: 'a7', site: 'ams1', host: 'hv3', ports: [{ network: 'a' }] });
+      await until(
+        'lag shows',
+        async () => ((await api.get<{ items: { hostId: string; lag: number }[] }>('/v1/agents')).items.find((a) => a.hostId === hv2)?.lag ?? 0) >= 2,
+      );
+      const metrics = await (await fetch(`${server.apiUrl}/metrics`)).text();
+      assert.match(metrics, new RegExp(`weft_agent_lag\\{host="${hv2}"\\} [1-9]`));
+      stuck.stop();
+    });
+
+    test('a wrong token or another host agent token is refused', async () => {
+      const errors: string[] = [];
+      agent('hv1', { token: 'weft_nope', errors });
+      await until('refused', () => errors.some((e) => e.includes('E_UNAUTHENTICATED')));
+      const other = (await api.post<{ secret: string }>('/v1/tokens', { name: 'hv2-agent', role: 'agent', host: 'hv2' })).secret;
+      const errors2: string[] = [];
+      agent('hv1', { token: other, errors: errors2 });
+      await until('forbidden', () => errors2.some((e) => e.includes('E_FORBIDDEN')));
+      const own = (await api.post<{ secret: string }>('/v1/tokens', { name: 'hv1-agent', role: 'agent', host: 'hv1' })).secret;
+      const ok = agent('hv1', { token: own });
+      await until('own token works', () => ok.state.version > 0);
+    });
+  });
+}
