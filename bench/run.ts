@@ -2,11 +2,13 @@
 // printing a table and one JSON line per result. Sizes come from BENCH_*
 // environment variables so a quick run is possible on a busy machine.
 import { apiCreate } from './api-create.js';
+import { convergence } from './convergence.js';
 import { report } from './report.js';
 import { svpLookup } from './svp-lookup.js';
 
 const benches: Record<string, { title: string; run: () => Promise<Parameters<typeof report>[1]> }> = {
   'api-create': { title: 'api-create: instance creations through the API (1 port each), concurrent clients, real server process', run: apiCreate },
+  convergence: { title: 'convergence: API move -> every agent concerned applied it, simulated agents on the real stream', run: convergence },
   'svp-lookup': { title: 'svp-lookup: SVP VL2/VL3 lookups against a real server process holding 1M mappings', run: svpLookup },
 };
 

@@ -156,7 +156,7 @@ export async function svpLookup(): Promise<Result[]> {
     await generate(join(dir, 'big.db'), ports);
     const genSecs = (performance.now() - t0) / 1000;
     const t1 = performance.now();
-    const server = await startServerProcess({ db: `sqlite:${join(dir, 'big.db')}`, adminToken: TOKEN });
+    const server = await startServerProcess({ db: `sqlite:${join(dir, 'big.db')}`, adminToken: TOKEN, startTimeoutMs: 300_000 });
     const loadSecs = (performance.now() - t1) / 1000;
     try {
       const pid = server.proc.pid as number;

@@ -135,12 +135,11 @@ export class StreamServer {
           this.ack(session, m.version);
         } else if (m?.t === 'ping' && session) {
           this.send(session, { t: 'pong' });
-        } else if (m?.t === 'pong') {
-          // lastRx is updated above
-        } else {
-          sock.end(encode({ t: 'error', code: 'E_INVALID_ARG', message: 'expected hello first, then ack, ping or pong' }));
+        } else if (!session && m?.t !== 'hello') {
+          sock.end(encode({ t: 'error', code: 'E_INVALID_ARG', message: 'expected hello first' }));
           return;
         }
+        // Anything else (pong, or a type from a newer agent) is ignored.
       }
     });
     sock.on('drain', () => {

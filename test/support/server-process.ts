@@ -18,7 +18,8 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-export async function startServerProcess(o: { db: string; adminToken: string; args?: string[] }): Promise<ServerProcess> {
+export async function startServerProcess(o: { db: string; adminToken: string; args?: string[]; startTimeoutMs?: number }): Promise<ServerProcess> {
+  const startMs = o.startTimeoutMs ?? 30_000;
   const proc = spawn(
     WEFT_BIN,
     ['server', '--db', o.db, '--api-listen', '127.0.0.1:0', '--svp', '127.0.0.1:0', '--stream', '127.0.0.1:0', ...(o.args ?? ['--log-level', 'warn'])],
@@ -30,7 +31,7 @@ export async function startServerProcess(o: { db: string; adminToken: string; ar
   let err = '';
   proc.stderr?.setEncoding('utf8');
   const started = await new Promise<{ url: string; svp: { host: string; port: number }; stream: { host: string; port: number } }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`weft server did not start in 30 s: ${err}`)), 30000);
+    const timer = setTimeout(() => reject(new Error(`weft server did not start in ${startMs / 1000} s: ${err}`)), startMs);
     proc.stderr?.on('data', (d: string) => {
       err += d;
       const m = /API (http:\/\/[^\s,]+), SVP ([\d.]+):(\d+), stream ([\d.]+):(\d+)/.exec(err);
