@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need_pkgs=(g++ make python3 iproute2 ca-certificates curl)
+need_pkgs=(g++ make python3 iproute2 ca-certificates curl openssl)
 if [[ "${1:-}" == "--with-postgres" ]]; then need_pkgs+=(postgresql); fi
 
 if ! command -v node >/dev/null; then

@@ -8,6 +8,8 @@ import { SvpClient } from '../../src/mapping/client.js';
 import { STATUS } from '../../src/mapping/wire.js';
 import { parseMac } from '../../src/model/addr.js';
 import type { Instance, Port } from '../../src/model/types.js';
+import { AgentState } from '../../src/stream/agent-state.js';
+import { StreamClient } from '../../src/stream/client.js';
 import { type ServerProcess, startServerProcess } from '../support/server-process.js';
 import { type TestDb, testDb } from '../support/stores.js';
 
@@ -71,6 +73,58 @@ describe('two server replicas on one PostgreSQL', () => {
     );
     assert.equal(log.items.filter((c) => c.kind === 'port.created').length, 120);
     assert.equal((await cb.get<{ head: number }>('/v1/changes?limit=1')).head, log.head);
+  });
+
+  test("an agent follows one replica's writes through the other, and resumes on the first with deltas", async () => {
+    const ca = new ApiClient(a.url, TOKEN);
+    const hv1 = await ca.get<{ id: string }>('/v1/hosts/hv1');
+    const state = new AgentState(hv1.id);
+    const modes: string[] = [];
+    const follow = (p: ServerProcess, version = 0, vnis: number[] = []) => {
+      let snapshots = 0;
+      const c = new StreamClient({
+        host: p.stream.host,
+        port: p.stream.port,
+        hostRef: 'hv1',
+        token: TOKEN,
+        version,
+        vnis,
+        handler: {
+          snapshot: (v, s) => {
+            snapshots++;
+            modes.push('snapshot');
+            state.snapshot(v, s);
+          },
+          delta: (v, ch, vn) => {
+            modes.push('delta');
+            state.delta(v, ch, vn);
+          },
+        },
+      });
+      c.start();
+      return { c, snapshots: () => snapshots };
+    };
+    const onB = follow(b);
+    const wait = async (what: string, ok: () => boolean) => {
+      const end = Date.now() + 5000;
+      while (!ok()) {
+        if (Date.now() > end) throw new Error(`timed out: ${what}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
+    await wait('snapshot from B', () => state.version > 0);
+    const before = state.ports.size;
+    await ca.patch('/v1/hosts/hv1', { capacity: { cpus: 60, memoryMb: 1 << 20, diskGb: 10000 } });
+    await ca.post('/v1/instances', { tenant: 'acme', name: 'rep-a', site: 'ams1', cpus: 1, host: 'hv1', ports: [{ network: 'net' }] });
+    await wait("A's write arrives through B", () => state.ports.size === before + 1);
+    onB.c.stop();
+    const at = state.version;
+    await ca.post('/v1/instances', { tenant: 'acme', name: 'rep-b', site: 'ams1', cpus: 1, host: 'hv1', ports: [{ network: 'net' }] });
+    modes.length = 0;
+    const onA = follow(a, at, [...state.vnis]);
+    await wait('resumed on A', () => state.ports.size === before + 2);
+    assert.deepEqual(modes, ['delta'], 'resumed with deltas, no snapshot');
+    onA.c.stop();
   });
 
   test("each replica's SVP serves the other's writes within 100 ms", async () => {

@@ -2,6 +2,10 @@
 // stores: snapshot, deltas, a new VNI, resume, snapshot fallback, lag, auth.
 // After each step the agent's state must equal the store's desired state.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ApiClient } from '../../src/cli/client.js';
 import type { Instance, Port } from '../../src/model/types.js';
@@ -186,6 +190,71 @@ for (const dialect of DIALECTS) {
       const metrics = await (await fetch(`${server.apiUrl}/metrics`)).text();
       assert.match(metrics, new RegExp(`weft_agent_lag\\{host="${hv2}"\\} [1-9]`));
       stuck.stop();
+    });
+
+    test('the stream over TLS: an agent trusting the CA gets its snapshot', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'weft-tls-'));
+      try {
+        execFileSync(
+          'openssl',
+          [
+            'req',
+            '-x509',
+            '-newkey',
+            'rsa:2048',
+            '-nodes',
+            '-days',
+            '1',
+            '-subj',
+            '/CN=127.0.0.1',
+            '-addext',
+            'subjectAltName=IP:127.0.0.1',
+            '-keyout',
+            join(dir, 'key.pem'),
+            '-out',
+            join(dir, 'cert.pem'),
+          ],
+          { stdio: 'ignore' },
+        );
+        const db2 = await testDb(dialect);
+        const s2 = await startServer({
+          db: db2.url,
+          api: '127.0.0.1:0',
+          svp: 'off',
+          stream: '127.0.0.1:0',
+          streamTls: { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') },
+          placement: 'spread',
+          cpuOvercommit: 1,
+          adminToken: TOKEN,
+          logLevel: 'silent',
+        });
+        try {
+          const a2 = new ApiClient(s2.apiUrl, TOKEN);
+          await a2.post('/v1/sites', { name: 's', underlayPool: '192.0.2.0/24' });
+          await a2.post('/v1/hosts', { name: 'h', site: 's', capacity: { cpus: 1, memoryMb: 1024, diskGb: 1 } });
+          const state = new AgentState((await a2.get<{ id: string }>('/v1/hosts/h')).id);
+          const c = new StreamClient({
+            host: '127.0.0.1',
+            port: Number((s2.streamAddress as string).split(':').at(-1)),
+            tlsCa: readFileSync(join(dir, 'cert.pem')),
+            hostRef: 'h',
+            token: TOKEN,
+            handler: { snapshot: (v, s) => state.snapshot(v, s), delta: (v, ch, vn) => state.delta(v, ch, vn) },
+          });
+          c.start();
+          try {
+            await until('TLS snapshot', () => state.host !== null);
+            assert.equal(state.host?.name, 'h');
+          } finally {
+            c.stop();
+          }
+        } finally {
+          await s2.close();
+          await db2.drop();
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
 
     test('a wrong token or another host agent token is refused', async () => {

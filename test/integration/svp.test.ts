@@ -174,6 +174,24 @@ for (const dialect of DIALECTS) {
       flood.destroy();
     });
 
+    test("a deleted host's shoot-downs go with it", async () => {
+      await api.admin.post('/v1/hosts', { name: 'hv-gone', site: 'ams1', capacity: { cpus: 4, memoryMb: 8192, diskGb: 100 } });
+      const vm = await api.admin.post<WithPorts>('/v1/instances', {
+        tenant: 'acme',
+        name: 'short',
+        site: 'ams1',
+        host: 'hv-gone',
+        size: 'nano',
+        ports: [{ network: 'net' }],
+      });
+      const gone = await api.admin.get<Host>('/v1/hosts/hv-gone');
+      await api.admin.post('/v1/instances', { tenant: 'acme', name: 'other', site: 'ams1', host: 'hv1', size: 'nano', ports: [{ network: 'net' }] });
+      await api.admin.delete(`/v1/instances/${vm.id}`);
+      assert.ok((await api.store.read((tx) => tx.shootdownsOf(gone.id, 100))).length > 0);
+      await api.admin.delete('/v1/hosts/hv-gone');
+      assert.deepEqual(await api.store.read((tx) => tx.shootdownsOf(gone.id, 100)), []);
+    });
+
     test('shoot-downs survive a restart of the store', async () => {
       const hv3 = u16(underlay('hv3'));
       const before = (await svp.log(hv3, 8192)).entries.map((e) => e.id.toString('hex'));
