@@ -55,6 +55,11 @@ export interface ApiOptions {
   registry?: import('prom-client').Registry;
   /** The push stream's view of connected agents (applied version and lag). */
   agents?: () => AgentStatus[];
+  /**
+   * Awaited before answering any request that may have written: the mapping
+   * index has then applied it, so a lookup right after the answer sees it.
+   */
+  afterWrite?: () => Promise<void>;
 }
 
 export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<FastifyInstance> {
@@ -99,6 +104,13 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
     }
     throw new WeftError('E_FORBIDDEN', `a ${token.role} token may not ${req.method} ${req.routeOptions.url}`);
   });
+
+  if (opts.afterWrite) {
+    const wait = opts.afterWrite;
+    app.addHook('onSend', async (req) => {
+      if (req.method !== 'GET' && req.method !== 'HEAD') await wait();
+    });
+  }
 
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched';

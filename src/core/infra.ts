@@ -6,6 +6,7 @@ import { HOST_STATES, type Host, type HostState, type Rack, type Site } from '..
 import * as v from '../model/validate.js';
 import type { Repo } from '../store/repo.js';
 import type { HostRow, SiteRow } from '../store/schema.js';
+import { logChange } from './changelog.js';
 import { type Ctx, same, stamp } from './context.js';
 import * as ref from './resolve.js';
 import { hostInfo, hostView, rackView, siteView } from './views.js';
@@ -257,7 +258,7 @@ export async function updateHost(ctx: Ctx, hostRef: string, patch: HostPatch): P
     await tx.update('hosts', before.id, changed);
     // Capacity is not forwarding state; log only what agents and the mapping service use.
     if (!same(hostInfo(after), hostInfo(before)))
-      await tx.appendChange({ kind: 'host.updated', host: hostInfo(after), before: hostInfo(before) }, ctx.clock.now().toISOString());
+      await logChange(tx, { kind: 'host.updated', host: hostInfo(after), before: hostInfo(before) }, ctx.clock.now().toISOString());
     return hostView(after);
   });
 }

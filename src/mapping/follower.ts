@@ -56,14 +56,18 @@ export class ChangeFollower {
   waitFor(version: number, timeoutMs = 5000): Promise<void> {
     if (this.index.version >= version) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`index did not reach version ${version} in ${timeoutMs} ms (at ${this.index.version})`)), timeoutMs);
-      this.waiters.push({
+      const waiter = {
         version,
         resolve: () => {
           clearTimeout(t);
           resolve();
         },
-      });
+      };
+      const t = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(new Error(`index did not reach version ${version} in ${timeoutMs} ms (at ${this.index.version})`));
+      }, timeoutMs);
+      this.waiters.push(waiter);
       this.kick();
     });
   }
@@ -81,14 +85,17 @@ export class ChangeFollower {
 
   private applyAll(changes: readonly LoggedChange[]): void {
     const fresh = changes.filter((c) => c.version > this.index.version);
+    const applied: LoggedChange[] = [];
     for (const c of fresh) {
       if (c.version !== this.index.version + 1) {
+        // A gap: the rest comes from the log. What was applied is still passed on.
         this.kick();
-        return;
+        break;
       }
       this.index.apply(c);
+      applied.push(c);
     }
-    if (fresh.length > 0) this.opts.onApplied?.(fresh);
+    if (applied.length > 0) this.opts.onApplied?.(applied);
     this.waiters = this.waiters.filter((w) => {
       if (w.version > this.index.version) return true;
       w.resolve();

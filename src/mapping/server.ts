@@ -14,6 +14,8 @@ import { HEADER_SIZE, L3_TYPE, OP, SIZE, STATUS, VXLAN_PORT } from './wire.js';
 
 /** Async requests (log reads and removals) one connection may have open at once. */
 const MAX_INFLIGHT = 32;
+/** The most a LOG_ACK may carry, whatever budget the client asks for. */
+const MAX_LOG_BUDGET = 64 * 1024;
 /** Bytes written but not yet taken by the peer before we stop reading from it. */
 const HIGH_WATER = 1024 * 1024;
 
@@ -159,6 +161,8 @@ export class SvpServer {
             case OP.LOG_REQ: {
               counts.LOG_REQ = (counts.LOG_REQ as number) + 1;
               if (size !== SIZE.LOG_REQ) malformed();
+              // varpd has one log request out at a time; a peer far past that is abusing us.
+              if (inflight >= MAX_INFLIGHT) malformed();
               const req = Buffer.from(buf.subarray(p, p + size));
               inflight++;
               this.logRequest(req)
@@ -174,9 +178,16 @@ export class SvpServer {
               counts.LOG_RM = (counts.LOG_RM as number) + 1;
               const ids = decodeLogRm(buf.subarray(p, p + size));
               if (!ids) malformed();
+              if ((ids as Buffer[]).length === 0) {
+                head(OP.LOG_RM_ACK, id, 4);
+                out.writeUInt32BE(STATUS.OK, o + 16);
+                seal(4);
+                break;
+              }
+              if (inflight >= MAX_INFLIGHT) malformed();
               inflight++;
               this.store
-                .write((tx) => tx.removeShootdowns((ids as Buffer[]).map((b) => b.toString('hex'))))
+                .removeShootdowns((ids as Buffer[]).map((b) => b.toString('hex')))
                 .then(() => send(OP.LOG_RM_ACK, id, statusOnly(STATUS.OK)))
                 .catch(() => send(OP.LOG_RM_ACK, id, statusOnly(STATUS.FATAL)))
                 .finally(() => {
@@ -209,17 +220,21 @@ export class SvpServer {
   /** LOG_ACK for the host whose underlay asks: its entries, oldest first, within the budget. */
   private async logRequest(payload: Buffer): Promise<Buffer> {
     const req = decodeLogReq(payload);
+    const budget = Math.min(req.count, MAX_LOG_BUDGET);
     const host = this.index.hostByUnderlay16(req.ip);
-    if (!host) return logAck(STATUS.NOTFOUND, [], req.count).payload;
-    const most = Math.max(0, Math.floor((req.count - SIZE.LOG_ACK_HEAD) / SIZE.LOG_VL2));
-    const rows = most === 0 ? [] : await this.store.read((tx) => tx.shootdownsOf(host.hostId, most));
+    if (!host) return logAck(STATUS.NOTFOUND, [], budget).payload;
+    const most = Math.max(0, Math.floor((budget - SIZE.LOG_ACK_HEAD) / SIZE.LOG_VL2));
+    // Only what this replica's index already has: a host told to look an entry up
+    // again must get the new answer, not the one the shoot-down is about.
+    const seen = this.index.version;
+    const rows = most === 0 ? [] : (await this.store.read((tx) => tx.shootdownsOf(host.hostId, most))).filter((r) => Number(r.version) <= seen);
     const entries: LogEntry[] = rows.map((r) => {
       const id = Buffer.from(r.id, 'hex');
       if (r.kind === 'vl2') return { type: 'vl2', id, mac: parseMac('mac', r.mac).n, vnetid: r.vni };
       const ip = parseIp('ip', r.ip);
       return { type: 'vl3', id, ip: ip16(ip.family, ip.n), vlan: 0, vnetid: r.vni };
     });
-    return logAck(STATUS.OK, entries, req.count).payload;
+    return logAck(STATUS.OK, entries, budget).payload;
   }
 
   async close(): Promise<void> {

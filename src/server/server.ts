@@ -73,7 +73,20 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       streamAddress = `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
     }
     const st = stream;
-    const app = await buildApi(ctx, { logger: o.logLevel === 'silent' ? false : { level: o.logLevel }, registry, agents: () => st?.status() ?? [] });
+    // The newest version this process committed: writes answer once the index has it
+    // (usually at once; if another replica's commit came first, after the follower reads it).
+    let lastLocal = 0;
+    store.subscribe((v, changes) => {
+      if (changes) lastLocal = Math.max(lastLocal, v);
+    });
+    const follower = mapping.follower;
+    const afterWrite = () => follower.waitFor(lastLocal, 2000).catch(() => undefined);
+    const app = await buildApi(ctx, {
+      logger: o.logLevel === 'silent' ? false : { level: o.logLevel },
+      registry,
+      agents: () => st?.status() ?? [],
+      afterWrite,
+    });
     await app.listen({ host: listen.host, port: listen.port });
     const addr = app.server.address();
     const port = typeof addr === 'object' && addr ? addr.port : listen.port;

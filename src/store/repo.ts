@@ -250,6 +250,29 @@ export class Repo {
     }));
   }
 
+  /** The networks of a host's own ports and the VIPs with a backend on it. */
+  async hostHoldings(hostId: string): Promise<{ networkIds: string[]; vipIds: string[] }> {
+    const ports = await this.db
+      .selectFrom('ports as p')
+      .innerJoin('instances as i', 'i.id', 'p.instanceId')
+      .select(['p.id', 'p.networkId'])
+      .where('i.hostId', '=', hostId)
+      .execute();
+    const vips = ports.length
+      ? await this.db
+          .selectFrom('vipBackends')
+          .select('vipId')
+          .distinct()
+          .where(
+            'portId',
+            'in',
+            ports.map((p) => p.id as string),
+          )
+          .execute()
+      : [];
+    return { networkIds: [...new Set(ports.map((p) => p.networkId as string))], vipIds: vips.map((v) => v.vipId as string) };
+  }
+
   /** Hosts with at least one port on this network. */
   async hostsOnNetwork(networkId: string): Promise<string[]> {
     const rows = await this.db

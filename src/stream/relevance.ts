@@ -7,6 +7,8 @@ export interface HostView {
   rackId: string | null;
   /** VNIs present on the host (before or after the change). */
   vnis: ReadonlySet<number>;
+  /** Networks of the host's own ports (routed networks have no VNI but concern it). */
+  nets: ReadonlySet<string>;
   /** VIPs the agent holds: it must hear when they lose their backend on it. */
   vips: ReadonlySet<string>;
 }
@@ -28,7 +30,7 @@ export function concerns(c: LoggedChange, h: HostView): boolean {
     case 'network.created':
     case 'network.updated':
     case 'network.deleted':
-      return c.network.vni !== null && h.vnis.has(c.network.vni);
+      return h.nets.has(c.network.networkId) || (c.network.vni !== null && h.vnis.has(c.network.vni));
     case 'vip.created':
     case 'vip.updated':
     case 'vip.deleted':

@@ -23,9 +23,14 @@ interface Session {
   sock: Socket;
   hostId: string;
   rackId: string | null;
+  /** The host's VNIs as the agent was last told them. */
   vnis: Set<number>;
+  /** Networks of the host's own ports (routed ones have no VNI but still concern it). */
+  nets: Set<string>;
   vips: Set<string>;
-  mode: 'hello' | 'catchup' | 'live' | 'stalled';
+  mode: 'catchup' | 'live' | 'stalled';
+  /** Bumped by every snapshot: an older catch-up that sees a newer generation stops. */
+  gen: number;
   /** Batches that arrived while catching up or snapshotting. */
   pending: LoggedChange[];
   /** Highest version sent (or skipped as not relevant). */
@@ -35,6 +40,8 @@ interface Session {
   acked: number;
   /** What the host has applied, as far as the server can tell. */
   applied: number;
+  /** Unread bytes right after the last snapshot: the slow-agent limit counts beyond them. */
+  baseline: number;
   lastRx: number;
   connectedAt: string;
 }
@@ -85,7 +92,6 @@ export class StreamServer {
   status(): AgentStatus[] {
     const head = Math.max(this.head, this.index.version);
     return [...this.sessions.values()]
-      .filter((s) => s.mode !== 'hello')
       .map((s) => ({ hostId: s.hostId, connectedAt: s.connectedAt, appliedVersion: s.applied, sentVersion: s.sent, lag: Math.max(0, head - s.applied) }))
       .sort((a, b) => a.hostId.localeCompare(b.hostId));
   }
@@ -109,7 +115,13 @@ export class StreamServer {
     sock.setNoDelay(true);
     const reader = new MessageReader(64 * 1024);
     let session: Session | null = null;
+    let helloSeen = false;
     const hello = setTimeout(() => sock.destroy(), DEAD_MS);
+    const refuse = (code: string, message: string) => {
+      sock.end(encode({ t: 'error', code, message }));
+      // A peer that does not close after the error is closed for it.
+      setTimeout(() => sock.destroy(), 1000).unref();
+    };
     sock.on('data', (chunk: Buffer) => {
       let msgs: unknown[];
       try {
@@ -120,35 +132,36 @@ export class StreamServer {
       }
       for (const raw of msgs) {
         const m = raw as AgentMessage;
-        if (session) session.lastRx = Date.now();
-        if (m?.t === 'hello' && !session) {
+        if (m?.t === 'hello') {
+          if (helloSeen) return refuse('E_INVALID_ARG', 'one hello per connection');
+          helloSeen = true;
           clearTimeout(hello);
           this.hello(sock, m).then(
             (s) => {
               session = s;
             },
-            (e: Error & { code?: string }) => {
-              sock.end(encode({ t: 'error', code: e.code ?? 'E_INTERNAL', message: e.message }));
-            },
+            (e: Error & { code?: string }) => refuse(e.code ?? 'E_INTERNAL', e.message),
           );
-        } else if (m?.t === 'ack' && session && Number.isInteger(m.version)) {
-          this.ack(session, m.version);
-        } else if (m?.t === 'ping' && session) {
-          this.send(session, { t: 'pong' });
-        } else if (!session && m?.t !== 'hello') {
-          sock.end(encode({ t: 'error', code: 'E_INVALID_ARG', message: 'expected hello first' }));
-          return;
+          continue;
         }
+        if (!helloSeen) return refuse('E_INVALID_ARG', 'expected hello first');
+        if (!session) continue;
+        session.lastRx = Date.now();
+        if (m?.t === 'ack' && Number.isInteger(m.version)) this.ack(session, m.version);
+        // A peer that does not read gets no more pongs: its output stays bounded.
+        else if (m?.t === 'ping' && sock.writableLength < SLOW_BYTES) this.send(session, { t: 'pong' });
         // Anything else (pong, or a type from a newer agent) is ignored.
       }
     });
     sock.on('drain', () => {
+      if (session) session.baseline = 0;
       if (session?.mode === 'stalled') this.snapshot(session).catch(() => sock.destroy());
     });
     sock.on('error', () => sock.destroy());
     sock.on('close', () => {
       clearTimeout(hello);
-      if (session && this.sessions.get(session.hostId) === session) this.sessions.delete(session.hostId);
+      // Whichever session this socket carries (hello may have finished or not).
+      for (const [id, s] of this.sessions) if (s.sock === sock) this.sessions.delete(id);
     });
   }
 
@@ -160,45 +173,54 @@ export class StreamServer {
     const host = await this.ctx.store.read((tx) => ref.host(tx, String(m.host)));
     if (!(token.role === 'admin' || (token.role === 'agent' && token.hostId === host.id)))
       throw Object.assign(new Error(`a ${token.role} token may not follow host ${host.name}`), { code: 'E_FORBIDDEN' });
-    const old = this.sessions.get(host.id);
-    old?.sock.destroy();
+    const version = Number.isInteger(m.version) && m.version > 0 ? m.version : 0;
+    const head = Math.max(this.index.version, await this.ctx.store.headVersion());
+    // What the host has now, from the server's own records: the agent's claims only decide resume or snapshot.
+    const held = await this.ctx.store.read((tx) => tx.hostHoldings(host.id));
+    if (sock.destroyed) throw Object.assign(new Error('connection closed during hello'), { code: 'E_UNAVAILABLE' });
+    const now = this.index.vnisOf(host.id);
+    const claimed = new Set(Array.isArray(m.vnis) ? m.vnis.filter(Number.isInteger) : []);
+    const canResume = version > 0 && version <= head && head - version <= MAX_RESUME && now.every((v) => claimed.has(v));
+    this.sessions.get(host.id)?.sock.destroy();
     const s: Session = {
       sock,
       hostId: host.id,
       rackId: host.rackId,
-      vnis: new Set(Array.isArray(m.vnis) ? m.vnis.filter(Number.isInteger) : []),
-      vips: new Set(),
+      vnis: new Set(now),
+      nets: new Set(held.networkIds),
+      vips: new Set(held.vipIds),
       mode: 'catchup',
+      gen: 0,
       pending: [],
-      sent: 0,
-      owed: 0,
-      acked: 0,
-      applied: 0,
+      sent: version,
+      owed: version,
+      acked: version,
+      applied: version,
+      baseline: 0,
       lastRx: Date.now(),
       connectedAt: new Date().toISOString(),
     };
     this.sessions.set(host.id, s);
-    const version = Number.isInteger(m.version) && m.version > 0 ? m.version : 0;
-    const head = Math.max(this.index.version, await this.ctx.store.headVersion());
-    const now = this.index.vnisOf(host.id);
-    const canResume = version > 0 && version <= head && head - version <= MAX_RESUME && now.every((v) => s.vnis.has(v));
     this.send(s, { t: 'welcome', v: STREAM_VERSION, hostId: host.id, mode: canResume ? 'deltas' : 'snapshot', head });
-    if (canResume) {
-      s.sent = s.owed = s.acked = s.applied = version;
-      for (const v of now) s.vnis.add(v);
-    }
     // Not awaited: the session takes acks and pings while it catches up.
-    (canResume ? this.catchUp(s, version) : this.snapshot(s)).catch(() => sock.destroy());
+    (canResume ? this.catchUp(s, version, s.gen) : this.snapshot(s)).catch(() => sock.destroy());
     return s;
   }
 
-  /** Sends the log from `from` until the session meets the live stream, then goes live. */
-  private async catchUp(s: Session, from: number): Promise<void> {
+  /**
+   * Sends the log from `from` until the session meets the live stream, then
+   * goes live. Stops if a newer snapshot took over (`gen`), or if the agent
+   * stops reading (it gets a snapshot once it drains).
+   */
+  private async catchUp(s: Session, from: number, gen: number): Promise<void> {
     let at = from;
     for (;;) {
+      if (s.gen !== gen || s.sock.destroyed) return;
       const batch = await this.ctx.store.changesSince(at, 1000);
+      if (s.gen !== gen) return;
       if (batch.length === 0) break;
       this.sendChanges(s, batch, true);
+      if (s.gen !== gen || s.mode === 'stalled') return;
       at = (batch.at(-1) as LoggedChange).version;
       if (batch.length < 1000) break;
     }
@@ -209,44 +231,55 @@ export class StreamServer {
   }
 
   private async snapshot(s: Session): Promise<void> {
+    const gen = ++s.gen;
     s.mode = 'catchup';
     s.pending = [];
     const { version, state } = await desiredState(this.ctx.store, s.hostId);
+    if (s.gen !== gen || s.sock.destroyed) return;
     const { ports, ...rest } = state;
     this.send(s, { t: 'snapshot.begin', version });
     for (let i = 0; i < ports.length; i += SNAPSHOT_CHUNK) this.send(s, { t: 'snapshot.ports', ports: ports.slice(i, i + SNAPSHOT_CHUNK) });
     this.send(s, { t: 'snapshot.end', version, state: rest });
+    s.baseline = s.sock.writableLength;
+    s.rackId = state.host.rackId;
     s.vnis = new Set(state.vnis);
+    s.nets = new Set(ports.filter((p) => p.hostId === s.hostId).map((p) => p.networkId));
     s.vips = new Set(state.vips.map((v) => v.vipId));
     s.sent = s.owed = version;
     // Whatever committed after the snapshot's version: from the log, then live.
-    await this.catchUp(s, version);
+    await this.catchUp(s, version, gen);
   }
 
   private sendChanges(s: Session, changes: readonly LoggedChange[], catchingUp = false): void {
     const fresh = changes.filter((c) => c.version > s.sent);
     const last = fresh.at(-1);
     if (!last) return;
-    const view = { hostId: s.hostId, rackId: s.rackId, vnis: s.vnis, vips: s.vips };
+    const view = { hostId: s.hostId, rackId: s.rackId, vnis: s.vnis, nets: s.nets, vips: s.vips };
     const relevant: LoggedChange[] = [];
-    let gained = false;
+    let resync = false;
     for (const c of fresh) {
       if (!concerns(c, view)) continue;
       relevant.push(c);
-      if ('port' in c && c.port.vni !== null && c.port.hostId === s.hostId && !s.vnis.has(c.port.vni)) gained = true;
+      if ('port' in c && c.port.hostId === s.hostId && c.kind !== 'port.deleted') {
+        // A first port on a network new to the host: the agent needs that network's
+        // record and, on a new VNI, every remote port there too.
+        if (!s.nets.has(c.port.networkId) || (c.port.vni !== null && !s.vnis.has(c.port.vni))) resync = true;
+        s.nets.add(c.port.networkId);
+      }
+      // Moved to another rack: other BGP peers.
+      if (c.kind === 'host.updated' && c.host.hostId === s.hostId && c.host.rackId !== s.rackId) resync = true;
       if ('vip' in c) {
         if (c.kind !== 'vip.deleted' && c.vip.backends.some((b) => b.hostId === s.hostId)) s.vips.add(c.vip.vipId);
         else s.vips.delete(c.vip.vipId);
       }
     }
-    if (gained) {
-      // A first port on a new VNI: the agent needs every remote port there too.
+    if (resync) {
       this.snapshot(s).catch(() => s.sock.destroy());
       return;
     }
     // Live, the index is at exactly this batch: its VNIs for the host are the truth
     // (a VNI whose last local port left is dropped). Catching up from the log the
-    // index is ahead, so the session keeps the union it started with.
+    // index is ahead, so the session keeps the set it started with.
     if (!catchingUp) s.vnis = new Set(this.index.vnisOf(s.hostId));
     s.sent = last.version;
     if (relevant.length === 0) {
@@ -255,7 +288,7 @@ export class StreamServer {
     }
     s.owed = last.version;
     this.send(s, { t: 'delta', version: last.version, changes: relevant, vnis: [...s.vnis].sort((a, b) => a - b) });
-    if (s.sock.writableLength > SLOW_BYTES) {
+    if (s.sock.writableLength - s.baseline > SLOW_BYTES) {
       // Too slow to keep up: stop queueing deltas, send a fresh snapshot once it drains.
       s.mode = 'stalled';
     }

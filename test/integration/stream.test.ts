@@ -168,6 +168,50 @@ for (const dialect of DIALECTS) {
       assert.ok(await matches(state));
     });
 
+    test('review regressions: VIPs after resume, claimed VNIs, rack moves, routed networks', async () => {
+      // A VIP with its backend on hv1.
+      const a1 = await api.get<WithPorts>('/v1/instances/a1');
+      const vip = await api.post<{ id: string }>('/v1/vips', {
+        tenant: 'acme',
+        name: 'v',
+        address: '198.51.100.80',
+        backends: [a1.ports[0]?.id],
+        healthCheck: { type: 'tcp', port: 80 },
+      });
+      const first = agent('hv1');
+      await until('holds the VIP', () => first.state.vips.has(vip.id));
+      first.c.stop();
+      // Resumed with deltas, the agent must still hear that the VIP lost its backend on hv1.
+      const resumed = agent('hv1', { version: first.state.version, vnis: [...first.state.vnis], state: first.state });
+      await until('resumed', () => resumed.c.connected);
+      await api.patch(`/v1/vips/${vip.id}`, { backends: [] });
+      await until('VIP withdrawn', () => !resumed.state.vips.has(vip.id));
+
+      // Claiming another tenant's VNI widens nothing.
+      const other = await api
+        .post<{ vni: number }>('/v1/tenants', { name: 'globex' })
+        .then(() => api.post<{ vni: number }>('/v1/networks', { tenant: 'globex', name: 'secret', kind: 'overlay', subnets: ['10.9.0.0/24'] }));
+      const spy = agent('hv1', { version: resumed.state.version, vnis: [...resumed.state.vnis, other.vni], state: resumed.state });
+      await until('resumed', () => spy.c.connected);
+      await api.post('/v1/instances', { tenant: 'globex', name: 'g1', site: 'ams1', host: 'hv2', ports: [{ network: 'secret' }] });
+      await new Promise((r) => setTimeout(r, 300));
+      assert.ok(![...spy.state.ports.values()].some((p) => p.vni === other.vni), 'no port of a VNI the host does not have');
+
+      // Moved to another rack: the agent gets that rack's peers.
+      await api.post('/v1/racks', { site: 'ams1', name: 'r2' });
+      await api.post('/v1/peers', { rack: 'r2', neighbor: '198.51.100.2', remoteAsn: 65002 });
+      await api.patch('/v1/hosts/hv1', { rack: 'r2' });
+      await until("r2's peer", () => [...spy.state.peers.values()].some((p) => p.neighbor === '198.51.100.2'));
+      assert.ok(![...spy.state.peers.values()].some((p) => p.neighbor === '198.51.100.1'), "r1's peer is gone");
+
+      // A routed network of one of its own ports: updates reach it though it has no VNI.
+      await api.post('/v1/networks', { tenant: 'acme', name: 'pub', kind: 'routed', site: 'ams1' });
+      await api.post('/v1/instances', { tenant: 'acme', name: 'pub1', site: 'ams1', host: 'hv1', ports: [{ network: 'pub' }] });
+      await until('routed port', () => [...spy.state.networks.values()].some((n) => n.kind === 'routed'));
+      await api.patch('/v1/networks/pub', { mtu: 9000 });
+      await until('routed MTU', () => [...spy.state.networks.values()].some((n) => n.kind === 'routed' && n.mtu === 9000));
+    });
+
     test('an agent that does not apply shows its lag', async () => {
       const hv2 = (await api.get<{ id: string }>('/v1/hosts/hv2')).id;
       const stuck = new StreamClient({

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { SvpClient } from '../../src/mapping/client.js';
-import { encodeFrame, ip16, type LogEntry, vl2Req } from '../../src/mapping/codec.js';
+import { encodeFrame, ip16, type LogEntry, logReq, vl2Req } from '../../src/mapping/codec.js';
 import { L3_TYPE, OP, STATUS } from '../../src/mapping/wire.js';
 import { parseIp, parseMac } from '../../src/model/addr.js';
 import type { Host, Instance, Port } from '../../src/model/types.js';
@@ -161,6 +161,23 @@ for (const dialect of DIALECTS) {
       c.close();
     });
 
+    test('more log requests in flight than any client has is abuse: that connection is closed', async () => {
+      const port = api.mapping?.svpAddress?.port as number;
+      const burst = Buffer.concat(Array.from({ length: 40 }, (_, i) => encodeFrame(OP.LOG_REQ, i + 1, logReq({ count: 1 << 30, ip: u16(underlay('hv1')) }))));
+      const closed = await new Promise<boolean>((resolve) => {
+        const s = connect(port, '127.0.0.1', () => s.write(burst));
+        s.on('data', () => undefined);
+        s.on('close', () => resolve(true));
+        s.on('error', () => undefined);
+        setTimeout(() => {
+          s.destroy();
+          resolve(false);
+        }, 3000);
+      });
+      assert.ok(closed);
+      await svp.ping();
+    });
+
     test('a peer that never reads does not stop the server serving others', async () => {
       const port = api.mapping?.svpAddress?.port as number;
       const flood = connect(port, '127.0.0.1');
@@ -172,6 +189,22 @@ for (const dialect of DIALECTS) {
       await new Promise((r) => setTimeout(r, 300));
       await svp.ping();
       flood.destroy();
+    });
+
+    test("a host's new underlay: its MACs are shot down (VL2) on every host of their VNIs, and served at the new address", async () => {
+      const hv2 = u16(underlay('hv2'));
+      const drain = async () => {
+        const l = await svp.log(hv2, 8192);
+        if (l.entries.length) await svp.logRemove(l.entries.map((e) => e.id));
+      };
+      await drain();
+      const onHv3 = (await api.admin.all<WithPorts>('/v1/instances', { host: 'hv3' })).flatMap((i) => i.ports).filter((p) => p.networkId === net.id);
+      assert.ok(onHv3.length > 0);
+      await api.admin.patch('/v1/hosts/hv3', { underlayIp: '192.0.2.203' });
+      const got = (await svp.log(hv2, 8192)).entries.filter((e) => e.type === 'vl2').map((e) => (e as { mac: bigint }).mac);
+      assert.deepEqual(got.sort(), onHv3.map((p) => mac(p.mac)).sort());
+      assert.deepEqual((await svp.vl2(mac((onHv3[0] as Port).mac), net.vni)).addr, u16('192.0.2.203'));
+      hosts = await api.admin.all<Host>('/v1/hosts');
     });
 
     test("a deleted host's shoot-downs go with it", async () => {

@@ -71,6 +71,10 @@ export class PostgresStore implements Store {
       .execute((trx) => fn(new Repo(trx)));
   }
 
+  removeShootdowns(ids: string[]): Promise<void> {
+    return new Repo(this.db).removeShootdowns(ids);
+  }
+
   changesSince(after: number, limit: number): Promise<LoggedChange[]> {
     return new Repo(this.db).changesSince(after, limit);
   }
@@ -90,6 +94,11 @@ export class PostgresStore implements Store {
     let delay = 100;
     while (!this.closed) {
       const client = new pg.Client({ connectionString: this.url });
+      // Errors end this connection (the wait below sees 'end'); never unhandled.
+      const ended = new Promise<void>((resolve) => {
+        client.on('error', () => resolve());
+        client.on('end', () => resolve());
+      });
       try {
         await client.connect();
         this.listenClient = client;
@@ -99,10 +108,7 @@ export class PostgresStore implements Store {
         });
         await client.query(`LISTEN ${CHANGE_CHANNEL}`);
         delay = 100;
-        await new Promise<void>((resolve) => {
-          client.once('error', () => resolve());
-          client.once('end', () => resolve());
-        });
+        await ended;
       } catch {
         // fall through to the backoff below
       }

@@ -98,6 +98,11 @@ export class SqliteStore implements Store {
     return this.reader.transaction().execute((trx) => fn(new Repo(trx)));
   }
 
+  removeShootdowns(ids: string[]): Promise<void> {
+    // SQLite has one writer: through the write queue, but it appends nothing.
+    return this.write((tx) => tx.removeShootdowns(ids));
+  }
+
   changesSince(after: number, limit: number): Promise<LoggedChange[]> {
     return new Repo(this.reader).changesSince(after, limit);
   }
