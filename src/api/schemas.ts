@@ -51,6 +51,7 @@ export const Host = T.Object(
     asn: Nullable(T.Number()),
     capacity: T.Ref('Resources'),
     used: T.Ref('Resources'),
+    svpClient: T.Boolean(),
     state: T.String(),
     ipv6Prefix: Nullable(T.String()),
     createdAt: T.String(),

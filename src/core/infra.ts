@@ -213,6 +213,7 @@ export async function createHost(ctx: Ctx, input: HostInput): Promise<Host> {
       usedCpus: 0,
       usedMemoryMb: 0,
       usedDiskGb: 0,
+      svpClient: 0,
     };
     await tx.insert('hosts', row);
     await tx.appendChange({ kind: 'host.created', host: hostInfo(row) }, createdAt);

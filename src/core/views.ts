@@ -41,6 +41,7 @@ export const hostView = (r: HostRow): Host => ({
   asn: r.asn === null ? null : Number(r.asn),
   capacity: { cpus: r.cpus, memoryMb: r.memoryMb, diskGb: r.diskGb },
   used: { cpus: Number(r.usedCpus), memoryMb: Number(r.usedMemoryMb), diskGb: Number(r.usedDiskGb) },
+  svpClient: Number(r.svpClient) === 1,
   state: r.state as HostState,
   ipv6Prefix: r.ipv6Prefix,
   createdAt: r.createdAt,

@@ -5,6 +5,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import prom from 'prom-client';
 import { parseIp, parseMac } from '../model/addr.js';
+import { listenOn } from '../server/listen.js';
 import type { Store } from '../store/store.js';
 import { decodeLogReq, decodeLogRm, encodeFrame, ip16, type LogEntry, logAck, statusOnly } from './codec.js';
 import { crc32Range } from './crc32.js';
@@ -60,6 +61,8 @@ export class SvpServer {
   private readonly sockets = new Set<Socket>();
   readonly counts: Record<string, number> = Object.fromEntries(COUNTED_OPS.map((o) => [o, 0]));
   readonly closed: Record<string, number> = {};
+  /** Hosts known to be marked as SVP clients in the store (saves a write per poll). */
+  private readonly svpClients = new Set<string>();
 
   constructor(
     private readonly index: MappingIndex,
@@ -71,14 +74,7 @@ export class SvpServer {
   }
 
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        const a = this.server.address() as { address: string; port: number };
-        resolve({ host: a.address, port: a.port });
-      });
-    });
+    return listenOn(this.server, host, port);
   }
 
   private accept(sock: Socket): void {
@@ -223,6 +219,14 @@ export class SvpServer {
     const budget = Math.min(req.count, MAX_LOG_BUDGET);
     const host = this.index.hostByUnderlay16(req.ip);
     if (!host) return logAck(STATUS.NOTFOUND, [], budget).payload;
+    // A host that polls the log is an SVP client from now on: later changes write it entries.
+    if (!this.svpClients.has(host.hostId)) {
+      await this.store.write(async (tx) => {
+        const h = await tx.get('hosts', host.hostId);
+        if (h && Number(h.svpClient) !== 1) await tx.update('hosts', host.hostId, { svpClient: 1 });
+      });
+      this.svpClients.add(host.hostId);
+    }
     const most = Math.max(0, Math.floor((budget - SIZE.LOG_ACK_HEAD) / SIZE.LOG_VL2));
     // Only what this replica's index already has: a host told to look an entry up
     // again must get the new answer, not the one the shoot-down is about.

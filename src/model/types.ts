@@ -55,6 +55,8 @@ export interface Host {
   capacity: Resources;
   /** What the instances placed on it use. */
   used: Resources;
+  /** It has polled SVP's shoot-down log (varpd, or an agent in lazy mode), so it gets shoot-downs. */
+  svpClient: boolean;
   state: HostState;
   /** The host's /64 from its site's IPv6 block (null when the site has none). */
   ipv6Prefix: string | null;

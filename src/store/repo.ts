@@ -194,60 +194,42 @@ export class Repo {
     return rows.map((r) => ({ pool: r.pool, n: Number(r.n) }));
   }
 
+  /** Ports joined with what a PortMapping needs: network kind and VNI, host and underlay. */
+  private mappings() {
+    return this.db
+      .selectFrom('ports as p')
+      .innerJoin('networks as n', 'n.id', 'p.networkId')
+      .innerJoin('instances as i', 'i.id', 'p.instanceId')
+      .innerJoin('hosts as h', 'h.id', 'i.hostId')
+      .select([
+        'p.id as portId',
+        'p.instanceId',
+        'p.tenantId',
+        'p.networkId',
+        'n.kind as networkKind',
+        'n.vni',
+        'p.mac',
+        'p.ipv4',
+        'p.ipv6',
+        'i.hostId',
+        'h.underlayIp',
+      ]);
+  }
+
   /**
    * One page of every overlay and routed port with what the mapping index
    * needs (VNI, host, underlay), by port id: the index's initial load.
    */
   async portMappingsAfter(afterId: string, limit: number): Promise<PortMapping[]> {
-    const rows = await this.db
-      .selectFrom('ports as p')
-      .innerJoin('networks as n', 'n.id', 'p.networkId')
-      .innerJoin('instances as i', 'i.id', 'p.instanceId')
-      .innerJoin('hosts as h', 'h.id', 'i.hostId')
-      .select(['p.id', 'p.instanceId', 'p.tenantId', 'p.networkId', 'p.mac', 'p.ipv4', 'p.ipv6', 'n.kind', 'n.vni', 'i.hostId', 'h.underlayIp'])
-      .where('p.id', '>', afterId)
-      .orderBy('p.id')
-      .limit(limit)
-      .execute();
-    return rows.map((r) => ({
-      portId: r.id,
-      instanceId: r.instanceId,
-      tenantId: r.tenantId,
-      networkId: r.networkId,
-      networkKind: r.kind,
-      vni: r.vni,
-      mac: r.mac,
-      ipv4: r.ipv4,
-      ipv6: r.ipv6,
-      hostId: r.hostId,
-      underlayIp: r.underlayIp,
-    }));
+    return (await this.mappings().where('p.id', '>', afterId).orderBy('p.id').limit(limit).execute()) as PortMapping[];
   }
 
   /** Port mappings of the ports on `hostId` and of every port on `vnis`. */
   async portMappingsFor(hostId: string, vnis: number[]): Promise<PortMapping[]> {
-    const rows = await this.db
-      .selectFrom('ports as p')
-      .innerJoin('networks as n', 'n.id', 'p.networkId')
-      .innerJoin('instances as i', 'i.id', 'p.instanceId')
-      .innerJoin('hosts as h', 'h.id', 'i.hostId')
-      .select(['p.id', 'p.instanceId', 'p.tenantId', 'p.networkId', 'p.mac', 'p.ipv4', 'p.ipv6', 'n.kind', 'n.vni', 'i.hostId', 'h.underlayIp'])
+    return (await this.mappings()
       .where((eb) => (vnis.length > 0 ? eb.or([eb('i.hostId', '=', hostId), eb('n.vni', 'in', vnis)]) : eb('i.hostId', '=', hostId)))
       .orderBy('p.id')
-      .execute();
-    return rows.map((r) => ({
-      portId: r.id,
-      instanceId: r.instanceId,
-      tenantId: r.tenantId,
-      networkId: r.networkId,
-      networkKind: r.kind,
-      vni: r.vni,
-      mac: r.mac,
-      ipv4: r.ipv4,
-      ipv6: r.ipv6,
-      hostId: r.hostId,
-      underlayIp: r.underlayIp,
-    }));
+      .execute()) as PortMapping[];
   }
 
   /** The networks of a host's own ports and the VIPs with a backend on it. */
@@ -271,6 +253,25 @@ export class Repo {
           .execute()
       : [];
     return { networkIds: [...new Set(ports.map((p) => p.networkId as string))], vipIds: vips.map((v) => v.vipId as string) };
+  }
+
+  /** Hosts that poll SVP's shoot-down log. */
+  async svpClients(): Promise<Set<string>> {
+    const rows = await this.db.selectFrom('hosts').select('id').where('svpClient', '=', 1).execute();
+    return new Set(rows.map((r) => r.id as string));
+  }
+
+  /** Inserts rows in one statement (at most 500 per statement). */
+  async insertMany<T extends Table>(table: T, rows: DB[T][]): Promise<void> {
+    for (let i = 0; i < rows.length; i += 500) {
+      const chunk = rows.slice(i, i + 500);
+      await guard(() =>
+        this.db
+          .insertInto(table as string)
+          .values(chunk)
+          .execute(),
+      );
+    }
   }
 
   /** Hosts with at least one port on this network. */

@@ -35,6 +35,8 @@ export interface HostRow {
   usedCpus: number;
   usedMemoryMb: number;
   usedDiskGb: number;
+  /** 1 once the host has polled SVP's shoot-down log: only such hosts get entries. */
+  svpClient: number;
 }
 
 export interface TenantRow {

@@ -10,6 +10,7 @@ import * as ref from '../core/resolve.js';
 import { authenticate } from '../core/tokens.js';
 import type { MappingIndex } from '../mapping/index.js';
 import type { LoggedChange } from '../model/changes.js';
+import { listenOn } from '../server/listen.js';
 import { desiredState } from './desired.js';
 import { type AgentMessage, DEAD_MS, encode, HEARTBEAT_MS, MessageReader, type ServerMessage, SNAPSHOT_CHUNK, STREAM_VERSION } from './protocol.js';
 import { concerns } from './relevance.js';
@@ -78,14 +79,7 @@ export class StreamServer {
   }
 
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        const a = this.server.address() as { address: string; port: number };
-        resolve({ host: a.address, port: a.port });
-      });
-    });
+    return listenOn(this.server, host, port);
   }
 
   /** Every connected agent's applied version and lag behind the newest change. */

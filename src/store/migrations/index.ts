@@ -194,9 +194,23 @@ const shootdowns: Migration = {
   },
 };
 
+/**
+ * Hosts that speak SVP's log protocol (varpd, or an agent in lazy mode):
+ * only they get shoot-downs. Push-mode agents never remove entries, so
+ * writing them entries would only grow the table.
+ */
+const svpClients: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema
+      .alterTable('hosts')
+      .addColumn('svp_client', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute();
+  },
+};
+
 class StaticProvider implements MigrationProvider {
   async getMigrations(): Promise<Record<string, Migration>> {
-    return { '0001-initial': initial, '0002-host-usage': hostUsage, '0003-shootdowns': shootdowns };
+    return { '0001-initial': initial, '0002-host-usage': hostUsage, '0003-shootdowns': shootdowns, '0004-svp-clients': svpClients };
   }
 }
 
