@@ -3,14 +3,18 @@
 // the change log, so it is never stale by more than the time to apply a
 // committed change; lookups never touch the store.
 //
-// Lookups allocate nothing: VL2 and IPv4 VL3 are two Map probes on numbers
-// read straight from the request (VNI, then the 48-bit MAC or the IPv4
-// address); IPv6 VL3 uses the 16 address bytes as a one-byte-per-char key.
+// VL2 and IPv4 VL3 live in flat tables (FlatTable: one Uint32Array, no
+// objects per entry) keyed by words read straight from the request: VNI,
+// MAC high 16 and low 32 bits, or VNI and IPv4. IPv6 VL3 uses Maps keyed by
+// the 16 address bytes as a one-byte-per-char string.
 import { parseIp, parseMac } from '../model/addr.js';
 import type { LoggedChange, PortMapping } from '../model/changes.js';
 import { ip16 } from './codec.js';
+import { FlatTable } from './flat-table.js';
 import { L3_TYPE } from './wire.js';
 export interface HostRef {
+  /** Position in the index's host list: what the flat tables store. */
+  idx: number;
   hostId: string;
   underlayIp: string;
   /** The underlay as SVP sends it (16 bytes, IPv4-mapped). */
@@ -50,10 +54,12 @@ function drop<K, V>(m: Map<number, Map<K, V>>, vni: number, k: K, keep: (v: V) =
 export class MappingIndex {
   private readonly hosts = new Map<string, HostRef>();
   private readonly byUnderlay = new Map<string, HostRef>();
-  /** VNI -> MAC (as a number) -> host. */
-  private readonly vl2 = new Map<number, Map<number, HostRef>>();
-  /** VNI -> IPv4 (as a number) -> MAC and host. */
-  private readonly vl3v4 = new Map<number, Map<number, L3Entry>>();
+  /** Hosts by idx (a deleted host's slot stays; hosts are few). */
+  private readonly hostList: HostRef[] = [];
+  /** (VNI, MAC high 16, MAC low 32) -> [host idx]. */
+  private readonly vl2 = new FlatTable(1 << 16);
+  /** (VNI, IPv4, 0) -> [MAC high 16, MAC low 32, host idx]. */
+  private readonly vl3v4 = new FlatTable(1 << 16);
   /** VNI -> IPv6 (16 bytes as latin1) -> MAC and host. */
   private readonly vl3v6 = new Map<number, Map<string, L3Entry>>();
   private readonly hostVnis = new Map<string, Map<number, number>>();
@@ -62,7 +68,8 @@ export class MappingIndex {
 
   /** VL2 lookup by a VL2_REQ payload (mac[6], pad[2], vnetid[4]) at `at`. */
   lookupVl2(req: Buffer, at = 0): HostRef | undefined {
-    return this.vl2.get(req.readUInt32BE(at + 8))?.get(req.readUIntBE(at, 6));
+    const slot = this.vl2.find(req.readUInt32BE(at + 8), req.readUInt16BE(at), req.readUInt32BE(at + 2));
+    return slot < 0 ? undefined : this.hostList[this.vl2.value(slot, 0)];
   }
 
   /**
@@ -75,7 +82,9 @@ export class MappingIndex {
     const vni = req.readUInt32BE(at + 20);
     if (type === L3_TYPE.IPV4) {
       if (req.readUInt32BE(at) !== 0 || req.readUInt32BE(at + 4) !== 0 || req.readUInt32BE(at + 8) !== 0xffff) return undefined;
-      return this.vl3v4.get(vni)?.get(req.readUInt32BE(at + 12));
+      const slot = this.vl3v4.find(vni, req.readUInt32BE(at + 12), 0);
+      if (slot < 0) return undefined;
+      return { mac: this.vl3v4.value(slot, 0) * 0x100000000 + this.vl3v4.value(slot, 1), host: this.hostList[this.vl3v4.value(slot, 2)] as HostRef };
     }
     if (type === L3_TYPE.IPV6) return this.vl3v6.get(vni)?.get(req.toString('latin1', at, at + 16));
     return undefined;
@@ -103,12 +112,9 @@ export class MappingIndex {
   }
 
   get size(): { hosts: number; vl2: number; vl3: number } {
-    let vl2 = 0;
-    let vl3 = 0;
-    for (const m of this.vl2.values()) vl2 += m.size;
-    for (const m of this.vl3v4.values()) vl3 += m.size;
+    let vl3 = this.vl3v4.size;
     for (const m of this.vl3v6.values()) vl3 += m.size;
-    return { hosts: this.hosts.size, vl2, vl3 };
+    return { hosts: this.hosts.size, vl2: this.vl2.size, vl3 };
   }
 
   addHost(hostId: string, underlayIp: string): HostRef {
@@ -118,7 +124,8 @@ export class MappingIndex {
       return existing;
     }
     const p = parseIp('underlayIp', underlayIp);
-    const ref: HostRef = { hostId, underlayIp, underlay16: ip16(p.family, p.n) };
+    const ref: HostRef = { idx: this.hostList.length, hostId, underlayIp, underlay16: ip16(p.family, p.n) };
+    this.hostList.push(ref);
     this.hosts.set(hostId, ref);
     this.byUnderlay.set(underlayKey(underlayIp), ref);
     return ref;
@@ -137,11 +144,13 @@ export class MappingIndex {
     if (p.vni === null) return;
     const host = this.addHost(p.hostId, p.underlayIp);
     const mac = Number(parseMac('mac', p.mac).n);
-    inner(this.vl2, p.vni).set(mac, host);
+    const macHi = Math.floor(mac / 0x100000000);
+    const macLo = mac % 0x100000000;
+    this.vl2.set(p.vni, macHi, macLo, host.idx);
     for (const ip of [p.ipv4, p.ipv6]) {
       if (ip === null) continue;
       const a = parseIp('ip', ip);
-      if (a.family === 4) inner(this.vl3v4, p.vni).set(Number(a.n), { mac, host });
+      if (a.family === 4) this.vl3v4.set(p.vni, Number(a.n), 0, macHi, macLo, host.idx);
       else inner(this.vl3v6, p.vni).set(v6Key(a.n), { mac, host });
     }
     this.countVni(p.hostId, p.vni, 1);
@@ -150,13 +159,18 @@ export class MappingIndex {
   removePort(p: PortMapping): void {
     if (p.vni === null) return;
     const mac = Number(parseMac('mac', p.mac).n);
+    const macHi = Math.floor(mac / 0x100000000);
+    const macLo = mac % 0x100000000;
     // Only if the entry is still this port's: a later change may have reused the key.
-    drop(this.vl2, p.vni, mac, (h) => h.hostId !== p.hostId);
+    const s2 = this.vl2.find(p.vni, macHi, macLo);
+    if (s2 >= 0 && this.hostList[this.vl2.value(s2, 0)]?.hostId === p.hostId) this.vl2.delete(p.vni, macHi, macLo);
     for (const ip of [p.ipv4, p.ipv6]) {
       if (ip === null) continue;
       const a = parseIp('ip', ip);
-      if (a.family === 4) drop(this.vl3v4, p.vni, Number(a.n), (e) => e.mac !== mac);
-      else drop(this.vl3v6, p.vni, v6Key(a.n), (e) => e.mac !== mac);
+      if (a.family === 4) {
+        const s3 = this.vl3v4.find(p.vni, Number(a.n), 0);
+        if (s3 >= 0 && this.vl3v4.value(s3, 0) === macHi && this.vl3v4.value(s3, 1) === macLo) this.vl3v4.delete(p.vni, Number(a.n), 0);
+      } else drop(this.vl3v6, p.vni, v6Key(a.n), (e) => e.mac !== mac);
     }
     this.countVni(p.hostId, p.vni, -1);
   }
