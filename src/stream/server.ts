@@ -65,15 +65,18 @@ export class StreamServer {
   private readonly sessions = new Map<string, Session>();
   private readonly heartbeat: NodeJS.Timeout;
   private head = 0;
+  /** Silence after which a connection is dead (DEAD_MS; shorter in tests). */
+  private readonly deadMs: number;
 
   constructor(
     private readonly ctx: Ctx,
     private readonly index: MappingIndex,
-    o: { registry?: prom.Registry; tls?: StreamTls } = {},
+    o: { registry?: prom.Registry; tls?: StreamTls; heartbeatMs?: number; deadMs?: number } = {},
   ) {
+    this.deadMs = o.deadMs ?? DEAD_MS;
     const onConn = (s: Socket) => this.accept(s);
     this.server = o.tls ? createTlsServer({ cert: o.tls.cert, key: o.tls.key }, onConn) : createTcpServer(onConn);
-    this.heartbeat = setInterval(() => this.beat(), HEARTBEAT_MS);
+    this.heartbeat = setInterval(() => this.beat(), o.heartbeatMs ?? HEARTBEAT_MS);
     this.heartbeat.unref();
     if (o.registry) this.metrics(o.registry);
   }
@@ -110,7 +113,7 @@ export class StreamServer {
     const reader = new MessageReader(64 * 1024);
     let session: Session | null = null;
     let helloSeen = false;
-    const hello = setTimeout(() => sock.destroy(), DEAD_MS);
+    const hello = setTimeout(() => sock.destroy(), this.deadMs);
     const refuse = (code: string, message: string) => {
       sock.end(encode({ t: 'error', code, message }));
       // A peer that does not close after the error is closed for it.
@@ -297,7 +300,7 @@ export class StreamServer {
   private beat(): void {
     const now = Date.now();
     for (const s of this.sessions.values()) {
-      if (now - s.lastRx > DEAD_MS) s.sock.destroy();
+      if (now - s.lastRx > this.deadMs) s.sock.destroy();
       else this.send(s, { t: 'ping' });
     }
   }
