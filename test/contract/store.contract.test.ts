@@ -3,9 +3,10 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
 import type { Change } from '../../src/model/changes.js';
 import type { Store } from '../../src/store/store.js';
-import { DIALECTS, type TestDb, testDb } from '../support/stores.js';
+import { DIALECTS, pgAdminUrl, type TestDb, testDb } from '../support/stores.js';
 
 const change = (i: number): Change => ({
   kind: 'host.created',
@@ -235,6 +236,23 @@ for (const dialect of DIALECTS) {
         await old.drop();
       }
     });
+
+    if (dialect === 'postgres')
+      test('connections PostgreSQL terminates are replaced, and do not crash the process', async () => {
+        await store.headVersion();
+        const admin = new pg.Client({ connectionString: pgAdminUrl() });
+        await admin.connect();
+        try {
+          const name = new URL(db.url).pathname.slice(1);
+          const r = await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1', [name]);
+          assert.ok(r.rowCount && r.rowCount > 0, 'there were connections to terminate');
+        } finally {
+          await admin.end();
+        }
+        await new Promise((r) => setTimeout(r, 200));
+        assert.equal(typeof (await store.headVersion()), 'number');
+        await store.write((tx) => tx.insert('tenants', tenantRow('after-terminate')));
+      });
 
     test('committed data survives close and reopen', async () => {
       const head = await store.headVersion();

@@ -36,6 +36,10 @@ export class PostgresStore implements Store {
   /** Connects and migrates to the latest schema, or to `upTo` (tests of the migrations themselves). */
   static async open(url: string, opts: { poolSize?: number; upTo?: string } = {}): Promise<PostgresStore> {
     const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 10 });
+    // An idle pooled connection that PostgreSQL ends (a restart, a terminated
+    // backend) emits 'error' on the pool; unheard, that would crash the
+    // server. The pool drops that client and the next query opens another.
+    pool.on('error', () => undefined);
     const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }), plugins: [new CamelCasePlugin()] });
     // Replicas starting together are safe: Kysely's Migrator runs the
     // migrations in one transaction holding its own advisory lock.
