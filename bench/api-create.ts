@@ -2,7 +2,7 @@
 // against a real `weft server` process on SQLite and on PostgreSQL (fsync
 // on), then a check of what was written: duplicate MACs/IPs and
 // over-committed hosts must both be 0.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,15 +10,9 @@ import { ApiClient } from '../src/cli/client.js';
 import type { Host, Instance, Port } from '../src/model/types.js';
 import { startPgCluster } from '../test/support/pg-cluster.js';
 import { startServerProcess } from '../test/support/server-process.js';
-import { percentile, type Result } from './report.js';
+import { percentile, procStat, type Result } from './report.js';
 
 const TOKEN = 'bench-admin-token-0123456789abcdef';
-
-/** utime + stime of a process, in ms (from /proc; clock ticks are 100 Hz on Linux). */
-function cpuMs(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(f[11]) + Number(f[12])) * 10;
-}
 
 function duplicates(values: (string | null)[]): number {
   const seen = new Map<string, number>();
@@ -54,11 +48,11 @@ async function runOne(store: 'sqlite' | 'postgres', total: number, clients: numb
     await load.run('warm', WARMUP);
 
     const pid = server.proc.pid as number;
-    const cpu0 = cpuMs(pid);
+    const cpu0 = procStat(pid).cpuMs;
     const t0 = performance.now();
     const { lat, errors } = await load.run('vm', total);
     const secs = (performance.now() - t0) / 1000;
-    const cpu = cpuMs(pid) - cpu0;
+    const cpu = procStat(pid).cpuMs - cpu0;
     load.close();
 
     const ports = await api.all<Port>('/v1/ports');

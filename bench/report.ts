@@ -1,6 +1,15 @@
 // Shared output of the benchmarks: an aligned table for people and one JSON
 // line per result for machines.
+import { readFileSync } from 'node:fs';
+
 export type Result = { bench: string } & Record<string, string | number>;
+
+/** A process's own CPU time (utime + stime, ms; clock ticks are 100 Hz on Linux) and RSS, from /proc. */
+export function procStat(pid: number): { cpuMs: number; rssMb: number } {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  return { cpuMs: (Number(f[11]) + Number(f[12])) * 10, rssMb: Number(rss) / 1024 };
+}
 
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;

@@ -3,7 +3,7 @@
 // depth 64, the server's own CPU time per lookup (from /proc, so the load
 // generator on the same 2 cores does not blur it), its RSS, and memory
 // per port against an empty server.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,17 +12,11 @@ import { encodeFrame, ip16, vl2Req, vl3Req } from '../src/mapping/codec.js';
 import { HEADER_SIZE, L3_TYPE, OP } from '../src/mapping/wire.js';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import { startServerProcess } from '../test/support/server-process.js';
-import { percentile, type Result } from './report.js';
+import { percentile, procStat, type Result } from './report.js';
 
 const TOKEN = 'bench-admin-token-0123456789abcdef';
 const NETS = 100;
 const HOSTS = 1000;
-
-function procStat(pid: number): { cpuMs: number; rssMb: number } {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-  return { cpuMs: (Number(f[11]) + Number(f[12])) * 10, rssMb: Number(rss) / 1024 };
-}
 
 /** Writes `ports` overlay ports (one per instance) straight into a fresh database. */
 export async function generate(path: string, ports: number): Promise<void> {

@@ -1,7 +1,7 @@
 // SVP v1 messages to and from bytes: headers with their CRC, every request
 // and reply body, IPv4 as IPv4-mapped IPv6. Pure: no sockets here.
 import { crc32 } from 'node:zlib';
-import { CRC_OFFSET, HEADER_SIZE, LOG_TYPE, OP, SIZE, SVP_VERSION } from './wire.js';
+import { CRC_OFFSET, HEADER_SIZE, LOG_TYPE, SIZE, SVP_VERSION } from './wire.js';
 
 export interface Header {
   version: number;
@@ -238,5 +238,3 @@ export function decodeLogAck(p: Buffer): { status: number; entries: LogEntry[] }
   }
   return { status: p.readUInt32BE(0), entries };
 }
-
-export const OPS_BY_CODE: Record<number, string> = Object.fromEntries(Object.entries(OP).map(([k, v]) => [v, k]));

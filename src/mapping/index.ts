@@ -95,20 +95,9 @@ export class MappingIndex {
     return this.byUnderlay.get(ip.toString('latin1', 0, 16));
   }
 
-  host(hostId: string): HostRef | undefined {
-    return this.hosts.get(hostId);
-  }
-
   /** VNIs with at least one port on this host. */
   vnisOf(hostId: string): number[] {
     return [...(this.hostVnis.get(hostId)?.keys() ?? [])].sort((a, b) => a - b);
-  }
-
-  /** The hosts with a port on this VNI (a scan: for the stream's fan-out, not the SVP hot path). */
-  hostsOnVni(vni: number): string[] {
-    const out: string[] = [];
-    for (const [h, vnis] of this.hostVnis) if (vnis.has(vni)) out.push(h);
-    return out;
   }
 
   get size(): { hosts: number; vl2: number; vl3: number } {

@@ -5,7 +5,7 @@ import { type Kysely, sql, type Transaction } from 'kysely';
 import { fromKey, keyOf } from '../model/addr.js';
 import { firstGap } from '../model/alloc.js';
 import { type Change, changeEntity, changeVni, type LoggedChange, type PortMapping } from '../model/changes.js';
-import { capacity, conflict, WeftError } from '../model/errors.js';
+import { capacity, conflict } from '../model/errors.js';
 import type { DB, ShootdownRow } from './schema.js';
 
 export type Table = keyof DB;
@@ -354,7 +354,6 @@ async function guard<T>(fn: () => Promise<T>): Promise<T> {
     if (err.code === '23503' || err.code === 'SQLITE_CONSTRAINT_FOREIGNKEY') {
       throw conflict(`still referenced by other objects: ${err.detail ?? err.message ?? 'foreign key'}`);
     }
-    if (e instanceof WeftError) throw e;
     throw e;
   }
 }

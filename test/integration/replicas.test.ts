@@ -12,6 +12,7 @@ import { AgentState } from '../../src/stream/agent-state.js';
 import { StreamClient } from '../../src/stream/client.js';
 import { type ServerProcess, startServerProcess } from '../support/server-process.js';
 import { type TestDb, testDb } from '../support/stores.js';
+import { until } from '../support/until.js';
 
 const TOKEN = 'replica-test-admin-token-012345';
 
@@ -105,24 +106,17 @@ describe('two server replicas on one PostgreSQL', () => {
       return { c, snapshots: () => snapshots };
     };
     const onB = follow(b);
-    const wait = async (what: string, ok: () => boolean) => {
-      const end = Date.now() + 5000;
-      while (!ok()) {
-        if (Date.now() > end) throw new Error(`timed out: ${what}`);
-        await new Promise((r) => setTimeout(r, 10));
-      }
-    };
-    await wait('snapshot from B', () => state.version > 0);
+    await until('snapshot from B', () => state.version > 0);
     const before = state.ports.size;
     await ca.patch('/v1/hosts/hv1', { capacity: { cpus: 60, memoryMb: 1 << 20, diskGb: 10000 } });
     await ca.post('/v1/instances', { tenant: 'acme', name: 'rep-a', site: 'ams1', cpus: 1, host: 'hv1', ports: [{ network: 'net' }] });
-    await wait("A's write arrives through B", () => state.ports.size === before + 1);
+    await until("A's write arrives through B", () => state.ports.size === before + 1);
     onB.c.stop();
     const at = state.version;
     await ca.post('/v1/instances', { tenant: 'acme', name: 'rep-b', site: 'ams1', cpus: 1, host: 'hv1', ports: [{ network: 'net' }] });
     modes.length = 0;
     const onA = follow(a, at, [...state.vnis]);
-    await wait('resumed on A', () => state.ports.size === before + 2);
+    await until('resumed on A', () => state.ports.size === before + 2);
     assert.deepEqual(modes, ['delta'], 'resumed with deltas, no snapshot');
     onA.c.stop();
   });

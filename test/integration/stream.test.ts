@@ -14,17 +14,10 @@ import { AgentState } from '../../src/stream/agent-state.js';
 import { StreamClient } from '../../src/stream/client.js';
 import { desiredState } from '../../src/stream/desired.js';
 import { DIALECTS, type TestDb, testDb } from '../support/stores.js';
+import { until } from '../support/until.js';
 
 const TOKEN = 'stream-test-admin-token-0123456789';
 type WithPorts = Instance & { ports: Port[] };
-
-async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await ok())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 for (const dialect of DIALECTS) {
   describe(`push stream: ${dialect}`, () => {
