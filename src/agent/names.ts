@@ -1,0 +1,42 @@
+// Names of the kernel objects weft owns on a host. Every device weft makes or
+// adopts has one of these prefixes, so the agent can tell its own objects
+// from the rest of the host and never touches anything else.
+import { createHash } from 'node:crypto';
+
+export const VXLAN_PREFIX = 'wvx';
+export const BRIDGE_PREFIX = 'wbr';
+export const PORT_PREFIX = 'wp';
+/** Set as the alias (`ip link set dev X alias weft`) of devices weft created. */
+export const OWNER_ALIAS = 'weft';
+
+export const vxlanName = (vni: number): string => `${VXLAN_PREFIX}${vni}`;
+export const bridgeName = (vni: number): string => `${BRIDGE_PREFIX}${vni}`;
+
+/**
+ * The host-side interface of a local port (a VM's tap, or the host end of a
+ * container's veth): `wp` and 12 hex digits of the port id's SHA-256, within
+ * Linux's 15-character limit. The hypervisor creates the device under this
+ * name; the agent plugs it into the network's bridge and guards it.
+ */
+export function portIfname(portId: string): string {
+  return PORT_PREFIX + createHash('sha256').update(portId).digest('hex').slice(0, 12);
+}
+
+/**
+ * The fixed MAC of bridge `wbr<vni>`: `0e:57:46` and the VNI's 24 bits
+ * (locally administered, outside the ports' 02:57:46 range). A bridge
+ * without a set address takes its lowest port's, and every change of it
+ * flushes the bridge's neighbour entries, permanent ones included.
+ */
+export function bridgeMac(vni: number): string {
+  const h = vni.toString(16).padStart(6, '0');
+  return `0e:57:46:${h.slice(0, 2)}:${h.slice(2, 4)}:${h.slice(4, 6)}`;
+}
+
+/** The VNI of a weft vxlan or bridge device name, or null when the name is not weft's. */
+export function vniOfDevice(name: string): number | null {
+  const m = /^(wvx|wbr)(\d{1,8})$/.exec(name);
+  if (!m) return null;
+  const vni = Number(m[2]);
+  return vni >= 1 && vni <= 16777215 ? vni : null;
+}
