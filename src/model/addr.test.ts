@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { cidrContains, cidrsOverlap, formatIp, formatMac, fromKey, keyOf, parseCidr, parseIp, parseMac, usableRange } from './addr.js';
+import { cidrContains, cidrsOverlap, formatIp, formatMac, fromKey, keyOf, linkLocalOf, parseCidr, parseIp, parseMac, usableRange } from './addr.js';
 
 test('parseIp canonicalises IPv4 and IPv6 and rejects odd forms', () => {
   assert.deepEqual(parseIp('f', '10.0.0.1'), { family: 4, n: 0x0a000001n, text: '10.0.0.1' });
@@ -55,4 +55,14 @@ test('allocator keys sort like the numbers they encode', () => {
   const keys = ns.map(keyOf);
   assert.deepEqual([...keys].sort(), keys);
   assert.deepEqual(keys.map(fromKey), ns);
+});
+
+test('linkLocalOf derives the modified EUI-64 link-local address', () => {
+  // The universal/local bit flips: locally administered 02:... becomes 00:..., and the reverse.
+  assert.equal(linkLocalOf('02:00:00:00:00:01'), 'fe80::ff:fe00:1');
+  assert.equal(linkLocalOf('52:54:00:12:34:56'), 'fe80::5054:ff:fe12:3456');
+  assert.equal(linkLocalOf('00:1B:21:AA:BB:CC'), 'fe80::21b:21ff:feaa:bbcc');
+  assert.equal(linkLocalOf('0a-00-27-00-00-00'), 'fe80::800:27ff:fe00:0');
+  assert.throws(() => linkLocalOf('01:00:5e:00:00:01'), /invalid mac "01:00:5e:00:00:01": must be a unicast MAC/);
+  assert.throws(() => linkLocalOf('nope'), /invalid mac "nope"/);
 });

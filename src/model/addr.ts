@@ -114,6 +114,18 @@ export function formatMac(n: bigint): string {
     .replace(/(..)(?!$)/g, '$1:');
 }
 
+/**
+ * The IPv6 link-local address a host derives from its MAC by modified EUI-64
+ * (RFC 4291 appendix A, RFC 4862): `fe80::/64` with the MAC split by `ff:fe`
+ * and its universal/local bit flipped. Canonical text, e.g.
+ * `02:00:00:00:00:01` -> `fe80::ff:fe00:1`. Throws E_INVALID_ARG on a bad MAC.
+ */
+export function linkLocalOf(mac: string): string {
+  const m = parseMac('mac', mac).n;
+  const iid = (((m >> 24n) ^ 0x020000n) << 40n) | (0xfffen << 24n) | (m & 0xffffffn);
+  return formatIp(6, (0xfe80n << 112n) | iid);
+}
+
 /** Fixed-width hex key (32 chars) that sorts like the number: what the allocator stores. */
 export function keyOf(n: bigint): string {
   return n.toString(16).padStart(32, '0');
