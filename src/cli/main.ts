@@ -95,6 +95,55 @@ program
     process.once('SIGTERM', () => void stop('SIGTERM'));
   });
 
+// --- agent ----------------------------------------------------------------
+program
+  .command('agent')
+  .description('run the host agent on a hypervisor (root): programs VXLAN, bridges, FDB, neighbours and port guards')
+  .requiredOption('--server <address>', "the server's address on the management network (env WEFT_SERVER)", process.env.WEFT_SERVER)
+  .requiredOption('--host <host>', 'this hypervisor: host name or id (env WEFT_HOST)', process.env.WEFT_HOST)
+  .option('--token-file <file>', "file holding this host's agent token (or env WEFT_AGENT_TOKEN)")
+  .option('--stream-port <port>', "the server's push-stream port", int('--stream-port'), 1297)
+  .option('--svp-port <port>', "the server's SVP port (lazy mode)", int('--svp-port'), 1296)
+  .option('--tls-ca <file>', 'connect to the push stream with TLS, trusting this CA (PEM)')
+  .option('--lazy', 'program nothing remote up front: answer kernel misses with SVP lookups, apply SVP shoot-downs')
+  .option('--arp-rate <pps>', 'per-port ARP limit for networks that set none', int('--arp-rate'))
+  .option('--nd-rate <pps>', 'per-port ND limit for networks that set none', int('--nd-rate'))
+  .option('--metrics <host:port>', '/metrics and /healthz listen address, or "off"', process.env.WEFT_AGENT_METRICS ?? '0.0.0.0:9478')
+  .addOption(new Option('--netns <name>', "program this named network namespace instead of the agent's own (labs, benchmarks)").hideHelp())
+  .action(async (o) => {
+    const { readFileSync } = await import('node:fs');
+    const token = o.tokenFile ? readFileSync(o.tokenFile, 'utf8').trim() : process.env.WEFT_AGENT_TOKEN;
+    if (!token)
+      throw new WeftError('E_INVALID_ARG', 'invalid --token-file (none): an agent token is required (--token-file FILE or env WEFT_AGENT_TOKEN)', 'token');
+    for (const [name, v] of [
+      ['--arp-rate', o.arpRate],
+      ['--nd-rate', o.ndRate],
+    ] as const)
+      if (v !== undefined && !(v >= 1 && v <= 100000)) throw new WeftError('E_INVALID_ARG', `invalid ${name} ${v}: must be 1..100000 packets/s`, name);
+    const { runAgent } = await import('../agent/main.js');
+    const a = await runAgent({
+      server: o.server,
+      streamPort: o.streamPort,
+      svpPort: o.svpPort,
+      host: o.host,
+      token,
+      tlsCa: o.tlsCa,
+      lazy: o.lazy === true,
+      arpRate: o.arpRate,
+      ndRate: o.ndRate,
+      metrics: o.metrics,
+      netns: o.netns,
+    });
+    process.stderr.write(`weft agent: host ${o.host}, server ${o.server}${o.lazy ? ' (lazy)' : ''}, metrics ${a.metricsAddress ?? 'off'}\n`);
+    const stop = async (sig: string) => {
+      process.stderr.write(`weft agent: ${sig}, stopping (kernel state is left in place)\n`);
+      await a.stop();
+      process.exit(0);
+    };
+    process.once('SIGINT', () => void stop('SIGINT'));
+    process.once('SIGTERM', () => void stop('SIGTERM'));
+  });
+
 // --- entity commands -------------------------------------------------------
 interface EntitySpec {
   name: string;

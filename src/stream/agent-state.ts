@@ -12,7 +12,8 @@ export class AgentState {
   readonly peers = new Map<string, PeerInfo>();
   vnis = new Set<number>();
 
-  constructor(readonly hostId: string) {}
+  /** `hostId` may be set later, from the stream's welcome, before the first snapshot. */
+  constructor(public hostId: string) {}
 
   snapshot(version: number, s: DesiredState): void {
     this.version = version;

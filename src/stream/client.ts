@@ -26,6 +26,10 @@ export interface StreamClientOptions {
   version?: number;
   vnis?: number[];
   onError?: (e: Error) => void;
+  /** The server accepted the hello; `hostId` is the host the token belongs to. */
+  onWelcome?: (hostId: string, mode: 'deltas' | 'snapshot') => void;
+  /** The connection closed (the client reconnects by itself). */
+  onClose?: () => void;
 }
 
 export class StreamClient {
@@ -89,6 +93,7 @@ export class StreamClient {
     sock.on('close', () => {
       this.connected = false;
       this.snap = null;
+      this.o.onClose?.();
       if (this.stopped) return;
       this.timer = setTimeout(() => this.open(), this.backoff);
       this.backoff = Math.min(this.backoff * 2, 5000);
@@ -103,6 +108,7 @@ export class StreamClient {
       case 'welcome':
         this.connected = true;
         this.backoff = 100;
+        this.o.onWelcome?.(m.hostId, m.mode);
         break;
       case 'snapshot.begin':
         this.snap = { version: m.version, ports: [] };

@@ -1,0 +1,98 @@
+// The Dataplane seam: what weft owns in a host's kernel (KernelState), the
+// steps that change it (Plan), and the interface with a Linux and a fake
+// implementation. docs/dataplane.md explains every object and why it exists.
+import type { GuardPort } from './linux/guards.js';
+
+/** One VXLAN segment on the host: device `wvx<vni>` enslaved to bridge `wbr<vni>`. */
+export interface VniState {
+  vni: number;
+  mtu: number;
+  /** The host's underlay (VTEP) address the vxlan device sends from. */
+  local: string;
+  /** Lazy (SVP-backed) mode: `proxy l2miss l3miss`, no ARP/ND suppression on the bridge port. */
+  lazy: boolean;
+}
+
+/** A local port's host-side interface plugged into its network's bridge. */
+export interface PlugState {
+  ifname: string;
+  vni: number;
+  mtu: number;
+  mac: string;
+}
+
+/**
+ * Everything weft owns in the kernel of one host, keyed for diffing:
+ * - `fdb`: `vni|mac` -> the remote VTEP (the vxlan `self` entry plus the
+ *   bridge's `master static` entry pointing at the vxlan port), or
+ *   `@<ifname>` for a local port's static bridge entry, or `?` when only part
+ *   of a remote entry was found (it gets rewritten);
+ * - `neigh`: `vni|ip` -> mac, permanent entries on `wbr<vni>` that the bridge
+ *   uses to answer ARP and ND itself (suppression);
+ * - `guards`: ifname -> the spec hash of its nftables chain.
+ */
+export interface KernelState {
+  vnis: Map<number, VniState>;
+  plugs: Map<string, PlugState>;
+  fdb: Map<string, string>;
+  neigh: Map<string, string>;
+  guards: Map<string, string>;
+  /** Host-side port interfaces (`wp…`) that exist, plugged or not (observed only). */
+  links: Set<string>;
+}
+
+export function emptyKernelState(): KernelState {
+  return { vnis: new Map(), plugs: new Map(), fdb: new Map(), neigh: new Map(), guards: new Map(), links: new Set() };
+}
+
+export const fdbKey = (vni: number, mac: string): string => `${vni}|${mac}`;
+export const neighKey = (vni: number, ip: string): string => `${vni}|${ip}`;
+export function splitKey(key: string): [number, string] {
+  const i = key.indexOf('|');
+  return [Number(key.slice(0, i)), key.slice(i + 1)];
+}
+
+/** One step of a plan. Every step is idempotent (replace, or delete of what may be gone). */
+export type Op =
+  | { op: 'vni.add'; vni: VniState }
+  | { op: 'vni.mtu'; vni: number; mtu: number }
+  | { op: 'vni.del'; vni: number }
+  | { op: 'guard.set'; port: GuardPort; hash: string }
+  | { op: 'guard.del'; ifname: string }
+  | { op: 'port.plug'; plug: PlugState }
+  | { op: 'port.unplug'; plug: PlugState }
+  /** `was` is what the entry pointed at before (a move), when it existed. */
+  | { op: 'fdb.set'; vni: number; mac: string; dst: string; was?: string }
+  | { op: 'fdb.del'; vni: number; mac: string; was: string }
+  | { op: 'neigh.set'; vni: number; ip: string; mac: string }
+  | { op: 'neigh.del'; vni: number; ip: string }
+  /** Gratuitous ARP and unsolicited NA for a port that just became local (a new port or a move). */
+  | { op: 'announce'; ifname: string; vni: number; mac: string; ips: string[] };
+
+/** Steps in the order they must run: guards before plugs, devices before entries, deletions last. */
+export interface Plan {
+  ops: Op[];
+  /** Local ports wanted but whose interface does not exist yet (the hypervisor has not made it). */
+  waiting: string[];
+}
+
+export interface ApplyResult {
+  /** Steps that failed (the rest were applied); empty when all went through. */
+  failed: { op: Op; error: string }[];
+}
+
+/**
+ * A host's kernel as weft sees it. Implementations: `LinuxDataplane`
+ * (iproute2 and nftables, batched) and `FakeDataplane` (in memory, enforcing
+ * the kernel's rules, failing on demand).
+ */
+export interface Dataplane {
+  /** Reads every object weft owns; touches nothing. Objects not weft's are never reported. */
+  observe(): Promise<KernelState>;
+  /**
+   * Runs a plan's steps in order, batched. Steps are idempotent, so a plan
+   * may be re-run after a partial failure; failures are reported per step
+   * rather than thrown (a bad entry must not stop the others).
+   */
+  apply(plan: Plan): Promise<ApplyResult>;
+}

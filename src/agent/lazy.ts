@@ -1,0 +1,183 @@
+// Lazy mode, as an illumos varpd does it: nothing remote is programmed up
+// front; the kernel's l2miss/l3miss notifications (vxlan `proxy l2miss
+// l3miss`) are answered with SVP lookups, and SVP's shoot-down log removes
+// entries that became wrong (LOG_REQ, then LOG_RM once removed).
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { SvpClient } from '../mapping/client.js';
+import { fromIp16, ip16 } from '../mapping/codec.js';
+import { L3_TYPE, STATUS } from '../mapping/wire.js';
+import { formatIp, formatMac, parseIp, parseMac } from '../model/addr.js';
+import type { Runner } from '../sys/exec.js';
+import { run as defaultRun } from '../sys/exec.js';
+import type { AgentLog } from './agent.js';
+import { vniOfDevice, vxlanName } from './names.js';
+
+export type Miss = { kind: 'l3'; vni: number; ip: string } | { kind: 'l2'; vni: number; mac: string };
+
+/** One line of `ip monitor neigh` as a miss on a weft vxlan device, or null. */
+export function parseMiss(line: string): Miss | null {
+  const l3 = /^miss (\S+) dev (wvx\d+)\b/.exec(line);
+  if (l3?.[1] && l3[2]) {
+    const vni = vniOfDevice(l3[2]);
+    return vni === null ? null : { kind: 'l3', vni, ip: l3[1] };
+  }
+  const l2 = /^miss dev (wvx\d+) lladdr ([0-9a-f:]{17})\b/.exec(line);
+  if (l2?.[1] && l2[2]) {
+    const vni = vniOfDevice(l2[1]);
+    return vni === null ? null : { kind: 'l2', vni, mac: l2[2] };
+  }
+  return null;
+}
+
+export interface LazyOptions {
+  svpHost: string;
+  svpPort: number;
+  /** This host's underlay address: the key of its shoot-down log. */
+  underlayIp: () => string | null;
+  netns?: string;
+  run?: Runner;
+  /** How often the shoot-down log is polled (default 250 ms). */
+  logPollMs?: number;
+  log: AgentLog;
+}
+
+export interface LazyStats {
+  misses: number;
+  resolved: number;
+  notFound: number;
+  shootdowns: number;
+  errors: number;
+}
+
+/** The same miss is not looked up again within this long (the kernel repeats them). */
+const MISS_HOLD_MS = 200;
+
+export class LazyResolver {
+  readonly stats: LazyStats = { misses: 0, resolved: 0, notFound: 0, shootdowns: 0, errors: 0 };
+  private monitor: ChildProcess | null = null;
+  private client: SvpClient | null = null;
+  private connecting: Promise<SvpClient> | null = null;
+  private readonly recent = new Map<string, number>();
+  private poller: NodeJS.Timeout | null = null;
+  private polling = false;
+  private stopped = false;
+  private readonly run: Runner;
+  private readonly ns: string[];
+
+  constructor(private readonly o: LazyOptions) {
+    this.run = o.run ?? defaultRun;
+    this.ns = o.netns ? ['-n', o.netns] : [];
+  }
+
+  start(): void {
+    this.watch();
+    this.poller = setInterval(() => void this.pollLog(), this.o.logPollMs ?? 250);
+    this.poller.unref();
+  }
+
+  private watch(): void {
+    if (this.stopped) return;
+    const child = spawn('ip', [...this.ns, 'monitor', 'neigh'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    this.monitor = child;
+    const rl = createInterface({ input: child.stdout });
+    rl.on('line', (line) => {
+      const m = parseMiss(line);
+      if (m) void this.resolve(m);
+    });
+    child.on('exit', () => {
+      if (!this.stopped) setTimeout(() => this.watch(), 500).unref();
+    });
+  }
+
+  private svp(): Promise<SvpClient> {
+    if (this.client && !this.client.closed) return Promise.resolve(this.client);
+    this.connecting ??= SvpClient.connect(this.o.svpHost, this.o.svpPort)
+      .then((c) => {
+        this.client = c;
+        return c;
+      })
+      .finally(() => {
+        this.connecting = null;
+      });
+    return this.connecting;
+  }
+
+  /** Answers one miss: looks it up and programs the entry, or leaves it (NOTFOUND). */
+  async resolve(m: Miss): Promise<void> {
+    const key = m.kind === 'l3' ? `3|${m.vni}|${m.ip}` : `2|${m.vni}|${m.mac}`;
+    const now = Date.now();
+    if ((this.recent.get(key) ?? 0) > now) return;
+    this.recent.set(key, now + MISS_HOLD_MS);
+    if (this.recent.size > 10_000) for (const [k, t] of this.recent) if (t <= now) this.recent.delete(k);
+    this.stats.misses++;
+    const vx = vxlanName(m.vni);
+    try {
+      const c = await this.svp();
+      if (m.kind === 'l3') {
+        const p = parseIp('ip', m.ip);
+        const a = await c.vl3(ip16(p.family, p.n), p.family === 4 ? L3_TYPE.IPV4 : L3_TYPE.IPV6, m.vni);
+        if (a.status !== STATUS.OK) {
+          this.stats.notFound++;
+          return;
+        }
+        const mac = formatMac(a.mac);
+        const u = fromIp16(a.uip);
+        await this.run('bridge', [...this.ns, 'fdb', 'replace', mac, 'dev', vx, 'dst', formatIp(u.family, u.n), 'self', 'permanent']);
+        await this.run('ip', [...this.ns, 'neigh', 'replace', p.text, 'lladdr', mac, 'dev', vx, 'nud', 'permanent']);
+      } else {
+        const a = await c.vl2(parseMac('mac', m.mac).n, m.vni);
+        if (a.status !== STATUS.OK) {
+          this.stats.notFound++;
+          return;
+        }
+        const u = fromIp16(a.addr);
+        await this.run('bridge', [...this.ns, 'fdb', 'replace', m.mac, 'dev', vx, 'dst', formatIp(u.family, u.n), 'self', 'permanent']);
+      }
+      this.stats.resolved++;
+    } catch (e) {
+      this.stats.errors++;
+      this.recent.delete(key);
+      this.o.log.warn('lazy lookup failed', { miss: m, error: (e as Error).message });
+    }
+  }
+
+  /** Applies this host's shoot-downs: removes the named entries, then acknowledges them. */
+  async pollLog(): Promise<void> {
+    const ul = this.o.underlayIp();
+    if (this.polling || this.stopped || !ul) return;
+    this.polling = true;
+    try {
+      const c = await this.svp();
+      const p = parseIp('underlayIp', ul);
+      const r = await c.log(ip16(p.family, p.n), 64);
+      if (r.entries.length === 0) return;
+      const ip: string[] = [];
+      const br: string[] = [];
+      for (const e of r.entries) {
+        const vx = vxlanName(e.vnetid);
+        if (e.type === 'vl3') {
+          const a = fromIp16(e.ip);
+          ip.push(`neigh del ${formatIp(a.family, a.n)} dev ${vx}`);
+        } else br.push(`fdb del ${formatMac(e.mac)} dev ${vx} self`);
+      }
+      // Entries already gone are fine: the goal is that they are not there.
+      if (ip.length) await this.run('ip', [...this.ns, '-force', '-batch', '-'], { input: `${ip.join('\n')}\n`, okCodes: [1, 2] });
+      if (br.length) await this.run('bridge', [...this.ns, '-force', '-batch', '-'], { input: `${br.join('\n')}\n`, okCodes: [1, 2] });
+      await c.logRemove(r.entries.map((e) => e.id));
+      this.stats.shootdowns += r.entries.length;
+    } catch (e) {
+      this.stats.errors++;
+      this.o.log.warn('shoot-down poll failed', { error: (e as Error).message });
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.poller) clearInterval(this.poller);
+    this.monitor?.kill();
+    this.client?.close();
+  }
+}
