@@ -1,14 +1,21 @@
 // `npm run bench [name...]`: runs the benchmarks (all by default), each
 // printing a table and one JSON line per result. Sizes come from BENCH_*
 // environment variables so a quick run is possible on a busy machine.
+import { agentSync } from './agent-sync.js';
 import { apiCreate } from './api-create.js';
 import { convergence } from './convergence.js';
+import { overlayThroughput } from './overlay-throughput.js';
 import { report } from './report.js';
 import { svpLookup } from './svp-lookup.js';
 
 const benches: Record<string, { title: string; run: () => Promise<Parameters<typeof report>[1]> }> = {
+  'agent-sync': { title: "agent-sync: a real agent's full sync of 100k remote ports into a namespace, next to raw iproute2 batches", run: agentSync },
   'api-create': { title: 'api-create: instance creations through the API (1 port each), concurrent clients, real server process', run: apiCreate },
   convergence: { title: 'convergence: API move -> every agent concerned applied it, simulated agents on the real stream', run: convergence },
+  'overlay-throughput': {
+    title: 'overlay-throughput: iperf3 between VMs on two racks over VXLAN with every guard on, next to the underlay',
+    run: overlayThroughput,
+  },
   'svp-lookup': { title: 'svp-lookup: SVP VL2/VL3 lookups against a real server process holding 1M mappings', run: svpLookup },
 };
 

@@ -18,8 +18,8 @@ const TOKEN = 'bench-admin-token-0123456789abcdef';
 const NETS = 100;
 const HOSTS = 1000;
 
-/** Writes `ports` overlay ports (one per instance) straight into a fresh database. */
-export async function generate(path: string, ports: number): Promise<void> {
+/** Writes `ports` overlay ports (one per instance, instance i on host i % hosts, network i % 100) straight into a fresh database. */
+export async function generate(path: string, ports: number, hosts = HOSTS): Promise<void> {
   const store = await SqliteStore.open(path);
   await store.close();
   const db = new Database(path);
@@ -32,7 +32,7 @@ export async function generate(path: string, ports: number): Promise<void> {
       `insert into hosts (id, name, site_id, rack_id, underlay_ip, asn, cpus, memory_mb, disk_gb, state, ipv6_prefix, created_at, used_cpus, used_memory_mb, used_disk_gb)
        values (?, ?, 's', null, ?, null, 4096, 1000000, 1000000, 'active', null, ?, 0, 0, 0)`,
     );
-    for (let h = 0; h < HOSTS; h++) host.run(`h${String(h).padStart(5, '0')}`, `hv${h}`, `198.18.${(h + 1) >> 8}.${(h + 1) & 255}`, at);
+    for (let h = 0; h < hosts; h++) host.run(`h${String(h).padStart(5, '0')}`, `hv${h}`, `198.18.${(h + 1) >> 8}.${(h + 1) & 255}`, at);
     const net = db.prepare(
       `insert into networks (id, tenant_id, name, kind, vni, subnets, site_id, mtu, arp_rate, nd_rate, created_at) values (?, 't', ?, 'overlay', ?, ?, null, 1500, null, null, ?)`,
     );
@@ -45,7 +45,7 @@ export async function generate(path: string, ports: number): Promise<void> {
       const id = `p${String(i).padStart(8, '0')}`;
       const n = i % NETS;
       const k = Math.floor(i / NETS) + 1;
-      inst.run(id, id, `h${String(i % HOSTS).padStart(5, '0')}`, at);
+      inst.run(id, id, `h${String(i % hosts).padStart(5, '0')}`, at);
       const mac = (0x025746000000 + i)
         .toString(16)
         .padStart(12, '0')

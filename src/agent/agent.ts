@@ -52,6 +52,8 @@ export class Agent {
   private retryTimer: NodeJS.Timeout | null = null;
   private resyncTimer: NodeJS.Timeout | null = null;
   private stopped = false;
+  /** The last stream version whose reconcile has run (the state's version may be ahead while it runs). */
+  appliedVersion = 0;
   /** Called after each reconcile with the steps that were applied (metrics, tests). */
   onApplied: ((ops: Op[]) => void) | null = null;
 
@@ -71,10 +73,12 @@ export class Agent {
     snapshot: async (version: number, s: DesiredState): Promise<void> => {
       this.state.snapshot(version, s);
       await this.sync();
+      this.appliedVersion = version;
     },
     delta: async (version: number, changes: LoggedChange[], vnis: number[]): Promise<void> => {
       this.state.delta(version, changes, vnis);
       await this.sync();
+      this.appliedVersion = version;
     },
   };
 

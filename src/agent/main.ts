@@ -72,7 +72,7 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
     if (ops.length === 0) return;
     const kinds: Record<string, number> = {};
     for (const op of ops) kinds[op.op] = (kinds[op.op] ?? 0) + 1;
-    log.info('applied', { version: agent.state.version, steps: kinds });
+    log.info('applied', { version: agent.state.version, steps: kinds, ms: Math.round(agent.stats.lastReconcileMs) });
   };
 
   // The hypervisor makes port interfaces when it starts a VM: plug them as they appear.
@@ -125,13 +125,16 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
           });
       } else if (req.url === '/healthz') {
         res.writeHead(connected ? 200 : 503, { 'content-type': 'application/json' });
+        const c = agent.current;
         res.end(
           JSON.stringify({
             connected,
-            version: agent.state.version,
+            version: agent.appliedVersion,
             waiting: agent.stats.waiting,
+            reconciles: agent.stats.reconciles,
             lastReconcileMs: agent.stats.lastReconcileMs,
             failures: agent.stats.failures,
+            objects: { vnis: c.vnis.size, ports: c.plugs.size, fdb: c.fdb.size, neigh: c.neigh.size, guards: c.guards.size },
           }),
         );
       } else {
@@ -180,7 +183,7 @@ function agentMetrics(agent: Agent, dp: LinuxDataplane, lazy: LazyResolver | nul
       },
     });
   gauge('weft_agent_connected', '1 while the push stream is connected', () => (connected() ? 1 : 0));
-  gauge('weft_agent_applied_version', 'The change-log version the kernel holds', () => agent.state.version);
+  gauge('weft_agent_applied_version', 'The change-log version the kernel holds', () => agent.appliedVersion);
   gauge('weft_agent_waiting_ports', 'Local ports whose interface the hypervisor has not made yet', () => agent.stats.waiting);
   gauge('weft_agent_last_reconcile_seconds', 'Duration of the last reconcile that changed something', () => agent.stats.lastReconcileMs / 1000);
   new client.Gauge({

@@ -2,12 +2,8 @@
 // REST API (`weft site|host|... create|get|list|delete`). Errors print as
 // `error: <message>` with a non-zero exit; --debug adds the stack.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { createCtx } from '../core/context.js';
-import { createToken } from '../core/tokens.js';
 import { WeftError } from '../model/errors.js';
 import { PLACEMENT_POLICIES, type Role } from '../model/types.js';
-import { startServer } from '../server/server.js';
-import { DEFAULT_DB, openStore } from '../store/open.js';
 import { ApiClient } from './client.js';
 import { printItems } from './output.js';
 import { seedExample } from './seed.js';
@@ -43,7 +39,7 @@ const defined = (o: Record<string, unknown>) => Object.fromEntries(Object.entrie
 program
   .command('server')
   .description('run the control plane server (REST API)')
-  .option('--db <url>', 'store: sqlite:PATH or postgres://... (env WEFT_DB)', process.env.WEFT_DB ?? DEFAULT_DB)
+  .option('--db <url>', 'store: sqlite:PATH or postgres://... (env WEFT_DB)', process.env.WEFT_DB ?? 'sqlite:weft.db')
   .option('--api-listen <host:port>', 'where the API listens (env WEFT_API_LISTEN; `weft server --api HOST:PORT` works too)')
   .option('--svp <host:port>', 'where the SVP lookup service listens, or "off" (env WEFT_SVP_LISTEN)', process.env.WEFT_SVP_LISTEN ?? '127.0.0.1:1296')
   .option(
@@ -74,6 +70,8 @@ program
             .api.replace(/^https?:\/\//, '')
             .replace(/\/.*$/, '')
         : undefined;
+    // The server's modules (store drivers, HTTP) load only for the commands that need them.
+    const { startServer } = await import('../server/server.js');
     const s = await startServer({
       db: o.db,
       api: o.apiListen ?? fromApi ?? process.env.WEFT_API_LISTEN ?? '127.0.0.1:8080',
@@ -422,6 +420,11 @@ tokenCmd
     const input = { name: o.name ?? `${o.role}-${Date.now().toString(36)}`, role: o.role, ...defined({ tenant: o.tenant, host: o.host }) };
     let r: { token: unknown; secret: string };
     if (o.db) {
+      const [{ openStore }, { createCtx }, { createToken }] = await Promise.all([
+        import('../store/open.js'),
+        import('../core/context.js'),
+        import('../core/tokens.js'),
+      ]);
       const store = await openStore(o.db);
       try {
         r = await createToken(createCtx(store), input);
