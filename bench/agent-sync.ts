@@ -3,7 +3,7 @@
 // raw `bridge -batch` / `ip -batch` rate for the same entries measured in
 // the same run; plus the agent's RSS once synced.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiClient } from '../src/cli/client.js';
@@ -135,6 +135,10 @@ export async function agentSync(): Promise<Result[]> {
     const total = (performance.now() - t0) / 1000;
     if (process.env.BENCH_DEBUG) process.stderr.write(err);
     const rss = procStat(agent.pid as number).rssMb;
+    const peak = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${agent.pid}/status`, 'utf8'))?.[1]) / 1024;
+    // Idle for a while: V8 shrinks its heap once the sync's garbage is collected.
+    await new Promise((r) => setTimeout(r, 15_000));
+    const settled = procStat(agent.pid as number).rssMb;
     const applySeconds = h.lastReconcileMs / 1000;
     const raw = await rawRate(ports, nets);
     const rawPortsPerS = remote / raw.seconds;
@@ -151,7 +155,9 @@ export async function agentSync(): Promise<Result[]> {
         rawEntriesPerS: Math.round(raw.entries / raw.seconds),
         ratio: Number((agentPortsPerS / rawPortsPerS).toFixed(2)),
         startToSyncedS: Number(total.toFixed(2)),
-        agentRssMb: Math.round(rss),
+        agentRssSyncedMb: Math.round(rss),
+        agentRssPeakMb: Math.round(peak),
+        agentRssIdle15sMb: Math.round(settled),
       },
     ];
   } finally {

@@ -19,7 +19,7 @@ export class AgentState {
     this.version = version;
     this.host = s.host;
     this.ports.clear();
-    for (const p of s.ports) this.ports.set(p.portId, p);
+    for (const p of s.ports) this.ports.set(p.portId, this.intern(p));
     this.networks.clear();
     for (const n of s.networks) this.networks.set(n.networkId, n);
     this.vips.clear();
@@ -27,6 +27,34 @@ export class AgentState {
     this.peers.clear();
     for (const p of s.peers) this.peers.set(p.peerId, p);
     this.vnis = new Set(s.vnis);
+  }
+
+  /**
+   * One copy of each repeated string (tenant, network, host, underlay): JSON
+   * gives every port its own, and at 100k remote ports that is most of the
+   * agent's memory.
+   */
+  private readonly strings = new Map<string, string>();
+  private one(v: string): string {
+    const have = this.strings.get(v);
+    if (have !== undefined) return have;
+    this.strings.set(v, v);
+    return v;
+  }
+  private intern(p: PortMapping): PortMapping {
+    return {
+      portId: p.portId,
+      instanceId: p.instanceId,
+      tenantId: this.one(p.tenantId),
+      networkId: this.one(p.networkId),
+      networkKind: p.networkKind,
+      vni: p.vni,
+      mac: p.mac,
+      ipv4: p.ipv4,
+      ipv6: p.ipv6,
+      hostId: this.one(p.hostId),
+      underlayIp: this.one(p.underlayIp),
+    };
   }
 
   delta(version: number, changes: LoggedChange[], vnis: number[]): void {
@@ -42,7 +70,7 @@ export class AgentState {
       case 'port.created':
       case 'port.moved':
       case 'port.updated':
-        this.ports.set(c.port.portId, c.port);
+        this.ports.set(c.port.portId, this.intern(c.port));
         break;
       case 'port.deleted':
         this.ports.delete(c.port.portId);
