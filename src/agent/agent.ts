@@ -68,10 +68,12 @@ export class Agent {
     }
   }
 
-  /** The stream handler: each call resolves once the kernel holds that version. */
+  /** The stream handler: each call resolves once the kernel holds that version. It takes ownership of what it is given. */
   readonly handler = {
     snapshot: async (version: number, s: DesiredState): Promise<void> => {
       this.state.snapshot(version, s);
+      // The state holds its own (interned) copies; let the stream's go now, not after the sync.
+      s.ports.length = 0;
       await this.sync();
       this.appliedVersion = version;
     },

@@ -8,6 +8,9 @@ import { NftGuards } from './guards-nft.js';
 import { parseObserved } from './observe.js';
 import { batchFailures, type Line, render } from './render.js';
 
+/** Steps per batch round (each round is at most five processes: nft, ip, bridge, ip, nft). */
+export const CHUNK = 20_000;
+
 export interface LinuxDataplaneOptions {
   run?: Runner;
   /** Work on this named network namespace instead of the agent's own (tests, the lab). */
@@ -45,7 +48,21 @@ export class LinuxDataplane implements Dataplane {
     return parseObserved(r.stdout, '', '').links;
   }
 
+  /**
+   * Applies the plan in chunks of CHUNK steps, in order: a full sync of 100k
+   * ports then never holds more than one chunk's batch text in memory.
+   */
   async apply(plan: Plan): Promise<ApplyResult> {
+    if (plan.ops.length <= CHUNK) return this.applyChunk(plan);
+    const failed: ApplyResult['failed'] = [];
+    for (let i = 0; i < plan.ops.length; i += CHUNK) {
+      const r = await this.applyChunk({ ops: plan.ops.slice(i, i + CHUNK), waiting: [] });
+      failed.push(...r.failed);
+    }
+    return { failed };
+  }
+
+  private async applyChunk(plan: Plan): Promise<ApplyResult> {
     const r = render(plan);
     const bad = new Map<number, string>();
     if (r.guardsSet.length > 0) {
