@@ -383,8 +383,9 @@ entity({
       .requiredOption('--remote-asn <asn>', '', int('remote-asn'))
       .addOption(new Option('--import <policy>').choices(['none', 'default', 'full']))
       .option('--max-prefix <n>', '', int('max-prefix'))
+      .addOption(new Option('--max-prefix-action <action>', 'when the peer sends more (default restart)').choices(['disable', 'restart', 'block', 'warn']))
       .option('--bfd <bool>', '', bool)
-      .option('--multiprotocol <bool>', 'both families on this session', bool)
+      .option('--multiprotocol <bool>', 'both families on this session (IPv6 neighbor)', bool)
       .option('--description <text>'),
   body: (_a, o) => ({
     host: o.host,
@@ -393,6 +394,7 @@ entity({
     remoteAsn: o.remoteAsn,
     importPolicy: o.import,
     maxPrefix: o.maxPrefix,
+    maxPrefixAction: o.maxPrefixAction,
     bfd: o.bfd,
     multiprotocol: o.multiprotocol,
     description: o.description,
@@ -403,8 +405,20 @@ entity({
       .option('--remote-asn <asn>', '', int('remote-asn'))
       .addOption(new Option('--import <policy>').choices(['none', 'default', 'full']))
       .option('--max-prefix <n>', '', int('max-prefix'))
-      .option('--bfd <bool>', '', bool),
-  patch: (o) => ({ neighbor: o.neighbor, remoteAsn: o.remoteAsn, importPolicy: o.import, maxPrefix: o.maxPrefix, bfd: o.bfd }),
+      .addOption(new Option('--max-prefix-action <action>').choices(['disable', 'restart', 'block', 'warn']))
+      .option('--bfd <bool>', '', bool)
+      .option('--multiprotocol <bool>', '', bool)
+      .option('--description <text>'),
+  patch: (o) => ({
+    neighbor: o.neighbor,
+    remoteAsn: o.remoteAsn,
+    importPolicy: o.import,
+    maxPrefix: o.maxPrefix,
+    maxPrefixAction: o.maxPrefixAction,
+    bfd: o.bfd,
+    multiprotocol: o.multiprotocol,
+    description: o.description,
+  }),
 });
 
 const tokenCmd = entity({ name: 'token', path: 'tokens', filters: ['role', 'tenant', 'host'] });

@@ -2,8 +2,9 @@
 // in a rack (its ToR), with import policy, max-prefix and BFD.
 import { parseIp } from '../model/addr.js';
 import { invalid, notFound } from '../model/errors.js';
-import { IMPORT_POLICIES, type ImportPolicy, type Peer } from '../model/types.js';
+import { IMPORT_POLICIES, type ImportPolicy, MAX_PREFIX_ACTIONS, type MaxPrefixAction, type Peer } from '../model/types.js';
 import * as v from '../model/validate.js';
+import type { Repo } from '../store/repo.js';
 import type { PeerRow } from '../store/schema.js';
 import { type Ctx, same, stamp } from './context.js';
 import * as ref from './resolve.js';
@@ -16,12 +17,15 @@ export interface PeerInput {
   remoteAsn: number;
   importPolicy?: ImportPolicy;
   maxPrefix?: number;
+  maxPrefixAction?: MaxPrefixAction;
   bfd?: boolean;
   multiprotocol?: boolean;
   description?: string | null;
 }
 
 export const DEFAULT_MAX_PREFIX = 1000;
+/** Reset the session (BIRD retries it): a leak is cut, and the session heals once the peer stops leaking. */
+export const DEFAULT_MAX_PREFIX_ACTION: MaxPrefixAction = 'restart';
 
 function checkNeighbor(value: string): string {
   const ip = parseIp('neighbor', value);
@@ -32,6 +36,24 @@ function checkNeighbor(value: string): string {
   return ip.text;
 }
 
+/**
+ * Checks what one row allows together: both families on one session need an
+ * IPv6 neighbour (IPv4 routes with IPv6 next hops, RFC 8950); IPv6 routes
+ * over an IPv4 session would have no usable next hop.
+ */
+function checkCombination(row: Pick<PeerRow, 'neighbor' | 'multiprotocol'>): void {
+  if (row.multiprotocol === 1 && !row.neighbor.includes(':'))
+    throw invalid('multiprotocol', true, `needs an IPv6 neighbor (IPv4 routes over IPv6 next hops, RFC 8950); neighbor is ${row.neighbor}`);
+}
+
+/** A host's sessions are eBGP from its own ASN: it needs one, and the neighbour's must differ. */
+async function checkHostAsn(tx: Repo, hostId: string, remoteAsn: number): Promise<void> {
+  const h = await tx.get('hosts', hostId);
+  if (!h) return;
+  if (h.asn === null) throw invalid('host', h.name, "has no asn: set the host's asn before giving it BGP peers");
+  if (Number(h.asn) === remoteAsn) throw invalid('remoteAsn', remoteAsn, `must differ from host ${h.name}'s own asn: weft's upstream sessions are eBGP`);
+}
+
 export async function createPeer(ctx: Ctx, input: PeerInput): Promise<Peer> {
   if ((input.host === undefined) === (input.rack === undefined))
     throw invalid('host', input.host ?? null, 'give exactly one of host (a session of that host) and rack (a session of every host in it)');
@@ -39,12 +61,15 @@ export async function createPeer(ctx: Ctx, input: PeerInput): Promise<Peer> {
   const remoteAsn = v.asn('remoteAsn', input.remoteAsn);
   const importPolicy = input.importPolicy === undefined ? 'default' : v.oneOf('importPolicy', input.importPolicy, IMPORT_POLICIES);
   const maxPrefix = input.maxPrefix === undefined ? DEFAULT_MAX_PREFIX : v.int('maxPrefix', input.maxPrefix, 1, 10_000_000);
+  const maxPrefixAction =
+    input.maxPrefixAction === undefined ? DEFAULT_MAX_PREFIX_ACTION : v.oneOf('maxPrefixAction', input.maxPrefixAction, MAX_PREFIX_ACTIONS);
   const bfd = input.bfd === undefined ? false : v.bool('bfd', input.bfd);
   const multiprotocol = input.multiprotocol === undefined ? false : v.bool('multiprotocol', input.multiprotocol);
   const description = input.description == null ? null : v.str('description', input.description, 200);
   return ctx.store.write(async (tx) => {
     const hostId = input.host === undefined ? null : (await ref.host(tx, input.host)).id;
     const rackId = input.rack === undefined ? null : (await ref.rack(tx, input.rack)).id;
+    if (hostId !== null) await checkHostAsn(tx, hostId, remoteAsn);
     const row: PeerRow = {
       ...stamp(ctx),
       hostId,
@@ -53,10 +78,12 @@ export async function createPeer(ctx: Ctx, input: PeerInput): Promise<Peer> {
       remoteAsn,
       importPolicy,
       maxPrefix,
+      maxPrefixAction,
       bfd: bfd ? 1 : 0,
       multiprotocol: multiprotocol ? 1 : 0,
       description,
     };
+    checkCombination(row);
     await tx.insert('peers', row);
     await tx.appendChange({ kind: 'peer.created', peer: peerInfo(row) }, row.createdAt);
     return peerView(row);
@@ -74,9 +101,12 @@ export async function updatePeer(ctx: Ctx, id: string, patch: PeerPatch): Promis
     if (patch.remoteAsn !== undefined) after.remoteAsn = v.asn('remoteAsn', patch.remoteAsn);
     if (patch.importPolicy !== undefined) after.importPolicy = v.oneOf('importPolicy', patch.importPolicy, IMPORT_POLICIES);
     if (patch.maxPrefix !== undefined) after.maxPrefix = v.int('maxPrefix', patch.maxPrefix, 1, 10_000_000);
+    if (patch.maxPrefixAction !== undefined) after.maxPrefixAction = v.oneOf('maxPrefixAction', patch.maxPrefixAction, MAX_PREFIX_ACTIONS);
     if (patch.bfd !== undefined) after.bfd = v.bool('bfd', patch.bfd) ? 1 : 0;
     if (patch.multiprotocol !== undefined) after.multiprotocol = v.bool('multiprotocol', patch.multiprotocol) ? 1 : 0;
     if (patch.description !== undefined) after.description = patch.description === null ? null : v.str('description', patch.description, 200);
+    checkCombination(after);
+    if (after.hostId !== null && after.remoteAsn !== before.remoteAsn) await checkHostAsn(tx, after.hostId, after.remoteAsn);
     const { id: _i, createdAt: _c, ...changed } = after;
     await tx.update('peers', id, changed);
     if (!same(peerInfo(after), peerInfo(before))) await tx.appendChange({ kind: 'peer.updated', peer: peerInfo(after) }, ctx.clock.now().toISOString());

@@ -8,6 +8,7 @@ import type {
   ImportPolicy,
   Instance,
   InstanceState,
+  MaxPrefixAction,
   Network,
   NetworkKind,
   Peer,
@@ -104,6 +105,7 @@ export const peerView = (r: PeerRow): Peer => ({
   remoteAsn: Number(r.remoteAsn),
   importPolicy: r.importPolicy as ImportPolicy,
   maxPrefix: r.maxPrefix,
+  maxPrefixAction: r.maxPrefixAction as MaxPrefixAction,
   bfd: r.bfd === 1,
   multiprotocol: r.multiprotocol === 1,
   description: r.description,
@@ -149,6 +151,7 @@ export const peerInfo = (r: PeerRow): PeerInfo => ({
   remoteAsn: Number(r.remoteAsn),
   importPolicy: r.importPolicy,
   maxPrefix: r.maxPrefix,
+  maxPrefixAction: r.maxPrefixAction,
   bfd: r.bfd === 1,
   multiprotocol: r.multiprotocol === 1,
 });

@@ -122,6 +122,9 @@ async function setBackends(tx: Repo, vip: VipRow, refs: string[], scope: Scope):
       throw invalid(`backends[${i}]`, r, "must be the id of a port of the VIP's tenant");
     }
     if (ids.includes(p.id)) throw invalid(`backends[${i}]`, r, 'is listed twice');
+    // The host routes the VIP to its local backends; it has no address on tenant overlays, so only routed ports can be reached.
+    const net = await tx.get('networks', p.networkId);
+    if (net?.kind !== 'routed') throw invalid(`backends[${i}]`, r, 'must be a port on a routed network (hosts deliver VIP traffic to routed ports)');
     ids.push(p.id);
   }
   await tx.remove('vipBackends', { vipId: vip.id });

@@ -58,6 +58,7 @@ export interface PeerInfo {
   remoteAsn: number;
   importPolicy: string;
   maxPrefix: number;
+  maxPrefixAction: string;
   bfd: boolean;
   multiprotocol: boolean;
 }

@@ -17,6 +17,10 @@ export const ROLES: readonly Role[] = ['admin', 'tenant', 'readonly', 'agent'];
 export type ImportPolicy = 'none' | 'default' | 'full';
 export const IMPORT_POLICIES: readonly ImportPolicy[] = ['none', 'default', 'full'];
 
+/** What a BGP session does when its peer sends more prefixes than its limit (BIRD's `receive limit ... action`). */
+export type MaxPrefixAction = 'disable' | 'restart' | 'block' | 'warn';
+export const MAX_PREFIX_ACTIONS: readonly MaxPrefixAction[] = ['disable', 'restart', 'block', 'warn'];
+
 export type PlacementPolicy = 'spread' | 'pack';
 export const PLACEMENT_POLICIES: readonly PlacementPolicy[] = ['spread', 'pack'];
 
@@ -139,6 +143,8 @@ export interface Peer {
   remoteAsn: number;
   importPolicy: ImportPolicy;
   maxPrefix: number;
+  /** disable: shut the session until an operator enables it; restart: reset it (BIRD retries); block: keep it, drop the excess; warn: log only. */
+  maxPrefixAction: MaxPrefixAction;
   bfd: boolean;
   /** Both address families on this one session (e.g. IPv4 over an IPv6 session). */
   multiprotocol: boolean;

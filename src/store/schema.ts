@@ -106,6 +106,7 @@ export interface PeerRow {
   remoteAsn: number;
   importPolicy: string;
   maxPrefix: number;
+  maxPrefixAction: string;
   bfd: number;
   multiprotocol: number;
   description: string | null;

@@ -71,6 +71,21 @@ for (const dialect of DIALECTS) {
       ['enum', '/v1/networks', { tenant: 'acme', name: 'a', kind: 'bridged' }, 'body.kind', /must be one of overlay, routed/],
       ['bad ASN', '/v1/peers', { host: 'hv1', neighbor: '198.51.100.1', remoteAsn: 23456 }, 'remoteAsn', /reserved ASN/],
       ['multicast neighbour', '/v1/peers', { host: 'hv1', neighbor: '224.0.0.5', remoteAsn: 65000 }, 'neighbor', /must be a unicast address/],
+      [
+        'both families over an IPv4 session',
+        '/v1/peers',
+        { host: 'hv1', neighbor: '198.51.100.1', remoteAsn: 65000, multiprotocol: true },
+        'multiprotocol',
+        /needs an IPv6 neighbor .*neighbor is 198.51.100.1/,
+      ],
+      ['iBGP to its own ASN', '/v1/peers', { host: 'hv1', neighbor: '198.51.100.1', remoteAsn: 65001 }, 'remoteAsn', /must differ from host hv1's own asn/],
+      [
+        'unknown max-prefix action',
+        '/v1/peers',
+        { host: 'hv1', neighbor: '198.51.100.1', remoteAsn: 65000, maxPrefixAction: 'drop' },
+        'body.maxPrefixAction',
+        /must be one of disable, restart, block, warn/,
+      ],
       ['pool overlap across sites', '/v1/sites', { name: 'fra1', ipv4Pools: ['203.0.113.128/25'] }, 'ipv4Pools', /overlaps 203.0.113.0\/24 of site ams1/],
     ];
     for (const [what, path, body, field, message] of cases) {
@@ -85,6 +100,40 @@ for (const dialect of DIALECTS) {
         assert.deepEqual(await footprint(api), before, 'nothing written');
       });
     }
+
+    test('BGP peers need a host with an ASN; VIP backends must be routed ports', async () => {
+      await api.admin.post('/v1/hosts', { name: 'noasn', site: 'ams1', capacity: { cpus: 1, memoryMb: 1024, diskGb: 10 } });
+      const vm = await api.admin.post<{ ports: { id: string }[] }>('/v1/instances', {
+        tenant: 'acme',
+        name: 'ovl',
+        site: 'ams1',
+        host: 'hv1',
+        ports: [{ network: 'net' }],
+      });
+      const before = await footprint(api);
+      const e = await expectError(
+        () => api.admin.post('/v1/peers', { host: 'noasn', neighbor: '198.51.100.1', remoteAsn: 65000 }),
+        'E_INVALID_ARG',
+        /invalid host "noasn": has no asn/,
+      );
+      assert.equal(e.field, 'host');
+      const b = await expectError(
+        () =>
+          api.admin.post('/v1/vips', {
+            tenant: 'acme',
+            name: 'lb',
+            address: '203.0.113.77',
+            backends: [vm.ports[0]?.id],
+            healthCheck: { type: 'tcp', port: 80 },
+          }),
+        'E_INVALID_ARG',
+        /backends\[0\].*must be a port on a routed network/,
+      );
+      assert.equal(b.field, 'backends[0]');
+      assert.deepEqual(await footprint(api), before, 'nothing written');
+      await api.admin.delete('/v1/instances/ovl');
+      await api.admin.delete('/v1/hosts/noasn');
+    });
 
     test('an IP outside its subnet fails the whole instance: no instance, port, allocation or change', async () => {
       const before = await footprint(api);

@@ -162,8 +162,9 @@ for (const dialect of DIALECTS) {
     });
 
     test('review regressions: VIPs after resume, claimed VNIs, rack moves, routed networks', async () => {
-      // A VIP with its backend on hv1.
-      const a1 = await api.get<WithPorts>('/v1/instances/a1');
+      // A VIP with its backend on hv1 (VIP backends are routed ports).
+      await api.post('/v1/networks', { tenant: 'acme', name: 'lb', kind: 'routed', site: 'ams1' });
+      const a1 = await api.post<WithPorts>('/v1/instances', { tenant: 'acme', name: 'lb1', site: 'ams1', host: 'hv1', ports: [{ network: 'lb' }] });
       const vip = await api.post<{ id: string }>('/v1/vips', {
         tenant: 'acme',
         name: 'v',
@@ -198,11 +199,11 @@ for (const dialect of DIALECTS) {
       assert.ok(![...spy.state.peers.values()].some((p) => p.neighbor === '198.51.100.1'), "r1's peer is gone");
 
       // A routed network of one of its own ports: updates reach it though it has no VNI.
-      await api.post('/v1/networks', { tenant: 'acme', name: 'pub', kind: 'routed', site: 'ams1' });
+      const pub = await api.post<{ id: string }>('/v1/networks', { tenant: 'acme', name: 'pub', kind: 'routed', site: 'ams1' });
       await api.post('/v1/instances', { tenant: 'acme', name: 'pub1', site: 'ams1', host: 'hv1', ports: [{ network: 'pub' }] });
-      await until('routed port', () => [...spy.state.networks.values()].some((n) => n.kind === 'routed'));
+      await until('routed port', () => spy.state.networks.get(pub.id)?.kind === 'routed');
       await api.patch('/v1/networks/pub', { mtu: 9000 });
-      await until('routed MTU', () => [...spy.state.networks.values()].some((n) => n.kind === 'routed' && n.mtu === 9000));
+      await until('routed MTU', () => spy.state.networks.get(pub.id)?.mtu === 9000);
     });
 
     test('an agent that does not apply shows its lag', async () => {

@@ -208,9 +208,25 @@ const svpClients: Migration = {
   },
 };
 
+/** What a BGP session does when its peer sends more prefixes than `max_prefix`. */
+const peerMaxPrefixAction: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema
+      .alterTable('peers')
+      .addColumn('max_prefix_action', 'text', (c) => c.notNull().defaultTo('restart'))
+      .execute();
+  },
+};
+
 class StaticProvider implements MigrationProvider {
   async getMigrations(): Promise<Record<string, Migration>> {
-    return { '0001-initial': initial, '0002-host-usage': hostUsage, '0003-shootdowns': shootdowns, '0004-svp-clients': svpClients };
+    return {
+      '0001-initial': initial,
+      '0002-host-usage': hostUsage,
+      '0003-shootdowns': shootdowns,
+      '0004-svp-clients': svpClients,
+      '0005-peer-max-prefix-action': peerMaxPrefixAction,
+    };
   }
 }
 
