@@ -91,6 +91,7 @@ export async function agentSync(): Promise<Result[]> {
       WEFT_BIN,
       [
         'agent',
+        '--no-routing',
         '--server',
         server.stream.host,
         '--stream-port',

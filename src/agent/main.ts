@@ -6,12 +6,16 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import client from 'prom-client';
 import { StreamClient } from '../stream/client.js';
-import { STREAM_PORT } from '../stream/protocol.js';
+import { type AgentRouting, STREAM_PORT } from '../stream/protocol.js';
 import { Agent, type AgentLog } from './agent.js';
 import { stopAnnouncers } from './dataplane/linux/announce.js';
 import { LinuxDataplane } from './dataplane/linux/linux-dataplane.js';
 import { LazyResolver } from './lazy.js';
 import { PORT_PREFIX, portIfname } from './names.js';
+import { BirdControl } from './routing/bird.js';
+import { HostNet } from './routing/host-net.js';
+import { Routing, type RoutingStatus } from './routing/routing.js';
+import { loadRoutingSettings, type RoutingFlags } from './routing/settings.js';
 
 export interface AgentProcessOptions {
   /** The server's stream address (management network). */
@@ -28,6 +32,8 @@ export interface AgentProcessOptions {
   metrics?: string;
   netns?: string;
   log?: AgentLog;
+  /** BGP through BIRD: its control socket and the config file the agent owns; null or absent: no routing. */
+  routing?: { birdSocket: string; birdConf: string; flags?: RoutingFlags; undoAfterMs?: number } | null;
 }
 
 export interface RunningAgent {
@@ -35,6 +41,7 @@ export interface RunningAgent {
   stream: StreamClient;
   dataplane: LinuxDataplane;
   lazy: LazyResolver | null;
+  routing: Routing | null;
   metricsAddress: string | null;
   registry: client.Registry;
   stop(): Promise<void>;
@@ -50,13 +57,29 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
   const dataplane = new LinuxDataplane({ netns: o.netns });
   const agent = new Agent({ hostId: '', dataplane, lazy: o.lazy, arpRate: o.arpRate, ndRate: o.ndRate, log });
   let connected = false;
+  // Settings first: a bad ROA or IRR file stops the agent before it touches anything.
+  const settings = o.routing ? loadRoutingSettings(o.routing.flags ?? {}) : null;
+  let routing: Routing | null = null;
+  // The state is updated synchronously when a handler is called, so routing sees it before the kernel sync finishes.
+  const handler = {
+    snapshot: (version: number, s: Parameters<typeof agent.handler.snapshot>[1]) => {
+      const p = agent.handler.snapshot(version, s);
+      routing?.update();
+      return p;
+    },
+    delta: (version: number, changes: Parameters<typeof agent.handler.delta>[1], vnis: number[]) => {
+      const p = agent.handler.delta(version, changes, vnis);
+      routing?.update();
+      return p;
+    },
+  };
   const stream = new StreamClient({
     host: o.server,
     port: o.streamPort ?? STREAM_PORT,
     tlsCa: o.tlsCa ? readFileSync(o.tlsCa) : undefined,
     hostRef: o.host,
     token: o.token,
-    handler: agent.handler,
+    handler,
     onWelcome: (hostId, mode) => {
       connected = true;
       agent.state.hostId = hostId;
@@ -83,7 +106,10 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
     pending = null;
     dataplane
       .observeLinks()
-      .then((links) => agent.linksChanged(links))
+      .then((links) => {
+        routing?.update();
+        return agent.linksChanged(links);
+      })
       .catch((e) => log.warn('link refresh failed', { error: (e as Error).message }));
   };
   const watch = () => {
@@ -102,9 +128,33 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
     ? new LazyResolver({ svpHost: o.server, svpPort: o.svpPort ?? 1296, underlayIp: () => agent.state.host?.underlayIp ?? null, netns: o.netns, log })
     : null;
   lazy?.start();
+  if (o.routing && settings) {
+    let reported = '';
+    let reportedAt = 0;
+    routing = new Routing({
+      state: agent.state,
+      bird: new BirdControl({ socket: o.routing.birdSocket, confPath: o.routing.birdConf, netns: o.netns }),
+      hostNet: new HostNet({ netns: o.netns }),
+      settings,
+      connected: () => connected,
+      lastHeard: () => stream.lastHeard,
+      undoAfterMs: o.routing.undoAfterMs,
+      log,
+      onStatus: (s) => {
+        const report = routingReport(s);
+        const text = JSON.stringify(report);
+        // On change, and every 30 s so a new server replica learns it too.
+        if (text !== reported || Date.now() - reportedAt > 30_000) {
+          stream.report(report);
+          reported = text;
+          reportedAt = Date.now();
+        }
+      },
+    });
+  }
   stream.start();
 
-  const registry = agentMetrics(agent, dataplane, lazy, () => connected);
+  const registry = agentMetrics(agent, dataplane, lazy, () => connected, routing);
   let http: Server | null = null;
   let metricsAddress: string | null = null;
   if (o.metrics && o.metrics !== 'off') {
@@ -135,6 +185,7 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
             lastReconcileMs: agent.stats.lastReconcileMs,
             failures: agent.stats.failures,
             objects: { vnis: c.vnis.size, ports: c.plugs.size, fdb: c.fdb.size, neigh: c.neigh.size, guards: c.guards.size },
+            routing: routing ? routingReport(routing.status) : null,
           }),
         );
       } else {
@@ -155,12 +206,14 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
     stream,
     dataplane,
     lazy,
+    routing,
     metricsAddress,
     registry,
     async stop() {
       stopped = true;
       stream.stop();
       agent.stop();
+      routing?.stop();
       lazy?.stop();
       watcher?.kill();
       stopAnnouncers();
@@ -170,7 +223,31 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
   };
 }
 
-function agentMetrics(agent: Agent, dp: LinuxDataplane, lazy: LazyResolver | null, connected: () => boolean): client.Registry {
+/** The routing status as the server's API shows it. */
+function routingReport(s: RoutingStatus): AgentRouting {
+  return {
+    birdUp: s.birdUp,
+    inSync: s.inSync,
+    lastError: s.lastError,
+    sessions: s.sessions.map((x) => {
+      const sum = (f: 'imported' | 'filtered' | 'exported') => x.channels.reduce((n, c) => n + c[f], 0);
+      return {
+        peerId: x.peerId,
+        neighbor: x.neighbor,
+        state: x.bgpState,
+        established: x.established,
+        since: x.since,
+        lastError: x.lastError,
+        received: sum('imported') + sum('filtered'),
+        accepted: sum('imported'),
+        exported: sum('exported'),
+      };
+    }),
+    announced: s.announced,
+  };
+}
+
+function agentMetrics(agent: Agent, dp: LinuxDataplane, lazy: LazyResolver | null, connected: () => boolean, routing: Routing | null): client.Registry {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, prefix: 'weft_agent_process_' });
   const gauge = (name: string, help: string, value: () => number) =>
@@ -247,5 +324,83 @@ function agentMetrics(agent: Agent, dp: LinuxDataplane, lazy: LazyResolver | nul
       },
     });
   }
+  if (routing) routingMetrics(registry, routing);
   return registry;
+}
+
+function routingMetrics(registry: client.Registry, routing: Routing): void {
+  const s = routing.status;
+  new client.Gauge({
+    name: 'weft_bird_up',
+    help: '1 while BIRD answers on its control socket',
+    registers: [registry],
+    collect() {
+      this.set(s.birdUp ? 1 : 0);
+    },
+  });
+  new client.Gauge({
+    name: 'weft_bird_config_in_sync',
+    help: '1 when BIRD runs the config rendered from the current inputs (0: refused, rolled back, or unreachable)',
+    registers: [registry],
+    collect() {
+      this.set(s.inSync ? 1 : 0);
+    },
+  });
+  new client.Gauge({
+    name: 'weft_bird_events',
+    help: 'BIRD reconfigurations, configs BIRD refused, and session changes rolled back',
+    labelNames: ['event'] as const,
+    registers: [registry],
+    collect() {
+      this.set({ event: 'configured' }, s.configures);
+      this.set({ event: 'rejected' }, s.rejected);
+      this.set({ event: 'rolled_back' }, s.rollbacks);
+    },
+  });
+  new client.Gauge({
+    name: 'weft_bgp_session_up',
+    help: '1 while a BGP session is Established',
+    labelNames: ['peer', 'neighbor', 'protocol'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const x of s.sessions) this.set({ peer: x.peerId ?? '', neighbor: x.neighbor ?? '', protocol: x.name }, x.established ? 1 : 0);
+    },
+  });
+  new client.Gauge({
+    name: 'weft_bgp_routes',
+    help: 'Routes per BGP session and family: received (before filters), accepted, exported',
+    labelNames: ['peer', 'neighbor', 'family', 'kind'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const x of s.sessions)
+        for (const c of x.channels) {
+          const l = { peer: x.peerId ?? '', neighbor: x.neighbor ?? '', family: c.family };
+          this.set({ ...l, kind: 'received' }, c.imported + c.filtered);
+          this.set({ ...l, kind: 'accepted' }, c.imported);
+          this.set({ ...l, kind: 'exported' }, c.exported);
+        }
+    },
+  });
+  new client.Gauge({
+    name: 'weft_vip_backend_healthy',
+    help: 'Health of each local VIP backend (1 healthy, 0 not); suppressed=1 while flap damping holds it down',
+    labelNames: ['vip', 'address', 'suppressed'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const b of s.backends) this.set({ vip: b.vipId, address: b.address, suppressed: b.suppressed ? '1' : '0' }, b.healthy ? 1 : 0);
+    },
+  });
+  new client.Gauge({
+    name: 'weft_vip_announced',
+    help: 'VIP addresses this host announces over BGP now',
+    labelNames: ['address'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const a of s.announced) this.set({ address: a }, 1);
+    },
+  });
 }

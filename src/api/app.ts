@@ -399,7 +399,16 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
         response: {
           200: T.Object({
             head: T.Integer(),
-            items: T.Array(T.Object({ hostId: T.String(), connectedAt: T.String(), appliedVersion: T.Integer(), sentVersion: T.Integer(), lag: T.Integer() })),
+            items: T.Array(
+              T.Object({
+                hostId: T.String(),
+                connectedAt: T.String(),
+                appliedVersion: T.Integer(),
+                sentVersion: T.Integer(),
+                lag: T.Integer(),
+                routing: T.Union([S.AgentRouting, T.Null()]),
+              }),
+            ),
           }),
         },
       },

@@ -285,4 +285,25 @@ export const Page = (item: TSchema) => T.Object({ items: T.Array(item), next: Nu
 export const IdParam = T.Object({ id: Ref });
 
 /** Schemas registered by $id, so responses and the OpenAPI document refer to them. */
+/** An agent's report of its BGP sessions (GET /v1/agents). */
+export const AgentRouting = T.Object({
+  birdUp: T.Boolean(),
+  inSync: T.Boolean(),
+  lastError: Nullable(T.String()),
+  sessions: T.Array(
+    T.Object({
+      peerId: Nullable(T.String()),
+      neighbor: Nullable(T.String()),
+      state: T.String(),
+      established: T.Boolean(),
+      since: T.String(),
+      lastError: Nullable(T.String()),
+      received: T.Integer(),
+      accepted: T.Integer(),
+      exported: T.Integer(),
+    }),
+  ),
+  announced: T.Array(T.String()),
+});
+
 export const SHARED = [Resources, ApiError, Site, Rack, Host, Tenant, Network, Port, Instance, InstanceWithPorts, Vip, Peer, Token, Change];

@@ -107,6 +107,14 @@ program
   .option('--arp-rate <pps>', 'per-port ARP limit for networks that set none', int('--arp-rate'))
   .option('--nd-rate <pps>', 'per-port ND limit for networks that set none', int('--nd-rate'))
   .option('--metrics <host:port>', '/metrics and /healthz listen address, or "off"', process.env.WEFT_AGENT_METRICS ?? '0.0.0.0:9478')
+  .option('--no-routing', 'no BGP: leave BIRD, routed ports and VIPs alone')
+  .option('--bird-socket <path>', "BIRD's control socket", '/run/bird/bird.ctl')
+  .option('--bird-conf <path>', 'the BIRD config file weft owns and rewrites', '/etc/bird/bird.conf')
+  .option('--rpki <host:port>', 'RTR validator for RPKI origin validation (default: the static --roa-file set)')
+  .option('--roa-file <file>', 'JSON list of ROAs [{prefix, maxLength, asn}] used when no --rpki validator is set')
+  .option('--irr-file <file>', 'JSON of IRR prefix lists by peer ASN {"64500": ["203.0.113.0/24{24,32}"]}, cached offline')
+  .option('--bfd-interval <ms>', 'BFD transmit/receive interval for sessions with bfd', int('--bfd-interval'), 100)
+  .option('--bfd-multiplier <n>', 'BFD detection multiplier', int('--bfd-multiplier'), 3)
   .addOption(new Option('--netns <name>', "program this named network namespace instead of the agent's own (labs, benchmarks)").hideHelp())
   .action(async (o) => {
     const { readFileSync } = await import('node:fs');
@@ -131,6 +139,14 @@ program
       ndRate: o.ndRate,
       metrics: o.metrics,
       netns: o.netns,
+      routing:
+        o.routing === false
+          ? null
+          : {
+              birdSocket: o.birdSocket,
+              birdConf: o.birdConf,
+              flags: { rpki: o.rpki, roaFile: o.roaFile, irrFile: o.irrFile, bfdIntervalMs: o.bfdInterval, bfdMultiplier: o.bfdMultiplier },
+            },
     });
     process.stderr.write(`weft agent: host ${o.host}, server ${o.server}${o.lazy ? ' (lazy)' : ''}, metrics ${a.metricsAddress ?? 'off'}\n`);
     const stop = async (sig: string) => {

@@ -5,7 +5,7 @@
 import { type Socket, connect as tcpConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { LoggedChange, PortMapping } from '../model/changes.js';
-import { DEAD_MS, type DesiredState, encode, MessageReader, type ServerMessage, STREAM_VERSION } from './protocol.js';
+import { type AgentRouting, DEAD_MS, type DesiredState, encode, MessageReader, type ServerMessage, STREAM_VERSION } from './protocol.js';
 
 export interface StreamHandler {
   /** Replace everything with this state (a snapshot at `version`). */
@@ -44,6 +44,10 @@ export class StreamClient {
   private chain: Promise<void> = Promise.resolve();
   private snap: { version: number; ports: PortMapping[] } | null = null;
   private lastRx = Date.now();
+  /** When the server was last heard from (any message). */
+  get lastHeard(): number {
+    return this.lastRx;
+  }
   private readonly watchdog: NodeJS.Timeout;
   connected = false;
 
@@ -58,6 +62,11 @@ export class StreamClient {
 
   start(): void {
     this.open();
+  }
+
+  /** Sends the agent's routing status to the server (dropped while disconnected: the next one replaces it). */
+  report(routing: AgentRouting): void {
+    if (this.connected && this.sock && this.sock.writableLength < 1 << 20) this.sock.write(encode({ t: 'routing', routing }));
   }
 
   private open(): void {

@@ -26,9 +26,31 @@ export interface DesiredState {
   peers: PeerInfo[];
 }
 
+/** What an agent reports of its BGP sessions and VIPs (shown by `GET /v1/agents`). */
+export interface AgentRouting {
+  birdUp: boolean;
+  inSync: boolean;
+  lastError: string | null;
+  sessions: {
+    peerId: string | null;
+    neighbor: string | null;
+    state: string;
+    established: boolean;
+    since: string;
+    lastError: string | null;
+    /** Routes received (accepted + filtered), accepted and exported, over all families. */
+    received: number;
+    accepted: number;
+    exported: number;
+  }[];
+  /** VIP addresses announced. */
+  announced: string[];
+}
+
 export type AgentMessage =
   | { t: 'hello'; v: number; host: string; token: string; version: number; vnis: number[] }
   | { t: 'ack'; version: number }
+  | { t: 'routing'; routing: AgentRouting }
   | { t: 'ping' }
   | { t: 'pong' };
 
@@ -41,6 +63,39 @@ export type ServerMessage =
   | { t: 'ping' }
   | { t: 'pong' }
   | { t: 'error'; code: string; message: string };
+
+const str = (v: unknown, max = 300): string | null => (typeof v === 'string' ? v.slice(0, max) : null);
+const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.floor(v) : 0);
+
+/**
+ * An agent's routing report as the server keeps it: only known fields, of
+ * the right types, bounded in count and length (it comes from the network).
+ * Null when it is not an object.
+ */
+export function sanitizeRouting(raw: unknown): AgentRouting | null {
+  if (typeof raw !== 'object' || raw === null) return null;
+  const r = raw as Record<string, unknown>;
+  const sessions = Array.isArray(r.sessions) ? r.sessions.slice(0, 64) : [];
+  return {
+    birdUp: r.birdUp === true,
+    inSync: r.inSync === true,
+    lastError: str(r.lastError, 2000),
+    sessions: sessions
+      .filter((x): x is Record<string, unknown> => typeof x === 'object' && x !== null)
+      .map((x) => ({
+        peerId: str(x.peerId, 64),
+        neighbor: str(x.neighbor, 64),
+        state: str(x.state, 64) ?? '',
+        established: x.established === true,
+        since: str(x.since, 64) ?? '',
+        lastError: str(x.lastError),
+        received: num(x.received),
+        accepted: num(x.accepted),
+        exported: num(x.exported),
+      })),
+    announced: (Array.isArray(r.announced) ? r.announced.slice(0, 4096) : []).map((a) => str(a, 64)).filter((a): a is string => a !== null),
+  };
+}
 
 export function encode(msg: AgentMessage | ServerMessage): Buffer {
   const body = Buffer.from(JSON.stringify(msg), 'utf8');

@@ -12,7 +12,18 @@ import type { MappingIndex } from '../mapping/index.js';
 import type { LoggedChange } from '../model/changes.js';
 import { listenOn } from '../server/listen.js';
 import { desiredState } from './desired.js';
-import { type AgentMessage, DEAD_MS, encode, HEARTBEAT_MS, MessageReader, type ServerMessage, SNAPSHOT_CHUNK, STREAM_VERSION } from './protocol.js';
+import {
+  type AgentMessage,
+  type AgentRouting,
+  DEAD_MS,
+  encode,
+  HEARTBEAT_MS,
+  MessageReader,
+  type ServerMessage,
+  SNAPSHOT_CHUNK,
+  STREAM_VERSION,
+  sanitizeRouting,
+} from './protocol.js';
 import { concerns } from './relevance.js';
 
 /** Resume with deltas only when the agent is at most this many changes behind. */
@@ -45,6 +56,8 @@ interface Session {
   baseline: number;
   lastRx: number;
   connectedAt: string;
+  /** The agent's last routing report. */
+  routing: AgentRouting | null;
 }
 
 export interface AgentStatus {
@@ -53,6 +66,8 @@ export interface AgentStatus {
   appliedVersion: number;
   sentVersion: number;
   lag: number;
+  /** BGP sessions and announced VIPs as the agent last reported them (null: no report, e.g. routing off). */
+  routing: AgentRouting | null;
 }
 
 export interface StreamTls {
@@ -89,7 +104,14 @@ export class StreamServer {
   status(): AgentStatus[] {
     const head = Math.max(this.head, this.index.version);
     return [...this.sessions.values()]
-      .map((s) => ({ hostId: s.hostId, connectedAt: s.connectedAt, appliedVersion: s.applied, sentVersion: s.sent, lag: Math.max(0, head - s.applied) }))
+      .map((s) => ({
+        hostId: s.hostId,
+        connectedAt: s.connectedAt,
+        appliedVersion: s.applied,
+        sentVersion: s.sent,
+        lag: Math.max(0, head - s.applied),
+        routing: s.routing,
+      }))
       .sort((a, b) => a.hostId.localeCompare(b.hostId));
   }
 
@@ -145,6 +167,7 @@ export class StreamServer {
         if (!session) continue;
         session.lastRx = Date.now();
         if (m?.t === 'ack' && Number.isInteger(m.version)) this.ack(session, m.version);
+        else if (m?.t === 'routing') session.routing = sanitizeRouting(m.routing);
         // A peer that does not read gets no more pongs: its output stays bounded.
         else if (m?.t === 'ping' && sock.writableLength < SLOW_BYTES) this.send(session, { t: 'pong' });
         // Anything else (pong, or a type from a newer agent) is ignored.
@@ -196,6 +219,7 @@ export class StreamServer {
       baseline: 0,
       lastRx: Date.now(),
       connectedAt: new Date().toISOString(),
+      routing: null,
     };
     this.sessions.set(host.id, s);
     this.send(s, { t: 'welcome', v: STREAM_VERSION, hostId: host.id, mode: canResume ? 'deltas' : 'snapshot', head });

@@ -59,7 +59,23 @@ export class OverlayLab {
   ) {}
 
   /** Builds the lab, starts the server and one agent per host; hosts are `[name, rack]`. */
-  static async start(o: { name: string; hosts: [string, string][]; lazy?: boolean }): Promise<OverlayLab> {
+  /** Extra `weft agent` flags per host (routing); hosts without an entry run with `--no-routing`. */
+  readonly agentArgs = new Map<string, string[]>();
+
+  /**
+   * Builds the lab, starts the server and one agent per host; hosts are
+   * `[name, rack]`. `site` adds fields to the site (pools), `hostAsn` gives
+   * the n-th host (0-based) an ASN, and `startAgents: false` leaves starting
+   * them to the caller (after it has set `agentArgs`).
+   */
+  static async start(o: {
+    name: string;
+    hosts: [string, string][];
+    lazy?: boolean;
+    site?: Record<string, unknown>;
+    hostAsn?: (n: number) => number;
+    startAgents?: boolean;
+  }): Promise<OverlayLab> {
     const lab = await Lab.create({ name: o.name });
     const dir = lab.file(mkdtempSync(join(tmpdir(), `weft-${o.name}-`)));
     let server: ServerProcess | null = null;
@@ -72,19 +88,20 @@ export class OverlayLab {
       });
       const api = new ApiClient(server.url, TOKEN);
       const c = new OverlayLab(lab, server, api, dir, o.lazy === true);
-      await api.post('/v1/sites', { name: 'lab', underlayPool: '192.0.2.0/24' });
+      await api.post('/v1/sites', { name: 'lab', underlayPool: '192.0.2.0/24', ...o.site });
       for (const rack of new Set(o.hosts.map(([, r]) => r))) await api.post('/v1/racks', { site: 'lab', name: rack });
-      for (const h of hosts) {
+      for (const [n, h] of hosts.entries()) {
         const made = await api.post<{ id: string }>('/v1/hosts', {
           name: h.name,
           site: 'lab',
           rack: h.rack,
           underlayIp: h.underlayIp,
+          ...(o.hostAsn ? { asn: o.hostAsn(n) } : {}),
           capacity: { cpus: 64, memoryMb: 262144, diskGb: 4000 },
         });
         c.hosts.set(h.name, { name: h.name, lab: h, hostId: made.id, agent: null, logFile: join(dir, `agent-${h.name}.log`) });
       }
-      await Promise.all([...c.hosts.keys()].map((h) => c.startAgent(h)));
+      if (o.startAgents !== false) await Promise.all([...c.hosts.keys()].map((h) => c.startAgent(h)));
       return c;
     } catch (e) {
       await server?.stop();
@@ -103,6 +120,7 @@ export class OverlayLab {
     const args = ['agent', '--server', this.lab.mgmtRootIp, '--stream-port', String(this.server.stream.port), '--svp-port', String(this.server.svp.port)];
     args.push('--host', name, '--token-file', tokenFile, '--metrics', `${h.lab.mgmtIp}:${AGENT_METRICS_PORT}`);
     if (this.lazy) args.push('--lazy');
+    args.push(...(this.agentArgs.get(name) ?? ['--no-routing']));
     h.agent = this.lab.spawn(h.lab.ns, WEFT_BIN, args, { stdio: ['ignore', fd, fd] });
     closeSync(fd);
     await until(`agent ${name} connected`, async () => (await this.health(name).catch(() => null))?.connected === true, 30_000);

@@ -1,0 +1,145 @@
+// Routing end to end on the real kernel with real BIRD: ToRs and a core
+// from src/lab/fabric, one BIRD per host configured by its real weft agent.
+// Anycast VIPs with ECMP and health checks, traffic from outside the rack,
+// routed instances that keep their addresses across a move, drain.
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { after, before, describe, test } from 'node:test';
+import { kernelRoute, protocols } from '../../src/lab/bird.js';
+import { run } from '../../src/sys/exec.js';
+import { type RoutedVm, RoutingLab } from '../support/routing-lab.js';
+import { until } from '../support/until.js';
+
+const root = process.getuid?.() === 0;
+
+/** A tiny HTTP server in a VM namespace answering its own name on port 8080. */
+function backend(r: RoutingLab, vm: RoutedVm): ChildProcess {
+  const code = `require('http').createServer((q,s)=>{s.end(${JSON.stringify(vm.name)})}).listen(8080,'::')`;
+  return r.c.lab.spawn(vm.ns, process.execPath, ['-e', code], { stdio: 'ignore' });
+}
+
+/** `n` HTTP GETs from the client to `url`, each on a new connection; returns the answers. */
+async function fetchMany(r: RoutingLab, url: string, n: number): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const res = await run('curl', ['-s', '-m', '2', '--connect-timeout', '1', url], { netns: r.clientNs, okCodes: [7, 28, 52, 56] });
+    out.push(res.code === 0 ? res.stdout : `error ${res.code}`);
+  }
+  return out;
+}
+
+describe('routing: BGP from every hypervisor through BIRD', { skip: root ? false : 'needs root (network namespaces)' }, () => {
+  let r: RoutingLab;
+  const h = new Map<string, string>();
+  let vip = '';
+  let b1: RoutedVm;
+  let b2: RoutedVm;
+  let s1: ChildProcess | null = null;
+  let s2: ChildProcess | null = null;
+
+  before(async () => {
+    r = await RoutingLab.start({
+      name: 'wrt',
+      hosts: [
+        ['h1', 'r1'],
+        ['h2', 'r1'],
+        ['h3', 'r2'],
+      ],
+      bfd: true,
+    });
+    for (const x of r.c.hosts.values()) h.set(x.name, x.lab.underlayIp);
+    await r.api.post('/v1/tenants', { name: 'acme' });
+    await r.api.post('/v1/networks', { tenant: 'acme', name: 'pub', kind: 'routed', site: 'lab' });
+    b1 = await r.routedVm('b1', { tenant: 'acme', network: 'pub', host: 'h1' });
+    b2 = await r.routedVm('b2', { tenant: 'acme', network: 'pub', host: 'h2' });
+    s1 = backend(r, b1);
+    s2 = backend(r, b2);
+    const v = await r.api.post<{ address: string }>('/v1/vips', {
+      tenant: 'acme',
+      name: 'web',
+      site: 'lab',
+      backends: [b1.port.id, b2.port.id],
+      healthCheck: { type: 'http', port: 8080, path: '/', intervalMs: 100, rise: 2, fall: 2 },
+    });
+    vip = v.address;
+  });
+  after(async () => {
+    if (process.env.WEFT_DEBUG) {
+      const h1 = r?.birds.get('h1');
+      process.stdout.write(`${r?.c.logs()}\n${await r?.tors.get('r1')?.birdc(['show', 'protocols', 'all'])}\n`);
+      process.stdout.write(`${await h1?.birdc(['show', 'protocols', 'all'])}\n${(await import('node:fs')).readFileSync(h1?.confPath ?? '', 'utf8')}\n`);
+    }
+    await r?.destroy();
+  });
+
+  test('sessions come up from the rendered configs, with BFD', async () => {
+    await r.established();
+    const bfd = await (r.tors.get('r1') as NonNullable<ReturnType<typeof r.tors.get>>).birdc(['show', 'bfd', 'sessions']);
+    assert.match(bfd, new RegExp(`${h.get('h1')?.replace(/\./g, '\\.')}\\s+\\S+\\s+Up`), bfd);
+    const status = await r.api.get<{ items: { hostId: string; routing: { sessions: { established: boolean }[] } | null }[] }>('/v1/agents');
+    assert.equal(status.items.length, 3);
+  });
+
+  test('the ToR holds one ECMP next hop per host with a healthy backend, and traffic from outside reaches both', async () => {
+    await until('two next hops', async () => (await r.nextHops('r1', `${vip}/32`)).length === 2, 15_000);
+    assert.deepEqual(await r.nextHops('r1', `${vip}/32`), [h.get('h1'), h.get('h2')].sort());
+    assert.deepEqual(await r.nextHops('core', `${vip}/32`), (await r.nextHops('core', `${vip}/32`)).slice(0, 1), 'the core routes it to r1');
+    const answers = await fetchMany(r, `http://${vip}:8080/`, 24);
+    assert.ok(
+      answers.every((a) => a === 'b1' || a === 'b2'),
+      answers.join(','),
+    );
+    assert.ok(answers.includes('b1') && answers.includes('b2'), `both backends answered: ${answers.join(',')}`);
+  });
+
+  test("a failed backend takes its host's next hop away; traffic keeps flowing to the other; recovery brings it back", async (t) => {
+    const t0 = performance.now();
+    s1?.kill('SIGKILL');
+    await until('h1 withdrawn', async () => (await r.nextHops('r1', `${vip}/32`)).length === 1, 10_000);
+    const ms = performance.now() - t0;
+    t.diagnostic(`VIP next hop withdrawn ${ms.toFixed(0)} ms after the backend died (checks every 100 ms, fall 2)`);
+    assert.deepEqual(await r.nextHops('r1', `${vip}/32`), [h.get('h2')]);
+    const answers = await fetchMany(r, `http://${vip}:8080/`, 8);
+    assert.deepEqual(new Set(answers), new Set(['b2']));
+    s1 = backend(r, b1);
+    await until('h1 back', async () => (await r.nextHops('r1', `${vip}/32`)).length === 2, 10_000);
+  });
+
+  test("drain: graceful shutdown makes the ToR prefer the other host while the drained host's session stays up", async () => {
+    await r.api.patch('/v1/hosts/h1', { state: 'draining' });
+    await until('only h2', async () => (await r.nextHops('r1', `${vip}/32`)).join() === h.get('h2'), 10_000);
+    const tor = r.tors.get('r1');
+    assert.ok(tor);
+    const h1 = (await protocols(tor)).find((p) => p.name === 'h_h1');
+    assert.match(h1?.info ?? '', /^Established/);
+    await r.api.patch('/v1/hosts/h1', { state: 'active' });
+    await until('h1 back', async () => (await r.nextHops('r1', `${vip}/32`)).length === 2, 10_000);
+  });
+
+  test("a routed instance's /32 and /128 move with it", async () => {
+    const ip4 = b2.port.ipv4 as string;
+    const ip6 = b2.port.ipv6 as string;
+    await until('b2 routed via h2', async () => (await r.nextHops('r1', `${ip4}/32`)).join() === h.get('h2'), 10_000);
+    const v6 = await kernelRoute(r.c.lab, 'r1', `${ip6}/128`);
+    assert.equal(v6.length, 1);
+    const ping = await run('ping', ['-c', '2', '-i', '0.2', '-W', '1', ip4], { netns: r.clientNs, okCodes: [1] });
+    assert.match(ping.stdout, / 0% packet loss/, ping.stdout);
+    s2?.kill('SIGKILL');
+    s2 = null;
+    await r.moveRouted('b2', 'h3');
+    await until(
+      'b2 routed via r2',
+      async () => (await r.nextHops('core', `${ip4}/32`)).length === 1 && (await r.nextHops('r1', `${ip4}/32`)).length === 0,
+      10_000,
+    );
+    assert.deepEqual(await r.nextHops('r2', `${ip4}/32`), [h.get('h3')]);
+    assert.equal((await kernelRoute(r.c.lab, 'r2', `${ip6}/128`)).length, 1);
+    await until(
+      'b2 answers ping on h3',
+      async () => / 0% packet loss/.test((await run('ping', ['-c', '1', '-W', '1', ip4], { netns: r.clientNs, okCodes: [1] })).stdout),
+      10_000,
+    );
+    const ping6 = await run('ping', ['-6', '-c', '2', '-i', '0.2', '-W', '1', ip6], { netns: r.clientNs, okCodes: [1] });
+    assert.match(ping6.stdout, / 0% packet loss/, ping6.stdout);
+  });
+});
