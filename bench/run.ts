@@ -6,6 +6,7 @@ import { apiCreate } from './api-create.js';
 import { convergence } from './convergence.js';
 import { overlayThroughput } from './overlay-throughput.js';
 import { report } from './report.js';
+import { routing } from './routing.js';
 import { svpLookup } from './svp-lookup.js';
 
 const benches: Record<string, { title: string; run: () => Promise<Parameters<typeof report>[1]> }> = {
@@ -16,6 +17,7 @@ const benches: Record<string, { title: string; run: () => Promise<Parameters<typ
     title: 'overlay-throughput: iperf3 between VMs on two racks over VXLAN with every guard on, next to the underlay',
     run: overlayThroughput,
   },
+  routing: { title: 'routing: VIP withdrawal after a failed health check, and BFD detection, at the ToR (real BIRD, lab)', run: routing },
   'svp-lookup': { title: 'svp-lookup: SVP VL2/VL3 lookups against a real server process holding 1M mappings', run: svpLookup },
 };
 

@@ -139,6 +139,7 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
       connected: () => connected,
       lastHeard: () => stream.lastHeard,
       undoAfterMs: o.routing.undoAfterMs,
+      running: readRunning(o.routing.birdConf),
       log,
       onStatus: (s) => {
         const report = routingReport(s);
@@ -221,6 +222,15 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
       await new Promise<void>((r) => (http ? http.close(() => r()) : r()));
     },
   };
+}
+
+/** The config a previous agent left BIRD running ('' when there is none). */
+function readRunning(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 /** The routing status as the server's API shows it. */

@@ -4,7 +4,10 @@
 // routed instances that keep their addresses across a move, drain.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { protocolName } from '../../src/agent/routing/bird-conf.js';
 import { kernelRoute, protocols } from '../../src/lab/bird.js';
 import { run } from '../../src/sys/exec.js';
 import { type RoutedVm, RoutingLab } from '../support/routing-lab.js';
@@ -116,6 +119,24 @@ describe('routing: BGP from every hypervisor through BIRD', { skip: root ? false
     await until('h1 back', async () => (await r.nextHops('r1', `${vip}/32`)).length === 2, 10_000);
   });
 
+  test('an agent killed and restarted keeps every VIP next hop in place', async () => {
+    let min = 2;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        min = Math.min(min, (await r.nextHops('r1', `${vip}/32`)).length);
+        await new Promise((res) => setTimeout(res, 20));
+      }
+    })();
+    await r.c.killAgent('h1');
+    await new Promise((res) => setTimeout(res, 500));
+    await r.c.startAgent('h1');
+    await new Promise((res) => setTimeout(res, 1500));
+    sampling = false;
+    await sampler;
+    assert.equal(min, 2, 'the ToR never lost h1 as a next hop');
+  });
+
   test("a routed instance's /32 and /128 move with it", async () => {
     const ip4 = b2.port.ipv4 as string;
     const ip6 = b2.port.ipv6 as string;
@@ -141,5 +162,87 @@ describe('routing: BGP from every hypervisor through BIRD', { skip: root ? false
     );
     const ping6 = await run('ping', ['-6', '-c', '2', '-i', '0.2', '-W', '1', ip6], { netns: r.clientNs, okCodes: [1] });
     assert.match(ping6.stdout, / 0% packet loss/, ping6.stdout);
+  });
+});
+
+describe('routing: what a host accepts from its upstreams', { skip: root ? false : 'needs root (network namespaces)' }, () => {
+  let r: RoutingLab;
+  // Routes exist only inside the lab's namespaces; no packet is sent to them.
+  const valid = '185.64.1.0/24';
+  const invalid = '185.64.2.0/24';
+  const unknown = '185.65.0.0/24';
+  const tooLong = '185.66.0.0/25';
+  const bogons = ['10.0.0.0/8', '192.168.0.0/16'];
+  const leak = Array.from({ length: 8 }, (_, i) => `185.70.${i}.0/24`);
+
+  before(async () => {
+    r = await RoutingLab.start({
+      name: 'wrf',
+      hosts: [
+        ['h1', 'r1'],
+        ['h2', 'r2'],
+      ],
+      originate: {
+        r1: [
+          { prefix: valid, path: [64496] },
+          { prefix: invalid, path: [64511] },
+          { prefix: unknown, path: [64511] },
+          { prefix: tooLong, path: [64496] },
+          ...bogons.map((prefix) => ({ prefix })),
+        ],
+        r2: leak.map((prefix) => ({ prefix })),
+      },
+      agentFlags: (host, dir) => {
+        if (host !== 'h1') return [];
+        const file = join(dir, 'roas.json');
+        writeFileSync(file, JSON.stringify([{ prefix: '185.64.0.0/16', maxLength: 24, asn: 64496 }]));
+        return ['--roa-file', file];
+      },
+      peer: (host) =>
+        host === 'h1' ? { importPolicy: 'full' } : { importPolicy: 'full', maxPrefix: 5, maxPrefixAction: 'disable', description: 'leaky upstream' },
+    });
+  });
+  after(async () => {
+    await r?.destroy();
+  });
+
+  const route = async (host: string, prefix: string) => (await kernelRoute(r.c.lab, host, prefix)).length > 0;
+
+  test('full table: valid and unknown-origin routes reach the kernel; bogons, RPKI-invalid and too-long ones do not', async () => {
+    await until('the valid route', () => route('h1', valid), 20_000);
+    assert.ok(await route('h1', unknown), 'RPKI unknown is accepted');
+    assert.ok(await route('h1', '0.0.0.0/0'), 'the default route too');
+    for (const p of [invalid, tooLong, ...bogons]) assert.equal(await route('h1', p), false, `${p} must be filtered`);
+    const bird = r.birds.get('h1');
+    assert.ok(bird);
+    const peers = await r.api.get<{ items: { id: string; neighbor: string }[] }>('/v1/peers?host=h1');
+    const v4 = peers.items.find((p) => p.neighbor === r.c.host('h1').lab.gatewayIp);
+    assert.ok(v4);
+    const received = await bird.birdc(['show', 'route', 'import', 'table', `${protocolName(v4.id)}.ipv4`]);
+    for (const p of [invalid, tooLong, ...bogons]) assert.ok(received.includes(p), `${p} was received (and then filtered): ${received}`);
+  });
+
+  test('a peer sending more than its max-prefix is cut, and the agent reports it to the API', async () => {
+    const h2 = r.c.host('h2').hostId;
+    await until(
+      'h2 reports the session down for its limit',
+      async () => {
+        const a = await r.api.get<{
+          items: { hostId: string; routing: { sessions: { neighbor: string | null; established: boolean; lastError: string | null }[] } | null }[];
+        }>('/v1/agents');
+        const s = a.items.find((i) => i.hostId === h2)?.routing?.sessions.find((x) => x.neighbor === r.c.host('h2').lab.gatewayIp);
+        return s !== undefined && !s.established && /limit/i.test(s.lastError ?? '');
+      },
+      20_000,
+    );
+    for (const p of leak) assert.equal(await route('h2', p), false);
+    const metrics = await r.c.metrics('h2');
+    assert.match(metrics, new RegExp(`weft_bgp_session_up\\{[^}]*neighbor="${r.c.host('h2').lab.gatewayIp}"[^}]*\\} 0`));
+    assert.match(metrics, new RegExp(`weft_bgp_session_up\\{[^}]*neighbor="${r.c.host('h2').lab.gatewayIp6}"[^}]*\\} 1`), 'the IPv6 session is unaffected');
+    // h1 received 7 IPv4 routes and accepted 3 (default, valid, unknown); the agent reads BIRD every 2 s.
+    await until('h1 route counts', async () => {
+      const m = await r.c.metrics('h1');
+      return /weft_bgp_routes\{[^}]*family="ipv4",kind="received"\} 7\n/.test(m) && /weft_bgp_routes\{[^}]*family="ipv4",kind="accepted"\} 3\n/.test(m);
+    });
   });
 });

@@ -499,6 +499,8 @@ function sessionLines(s: Session, asn: number, irr: boolean): string[] {
     if (f === 4 && s.families.length === 2) ch.push('extended next hop on;');
     ch.push(
       'import table on;',
+      // Filtered routes stay visible (`show route filtered`), and counted: received = imported + filtered.
+      'import keep filtered on;',
       `receive limit ${s.maxPrefix} action ${s.action};`,
       s.policy === 'none' ? 'import none;' : `import filter ${filter};`,
       `export filter ${f === 4 ? EXPORT4 : EXPORT6};`,
@@ -509,6 +511,9 @@ function sessionLines(s: Session, asn: number, irr: boolean): string[] {
     `description ${quote(`session ${s.id}: neighbor ${s.neighbor} AS${s.remoteAsn}`)};`,
     `local as ${asn};`,
     `neighbor ${s.neighbor} as ${s.remoteAsn};`,
+    // BIRD waits 60 s (up to 300) after any session error; a hypervisor should come back sooner after a
+    // link or BFD flap, and backing off exponentially to 120 s still damps a flapping upstream.
+    'error wait time 5, 120;',
   ];
   if (s.bfd) head.push('bfd on;');
   out.push(...block(`protocol bgp ${s.name}`, [...head, ...channels]));

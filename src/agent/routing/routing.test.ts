@@ -71,7 +71,7 @@ async function until(what: string, cond: () => boolean, ms = 3000): Promise<void
   }
 }
 
-function setup(o: { undoAfterMs?: number; connected?: () => boolean; lastHeard?: () => number } = {}) {
+function setup(o: { undoAfterMs?: number; connected?: () => boolean; lastHeard?: () => number; running?: string } = {}) {
   const state = new AgentState(HOST);
   const bird = new FakeBird();
   const up = new Set<string>(['203.0.113.10', '203.0.113.11']);
@@ -84,6 +84,7 @@ function setup(o: { undoAfterMs?: number; connected?: () => boolean; lastHeard?:
     connected: o.connected ?? (() => true),
     lastHeard: o.lastHeard ?? (() => Date.now()),
     undoAfterMs: o.undoAfterMs,
+    running: o.running,
     pollMs: 0,
     probe,
   });
@@ -123,6 +124,20 @@ describe('routing loop', () => {
       up.delete('203.0.113.10');
       await until('p-1 down', () => r.status.backends.find((b) => b.address === '203.0.113.10')?.healthy === false);
       assert.ok(bird.running.includes('198.51.100.80/32'), 'still announced through p-2');
+    } finally {
+      r.stop();
+    }
+  });
+
+  test('after an agent restart, VIPs BIRD already announces stay announced while the first checks run', async () => {
+    const { state, bird, up, r } = setup({ running: 'protocol static weft_vips4 {\n\tipv4;\n\troute 198.51.100.80/32 blackhole;\n}\n' });
+    try {
+      state.snapshot(1, desired());
+      r.update();
+      await until('first config', () => bird.configures.length >= 1);
+      assert.ok(bird.configures[0]?.conf.includes('198.51.100.80/32'), 'announced from the first config on');
+      up.delete('203.0.113.10');
+      await until('a dead backend is still withdrawn', () => !bird.running.includes('198.51.100.80/32'));
     } finally {
       r.stop();
     }

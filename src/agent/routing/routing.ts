@@ -30,6 +30,20 @@ export interface RoutingOptions {
   log?: AgentLog;
   /** Called after each status poll (metrics, the stream's status report). */
   onStatus?: (s: RoutingStatus) => void;
+  /**
+   * The config BIRD runs when the agent starts (a previous agent's): VIPs it
+   * announces start out healthy, so an agent restart does not withdraw them
+   * while the first checks run (a dead backend is still withdrawn after `fall`).
+   */
+  running?: string;
+}
+
+/** The VIP prefixes a bird.conf rendered by weft announces. */
+export function announcedVips(conf: string): Set<string> {
+  const out = new Set<string>();
+  for (const m of conf.matchAll(/protocol static (?:weft_vips4|weft_vips6) \{([^}]*)\}/g))
+    for (const r of (m[1] ?? '').matchAll(/route (\S+) blackhole;/g)) out.add(r[1] as string);
+  return out;
 }
 
 /** What the agent knows of its routing, for /metrics, /healthz and the server's API. */
@@ -75,6 +89,7 @@ export class Routing {
   private confirmTimer: NodeJS.Timeout | null = null;
   private pollTimer: NodeJS.Timeout | null = null;
   private readonly idle: (() => void)[] = [];
+  private initialVips: Set<string>;
   readonly status: RoutingStatus = {
     birdUp: false,
     inSync: false,
@@ -90,6 +105,7 @@ export class Routing {
 
   constructor(private readonly o: RoutingOptions) {
     this.log = o.log ?? quiet;
+    this.initialVips = announcedVips(o.running ?? '');
     this.health = new HealthChecker({
       probe: o.probe,
       clock: o.timers,
@@ -154,10 +170,13 @@ export class Routing {
           {
             target: { address: b.address, port: b.check.port, type: b.check.type, path: b.check.path },
             spec: { intervalMs: b.check.intervalMs, timeoutMs: b.check.timeoutMs, rise: b.check.rise, fall: b.check.fall },
+            initiallyHealthy: this.initialVips.has(b.vip.includes(':') ? `${b.vip}/128` : `${b.vip}/32`),
           },
         ]),
       ),
     );
+    // Only the first backends seen are taken as announced; later ones earn it with `rise` checks.
+    if (backends.length > 0) this.initialVips = new Set();
     const healthy = (key: string) => this.health.healthy(key);
     const checks = new Map(this.health.status().map((x) => [x.key, x]));
     this.status.backends = backends.map((b) => {
