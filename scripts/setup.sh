@@ -5,9 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# iproute2, nftables and python3 are what the agent drives; tcpdump, iperf3, ping and
+# iproute2, nftables, python3 and BIRD 2 are what the agent drives; tcpdump, iperf3, ping and
 # scapy (forged frames) are what the end-to-end tests and benchmarks use.
-need_pkgs=(g++ make python3 iproute2 ca-certificates curl openssl nftables tcpdump iperf3 iputils-ping python3-scapy)
+need_pkgs=(g++ make python3 iproute2 ca-certificates curl openssl nftables tcpdump iperf3 iputils-ping python3-scapy bird2)
 if [[ "${1:-}" == "--with-postgres" ]]; then need_pkgs+=(postgresql); fi
 
 if ! command -v node >/dev/null; then

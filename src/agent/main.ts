@@ -239,7 +239,7 @@ function routingReport(s: RoutingStatus): AgentRouting {
     birdUp: s.birdUp,
     inSync: s.inSync,
     lastError: s.lastError,
-    sessions: s.sessions.map((x) => {
+    sessions: s.sessions.slice(0, 64).map((x) => {
       const sum = (f: 'imported' | 'filtered' | 'exported') => x.channels.reduce((n, c) => n + c[f], 0);
       return {
         peerId: x.peerId,
@@ -253,9 +253,12 @@ function routingReport(s: RoutingStatus): AgentRouting {
         exported: sum('exported'),
       };
     }),
-    announced: s.announced,
+    // The server takes agent frames of at most 64 KiB: a host announcing more VIPs than this reports the first ones.
+    announced: s.announced.slice(0, MAX_REPORTED_VIPS),
   };
 }
+
+const MAX_REPORTED_VIPS = 1000;
 
 function agentMetrics(agent: Agent, dp: LinuxDataplane, lazy: LazyResolver | null, connected: () => boolean, routing: Routing | null): client.Registry {
   const registry = new client.Registry();

@@ -93,7 +93,7 @@ export function sanitizeRouting(raw: unknown): AgentRouting | null {
         accepted: num(x.accepted),
         exported: num(x.exported),
       })),
-    announced: (Array.isArray(r.announced) ? r.announced.slice(0, 4096) : []).map((a) => str(a, 64)).filter((a): a is string => a !== null),
+    announced: (Array.isArray(r.announced) ? r.announced.slice(0, 1000) : []).map((a) => str(a, 64)).filter((a): a is string => a !== null),
   };
 }
 

@@ -206,6 +206,28 @@ for (const dialect of DIALECTS) {
       await until('routed MTU', () => spy.state.networks.get(pub.id)?.mtu === 9000);
     });
 
+    test("an agent's routing report shows in /v1/agents, bounded and typed whatever it sends", async () => {
+      const { c } = agent('hv1');
+      await until('connected', () => c.connected);
+      const session = { peerId: 'p', neighbor: '192.0.2.0', state: 'Established', established: true, since: 'x', lastError: null, received: 3, accepted: 2, exported: 1 };
+      c.report({ birdUp: true, inSync: true, lastError: null, sessions: [session], announced: ['203.0.113.9/32'] });
+      const routingOf = async () =>
+        (await api.get<{ items: { hostId: string; routing: Record<string, unknown> | null }[] }>('/v1/agents')).items.find((a) => a.hostId === hv1)?.routing;
+      await until('reported', async () => (await routingOf()) != null);
+      assert.deepEqual(await routingOf(), { birdUp: true, inSync: true, lastError: null, sessions: [session], announced: ['203.0.113.9/32'] });
+      // A buggy or hostile agent: wrong types, extra fields, too many entries; the server keeps only what is well formed.
+      const junk = { birdUp: 'yes', inSync: 1, lastError: 42, sessions: [{ state: 7, received: -1, x: 'y' }, 'nope'], announced: Array(5000).fill('a'), extra: true };
+      c.report(junk as unknown as Parameters<typeof c.report>[0]);
+      await until('replaced', async () => (await routingOf())?.birdUp === false);
+      const r = (await routingOf()) as { sessions: unknown[]; announced: unknown[]; lastError: unknown };
+      assert.deepEqual(r.sessions, [
+        { peerId: null, neighbor: null, state: '', established: false, since: '', lastError: null, received: 0, accepted: 0, exported: 0 },
+      ]);
+      assert.equal(r.announced.length, 1000);
+      assert.equal(r.lastError, null);
+      assert.ok(c.connected, 'a bad report does not cost the connection');
+    });
+
     test('an agent that does not apply shows its lag', async () => {
       const hv2 = (await api.get<{ id: string }>('/v1/hosts/hv2')).id;
       const stuck = new StreamClient({
