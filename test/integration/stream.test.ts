@@ -209,14 +209,31 @@ for (const dialect of DIALECTS) {
     test("an agent's routing report shows in /v1/agents, bounded and typed whatever it sends", async () => {
       const { c } = agent('hv1');
       await until('connected', () => c.connected);
-      const session = { peerId: 'p', neighbor: '192.0.2.0', state: 'Established', established: true, since: 'x', lastError: null, received: 3, accepted: 2, exported: 1 };
+      const session = {
+        peerId: 'p',
+        neighbor: '192.0.2.0',
+        state: 'Established',
+        established: true,
+        since: 'x',
+        lastError: null,
+        received: 3,
+        accepted: 2,
+        exported: 1,
+      };
       c.report({ birdUp: true, inSync: true, lastError: null, sessions: [session], announced: ['203.0.113.9/32'] });
       const routingOf = async () =>
         (await api.get<{ items: { hostId: string; routing: Record<string, unknown> | null }[] }>('/v1/agents')).items.find((a) => a.hostId === hv1)?.routing;
       await until('reported', async () => (await routingOf()) != null);
       assert.deepEqual(await routingOf(), { birdUp: true, inSync: true, lastError: null, sessions: [session], announced: ['203.0.113.9/32'] });
       // A buggy or hostile agent: wrong types, extra fields, too many entries; the server keeps only what is well formed.
-      const junk = { birdUp: 'yes', inSync: 1, lastError: 42, sessions: [{ state: 7, received: -1, x: 'y' }, 'nope'], announced: Array(5000).fill('a'), extra: true };
+      const junk = {
+        birdUp: 'yes',
+        inSync: 1,
+        lastError: 42,
+        sessions: [{ state: 7, received: -1, x: 'y' }, 'nope'],
+        announced: Array(5000).fill('a'),
+        extra: true,
+      };
       c.report(junk as unknown as Parameters<typeof c.report>[0]);
       await until('replaced', async () => (await routingOf())?.birdUp === false);
       const r = (await routingOf()) as { sessions: unknown[]; announced: unknown[]; lastError: unknown };
