@@ -97,8 +97,9 @@ describe('routing loop', () => {
     try {
       state.snapshot(1, desired());
       r.update();
-      await until('first config', () => bird.running.includes('203.0.113.10/32'));
-      assert.ok(!bird.running.includes('198.51.100.80/32'), 'not announced before rise successes');
+      await until('first config', () => bird.configures.length >= 1);
+      assert.ok(bird.configures[0]?.conf.includes('203.0.113.10/32'), 'the routed address is announced at once');
+      assert.ok(!bird.configures[0]?.conf.includes('198.51.100.80/32'), 'the VIP is not, before rise successes');
       await until('announced', () => bird.running.includes('198.51.100.80/32'));
       assert.deepEqual(r.status.announced, ['198.51.100.80/32']);
       assert.ok(bird.running.includes(protocolName('a0000000-0000-4000-8000-000000000001')));
