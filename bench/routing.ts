@@ -61,6 +61,7 @@ export async function routing(): Promise<Result[]> {
         const t0 = performance.now();
         s1.kill('SIGKILL');
         withdraw.push(await timeUntil('withdrawal', t0, async () => (await hops()) === 1));
+        // Includes starting the backend process (node, some 100 ms here) before its first check can pass.
         const t1 = performance.now();
         s1 = backend(r, b1);
         restore.push(await timeUntil('restore', t1, async () => (await hops()) === 2));
@@ -74,7 +75,7 @@ export async function routing(): Promise<Result[]> {
         rounds,
         p50Ms: Math.round(percentile(withdraw, 0.5)),
         maxMs: Math.round(withdraw.at(-1) as number),
-        restoreP50Ms: Math.round(percentile(restore, 0.5)),
+        restoreInclStartP50Ms: Math.round(percentile(restore, 0.5)),
         targetMs: 1000,
       });
     }
@@ -100,7 +101,7 @@ export async function routing(): Promise<Result[]> {
       rounds: bfd.length,
       p50Ms: Math.round(percentile(bfd, 0.5)),
       maxMs: Math.round(bfd.at(-1) as number),
-      restoreP50Ms: '-',
+      restoreInclStartP50Ms: '-',
       targetMs: 'hold time 240000 without BFD',
     });
     return rows;

@@ -2,7 +2,7 @@
 // link watcher (ports appearing as the hypervisor makes them), lazy mode and
 // the agent's /metrics into one process. Runs as root on every hypervisor.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import client from 'prom-client';
 import { StreamClient } from '../stream/client.js';
@@ -14,7 +14,7 @@ import { LazyResolver } from './lazy.js';
 import { PORT_PREFIX, portIfname } from './names.js';
 import { BirdControl } from './routing/bird.js';
 import { HostNet } from './routing/host-net.js';
-import { Routing, type RoutingStatus } from './routing/routing.js';
+import { type ConfirmedStore, Routing, type RoutingStatus, type SessionFields } from './routing/routing.js';
 import { loadRoutingSettings, type RoutingFlags } from './routing/settings.js';
 
 export interface AgentProcessOptions {
@@ -60,6 +60,8 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
   // Settings first: a bad ROA or IRR file stops the agent before it touches anything.
   const settings = o.routing ? loadRoutingSettings(o.routing.flags ?? {}) : null;
   let routing: Routing | null = null;
+  /** A new connection (maybe to another replica) knows nothing of the last report: send the next one. */
+  let reportedReset = () => {};
   // The state is updated synchronously when a handler is called, so routing sees it before the kernel sync finishes.
   const handler = {
     snapshot: (version: number, s: Parameters<typeof agent.handler.snapshot>[1]) => {
@@ -83,6 +85,8 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
     onWelcome: (hostId, mode) => {
       connected = true;
       agent.state.hostId = hostId;
+      reportedReset();
+      void routing?.poll();
       log.info('connected to the push stream', { server: o.server, hostId, mode });
     },
     onClose: () => {
@@ -129,6 +133,9 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
     : null;
   lazy?.start();
   if (o.routing && settings) {
+    reportedReset = () => {
+      reported = '';
+    };
     let reported = '';
     let reportedAt = 0;
     routing = new Routing({
@@ -140,13 +147,13 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
       lastHeard: () => stream.lastHeard,
       undoAfterMs: o.routing.undoAfterMs,
       running: readRunning(o.routing.birdConf),
+      confirmedStore: fileStore(`${o.routing.birdConf}.weft-confirmed.json`),
       log,
       onStatus: (s) => {
         const report = routingReport(s);
         const text = JSON.stringify(report);
-        // On change, and every 30 s so a new server replica learns it too.
-        if (text !== reported || Date.now() - reportedAt > 30_000) {
-          stream.report(report);
+        // On change, and every 30 s so a new server replica learns it too; only what was written counts as sent.
+        if ((text !== reported || Date.now() - reportedAt > 30_000) && stream.report(report)) {
           reported = text;
           reportedAt = Date.now();
         }
@@ -224,6 +231,24 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
   };
 }
 
+/** The confirmed BGP sessions in a JSON file next to bird.conf (written atomically). */
+function fileStore(path: string): ConfirmedStore {
+  return {
+    load() {
+      try {
+        const f = JSON.parse(readFileSync(path, 'utf8')) as SessionFields;
+        return Array.isArray(f.sessions) ? f : null;
+      } catch {
+        return null;
+      }
+    },
+    save(f) {
+      writeFileSync(`${path}.tmp`, `${JSON.stringify(f)}\n`);
+      renameSync(`${path}.tmp`, path);
+    },
+  };
+}
+
 /** The config a previous agent left BIRD running ('' when there is none). */
 function readRunning(path: string): string {
   try {
@@ -238,7 +263,8 @@ function routingReport(s: RoutingStatus): AgentRouting {
   return {
     birdUp: s.birdUp,
     inSync: s.inSync,
-    lastError: s.lastError,
+    // Bounded, as the whole report must fit the server's 64 KiB agent frame.
+    lastError: s.lastError?.slice(0, 1000) ?? null,
     sessions: s.sessions.slice(0, 64).map((x) => {
       const sum = (f: 'imported' | 'filtered' | 'exported') => x.channels.reduce((n, c) => n + c[f], 0);
       return {
@@ -247,7 +273,7 @@ function routingReport(s: RoutingStatus): AgentRouting {
         state: x.bgpState,
         established: x.established,
         since: x.since,
-        lastError: x.lastError,
+        lastError: x.lastError?.slice(0, 200) ?? null,
         received: sum('imported') + sum('filtered'),
         accepted: sum('imported'),
         exported: sum('exported'),

@@ -239,6 +239,12 @@ export async function updateHost(ctx: Ctx, hostRef: string, patch: HostPatch): P
     const after: HostRow = { ...before };
     if (patch.state !== undefined) after.state = patch.state;
     if (patch.asn !== undefined) after.asn = patch.asn;
+    if (patch.asn != null && patch.asn !== before.asn) {
+      // Its sessions are eBGP: no peer of the host or its rack may have the host's new ASN.
+      const peers = [...(await tx.all('peers', { hostId: before.id })), ...(before.rackId ? await tx.all('peers', { rackId: before.rackId }) : [])];
+      const same = peers.find((p) => Number(p.remoteAsn) === patch.asn);
+      if (same) throw invalid('asn', patch.asn, `is the remote ASN of peer ${same.id} (${same.neighbor}) of this host: weft's upstream sessions are eBGP`);
+    }
     if (patch.rack !== undefined) after.rackId = patch.rack === null ? null : (await ref.rack(tx, patch.rack, before.siteId)).id;
     if (patch.capacity) {
       const used = { cpus: Number(before.usedCpus), memoryMb: Number(before.usedMemoryMb), diskGb: Number(before.usedDiskGb) };

@@ -1,7 +1,7 @@
 // Use cases for BGP peers: upstream sessions of one host, or of every host
 // in a rack (its ToR), with import policy, max-prefix and BFD.
 import { parseIp } from '../model/addr.js';
-import { invalid, notFound } from '../model/errors.js';
+import { conflict, invalid, notFound } from '../model/errors.js';
 import { IMPORT_POLICIES, type ImportPolicy, MAX_PREFIX_ACTIONS, type MaxPrefixAction, type Peer } from '../model/types.js';
 import * as v from '../model/validate.js';
 import type { Repo } from '../store/repo.js';
@@ -33,6 +33,8 @@ function checkNeighbor(value: string): string {
   const multicast = ip.family === 4 ? ip.n >> 28n === 0xen : ip.n >> 120n === 0xffn;
   const broadcast = ip.family === 4 && ip.n === 0xffffffffn;
   if (unspecified || multicast || broadcast) throw invalid('neighbor', value, 'must be a unicast address');
+  if (ip.family === 6 && ip.n >> 118n === 0x3fan)
+    throw invalid('neighbor', value, 'must not be link-local: a session names no interface (use the global address)');
   return ip.text;
 }
 
@@ -44,6 +46,29 @@ function checkNeighbor(value: string): string {
 function checkCombination(row: Pick<PeerRow, 'neighbor' | 'multiprotocol'>): void {
   if (row.multiprotocol === 1 && !row.neighbor.includes(':'))
     throw invalid('multiprotocol', true, `needs an IPv6 neighbor (IPv4 routes over IPv6 next hops, RFC 8950); neighbor is ${row.neighbor}`);
+}
+
+/**
+ * One session per neighbour on each host: a host's own peers and its rack's
+ * together (BIRD would refuse the second, and the host's whole config with it).
+ * A rack peer's ASN must also differ from every host's in the rack.
+ */
+async function checkUnique(tx: Repo, row: Pick<PeerRow, 'id' | 'hostId' | 'rackId' | 'neighbor' | 'remoteAsn'>): Promise<void> {
+  const hosts = row.hostId !== null ? await tx.all('hosts', { id: [row.hostId] }) : await tx.all('hosts', { rackId: row.rackId as string });
+  const racks = new Set([row.rackId, ...hosts.map((h) => h.rackId)].filter((r): r is string => r !== null));
+  const ids = new Set(hosts.map((h) => h.id));
+  const clash = (await tx.all('peers', { neighbor: row.neighbor })).find(
+    (p) => p.id !== row.id && ((p.hostId !== null && ids.has(p.hostId)) || (p.rackId !== null && racks.has(p.rackId))),
+  );
+  if (clash) {
+    const where =
+      clash.hostId !== null ? `host ${(await tx.get('hosts', clash.hostId))?.name}` : `rack ${(await tx.get('racks', clash.rackId as string))?.name}`;
+    throw conflict(`neighbor ${row.neighbor} already has a session on the same host(s): peer ${clash.id} of ${where}`, 'neighbor');
+  }
+  if (row.rackId !== null) {
+    const same = hosts.find((h) => h.asn !== null && Number(h.asn) === row.remoteAsn);
+    if (same) throw invalid('remoteAsn', row.remoteAsn, `must differ from the asn of host ${same.name} in the rack: weft's upstream sessions are eBGP`);
+  }
 }
 
 /** A host's sessions are eBGP from its own ASN: it needs one, and the neighbour's must differ. */
@@ -84,6 +109,7 @@ export async function createPeer(ctx: Ctx, input: PeerInput): Promise<Peer> {
       description,
     };
     checkCombination(row);
+    await checkUnique(tx, row);
     await tx.insert('peers', row);
     await tx.appendChange({ kind: 'peer.created', peer: peerInfo(row) }, row.createdAt);
     return peerView(row);
@@ -107,6 +133,7 @@ export async function updatePeer(ctx: Ctx, id: string, patch: PeerPatch): Promis
     if (patch.description !== undefined) after.description = patch.description === null ? null : v.str('description', patch.description, 200);
     checkCombination(after);
     if (after.hostId !== null && after.remoteAsn !== before.remoteAsn) await checkHostAsn(tx, after.hostId, after.remoteAsn);
+    if (after.neighbor !== before.neighbor || after.remoteAsn !== before.remoteAsn) await checkUnique(tx, after);
     const { id: _i, createdAt: _c, ...changed } = after;
     await tx.update('peers', id, changed);
     if (!same(peerInfo(after), peerInfo(before))) await tx.appendChange({ kind: 'peer.updated', peer: peerInfo(after) }, ctx.clock.now().toISOString());

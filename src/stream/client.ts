@@ -64,9 +64,11 @@ export class StreamClient {
     this.open();
   }
 
-  /** Sends the agent's routing status to the server (dropped while disconnected: the next one replaces it). */
-  report(routing: AgentRouting): void {
-    if (this.connected && this.sock && this.sock.writableLength < 1 << 20) this.sock.write(encode({ t: 'routing', routing }));
+  /** Sends the agent's routing status to the server; false when it was dropped (disconnected, or the socket backed up). */
+  report(routing: AgentRouting): boolean {
+    if (!this.connected || !this.sock || this.sock.writableLength >= 1 << 20) return false;
+    this.sock.write(encode({ t: 'routing', routing }));
+    return true;
   }
 
   private open(): void {

@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { protocolName } from '../../src/agent/routing/bird-conf.js';
-import { kernelRoute, protocols } from '../../src/lab/bird.js';
+import { kernelRoute, protocols, rackUplink } from '../../src/lab/bird.js';
 import { run } from '../../src/sys/exec.js';
 import { type RoutedVm, RoutingLab } from '../support/routing-lab.js';
 import { until } from '../support/until.js';
@@ -79,14 +79,21 @@ describe('routing: BGP from every hypervisor through BIRD', { skip: root ? false
     await r.established();
     const bfd = await (r.tors.get('r1') as NonNullable<ReturnType<typeof r.tors.get>>).birdc(['show', 'bfd', 'sessions']);
     assert.match(bfd, new RegExp(`${h.get('h1')?.replace(/\./g, '\\.')}\\s+\\S+\\s+Up`), bfd);
-    const status = await r.api.get<{ items: { hostId: string; routing: { sessions: { established: boolean }[] } | null }[] }>('/v1/agents');
-    assert.equal(status.items.length, 3);
+    // Every agent reports its two sessions (IPv4, IPv6) Established to the server's API.
+    await until(
+      'agents report their sessions',
+      async () => {
+        const status = await r.api.get<{ items: { hostId: string; routing: { sessions: { established: boolean }[] } | null }[] }>('/v1/agents');
+        return status.items.length === 3 && status.items.every((a) => a.routing?.sessions.length === 2 && a.routing.sessions.every((s) => s.established));
+      },
+      10_000,
+    );
   });
 
   test('the ToR holds one ECMP next hop per host with a healthy backend, and traffic from outside reaches both', async () => {
     await until('two next hops', async () => (await r.nextHops('r1', `${vip}/32`)).length === 2, 15_000);
     assert.deepEqual(await r.nextHops('r1', `${vip}/32`), [h.get('h1'), h.get('h2')].sort());
-    assert.deepEqual(await r.nextHops('core', `${vip}/32`), (await r.nextHops('core', `${vip}/32`)).slice(0, 1), 'the core routes it to r1');
+    assert.deepEqual(await r.nextHops('core', `${vip}/32`), [(await rackUplink(r.c.lab, 'r1')).rack.ipv4], 'the core routes it to r1');
     const answers = await fetchMany(r, `http://${vip}:8080/`, 24);
     assert.ok(
       answers.every((a) => a === 'b1' || a === 'b2'),

@@ -78,6 +78,7 @@ for (const dialect of DIALECTS) {
         'multiprotocol',
         /needs an IPv6 neighbor .*neighbor is 198.51.100.1/,
       ],
+      ['link-local neighbour', '/v1/peers', { host: 'hv1', neighbor: 'fe80::1', remoteAsn: 65000 }, 'neighbor', /must not be link-local/],
       ['iBGP to its own ASN', '/v1/peers', { host: 'hv1', neighbor: '198.51.100.1', remoteAsn: 65001 }, 'remoteAsn', /must differ from host hv1's own asn/],
       [
         'unknown max-prefix action',
@@ -100,6 +101,29 @@ for (const dialect of DIALECTS) {
         assert.deepEqual(await footprint(api), before, 'nothing written');
       });
     }
+
+    test('one session per neighbour on a host, counting its rack; rack peers and host ASNs stay eBGP', async () => {
+      await api.admin.post('/v1/racks', { site: 'ams1', name: 'rk' });
+      await api.admin.patch('/v1/hosts/hv1', { rack: 'rk' });
+      const p = await api.admin.post<{ id: string }>('/v1/peers', { host: 'hv1', neighbor: '198.51.100.9', remoteAsn: 65000 });
+      const before = await footprint(api);
+      const e = await expectError(
+        () => api.admin.post('/v1/peers', { rack: 'rk', neighbor: '198.51.100.9', remoteAsn: 65000 }),
+        'E_CONFLICT',
+        /neighbor 198\.51\.100\.9 already has a session on the same host\(s\): peer .* of host hv1/,
+      );
+      assert.equal(e.field, 'neighbor');
+      await expectError(
+        () => api.admin.post('/v1/peers', { rack: 'rk', neighbor: '198.51.100.10', remoteAsn: 65001 }),
+        'E_INVALID_ARG',
+        /must differ from the asn of host hv1 in the rack/,
+      );
+      await expectError(() => api.admin.patch('/v1/hosts/hv1', { asn: 65000 }), 'E_INVALID_ARG', /invalid asn 65000: is the remote ASN of peer/);
+      assert.deepEqual(await footprint(api), before, 'nothing written');
+      await api.admin.delete(`/v1/peers/${p.id}`);
+      await api.admin.patch('/v1/hosts/hv1', { rack: null });
+      await api.admin.delete('/v1/racks/rk').catch(() => undefined);
+    });
 
     test('BGP peers need a host with an ASN; VIP backends must be routed ports', async () => {
       await api.admin.post('/v1/hosts', { name: 'noasn', site: 'ams1', capacity: { cpus: 1, memoryMb: 1024, diskGb: 10 } });

@@ -101,14 +101,16 @@ const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A
 const IRR_ITEM = /^([0-9A-Fa-f.:]+\/\d{1,3})(?:\{(\d{1,3}),(\d{1,3})\}|([+-]))?$/;
 
 /**
- * The BIRD protocol name of a session: `up_` and the first 12 hex digits of
- * its id (a UUID) once every other character is removed, in lower case.
- * Throws E_INVALID_ARG if the id has fewer than 12 hex digits.
+ * The BIRD protocol name of a session: `up_` and the last 12 hex digits of
+ * its id (a UUID) once every other character is removed, in lower case: the
+ * random part (the first digits of a UUIDv7 are its creation time, shared
+ * by peers made in the same millisecond). Throws E_INVALID_ARG if the id
+ * has fewer than 12 hex digits.
  */
 export function protocolName(sessionId: string): string {
   const hex = typeof sessionId === 'string' ? sessionId.replace(/[^0-9A-Fa-f]/g, '').toLowerCase() : '';
   if (hex.length < 12) throw invalid('sessionId', sessionId, 'must contain at least 12 hex digits (a UUID)');
-  return `${BGP_PREFIX}${hex.slice(0, 12)}`;
+  return `${BGP_PREFIX}${hex.slice(-12)}`;
 }
 
 /** The import filter of a session for one family (absent for policy `none`: the channel imports none). */
@@ -338,7 +340,7 @@ function bgp(inputs: RoutingInputs, asn: number): string[] {
   const byNeighbor = new Map<string, number>();
   sessions.forEach((s, i) => {
     const a = byName.get(s.name);
-    if (a !== undefined) throw invalid(`sessions[${i}].id`, s.id, `must not share its first 12 hex digits with sessions[${a}].id (BIRD protocol ${s.name})`);
+    if (a !== undefined) throw invalid(`sessions[${i}].id`, s.id, `must not share its last 12 hex digits with sessions[${a}].id (BIRD protocol ${s.name})`);
     byName.set(s.name, i);
     const b = byNeighbor.get(s.neighbor);
     if (b !== undefined) throw invalid(`sessions[${i}].neighbor`, s.neighbor, `must be unique: sessions[${b}] has it`);

@@ -56,3 +56,31 @@ test('the fake undoes one step back, and a plain configure cancels a pending und
   b.fireUndo();
   assert.equal(b.running, 'e');
 });
+
+test('configure: queued (0005) counts as applied; a parse error is a refusal; no answer is an error to retry', async () => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { BirdControl } = await import('./bird.js');
+  const dir = mkdtempSync(join(tmpdir(), 'weft-birdctl-'));
+  try {
+    let reply = { code: 0, stdout: '', stderr: '' };
+    const ctl = new BirdControl({ socket: '/nowhere', confPath: join(dir, 'bird.conf'), run: async () => reply });
+    reply = {
+      code: 0,
+      stdout: '0001 BIRD 2.0.12 ready.\n0002-Reading configuration from x\n0005 Reconfiguration already in progress, queueing new config\n',
+      stderr: '',
+    };
+    await ctl.configure('router id 192.0.2.1;\n');
+    reply = {
+      code: 1,
+      stdout: '0001 BIRD 2.0.12 ready.\n0002-Reading configuration from x\n8002 ' + join(dir, 'bird.conf') + ':3:1 syntax error\n',
+      stderr: '',
+    };
+    await assert.rejects(ctl.configure('x'), (e: Error & { refused?: boolean }) => e.refused === true && /bird\.conf:3:1 syntax error/.test(e.message));
+    reply = { code: 1, stdout: '', stderr: 'Unable to connect to server control socket (/nowhere): No such file or directory' };
+    await assert.rejects(ctl.configure('y'), (e: Error & { refused?: boolean }) => e.refused !== true && /Unable to connect/.test(e.message));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

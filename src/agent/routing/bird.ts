@@ -64,7 +64,7 @@ export class BirdControl implements Bird {
     const tmp = `${this.o.confPath}.check`;
     await writeFile(tmp, conf);
     const r = await this.run('bird', ['-p', '-c', tmp], { netns: this.o.netns, okCodes: [1] });
-    if (r.code !== 0) throw new WeftError('E_DATAPLANE', `BIRD refused the config: ${birdMessage(r.stderr || r.stdout, tmp)}`);
+    if (r.code !== 0) throw refusedError(`BIRD refused the config: ${birdMessage(r.stderr || r.stdout, tmp)}`);
   }
 
   async configure(conf: string, o: { undoAfterS?: number } = {}): Promise<void> {
@@ -78,8 +78,16 @@ export class BirdControl implements Bird {
     await rename(next, this.o.confPath);
     const args = ['configure', JSON.stringify(this.o.confPath)];
     if (o.undoAfterS) args.push('timeout', String(Math.max(1, Math.round(o.undoAfterS))));
-    const out = await this.birdc(args);
-    if (!/^0003 |^0004 /m.test(out)) throw new WeftError('E_DATAPLANE', `BIRD did not reconfigure: ${replyText(out)}`);
+    let out: string;
+    try {
+      out = await this.birdc(args);
+    } catch (e) {
+      // 8002 (and 9xxx) is BIRD's parser saying no: the running config stays; the same text will not do better.
+      if (/: bird\.conf:\d+:\d+ |syntax error/.test((e as Error).message)) throw refusedError((e as Error).message);
+      throw e;
+    }
+    // 0003 done, 0004 in progress (old protocols shutting down), 0005 queued behind a reconfiguration in progress.
+    if (!/^000[345] /m.test(out)) throw new WeftError('E_DATAPLANE', `BIRD did not reconfigure: ${replyText(out)}`);
     if (takeOver) await this.birdc(['restart', DEVICE]);
   }
 
@@ -100,6 +108,11 @@ export class BirdControl implements Bird {
     }
     return r.stdout;
   }
+}
+
+/** An error for a config BIRD's parser refused (`refused: true`): not worth retrying until the config changes. */
+function refusedError(message: string): WeftError & { refused: true } {
+  return Object.assign(new WeftError('E_DATAPLANE', message), { refused: true as const });
 }
 
 /** BIRD's reply lines without their codes, the banner dropped. */
@@ -194,12 +207,18 @@ export class FakeBird implements Bird {
   status: BgpStatus[] = [];
   /** sessions() throws (BIRD down). */
   down = false;
+  /** The next N configures fail as if BIRD could not be reached (retried, unlike refusals). */
+  unreachableNext = 0;
 
   async check(conf: string): Promise<void> {
     this.refuse(conf);
   }
 
   async configure(conf: string, o: { undoAfterS?: number } = {}): Promise<void> {
+    if (this.unreachableNext > 0) {
+      this.unreachableNext--;
+      throw new WeftError('E_DATAPLANE', 'birdc configure: Unable to connect to server control socket');
+    }
     this.refuse(conf);
     // As BIRD does: the undo goes one step back, and a plain configure cancels it.
     this.undoTo = o.undoAfterS ? this.running : null;
@@ -227,9 +246,9 @@ export class FakeBird implements Bird {
     if (this.failNext) {
       const m = this.failNext;
       this.failNext = null;
-      throw new WeftError('E_DATAPLANE', `BIRD refused the config: ${m}`);
+      throw refusedError(`BIRD refused the config: ${m}`);
     }
     if (this.refuseContaining && conf.includes(this.refuseContaining))
-      throw new WeftError('E_DATAPLANE', `BIRD refused the config: bird.conf:1:1 syntax error near ${this.refuseContaining}`);
+      throw refusedError(`BIRD refused the config: bird.conf:1:1 syntax error near ${this.refuseContaining}`);
   }
 }

@@ -4,6 +4,7 @@
 // and delivers VIP traffic to healthy local backends (DNAT). BIRD installs
 // the instances' /32 and /128 routes (bird-conf.ts); this file only renders
 // (pure) and applies (I/O) the rest. docs/routing.md explains the design.
+import { parseIp } from '../../model/addr.js';
 import { invalid } from '../../model/errors.js';
 import { run as defaultRun, type Runner } from '../../sys/exec.js';
 
@@ -39,7 +40,19 @@ const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
  *   (one backend: to it). Replies are un-NAT'ed by conntrack.
  */
 export function renderRoutingNft(ports: RoutedPortNet[], vips: VipNat[]): string {
-  for (const [i, p] of ports.entries()) if (!IFNAME.test(p.ifname)) throw invalid(`ports[${i}].ifname`, p.ifname, 'must be 1..15 of [A-Za-z0-9_.-]');
+  for (const [i, p] of ports.entries()) checkPort(`ports[${i}]`, p);
+  // Addresses come from the network (the push stream): nothing but a parsed address reaches nft.
+  vips = vips.map((v, i) => {
+    const vip = parseIp(`vips[${i}].vip`, v.vip);
+    return {
+      vip: vip.text,
+      backends: v.backends.map((b, j) => {
+        const a = parseIp(`vips[${i}].backends[${j}]`, b);
+        if (a.family !== vip.family) throw invalid(`vips[${i}].backends[${j}]`, b, `must be IPv${vip.family} like the VIP`);
+        return a.text;
+      }),
+    };
+  });
   const names = ports.map((p) => `"${p.ifname}"`).sort();
   const lines = [
     `table inet ${ROUTING_TABLE} {}`,
@@ -75,8 +88,14 @@ export function renderRoutingNft(ports: RoutedPortNet[], vips: VipNat[]): string
   return `${lines.join('\n')}\n`;
 }
 
+function checkPort(field: string, p: RoutedPortNet): void {
+  if (!IFNAME.test(p.ifname)) throw invalid(`${field}.ifname`, p.ifname, 'must be 1..15 of [A-Za-z0-9_.-]');
+  if (!Number.isInteger(p.mtu) || p.mtu < 1280 || p.mtu > 9000) throw invalid(`${field}.mtu`, p.mtu, 'must be an integer 1280..9000');
+}
+
 /** The interface state a routed port must have: MTU, up, the gateway addresses. */
 export function routedPortLines(p: RoutedPortNet): string[] {
+  checkPort('port', p);
   return [`link set dev ${p.ifname} mtu ${p.mtu} up`, `addr replace ${GATEWAY4}/32 dev ${p.ifname} scope link`, `addr replace ${GATEWAY6}/64 dev ${p.ifname}`];
 }
 
@@ -99,12 +118,14 @@ export class HostNet {
     const links = await this.links();
     const present = ports.filter((p) => links.has(p.ifname));
     for (const name of [...this.done.keys()]) if (!links.has(name)) this.done.delete(name);
-    const todo = present.filter((p) => this.done.get(p.ifname) !== JSON.stringify(p));
+    // Keyed by interface index too: a tap deleted and made again (a VM restart) is configured again.
+    const want = (p: RoutedPortNet) => `${links.get(p.ifname)}|${p.mtu}`;
+    const todo = present.filter((p) => this.done.get(p.ifname) !== want(p));
     if (todo.length > 0) {
       const ns = this.o.netns ? ['-n', this.o.netns] : [];
       await this.run('ip', [...ns, '-batch', '-'], { input: `${todo.flatMap(routedPortLines).join('\n')}\n` });
       await this.run('sysctl', ['-qw', ...todo.map((p) => `net.ipv4.conf.${p.ifname.replace(/\./g, '/')}.rp_filter=1`)], { netns: this.o.netns });
-      for (const p of todo) this.done.set(p.ifname, JSON.stringify(p));
+      for (const p of todo) this.done.set(p.ifname, want(p));
     }
     const nft = renderRoutingNft(present, vips);
     if (nft !== this.lastNft) {
@@ -126,11 +147,12 @@ export class HostNet {
     this.reset();
   }
 
-  private async links(): Promise<Set<string>> {
+  /** Interface name -> index. */
+  private async links(): Promise<Map<string, number>> {
     const ns = this.o.netns ? ['-n', this.o.netns] : [];
     const r = await this.run('ip', [...ns, '-j', 'link', 'show']);
-    const out = new Set<string>();
-    for (const l of JSON.parse(r.stdout || '[]') as { ifname: string }[]) out.add(l.ifname);
+    const out = new Map<string, number>();
+    for (const l of JSON.parse(r.stdout || '[]') as { ifname: string; ifindex: number }[]) out.set(l.ifname, l.ifindex);
     return out;
   }
 }

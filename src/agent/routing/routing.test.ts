@@ -10,7 +10,7 @@ import { FakeBird } from './bird.js';
 import { protocolName } from './bird-conf.js';
 import type { Probe } from './health.js';
 import { DEFAULT_BFD } from './inputs.js';
-import { Routing } from './routing.js';
+import { Routing, type SessionFields } from './routing.js';
 
 const HOST = 'h-1';
 const settings = { rpki: null, roas: [], irr: {}, bfd: DEFAULT_BFD };
@@ -71,7 +71,9 @@ async function until(what: string, cond: () => boolean, ms = 3000): Promise<void
   }
 }
 
-function setup(o: { undoAfterMs?: number; connected?: () => boolean; lastHeard?: () => number; running?: string } = {}) {
+function setup(
+  o: { undoAfterMs?: number; connected?: () => boolean; lastHeard?: () => number; running?: string; store?: { saved: SessionFields | null } } = {},
+) {
   const state = new AgentState(HOST);
   const bird = new FakeBird();
   const up = new Set<string>(['203.0.113.10', '203.0.113.11']);
@@ -85,6 +87,14 @@ function setup(o: { undoAfterMs?: number; connected?: () => boolean; lastHeard?:
     lastHeard: o.lastHeard ?? (() => Date.now()),
     undoAfterMs: o.undoAfterMs,
     running: o.running,
+    confirmedStore: o.store
+      ? {
+          load: () => o.store?.saved ?? null,
+          save: (f) => {
+            if (o.store) o.store.saved = f;
+          },
+        }
+      : undefined,
     pollMs: 0,
     probe,
   });
@@ -139,6 +149,84 @@ describe('routing loop', () => {
       assert.ok(bird.configures[0]?.conf.includes('198.51.100.80/32'), 'announced from the first config on');
       up.delete('203.0.113.10');
       await until('a dead backend is still withdrawn', () => !bird.running.includes('198.51.100.80/32'));
+    } finally {
+      r.stop();
+    }
+  });
+
+  test('a confirm records the sessions that were pending, not newer inputs (review regression)', async () => {
+    const store = { saved: null as SessionFields | null };
+    const { state, bird, r } = setup({ undoAfterMs: 5000, store });
+    try {
+      state.snapshot(1, desired({ vips: [] }));
+      r.update();
+      await until('first config', () => bird.configures.length === 1);
+      assert.equal(store.saved?.sessions.length, 1, 'the first config is the confirmed baseline');
+      const a = peer('a0000000-0000-4000-8000-000000000001', '192.0.2.2');
+      const b = peer('a0000000-0000-4000-8000-000000000002', '192.0.2.4');
+      state.snapshot(2, desired({ vips: [], peers: [a, b] }));
+      r.update();
+      await r.settled();
+      await until('A+B applied', () => bird.configures.length === 2).catch((e) => {
+        throw new Error(`${e.message}: ${JSON.stringify(r.status)}`);
+      });
+      // C repeats B's neighbour: cannot be rendered; BIRD keeps A+B, the confirm must record A+B.
+      state.snapshot(3, desired({ vips: [], peers: [a, b, peer('a0000000-0000-4000-8000-000000000003', '192.0.2.4')] }));
+      r.update();
+      await r.settled();
+      assert.match(r.status.lastError ?? '', /cannot render bird\.conf/);
+      await until('confirmed', () => bird.confirms === 1 && !r.status.pendingConfirm);
+      assert.deepEqual(
+        store.saved?.sessions.map((x) => x.neighbor),
+        ['192.0.2.2', '192.0.2.4'],
+      );
+    } finally {
+      r.stop();
+    }
+  });
+
+  test('sessions that cannot be rendered do not freeze VIPs: the confirmed sessions are kept (review regression)', async () => {
+    const { state, bird, up, r } = setup();
+    try {
+      state.snapshot(1, desired());
+      r.update();
+      await until('announced', () => bird.running.includes('198.51.100.80/32'));
+      const dup = peer('a0000000-0000-4000-8000-000000000009', '192.0.2.2');
+      state.snapshot(2, desired({ peers: [peer('a0000000-0000-4000-8000-000000000001', '192.0.2.2'), dup] }));
+      r.update();
+      await r.settled();
+      up.delete('203.0.113.10');
+      await until('withdrawn despite the bad peer', () => !bird.running.includes('198.51.100.80/32'));
+      assert.match(r.status.lastError ?? '', /cannot render bird\.conf/);
+      assert.equal(r.status.inSync, false);
+    } finally {
+      r.stop();
+    }
+  });
+
+  test('after a restart, a session change against the saved confirmed sessions is risky (review regression)', async () => {
+    const store = { saved: { asn: 65101, routerId: '192.0.2.3', sessions: [], bfd: DEFAULT_BFD } as SessionFields };
+    const { state, bird, r } = setup({ undoAfterMs: 5000, store, lastHeard: () => 0 });
+    try {
+      state.snapshot(1, desired({ vips: [] }));
+      r.update();
+      await until('first config', () => bird.configures.length === 1);
+      assert.ok((bird.configures[0]?.undoAfterS ?? 0) > 0, 'applied with undo: it differs from what was confirmed before the restart');
+      assert.equal(r.status.pendingConfirm, true);
+    } finally {
+      r.stop();
+    }
+  });
+
+  test('BIRD unreachable is retried with backoff, not taken as a refusal', async () => {
+    const { state, bird, r } = setup();
+    try {
+      bird.unreachableNext = 2;
+      state.snapshot(1, desired({ vips: [] }));
+      r.update();
+      await until('applied after retries', () => bird.configures.length === 1, 5000);
+      assert.equal(r.status.rejected, 0);
+      assert.equal(r.status.inSync, true);
     } finally {
       r.stop();
     }
@@ -209,10 +297,16 @@ describe('routing loop', () => {
       assert.equal(bird.configures[2]?.undoAfterS, undefined, 'the rollback is a plain configure (cancels BIRD undo)');
       assert.match(r.status.lastError ?? '', /rolled back/);
       assert.equal(r.status.inSync, false);
-      // The same sessions are not tried again; other changes still apply on the confirmed sessions.
+      // The same sessions are not tried again (the server is still unreachable); other changes still apply on the confirmed ones.
       r.update();
       await r.settled();
       assert.equal(bird.running, good);
+      state.snapshot(3, desired({ vips: [], peers: [peer('a0000000-0000-4000-8000-000000000002', '192.0.2.4')] }));
+      state.ports.delete('p-2');
+      r.update();
+      await r.settled();
+      assert.ok(!bird.running.includes('203.0.113.11'), 'a routed port change applied');
+      assert.ok(!bird.running.includes('192.0.2.4') && bird.running.includes('192.0.2.2'), 'on the confirmed sessions');
     } finally {
       r.stop();
     }

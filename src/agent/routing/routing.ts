@@ -30,6 +30,8 @@ export interface RoutingOptions {
   log?: AgentLog;
   /** Called after each status poll (metrics, the stream's status report). */
   onStatus?: (s: RoutingStatus) => void;
+  /** The confirmed sessions, kept across restarts: a restarted agent still treats a session change as risky. */
+  confirmedStore?: ConfirmedStore;
   /**
    * The config BIRD runs when the agent starts (a previous agent's): VIPs it
    * announces start out healthy, so an agent restart does not withdraw them
@@ -66,6 +68,23 @@ export interface RoutingStatus {
 
 const quiet: AgentLog = { info() {}, warn() {} };
 
+/** The inputs that decide the BGP sessions (a change of them could cut the host off). */
+export type SessionFields = Pick<RoutingInputs, 'asn' | 'routerId' | 'sessions' | 'bfd'>;
+const sessionFields = (i: SessionFields): SessionFields => ({ asn: i.asn, routerId: i.routerId, sessions: i.sessions, bfd: i.bfd });
+const sessionsKey = (i: SessionFields): string => JSON.stringify(sessionFields(i));
+
+/** Where the confirmed sessions are kept across agent restarts (a file next to bird.conf, or memory in tests). */
+export interface ConfirmedStore {
+  load(): SessionFields | null;
+  save(f: SessionFields): void;
+}
+
+/** Errors of a pass that are the host side's (nft, ip), retried apart from BIRD's. */
+class HostNetError extends Error {}
+
+const MIN_RETRY_REFUSED_MS = 60_000;
+const MAX_RETRY_REFUSED_MS = 30 * 60_000;
+
 export class Routing {
   readonly health: HealthChecker;
   private readonly log: AgentLog;
@@ -74,15 +93,16 @@ export class Routing {
   private stopped = false;
   /** The config BIRD runs, as far as the agent knows. */
   private applied: string | null = null;
-  /** The session part of the last config known not to cut the host off (null until the first apply). */
-  private confirmed: SessionFields | null = null;
-  private confirmedKey: string | null = null;
-  /** A session change applied but not yet confirmed. */
-  private pending: { key: string; since: number } | null = null;
-  /** Sessions rolled back once: not applied again until they change. */
-  private refusedSessions: string | null = null;
+  /** The sessions last known not to cut the host off: from the store at start, then from each confirm. */
+  private confirmed: SessionFields | null;
+  /** A session change applied but not yet confirmed: its sessions, when it was applied (wall clock, to compare with lastHeard) and its deadline (monotonic). */
+  private pending: { key: string; fields: SessionFields; since: number; deadline: number } | null = null;
+  /** Sessions rolled back: not applied again until they change, or until `retryAt` once the control plane is back. */
+  private refused: { key: string; retryAt: number; backoffMs: number } | null = null;
   /** A config BIRD's parser refused: not retried until the inputs change. */
   private refusedConf: string | null = null;
+  /** BIRD did not answer the last poll. */
+  private unreachable = false;
   private lastInputs: RoutingInputs | null = null;
   private retryMs = 0;
   private retryTimer: NodeJS.Timeout | null = null;
@@ -106,6 +126,7 @@ export class Routing {
   constructor(private readonly o: RoutingOptions) {
     this.log = o.log ?? quiet;
     this.initialVips = announcedVips(o.running ?? '');
+    this.confirmed = o.confirmedStore?.load() ?? null;
     this.health = new HealthChecker({
       probe: o.probe,
       clock: o.timers,
@@ -145,19 +166,16 @@ export class Routing {
         await this.pass();
         this.retryMs = 0;
       } catch (e) {
-        this.status.inSync = false;
         this.status.lastError = (e as Error).message;
         this.log.warn('routing pass failed; retrying', { error: (e as Error).message });
-        this.hostNetReset();
+        // The host side is rewritten only after its own failure (a rewrite resets its counters).
+        if (e instanceof HostNetError) this.o.hostNet?.reset();
+        else this.status.inSync = false;
         this.scheduleRetry();
       }
     } while (this.again && !this.stopped);
     this.running = false;
     for (const r of this.idle.splice(0)) r();
-  }
-
-  private hostNetReset(): void {
-    this.o.hostNet?.reset();
   }
 
   private async pass(): Promise<void> {
@@ -187,88 +205,124 @@ export class Routing {
     if (!inputs) return;
     this.lastInputs = inputs;
 
-    // Host side first: a routed instance's gateway exists before BIRD routes to it.
+    // Host side first (a routed instance's gateway exists before BIRD routes to it); its failure must not hold BIRD back.
+    let hostError: HostNetError | null = null;
     if (this.o.hostNet) {
       const nat = new Map<string, string[]>();
       for (const b of backends) if (healthy(b.key)) nat.set(b.vip, [...(nat.get(b.vip) ?? []), b.address]);
-      await this.o.hostNet.apply(
-        routedPorts(s).map((p) => ({ ifname: p.ifname, mtu: p.mtu })),
-        [...nat].map(([vip, list]) => ({ vip, backends: list })),
-      );
+      try {
+        await this.o.hostNet.apply(
+          routedPorts(s).map((p) => ({ ifname: p.ifname, mtu: p.mtu })),
+          [...nat].map(([vip, list]) => ({ vip, backends: list })),
+        );
+      } catch (e) {
+        hostError = new HostNetError(`routed ports and VIP NAT: ${(e as Error).message}`);
+      }
     }
+    await this.applyBird(inputs);
+    if (hostError) throw hostError;
+  }
 
-    // A session change that went unconfirmed too long is rolled back, and not tried again until the sessions change.
-    const wanted = sessionsKey(inputs);
-    if (this.pending && Date.now() - this.pending.since >= this.undoAfterMs()) {
-      this.refusedSessions = this.pending.key;
+  private async applyBird(inputs: RoutingInputs): Promise<void> {
+    const now = performance.now();
+    // A session change that went unconfirmed too long is rolled back, and retried only later, with backoff.
+    if (this.pending && now >= this.pending.deadline) {
+      const backoffMs = this.refused?.key === this.pending.key ? Math.min(this.refused.backoffMs * 2, MAX_RETRY_REFUSED_MS) : MIN_RETRY_REFUSED_MS;
+      this.refused = { key: this.pending.key, retryAt: now + backoffMs, backoffMs };
       this.pending = null;
       this.status.rollbacks++;
-      this.status.lastError = `BGP session change rolled back: the control plane was not heard from within ${this.undoAfterMs() / 1000} s after it`;
-      this.log.warn(this.status.lastError);
+      this.log.warn('BGP session change rolled back: the control plane was not heard from after it', {
+        waitedS: this.undoAfterMs() / 1000,
+        retryInS: backoffMs / 1000,
+      });
     }
-    if (this.refusedSessions !== null && wanted !== this.refusedSessions) this.refusedSessions = null;
-    const effective = this.refusedSessions !== null && this.confirmed ? { ...inputs, ...this.confirmed } : inputs;
+    const wanted = sessionsKey(inputs);
+    if (this.refused && (wanted !== this.refused.key || (now >= this.refused.retryAt && this.o.connected()))) {
+      // Other sessions, or time to try these again now that the server is reachable (the backoff is kept for the key).
+      if (wanted !== this.refused.key) this.refused = null;
+      else this.refused.retryAt = Number.POSITIVE_INFINITY;
+    }
+    const holdBack = this.refused !== null && this.refused.retryAt !== Number.POSITIVE_INFINITY && this.confirmed !== null;
+    let effective: RoutingInputs = holdBack && this.confirmed ? { ...inputs, ...this.confirmed } : inputs;
+    let note: string | null = holdBack ? 'BGP session change rolled back: the control plane was not heard from after it; retried later' : null;
+
     let conf: string;
     try {
       conf = renderBirdConf(effective);
     } catch (e) {
-      // Inputs the renderer refuses (two sessions to one neighbour, a bad IRR entry...): report, keep BIRD's config, wait for a change.
+      // Sessions the renderer refuses (two to one neighbour...) must not freeze VIPs and routes: keep the sessions BIRD runs.
       const msg = `cannot render bird.conf: ${(e as Error).message}`;
       if (this.status.lastError !== msg) {
         this.status.rejected++;
-        this.log.warn('routing inputs refused; keeping the running BIRD config', { error: msg });
+        this.log.warn('routing inputs refused; keeping the running sessions', { error: msg });
       }
-      this.status.lastError = msg;
-      this.status.inSync = false;
-      return;
+      note = msg;
+      const keep = this.pending?.fields ?? this.confirmed;
+      if (!keep || effective !== inputs) return this.refuse(msg);
+      effective = { ...inputs, ...keep };
+      try {
+        conf = renderBirdConf(effective);
+      } catch {
+        return this.refuse(msg);
+      }
     }
     this.status.pendingConfirm = this.pending !== null;
     if (conf === this.applied || conf === this.refusedConf) {
       this.status.inSync = conf === this.applied && effective === inputs;
-      if (this.status.inSync) {
-        this.status.lastError = null;
-        this.refusedConf = null;
-      }
+      if (conf === this.applied) this.status.lastError = note;
       return;
     }
     const key = sessionsKey(effective);
-    const risky = this.confirmed !== null && key !== this.confirmedKey;
+    const risky = this.confirmed !== null && key !== sessionsKey(this.confirmed);
     try {
       await this.o.bird.check(conf);
       // While sessions differ from the confirmed ones, BIRD's own undo stays armed (in case the agent dies too).
       await this.o.bird.configure(conf, risky ? { undoAfterS: Math.ceil(this.undoAfterMs() / 1000) + 5 } : {});
     } catch (e) {
-      const msg = (e as Error).message;
-      if (/refused the config|did not reconfigure/.test(msg)) {
+      if ((e as { refused?: boolean }).refused) {
         // BIRD's parser said no: it keeps the running config; this one is not retried until the inputs change.
         this.refusedConf = conf;
         this.status.rejected++;
-        this.status.lastError = msg;
-        this.status.inSync = false;
-        this.log.warn('BIRD refused the rendered config; keeping the running one', { error: msg });
-        return;
+        this.log.warn('BIRD refused the rendered config; keeping the running one', { error: (e as Error).message });
+        return this.refuse((e as Error).message);
       }
-      this.status.birdUp = false;
       throw e;
     }
     this.status.birdUp = true;
+    this.unreachable = false;
     this.applied = conf;
     this.refusedConf = null;
     this.status.configures++;
     this.status.inSync = effective === inputs;
-    if (effective === inputs) this.status.lastError = null;
+    this.status.lastError = note;
     this.status.announced = effective.vips;
     if (!risky) {
-      this.confirmed = sessionFields(effective);
-      this.confirmedKey = key;
+      this.confirm(sessionFields(effective));
       this.pending = null;
     } else if (this.pending?.key !== key) {
-      this.pending = { key, since: Date.now() };
+      this.pending = { key, fields: sessionFields(effective), since: Date.now(), deadline: performance.now() + this.undoAfterMs() };
       this.armConfirm();
     }
     this.status.pendingConfirm = this.pending !== null;
     this.log.info('BIRD reconfigured', { vips: effective.vips.length, routed: effective.routedAddrs.length, sessions: effective.sessions.length, undo: risky });
     void this.poll();
+  }
+
+  private refuse(msg: string): void {
+    this.status.lastError = msg;
+    this.status.inSync = false;
+  }
+
+  private confirm(fields: SessionFields): void {
+    const changed = this.confirmed === null || sessionsKey(this.confirmed) !== sessionsKey(fields);
+    this.confirmed = fields;
+    if (changed) {
+      try {
+        this.o.confirmedStore?.save(fields);
+      } catch (e) {
+        this.log.warn('cannot save the confirmed BGP sessions', { error: (e as Error).message });
+      }
+    }
   }
 
   private undoAfterMs(): number {
@@ -286,16 +340,16 @@ export class Routing {
         this.confirmTimer = setTimeout(tick, ms);
         this.confirmTimer.unref();
       };
-      if (Date.now() - p.since >= this.undoAfterMs()) return this.update();
-      if (!(this.o.connected() && this.o.lastHeard() > p.since)) return again(250);
-      const running = this.lastInputs;
+      if (performance.now() >= p.deadline) return this.update();
+      // Not while a pass runs: it may be applying something else on top of the pending change.
+      if (this.running || !(this.o.connected() && this.o.lastHeard() > p.since)) return again(250);
       this.o.bird.confirm().then(
         () => {
           if (this.pending !== p) return;
           this.pending = null;
           this.status.pendingConfirm = false;
-          this.confirmedKey = p.key;
-          if (running) this.confirmed = sessionFields(running);
+          this.confirm(p.fields);
+          if (this.refused?.key === p.key) this.refused = null;
           this.log.info('BGP session change confirmed: the control plane is still reachable');
         },
         (e) => {
@@ -315,15 +369,20 @@ export class Routing {
       const list = await this.o.bird.sessions();
       const byName = new Map((this.lastInputs?.sessions ?? []).map((x) => [protocolName(x.id), x.id]));
       this.status.sessions = list.filter((x) => x.name.startsWith('up_')).map((x) => ({ ...x, peerId: byName.get(x.name) ?? null }));
-      if (!this.status.birdUp) {
-        this.status.birdUp = true;
-        // BIRD came (back): make sure it runs our config.
+      this.status.birdUp = true;
+      if (this.unreachable) {
+        // BIRD came back (maybe restarted on an older file): make sure it runs the current config.
+        this.unreachable = false;
         this.applied = null;
         this.update();
       }
     } catch (e) {
-      if (this.status.birdUp) this.log.warn('BIRD cannot be reached', { error: (e as Error).message });
+      if (!this.unreachable) this.log.warn('BIRD cannot be reached', { error: (e as Error).message });
+      this.unreachable = true;
       this.status.birdUp = false;
+      // Nothing is known of sessions or announcements while BIRD does not answer: report none rather than stale ones.
+      this.status.sessions = [];
+      this.status.announced = [];
       this.applied = null;
     }
     this.o.onStatus?.(this.status);
@@ -346,8 +405,3 @@ export class Routing {
     if (this.pollTimer) clearInterval(this.pollTimer);
   }
 }
-
-/** The inputs that decide the BGP sessions (a change of them could cut the host off). */
-type SessionFields = Pick<RoutingInputs, 'asn' | 'routerId' | 'sessions' | 'bfd'>;
-const sessionFields = (i: RoutingInputs): SessionFields => ({ asn: i.asn, routerId: i.routerId, sessions: i.sessions, bfd: i.bfd });
-const sessionsKey = (i: RoutingInputs): string => JSON.stringify(sessionFields(i));
