@@ -7,8 +7,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiClient } from '../src/cli/client.js';
+import { startServerProcess, WEFT_BIN } from '../src/lab/server-process.js';
 import { run } from '../src/sys/exec.js';
-import { startServerProcess, WEFT_BIN } from '../test/support/server-process.js';
 import { procStat, type Result } from './report.js';
 import { generate } from './svp-lookup.js';
 

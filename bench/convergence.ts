@@ -7,9 +7,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiClient } from '../src/cli/client.js';
+import { startServerProcess } from '../src/lab/server-process.js';
 import { AgentState } from '../src/stream/agent-state.js';
 import { StreamClient } from '../src/stream/client.js';
-import { startServerProcess } from '../test/support/server-process.js';
 import { percentile, type Result } from './report.js';
 
 const TOKEN = 'bench-admin-token-0123456789abcdef';

@@ -1,7 +1,7 @@
 // TCP throughput (iperf3) between two VMs on hosts in different racks, over
 // the agents' VXLAN overlay with every port guard on, next to the underlay
 // between the same two hosts measured in the same run.
-import { OverlayLab } from '../test/support/overlay-lab.js';
+import { OverlayLab } from '../src/lab/overlay-lab.js';
 import type { Result } from './report.js';
 
 async function iperf(c: OverlayLab, serverNs: string, clientNs: string, ip: string, seconds: number): Promise<number> {

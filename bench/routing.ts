@@ -4,8 +4,8 @@
 // long BFD takes to cut a host that went silent (packets from it dropped at
 // the ToR), next to BGP's hold time, which is what detects it without BFD.
 import type { ChildProcess } from 'node:child_process';
-import { type RoutedVm, RoutingLab } from '../test/support/routing-lab.js';
-import { until } from '../test/support/until.js';
+import { type RoutedVm, RoutingLab } from '../src/lab/routing-lab.js';
+import { until } from '../src/sys/until.js';
 import { percentile, type Result } from './report.js';
 
 const backend = (r: RoutingLab, vm: RoutedVm): ChildProcess =>

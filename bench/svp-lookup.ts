@@ -8,10 +8,10 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { startServerProcess } from '../src/lab/server-process.js';
 import { encodeFrame, ip16, vl2Req, vl3Req } from '../src/mapping/codec.js';
 import { HEADER_SIZE, L3_TYPE, OP } from '../src/mapping/wire.js';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
-import { startServerProcess } from '../test/support/server-process.js';
 import { percentile, procStat, type Result } from './report.js';
 
 const TOKEN = 'bench-admin-token-0123456789abcdef';

@@ -9,7 +9,7 @@ import { type BirdProcess, enableL4Hashing, kernelRoute, type NextHop, protocols
 import { type Host, Lab } from '../../src/lab/builder.js';
 import { hostProtocol, renderCoreConf, renderTorConf } from '../../src/lab/fabric.js';
 import { run } from '../../src/sys/exec.js';
-import { until } from '../support/until.js';
+import { until } from '../../src/sys/until.js';
 
 const VIP4 = '203.0.113.10/32';
 const VIP6 = '2001:db8:ffff::10/128';

@@ -12,7 +12,7 @@ import { NftGuards } from '../../src/agent/dataplane/linux/guards-nft.js';
 import { portIfname } from '../../src/agent/names.js';
 import { linkLocalOf } from '../../src/model/addr.js';
 import { run } from '../../src/sys/exec.js';
-import { until } from '../support/until.js';
+import { until } from '../../src/sys/until.js';
 
 const PYTHON = '/usr/bin/python3';
 const ready =

@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { LinuxDataplane } from '../../src/agent/dataplane/linux/linux-dataplane.js';
-import { OverlayLab } from '../support/overlay-lab.js';
-import { until } from '../support/until.js';
+import { OverlayLab } from '../../src/lab/overlay-lab.js';
+import { until } from '../../src/sys/until.js';
 
 let c: OverlayLab;
 

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { LinuxDataplane } from '../../src/agent/dataplane/linux/linux-dataplane.js';
-import { capture, OverlayLab } from '../support/overlay-lab.js';
+import { capture, OverlayLab } from '../../src/lab/overlay-lab.js';
 
 let c: OverlayLab;
 let acmeVni = 0;

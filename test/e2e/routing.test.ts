@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { protocolName } from '../../src/agent/routing/bird-conf.js';
 import { kernelRoute, protocols, rackUplink } from '../../src/lab/bird.js';
+import { type RoutedVm, RoutingLab } from '../../src/lab/routing-lab.js';
 import { run } from '../../src/sys/exec.js';
-import { type RoutedVm, RoutingLab } from '../support/routing-lab.js';
-import { until } from '../support/until.js';
+import { until } from '../../src/sys/until.js';
 
 const root = process.getuid?.() === 0;
 

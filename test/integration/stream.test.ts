@@ -13,8 +13,8 @@ import { type RunningServer, startServer } from '../../src/server/server.js';
 import { AgentState } from '../../src/stream/agent-state.js';
 import { StreamClient } from '../../src/stream/client.js';
 import { desiredState } from '../../src/stream/desired.js';
+import { until } from '../../src/sys/until.js';
 import { DIALECTS, type TestDb, testDb } from '../support/stores.js';
-import { until } from '../support/until.js';
 
 const TOKEN = 'stream-test-admin-token-0123456789';
 type WithPorts = Instance & { ports: Port[] };

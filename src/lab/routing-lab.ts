@@ -2,11 +2,11 @@
 // real agent per host) plus BIRD everywhere: a ToR per rack (src/lab/fabric),
 // the core, and one BIRD per host that the host's agent configures. A
 // client namespace hangs off the core, outside every rack. destroy() removes it all.
-import { portIfname } from '../../src/agent/names.js';
-import { type BirdProcess, enableL4Hashing, kernelRoute, protocols, rackUplink, startBird } from '../../src/lab/bird.js';
-import { type OriginateRoute, renderCoreConf, renderTorConf } from '../../src/lab/fabric.js';
+import { portIfname } from '../agent/names.js';
+import { until } from '../sys/until.js';
+import { type BirdProcess, enableL4Hashing, kernelRoute, protocols, rackUplink, startBird } from './bird.js';
+import { type OriginateRoute, renderCoreConf, renderTorConf } from './fabric.js';
 import { type InstanceView, OverlayLab, type PortView } from './overlay-lab.js';
-import { until } from './until.js';
 
 export const CORE_ASN = 65000;
 export const torAsn = (rackIndex: number): number => 65010 + rackIndex;

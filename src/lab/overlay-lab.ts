@@ -1,4 +1,4 @@
-// A small cloud for end-to-end tests: a lab (src/lab) of host namespaces on
+// A small cloud (for end-to-end tests, benchmarks and weft lab): a lab (src/lab) of host namespaces on
 // a routed underlay, a real `weft server` in the root namespace listening on
 // the lab's management network, one real `weft agent` per host namespace,
 // and VMs as namespaces made from the API's ports. destroy() removes it all.
@@ -6,12 +6,12 @@ import type { ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { portIfname } from '../../src/agent/names.js';
-import { ApiClient } from '../../src/cli/client.js';
-import { type Host, Lab, type Vm } from '../../src/lab/builder.js';
-import { run } from '../../src/sys/exec.js';
+import { portIfname } from '../agent/names.js';
+import { ApiClient } from '../cli/client.js';
+import { run } from '../sys/exec.js';
+import { until } from '../sys/until.js';
+import { type Host, Lab, type Vm } from './builder.js';
 import { type ServerProcess, startServerProcess, WEFT_BIN } from './server-process.js';
-import { until } from './until.js';
 
 const TOKEN = 'lab-admin-token-0123456789abcdef';
 export const AGENT_METRICS_PORT = 9478;
