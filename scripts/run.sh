@@ -1,40 +1,34 @@
 #!/usr/bin/env bash
-# Installs what is needed, starts `weft server` on an embedded SQLite file
-# (./weft.db) and seeds a small example cloud through the API, then keeps
-# the server in the foreground (Ctrl-C stops it). Re-running keeps the data.
+# The README's main command: installs what is needed, builds a whole cloud in
+# network namespaces on this machine (`weft lab up`: a server, one agent and
+# one BIRD per hypervisor, BIRD top-of-rack routers and a core, two tenants
+# with overlapping subnets, 16 instances, an anycast VIP) and checks it end
+# to end (`weft lab check`). The lab keeps running until `bin/weft lab down`.
+# Needs root (network namespaces). Extra arguments (sizes: --racks, --hosts-per-rack,
+# --tenants, --instances) go to `weft lab up`. Idempotent: a lab already up is checked again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [[ $(id -u) -ne 0 ]]; then
+  echo "run: weft lab needs root (network namespaces, veth, nftables, BIRD); run as root" >&2
+  exit 1
+fi
 bash scripts/setup.sh
 
-api_listen=${WEFT_API_LISTEN:-127.0.0.1:8080}
 mkdir -p .weft
-if [[ -z "${WEFT_ADMIN_TOKEN:-}" ]]; then
-  [[ -s .weft/admin-token ]] || node -e 'process.stdout.write("weft_"+require("crypto").randomBytes(32).toString("base64url"))' > .weft/admin-token
-  WEFT_ADMIN_TOKEN=$(cat .weft/admin-token)
+if bin/weft lab status >/dev/null 2>&1; then
+  echo "run: lab weft is already up; checking it (bin/weft lab down removes it)"
+else
+  bin/weft lab up "$@"
 fi
-export WEFT_ADMIN_TOKEN WEFT_API="http://${api_listen}" WEFT_TOKEN="$WEFT_ADMIN_TOKEN"
-
-bin/weft server --db "${WEFT_DB:-sqlite:weft.db}" --api "$api_listen" >> .weft/server.log 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT INT TERM
-for _ in $(seq 1 100); do
-  curl -fsS "$WEFT_API/healthz" >/dev/null 2>&1 && break
-  kill -0 $server 2>/dev/null || { echo "run: weft server exited:" >&2; tail -n 20 .weft/server.log >&2; exit 1; }
-  sleep 0.2
-done
-bin/weft seed
-echo
-bin/weft host list
-echo
-bin/weft instance list
+bin/weft -o json lab status | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log(`export WEFT_API=${j.api} WEFT_TOKEN=${j.token}`)})' > .weft/lab.env
+bin/weft lab check
 cat <<MSG
 
-weft server is running on $WEFT_API (store: ${WEFT_DB:-sqlite:weft.db}, log: .weft/server.log); Ctrl-C stops it.
-In another shell:
-  export WEFT_API=$WEFT_API WEFT_TOKEN=\$(cat $(pwd)/.weft/admin-token)
+The lab is up (bin/weft lab status shows it). Point the CLI at its server:
+  $(cat .weft/lab.env)
+  bin/weft host list
   bin/weft instance list
-  bin/weft instance migrate acme-vm1
-  curl -s \$WEFT_API/metrics | grep ^weft_
-  curl -s \$WEFT_API/openapi.json
+  bin/weft agents
+and remove everything it made with:
+  bin/weft lab down
 MSG
-wait $server

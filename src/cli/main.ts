@@ -2,6 +2,7 @@
 // REST API (`weft site|host|... create|get|list|delete`). Errors print as
 // `error: <message>` with a non-zero exit; --debug adds the stack.
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { DEFAULT_CLOUD } from '../lab/plan.js';
 import { WeftError } from '../model/errors.js';
 import { PLACEMENT_POLICIES, type Role } from '../model/types.js';
 import { ApiClient } from './client.js';
@@ -492,6 +493,73 @@ program
     await seedExample(client(), (line) => process.stderr.write(`${line}\n`));
   });
 
+// --- lab -------------------------------------------------------------------
+const lab = program.command('lab').description('a whole cloud in network namespaces on this machine (root): server, agents, BIRD, tenants, a VIP');
+const labSize = (c: Command) =>
+  c
+    .option('--name <name>', 'lab name (1..6 of [a-z0-9])', 'weft')
+    .option('--racks <n>', 'racks (a BIRD ToR each)', int('racks'), DEFAULT_CLOUD.racks)
+    .option('--hosts-per-rack <n>', 'hypervisors per rack', int('hosts-per-rack'), DEFAULT_CLOUD.hostsPerRack)
+    .option('--tenants <n>', 'tenants, each with the same private subnets', int('tenants'), DEFAULT_CLOUD.tenants)
+    .option('--instances <n>', "instances on the tenants' private networks, placed by the server", int('instances'), DEFAULT_CLOUD.instances);
+const sizeOf = (o: { name: string; racks: number; hostsPerRack: number; tenants: number; instances: number }) => ({
+  name: o.name,
+  racks: o.racks,
+  hostsPerRack: o.hostsPerRack,
+  tenants: o.tenants,
+  instances: o.instances,
+});
+labSize(lab.command('up').description('build the lab and wait until it is ready (progress on stderr)')).action(async (o) => {
+  const { labUp } = await import('../lab/daemon.js');
+  const t0 = Date.now();
+  process.stderr.write(`weft lab ${o.name}: building\n`);
+  const s = await labUp(sizeOf(o), (line) => process.stderr.write(`${line}\n`));
+  process.stderr.write(
+    `weft lab ${o.name}: up in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${s.hosts.length} hosts, ${s.instances.length} instances, VIP ${s.vip}\n`,
+  );
+  process.stdout.write(`export WEFT_API=${s.api} WEFT_TOKEN=${s.token}\n`);
+  process.stderr.write('then: bin/weft host list; bin/weft lab check; bin/weft lab down\n');
+});
+labSize(lab.command('daemon', { hidden: true }).description('the process that owns a lab (started by up)')).action(async (o) => {
+  const { runDaemon } = await import('../lab/daemon.js');
+  await runDaemon(sizeOf(o));
+});
+lab
+  .command('check')
+  .description('reachability matrix, tenant isolation, no ARP/NDP on the underlay, the VIP from outside, agents and BGP; exit 0 only if all hold')
+  .option('--name <name>', 'lab name', 'weft')
+  .action(async (o: { name: string }) => {
+    const { labCheck } = await import('../lab/daemon.js');
+    const r = await labCheck(o.name);
+    if (globals().output === 'json') process.stdout.write(`${JSON.stringify(r.items, null, 2)}\n`);
+    else for (const i of r.items) process.stdout.write(`${i.ok ? 'ok  ' : 'FAIL'}  ${i.check}: ${i.detail}\n`);
+    process.stdout.write(r.ok ? 'all checks passed\n' : 'some checks failed\n');
+    if (!r.ok) process.exitCode = 1;
+  });
+lab
+  .command('status')
+  .description("the lab's hosts, instances, VIP and API")
+  .option('--name <name>', 'lab name', 'weft')
+  .action(async (o: { name: string }) => {
+    const { labStatus } = await import('../lab/daemon.js');
+    const s = await labStatus(o.name);
+    if (globals().output === 'json') return void process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
+    process.stdout.write(`lab ${s.name}: ${s.status}, daemon pid ${s.daemon.pid}, API ${s.api} (token ${s.token})\n`);
+    for (const st of s.stages) process.stdout.write(`  [${(st.at / 1000).toFixed(1)} s] ${st.stage}\n`);
+    process.stdout.write(`VIP ${s.vip}\nhosts:\n`);
+    for (const h of s.hosts) process.stdout.write(`  ${h.name.padEnd(8)} rack ${h.rack.padEnd(4)} underlay ${h.underlayIp.padEnd(15)} netns ${h.ns}\n`);
+    process.stdout.write('instances:\n');
+    for (const i of s.instances) process.stdout.write(`  ${i.name.padEnd(8)} on ${i.host.padEnd(6)} ${i.ipv4 ?? '-'} ${i.ipv6 ?? '-'}\n`);
+  });
+lab
+  .command('down')
+  .description('remove every namespace, process and file the lab made (also after a crash)')
+  .option('--name <name>', 'lab name', 'weft')
+  .action(async (o: { name: string }) => {
+    const { labDown } = await import('../lab/daemon.js');
+    process.stdout.write(`${await labDown(o.name)}\n`);
+  });
+
 function parsePortSpec(s: string): Record<string, string> {
   const [network, ...kv] = s.split(',');
   const spec: Record<string, string> = { network: network as string };
@@ -502,6 +570,12 @@ function parsePortSpec(s: string): Record<string, string> {
   }
   return spec;
 }
+
+// `weft ... | head` closes our stdout early: that is not an error.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   const msg = e instanceof WeftError ? e.message : e instanceof Error ? e.message : String(e);

@@ -328,6 +328,11 @@ export class Lab {
     return child;
   }
 
+  /** Records a process started elsewhere (a server in the root namespace) so that `destroy()`, or a later reap, kills it. */
+  own(pid: number | undefined): void {
+    if (pid !== undefined) this.registry.addPid(pid);
+  }
+
   /** Records a file or directory for removal by `destroy()`; call it before creating the file. Returns the absolute path. */
   file(path: string): string {
     const abs = resolve(path);

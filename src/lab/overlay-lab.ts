@@ -13,7 +13,9 @@ import { until } from '../sys/until.js';
 import { type Host, Lab, type Vm } from './builder.js';
 import { type ServerProcess, startServerProcess, WEFT_BIN } from './server-process.js';
 
-const TOKEN = 'lab-admin-token-0123456789abcdef';
+/** The admin token of every lab's server (labs are throwaway, on a management network of this machine). */
+export const LAB_ADMIN_TOKEN = 'lab-admin-token-0123456789abcdef';
+const TOKEN = LAB_ADMIN_TOKEN;
 export const AGENT_METRICS_PORT = 9478;
 
 export interface PortView {
@@ -86,6 +88,8 @@ export class OverlayLab {
         adminToken: TOKEN,
         args: ['--svp', `${lab.mgmtRootIp}:0`, '--stream', `${lab.mgmtRootIp}:0`, '--log-level', 'warn'],
       });
+      // Recorded with the lab: if its owner dies, the next lab (or `weft lab down`) kills the server too.
+      lab.own(server.proc.pid);
       const api = new ApiClient(server.url, TOKEN);
       const c = new OverlayLab(lab, server, api, dir, o.lazy === true);
       await api.post('/v1/sites', { name: 'lab', underlayPool: '192.0.2.0/24', ...o.site });
@@ -180,21 +184,22 @@ export class OverlayLab {
     this.nets.set(`${tenant}/${name}`, { id: n.id, subnets, mtu });
   }
 
-  /** An instance with one port on `tenant/network`, placed on `host`, and its VM namespace plugged there. */
-  async vm(name: string, o: { tenant: string; network: string; host: string }): Promise<LabVm> {
+  /** An instance with one port on `tenant/network`, placed on `host` (or where placement puts it), and its VM namespace plugged there. */
+  async vm(name: string, o: { tenant: string; network: string; host?: string }): Promise<LabVm> {
     const net = this.nets.get(`${o.tenant}/${o.network}`);
     if (!net) throw new Error(`no network ${o.tenant}/${o.network}`);
     const inst = await this.api.post<InstanceView>('/v1/instances', {
       tenant: o.tenant,
       name,
       site: 'lab',
-      host: o.host,
+      ...(o.host ? { host: o.host } : {}),
       size: 'small',
       ports: [{ network: o.network }],
     });
     const port = inst.ports[0] as PortView;
+    const host = o.host ?? this.hostName(inst.hostId);
     const len = (fam: string) => net.subnets.find((s) => s.includes(':') === (fam === '6'))?.split('/')[1];
-    const vm = await this.lab.addVm(o.host, {
+    const vm = await this.lab.addVm(host, {
       name,
       ifname: portIfname(port.id),
       mac: port.mac,
@@ -205,6 +210,12 @@ export class OverlayLab {
     const v = { name, instance: inst, port, vm };
     this.vms.set(name, v);
     return v;
+  }
+
+  /** The lab name of the host with this id. */
+  hostName(hostId: string): string {
+    for (const h of this.hosts.values()) if (h.hostId === hostId) return h.name;
+    throw new Error(`no lab host has id ${hostId}`);
   }
 
   /** Live-migrates a VM: the API moves the instance, the lab switches the VM's link over. */
@@ -289,7 +300,9 @@ export function pingStats(out: string): { sent: number; received: number } {
 /** Starts tcpdump in a namespace writing to a file, once it listens; stop() ends it and returns one decoded line per packet. */
 export async function capture(lab: Lab, ns: string, ifname: string, file: string): Promise<{ stop(): Promise<string[]> }> {
   lab.file(file);
-  const p = lab.spawn(ns, 'tcpdump', ['-i', ifname, '-U', '-n', '-w', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // --immediate-mode: without it libpcap hands packets over in blocks about once a second, and a short capture
+  // stopped by SIGINT can end with the packets still in the kernel's ring, never written.
+  const p = lab.spawn(ns, 'tcpdump', ['-i', ifname, '--immediate-mode', '-U', '-n', '-w', file], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   p.stderr?.on('data', (d: Buffer) => {
     err += d.toString();

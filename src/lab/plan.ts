@@ -4,6 +4,9 @@
 import { formatIp, parseIp, parseMac } from '../model/addr.js';
 import { capacity, invalid } from '../model/errors.js';
 
+/** The size `weft lab up` builds by default: 4 racks x 2 hosts, 2 tenants, 16 instances. */
+export const DEFAULT_CLOUD = { name: 'weft', racks: 4, hostsPerRack: 2, tenants: 2, instances: 16 };
+
 /** Linux's limit on interface names (IFNAMSIZ - 1). */
 export const IFNAME_MAX = 15;
 /** Labs that can exist at once on one machine: each owns one management /26 in the root namespace. */
