@@ -4,7 +4,7 @@
 // unconfirmed change (what the FakeBird models).
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -58,6 +58,7 @@ describe('BirdControl on a real BIRD', { skip }, () => {
   test('a rendered config is applied and its sessions read back', async () => {
     await ctl.configure(renderBirdConf(inputs(['198.51.100.80/32'])));
     assert.match(await routes(), /198\.51\.100\.80\/32\s+blackhole/);
+    assert.equal(readFileSync(join(dir, 'bird.conf.pre-weft'), 'utf8'), 'router id 192.0.2.1;\nprotocol device {}\n', "the operator's config is kept");
     assert.deepEqual(await ctl.sessions(), []);
   });
 

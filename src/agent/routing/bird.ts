@@ -1,7 +1,8 @@
 // The BIRD seam: check a config with `bird -p`, apply it with `birdc
 // configure` (optionally with BIRD's own undo timer), confirm, and read
 // protocol state back; a real implementation over birdc and a fake.
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { copyFile, readFile, rename, writeFile } from 'node:fs/promises';
 import { WeftError } from '../../model/errors.js';
 import { run as defaultRun, type Runner } from '../../sys/exec.js';
 import { DEVICE } from './bird-conf.js';
@@ -72,6 +73,8 @@ export class BirdControl implements Bird {
     // until the next periodic scan (60 s) it knows none, so no session can start. Restart ours after taking over.
     const before = await readFile(this.o.confPath, 'utf8').catch(() => '');
     const takeOver = !before.includes(`protocol device ${DEVICE}`) && conf.includes(`protocol device ${DEVICE}`);
+    // The operator's own config, the first time weft takes BIRD over, is kept beside it (never overwritten later).
+    if (takeOver && before.trim() !== '') await copyFile(this.o.confPath, `${this.o.confPath}.pre-weft`, constants.COPYFILE_EXCL).catch(() => undefined);
     const next = `${this.o.confPath}.next`;
     await writeFile(next, conf);
     // BIRD reads the file again on `configure undo`, so the running config's file must not change under it: write, then rename.
