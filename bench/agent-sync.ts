@@ -1,8 +1,10 @@
 // A real `weft agent` doing a full sync of 100k remote ports (100 VNIs) from
 // a real server, into a network namespace of the bench's own, next to the
 // raw `bridge -batch` / `ip -batch` rate for the same entries measured in
-// the same run; plus the agent's RSS once synced.
-import { type ChildProcess, spawn } from 'node:child_process';
+// the same run; plus the agent's RSS once synced. The agent runs built
+// (`npm run build`, WEFT_RUN_BUILD=1: no TypeScript loader in the process),
+// or through tsx with BENCH_AGENT_TSX=1.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -73,6 +75,8 @@ async function healthz(addr: string): Promise<{ version: number; lastReconcileMs
 
 export async function agentSync(): Promise<Result[]> {
   const ports = Number(process.env.BENCH_AGENT_PORTS ?? 100_000);
+  const tsx = process.env.BENCH_AGENT_TSX === '1';
+  if (!tsx) execFileSync('npm', ['run', '--silent', 'build'], { cwd: join(import.meta.dirname, '..'), stdio: ['ignore', 'ignore', 'inherit'] });
   const dir = mkdtempSync(join(tmpdir(), 'weft-bench-agent-'));
   const ns = `wba${process.pid}`;
   let agent: ChildProcess | null = null;
@@ -105,7 +109,8 @@ export async function agentSync(): Promise<Result[]> {
         '--netns',
         ns,
       ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
+      // Its own process group, so that killing it also kills its helpers (`ip monitor`), which hold its stderr open.
+      { stdio: ['ignore', 'ignore', 'pipe'], detached: true, env: { ...process.env, WEFT_RUN_BUILD: tsx ? '0' : '1' } },
     );
     let err = '';
     agent.stderr?.setEncoding('utf8');
@@ -137,6 +142,8 @@ export async function agentSync(): Promise<Result[]> {
     if (process.env.BENCH_DEBUG) process.stderr.write(err);
     const rss = procStat(agent.pid as number).rssMb;
     const peak = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${agent.pid}/status`, 'utf8'))?.[1]) / 1024;
+    // The build, or tsx when a source changed after it.
+    const runtime = readFileSync(`/proc/${agent.pid}/cmdline`, 'utf8').includes('tsx') ? 'tsx' : 'js';
     // Idle for a while: V8 shrinks its heap once the sync's garbage is collected.
     await new Promise((r) => setTimeout(r, 15_000));
     const settled = procStat(agent.pid as number).rssMb;
@@ -159,10 +166,15 @@ export async function agentSync(): Promise<Result[]> {
         agentRssSyncedMb: Math.round(rss),
         agentRssPeakMb: Math.round(peak),
         agentRssIdle15sMb: Math.round(settled),
+        agentRuntime: runtime,
       },
     ];
   } finally {
-    agent?.kill('SIGKILL');
+    try {
+      if (agent?.pid) process.kill(-agent.pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
     await server.stop();
     await run('ip', ['netns', 'del', ns]).catch(() => {});
     rmSync(dir, { recursive: true, force: true });

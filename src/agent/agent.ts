@@ -3,12 +3,20 @@
 // a time, coalescing deltas that arrive meanwhile; a version is acknowledged
 // once a reconcile covering it has run. Failed steps are reported in metrics
 // and retried with capped backoff after re-reading the kernel.
-import type { LoggedChange } from '../model/changes.js';
+import type { LoggedChange, PortMapping } from '../model/changes.js';
 import { AgentState } from '../stream/agent-state.js';
 import type { DesiredState } from '../stream/protocol.js';
-import { type Dataplane, emptyKernelState, type KernelState, type Op } from './dataplane/dataplane.js';
+import type { Dataplane, Op } from './dataplane/dataplane.js';
 import { DEFAULT_ARP_RATE, DEFAULT_ND_RATE, type Desired, type DesiredOptions, desiredKernel } from './reconcile/desired.js';
-import { applyToState, plan } from './reconcile/plan.js';
+import { KernelModel } from './reconcile/kernel-model.js';
+import { PlanScratch, planPacked } from './reconcile/packed-plan.js';
+
+/**
+ * Steps handed to the dataplane at a time: a full sync of 100k remote ports
+ * is some 300k steps, and only this many exist as objects at once (the
+ * LinuxDataplane batches the same number per round of processes).
+ */
+export const APPLY_CHUNK = 20_000;
 
 export interface AgentLog {
   info(msg: string, ctx?: Record<string, unknown>): void;
@@ -36,10 +44,19 @@ export interface AgentStats {
 
 const quiet: AgentLog = { info() {}, warn() {} };
 
+/**
+ * A full garbage collection, when the process exposes one (bin/weft runs
+ * the agent with --expose-gc). After a burst (a snapshot arriving, a full
+ * sync) an idle agent allocates nothing, so V8 would hold the burst's
+ * garbage, and the memory under it, until its memory reducer gets round to
+ * it, minutes later or never; collected, the pages go back to the system.
+ */
+const collect = (globalThis as { gc?: () => void }).gc ?? (() => {});
+
 export class Agent {
   readonly state: AgentState;
   /** The agent's model of what the kernel holds, kept up to date by its own applies. */
-  current: KernelState = emptyKernelState();
+  current = new KernelModel();
   readonly stats: AgentStats = { reconciles: 0, ops: {}, failures: {}, lastReconcileMs: 0, waiting: 0 };
   private readonly opts: DesiredOptions;
   private readonly log: AgentLog;
@@ -54,11 +71,19 @@ export class Agent {
   private stopped = false;
   /** The last stream version whose reconcile has run (the state's version may be ahead while it runs). */
   appliedVersion = 0;
-  /** Called after each reconcile with the steps that were applied (metrics, tests). */
+  /**
+   * Called after each reconcile with the steps that were applied (metrics,
+   * tests); a reconcile of more than APPLY_CHUNK steps calls it once per
+   * chunk, `stats.lastReconcileMs` then being the time so far.
+   */
   onApplied: ((ops: Op[]) => void) | null = null;
+  private scratch: PlanScratch;
+  /** Ports of the snapshot being received so far. */
+  private staged = 0;
 
   constructor(private readonly o: AgentOptions) {
     this.state = new AgentState(o.hostId);
+    this.scratch = new PlanScratch(this.state);
     this.opts = { lazy: o.lazy ?? false, arpRate: o.arpRate ?? DEFAULT_ARP_RATE, ndRate: o.ndRate ?? DEFAULT_ND_RATE };
     this.log = o.log ?? quiet;
     const every = o.resyncMs ?? 60_000;
@@ -70,10 +95,22 @@ export class Agent {
 
   /** The stream handler: each call resolves once the kernel holds that version. It takes ownership of what it is given. */
   readonly handler = {
+    snapshotBegin: (): void => {
+      this.staged = 0;
+      this.state.beginSnapshot();
+    },
+    snapshotPorts: (ports: PortMapping[]): void => {
+      this.state.snapshotPorts(ports);
+      // Each chunk's parsed ports, and the table's columns as it grows, are garbage once taken in.
+      const before = this.staged;
+      this.staged += ports.length;
+      if (Math.floor(this.staged / APPLY_CHUNK) > Math.floor(before / APPLY_CHUNK)) collect();
+    },
     snapshot: async (version: number, s: DesiredState): Promise<void> => {
       this.state.snapshot(version, s);
-      // The state holds its own (interned) copies; let the stream's go now, not after the sync.
+      // The state holds its own (packed) copies; let the stream's go now, not after the sync.
       s.ports.length = 0;
+      if (this.state.ports.size >= APPLY_CHUNK) collect();
       await this.sync();
       this.appliedVersion = version;
     },
@@ -84,6 +121,7 @@ export class Agent {
     },
   };
 
+  /** What the kernel should hold, as Maps (the reference the agent's packed planner agrees with; tests). */
   desired(): Desired {
     return desiredKernel(this.state, this.opts);
   }
@@ -107,7 +145,8 @@ export class Agent {
       const target = this.requested;
       let error: Error | null = null;
       try {
-        await this.pass();
+        // Garbage of a full sync is given back once its plan is gone too.
+        if ((await this.pass()) > APPLY_CHUNK) collect();
       } catch (e) {
         error = e as Error;
         this.observed = false;
@@ -137,39 +176,57 @@ export class Agent {
 
   private dropLink(ifname: string): void {
     const p = this.current.plugs.get(ifname);
-    if (p) applyToState(this.current, { op: 'port.unplug', plug: p });
+    if (p) this.current.apply({ op: 'port.unplug', plug: p });
   }
 
-  private async pass(): Promise<void> {
-    {
-      if (this.stopped) return;
-      if (!this.observed) {
-        this.current = await this.o.dataplane.observe();
-        this.observed = true;
+  /** One reconcile; returns the number of steps it planned. */
+  private async pass(): Promise<number> {
+    if (this.stopped) return 0;
+    if (!this.observed) {
+      const dp = this.o.dataplane;
+      let model = new KernelModel();
+      if (dp.observeInto) await dp.observeInto(model);
+      else model = KernelModel.from(await dp.observe());
+      this.current = model;
+      this.observed = true;
+      // Reading a big kernel leaves its dumps' garbage behind.
+      if (model.fdb.size + model.neigh.size > APPLY_CHUNK) collect();
+    }
+    const t0 = performance.now();
+    const p = planPacked(this.state, this.opts, this.current, this.scratch);
+    this.stats.waiting = p.waiting.length;
+    if (p.total === 0) return 0;
+    let failures = 0;
+    let firstError: string | undefined;
+    let ops: Op[] = [];
+    while (!p.done) {
+      // A full sync: the last chunk's steps and batch text go before the next chunk's are made.
+      if (ops.length > 0) {
+        ops = [];
+        collect();
       }
-      const t0 = performance.now();
-      const desired = this.desired();
-      const p = plan(desired, this.current);
-      this.stats.waiting = p.waiting.length;
-      if (p.ops.length === 0) return;
-      const res = await this.o.dataplane.apply(p);
+      ops = p.take(APPLY_CHUNK);
+      const res = await this.o.dataplane.apply({ ops, waiting: p.waiting });
       const failed = new Set(res.failed.map((f) => f.op));
-      for (const op of p.ops) {
+      for (const op of ops) {
         if (failed.has(op)) continue;
-        applyToState(this.current, op);
+        this.current.apply(op);
         this.stats.ops[op.op] = (this.stats.ops[op.op] ?? 0) + 1;
       }
-      this.stats.reconciles++;
+      for (const f of res.failed) this.stats.failures[f.op.op] = (this.stats.failures[f.op.op] ?? 0) + 1;
+      failures += res.failed.length;
+      firstError ??= res.failed[0]?.error;
       this.stats.lastReconcileMs = performance.now() - t0;
-      this.onApplied?.(p.ops.filter((op) => !failed.has(op)));
-      if (res.failed.length > 0) {
-        for (const f of res.failed) this.stats.failures[f.op.op] = (this.stats.failures[f.op.op] ?? 0) + 1;
-        this.log.warn('dataplane steps failed; retrying', { failed: res.failed.length, first: res.failed[0]?.error });
-        // The model may be wrong where steps failed: re-read the kernel before retrying.
-        this.observed = false;
-        this.scheduleRetry();
-      } else this.retryMs = 0;
+      if (p.done) this.stats.reconciles++;
+      this.onApplied?.(failed.size > 0 ? ops.filter((op) => !failed.has(op)) : ops);
     }
+    if (failures > 0) {
+      this.log.warn('dataplane steps failed; retrying', { failed: failures, first: firstError });
+      // The model may be wrong where steps failed: re-read the kernel before retrying.
+      this.observed = false;
+      this.scheduleRetry();
+    } else this.retryMs = 0;
+    return p.total;
   }
 
   private scheduleRetry(): void {

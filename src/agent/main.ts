@@ -64,6 +64,9 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
   let reportedReset = () => {};
   // The state is updated synchronously when a handler is called, so routing sees it before the kernel sync finishes.
   const handler = {
+    // Snapshot chunks go to the state as they arrive: the stream client then holds none of them.
+    snapshotBegin: agent.handler.snapshotBegin,
+    snapshotPorts: agent.handler.snapshotPorts,
     snapshot: (version: number, s: Parameters<typeof agent.handler.snapshot>[1]) => {
       const p = agent.handler.snapshot(version, s);
       routing?.update();
@@ -342,7 +345,7 @@ function agentMetrics(agent: Agent, dp: LinuxDataplane, lazy: LazyResolver | nul
     registers: [registry],
     async collect() {
       const byIf = new Map<string, string>();
-      for (const p of agent.state.ports.values()) if (p.hostId === agent.state.hostId) byIf.set(portIfname(p.portId), p.portId);
+      for (const p of agent.state.localPorts()) byIf.set(portIfname(p.portId), p.portId);
       for (const c of await dp.guards.counters()) {
         const key = `${c.ifname}|${c.guard}`;
         const before = last.get(key) ?? 0;

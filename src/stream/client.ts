@@ -12,6 +12,15 @@ export interface StreamHandler {
   snapshot(version: number, state: DesiredState): void | Promise<void>;
   /** Apply these changes; `vnis` are the host's VNIs after them. */
   delta(version: number, changes: LoggedChange[], vnis: number[]): void | Promise<void>;
+  /**
+   * Optional: takes a snapshot's ports chunk by chunk as they arrive, so the
+   * client holds none of them (100k ports parsed are some 30 MB). `snapshot`
+   * then gets the rest of the state with `ports` empty. A `snapshotBegin`
+   * comes before the first chunk of every snapshot: what an unfinished one
+   * passed (its connection broke) is to be dropped then.
+   */
+  snapshotBegin?(version: number): void;
+  snapshotPorts?(ports: PortMapping[]): void;
 }
 
 export interface StreamClientOptions {
@@ -123,9 +132,12 @@ export class StreamClient {
         break;
       case 'snapshot.begin':
         this.snap = { version: m.version, ports: [] };
+        this.o.handler.snapshotBegin?.(m.version);
         break;
       case 'snapshot.ports':
-        this.snap?.ports.push(...m.ports);
+        if (!this.snap) break;
+        if (this.o.handler.snapshotPorts) this.o.handler.snapshotPorts(m.ports);
+        else for (const p of m.ports) this.snap.ports.push(p);
         break;
       case 'snapshot.end': {
         const ports = this.snap?.ports ?? [];

@@ -45,6 +45,54 @@ export function emptyKernelState(): KernelState {
   return { vnis: new Map(), plugs: new Map(), fdb: new Map(), neigh: new Map(), guards: new Map(), links: new Set() };
 }
 
+/**
+ * A kernel's content that observe() can fill and steps can be applied to:
+ * the small maps as they are, FDB and neighbour entries by VNI and address
+ * (a KernelState keys them `vni|addr`, see kernelEntries; the agent's
+ * model packs them).
+ */
+export interface KernelEntries {
+  vnis: Map<number, VniState>;
+  plugs: Map<string, PlugState>;
+  guards: Map<string, string>;
+  links: Set<string>;
+  fdbGet(vni: number, mac: string): string | undefined;
+  fdbSet(vni: number, mac: string, dst: string): void;
+  fdbDelete(vni: number, mac: string): void;
+  neighSet(vni: number, ip: string, mac: string): void;
+  neighDelete(vni: number, ip: string): void;
+  /** Drops every FDB and neighbour entry of the VNI (its devices are gone). */
+  dropEntries(vni: number): void;
+}
+
+/** A KernelState seen as KernelEntries (its Maps, changed in place). */
+export function kernelEntries(s: KernelState): KernelEntries {
+  return {
+    get vnis() {
+      return s.vnis;
+    },
+    get plugs() {
+      return s.plugs;
+    },
+    get guards() {
+      return s.guards;
+    },
+    get links() {
+      return s.links;
+    },
+    fdbGet: (vni, mac) => s.fdb.get(fdbKey(vni, mac)),
+    fdbSet: (vni, mac, dst) => void s.fdb.set(fdbKey(vni, mac), dst),
+    fdbDelete: (vni, mac) => void s.fdb.delete(fdbKey(vni, mac)),
+    neighSet: (vni, ip, mac) => void s.neigh.set(neighKey(vni, ip), mac),
+    neighDelete: (vni, ip) => void s.neigh.delete(neighKey(vni, ip)),
+    dropEntries(vni) {
+      const prefix = `${vni}|`;
+      for (const k of s.fdb.keys()) if (k.startsWith(prefix)) s.fdb.delete(k);
+      for (const k of s.neigh.keys()) if (k.startsWith(prefix)) s.neigh.delete(k);
+    },
+  };
+}
+
 export const fdbKey = (vni: number, mac: string): string => `${vni}|${mac}`;
 export const neighKey = (vni: number, ip: string): string => `${vni}|${ip}`;
 export function splitKey(key: string): [number, string] {
@@ -89,6 +137,12 @@ export interface ApplyResult {
 export interface Dataplane {
   /** Reads every object weft owns; touches nothing. Objects not weft's are never reported. */
   observe(): Promise<KernelState>;
+  /**
+   * Optional: reads the same into `into` (empty), building no KernelState:
+   * at 100k remote ports its Maps, and the kernel's dumps parsed whole, are
+   * hundreds of MB for a moment.
+   */
+  observeInto?(into: KernelEntries): Promise<void>;
   /**
    * Runs a plan's steps in order, batched. Steps are idempotent, so a plan
    * may be re-run after a partial failure; failures are reported per step

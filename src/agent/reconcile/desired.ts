@@ -1,9 +1,9 @@
 // What the kernel of one host should hold, computed from the agent's desired
 // state (the push stream's view): a pure function, diffed against what was
 // observed by plan.ts.
-import type { PortMapping } from '../../model/changes.js';
 import type { AgentState } from '../../stream/agent-state.js';
-import { emptyKernelState, fdbKey, type KernelState, neighKey } from '../dataplane/dataplane.js';
+import type { PortTable } from '../../stream/port-table.js';
+import { emptyKernelState, fdbKey, type KernelState, neighKey, type PlugState, type VniState } from '../dataplane/dataplane.js';
 import { type GuardPort, guardSpecHash } from '../dataplane/linux/guards.js';
 import { portIfname } from '../names.js';
 
@@ -28,48 +28,80 @@ export interface Desired {
   ips: Map<string, string[]>;
 }
 
-/** The kernel objects a host needs for the ports on its VNIs. Routed networks (no VNI) are routing's. */
-export function desiredKernel(s: AgentState, o: DesiredOptions): Desired {
-  const state = emptyKernelState();
-  const guardPorts = new Map<string, GuardPort>();
-  const ips = new Map<string, string[]>();
+/** The part of the desired kernel that is not per remote port: VNIs, and the plugs and guards of local ports. */
+export interface DesiredDevices {
+  vnis: Map<number, VniState>;
+  plugs: Map<string, PlugState>;
+  guards: Map<string, string>;
+  guardPorts: Map<string, GuardPort>;
+  ips: Map<string, string[]>;
+  /** The host-side interface of every local port on one of the VNIs, by its slot in `AgentState.ports`. */
+  ifnames: Map<number, string>;
+}
+
+/** The VNIs, plugs and guards a host needs (a scan of its ports; strings only for its own). */
+export function desiredDevices(s: AgentState, o: DesiredOptions): DesiredDevices {
+  const d: DesiredDevices = { vnis: new Map(), plugs: new Map(), guards: new Map(), guardPorts: new Map(), ips: new Map(), ifnames: new Map() };
   const host = s.host;
-  if (!host) return { state, guardPorts, ips };
+  if (!host) return d;
   const mtus = new Map<number, { mtu: number; arp: number; nd: number }>();
   for (const n of s.networks.values())
     if (n.vni !== null) mtus.set(n.vni, { mtu: n.mtu || DEFAULT_MTU, arp: n.arpRate ?? o.arpRate, nd: n.ndRate ?? o.ndRate });
-  for (const vni of s.vnis) state.vnis.set(vni, { vni, mtu: mtus.get(vni)?.mtu ?? DEFAULT_MTU, local: host.underlayIp, lazy: o.lazy });
-  for (const p of s.ports.values()) {
-    const vni = p.vni;
-    if (vni === null || !state.vnis.has(vni)) continue;
-    if (p.hostId === s.hostId) {
-      const net = mtus.get(vni);
-      const ifname = portIfname(p.portId);
-      const mtu = net?.mtu ?? DEFAULT_MTU;
-      state.plugs.set(ifname, { ifname, vni, mtu, mac: p.mac });
-      state.fdb.set(fdbKey(vni, p.mac), `@${ifname}`);
-      const g: GuardPort = { ifname, mac: p.mac, ipv4: p.ipv4, ipv6: p.ipv6, arpRate: net?.arp ?? o.arpRate, ndRate: net?.nd ?? o.ndRate };
-      guardPorts.set(ifname, g);
-      state.guards.set(ifname, guardSpecHash(g));
-      ips.set(ifname, addrs(p));
-      if (!o.lazy) neighbours(state, vni, p);
-    } else if (!o.lazy) {
-      state.fdb.set(fdbKey(vni, p.mac), p.underlayIp);
-      neighbours(state, vni, p);
-    }
+  for (const vni of s.vnis) d.vnis.set(vni, { vni, mtu: mtus.get(vni)?.mtu ?? DEFAULT_MTU, local: host.underlayIp, lazy: o.lazy });
+  const t = s.ports;
+  for (let slot = 0; slot < t.end; slot++) {
+    if (!wanted(t, slot, d.vnis) || t.hostAt(slot).hostId !== s.hostId) continue;
+    const vni = t.vniAt(slot);
+    const net = mtus.get(vni);
+    const ifname = portIfname(t.portIdAt(slot));
+    const mac = t.macAt(slot);
+    const ipv4 = t.ipv4At(slot);
+    const ipv6 = t.ipv6At(slot);
+    d.ifnames.set(slot, ifname);
+    d.plugs.set(ifname, { ifname, vni, mtu: net?.mtu ?? DEFAULT_MTU, mac });
+    const g: GuardPort = { ifname, mac, ipv4, ipv6, arpRate: net?.arp ?? o.arpRate, ndRate: net?.nd ?? o.ndRate };
+    d.guardPorts.set(ifname, g);
+    d.guards.set(ifname, guardSpecHash(g));
+    const ips: string[] = [];
+    if (ipv4) ips.push(ipv4);
+    if (ipv6) ips.push(ipv6);
+    d.ips.set(ifname, ips);
   }
-  return { state, guardPorts, ips };
+  return d;
 }
 
-// Local ports get entries too: a move then changes only FDB entries, never neighbours.
-function neighbours(state: KernelState, vni: number, p: PortMapping): void {
-  if (p.ipv4) state.neigh.set(neighKey(vni, p.ipv4), p.mac);
-  if (p.ipv6) state.neigh.set(neighKey(vni, p.ipv6), p.mac);
+/** A live port on one of the host's VNIs (routed networks, with no VNI, are routing's). */
+export function wanted(t: PortTable, slot: number, vnis: Map<number, VniState>): boolean {
+  if (!t.live(slot)) return false;
+  const vni = t.vniAt(slot);
+  return vni !== -1 && vnis.has(vni);
 }
 
-function addrs(p: PortMapping): string[] {
-  const out: string[] = [];
-  if (p.ipv4) out.push(p.ipv4);
-  if (p.ipv6) out.push(p.ipv6);
-  return out;
+/**
+ * The kernel objects a host needs for the ports on its VNIs, as Maps keyed
+ * like KernelState (the reference the agent's packed planner must agree with;
+ * tests and tools compare it with what `observe` reads).
+ */
+export function desiredKernel(s: AgentState, o: DesiredOptions): Desired {
+  const d = desiredDevices(s, o);
+  const state = emptyKernelState();
+  state.vnis = d.vnis;
+  state.plugs = d.plugs;
+  state.guards = d.guards;
+  const t = s.ports;
+  for (let slot = 0; slot < t.end; slot++) {
+    if (!wanted(t, slot, d.vnis)) continue;
+    const ifname = d.ifnames.get(slot);
+    if (ifname === undefined && o.lazy) continue;
+    const vni = t.vniAt(slot);
+    const mac = t.macAt(slot);
+    state.fdb.set(fdbKey(vni, mac), ifname !== undefined ? `@${ifname}` : t.hostAt(slot).underlayIp);
+    // Local ports get entries too: a move then changes only FDB entries, never neighbours.
+    if (o.lazy) continue;
+    const ipv4 = t.ipv4At(slot);
+    const ipv6 = t.ipv6At(slot);
+    if (ipv4) state.neigh.set(neighKey(vni, ipv4), mac);
+    if (ipv6) state.neigh.set(neighKey(vni, ipv6), mac);
+  }
+  return { state, guardPorts: d.guardPorts, ips: d.ips };
 }

@@ -1,7 +1,8 @@
 // Reconcile: desired vs current kernel state -> the plan that makes them
 // equal, touching only what differs (pure). Also the model of what a plan
 // does to the state, so the agent can track the kernel without re-reading it.
-import { fdbKey, type KernelState, neighKey, type Op, type Plan, splitKey } from '../dataplane/dataplane.js';
+import { type KernelEntries, type KernelState, kernelEntries, type Op, type Plan, type PlugState, splitKey, type VniState } from '../dataplane/dataplane.js';
+import type { GuardPort } from '../dataplane/linux/guards.js';
 import type { Desired } from './desired.js';
 
 /**
@@ -12,49 +13,10 @@ import type { Desired } from './desired.js';
  */
 export function plan(desired: Desired, current: KernelState): Plan {
   const want = desired.state;
-  const add: Op[] = [];
-  const guards: Op[] = [];
-  const plugs: Op[] = [];
+  const d = planDevices({ ...want, guardPorts: desired.guardPorts, ips: desired.ips }, current);
+  const { gone, lazy, plugged } = d;
   const sets: Op[] = [];
   const dels: Op[] = [];
-  const tail: Op[] = [];
-  const announce: Op[] = [];
-  const waiting: string[] = [];
-  /** VNIs whose devices are (re)created: nothing on them survives. */
-  const fresh = new Set<number>();
-
-  for (const [vni, d] of want.vnis) {
-    const c = current.vnis.get(vni);
-    if (!c || c.local !== d.local || c.lazy !== d.lazy) {
-      if (c) add.push({ op: 'vni.del', vni });
-      add.push({ op: 'vni.add', vni: d });
-      fresh.add(vni);
-    } else if (c.mtu !== d.mtu) add.push({ op: 'vni.mtu', vni, mtu: d.mtu });
-  }
-  for (const vni of current.vnis.keys()) if (!want.vnis.has(vni)) tail.push({ op: 'vni.del', vni });
-  const gone = (vni: number) => fresh.has(vni) || !want.vnis.has(vni);
-  const lazy = (vni: number) => want.vnis.get(vni)?.lazy === true;
-
-  for (const [ifname, hash] of want.guards) {
-    const port = desired.guardPorts.get(ifname);
-    if (port && current.guards.get(ifname) !== hash) guards.push({ op: 'guard.set', port, hash });
-  }
-  for (const ifname of current.guards.keys()) if (!want.guards.has(ifname)) tail.push({ op: 'guard.del', ifname });
-
-  const plugged = new Set<string>();
-  for (const [ifname, d] of want.plugs) {
-    if (!current.links.has(ifname)) {
-      waiting.push(ifname);
-      continue;
-    }
-    plugged.add(ifname);
-    const c = current.plugs.get(ifname);
-    if (c && !gone(c.vni) && c.vni === d.vni && c.mtu === d.mtu && c.mac === d.mac) continue;
-    plugs.push({ op: 'port.plug', plug: d });
-    if (!c || c.vni !== d.vni || fresh.has(d.vni)) announce.push({ op: 'announce', ifname, vni: d.vni, mac: d.mac, ips: desired.ips.get(ifname) ?? [] });
-  }
-  for (const [ifname, c] of current.plugs) if (!want.plugs.has(ifname) && !gone(c.vni)) tail.push({ op: 'port.unplug', plug: c });
-
   for (const [key, dst] of want.fdb) {
     const [vni, mac] = splitKey(key);
     if (dst.startsWith('@') && !plugged.has(dst.slice(1))) continue;
@@ -74,11 +36,104 @@ export function plan(desired: Desired, current: KernelState): Plan {
     const [vni, ip] = splitKey(key);
     if (!gone(vni) && !want.neigh.has(key) && !lazy(vni)) dels.push({ op: 'neigh.del', vni, ip });
   }
-  return { ops: [...add, ...guards, ...plugs, ...sets, ...dels, ...tail, ...announce], waiting };
+  const ops = d.head;
+  for (const list of [sets, dels, d.tail]) for (const op of list) ops.push(op);
+  return { ops, waiting: d.waiting };
 }
+
+/** The small part of what a host wants: VNIs, and the plugs and guards of its own ports. */
+export interface WantDevices {
+  vnis: Map<number, VniState>;
+  plugs: Map<string, PlugState>;
+  guards: Map<string, string>;
+  guardPorts: Map<string, GuardPort>;
+  ips: Map<string, string[]>;
+}
+
+/** What planDevices reads of the current state. */
+export interface HaveDevices {
+  vnis: Map<number, VniState>;
+  plugs: Map<string, PlugState>;
+  guards: Map<string, string>;
+  links: Set<string>;
+}
+
+/** The device steps of a plan, and what the entry steps between them need to know. */
+export interface DevicePlan {
+  /** VNI creations and MTUs, guards, plugs: the steps before the entries. */
+  head: Op[];
+  /** Removals of VNIs, guards and plugs, then announcements: the steps after the entries. */
+  tail: Op[];
+  waiting: string[];
+  /** VNIs whose devices are (re)created or removed: nothing on them survives, or is kept. */
+  gone: (vni: number) => boolean;
+  /** Remote entries of a lazy VNI are the miss handler's. */
+  lazy: (vni: number) => boolean;
+  /** Local ports plugged once the plan has run (their static FDB entries can be set). */
+  plugged: Set<string>;
+}
+
+/** Plans the VNIs, guards and plugs (shared by `plan` and the agent's packed planner). */
+export function planDevices(want: WantDevices, current: HaveDevices): DevicePlan {
+  const add: Op[] = [];
+  const guards: Op[] = [];
+  const plugs: Op[] = [];
+  const tail: Op[] = [];
+  const announce: Op[] = [];
+  const waiting: string[] = [];
+  const fresh = new Set<number>();
+
+  for (const [vni, d] of want.vnis) {
+    const c = current.vnis.get(vni);
+    if (!c || c.local !== d.local || c.lazy !== d.lazy) {
+      if (c) add.push({ op: 'vni.del', vni });
+      add.push({ op: 'vni.add', vni: d });
+      fresh.add(vni);
+    } else if (c.mtu !== d.mtu) add.push({ op: 'vni.mtu', vni, mtu: d.mtu });
+  }
+  for (const vni of current.vnis.keys()) if (!want.vnis.has(vni)) tail.push({ op: 'vni.del', vni });
+  const gone = (vni: number) => fresh.has(vni) || !want.vnis.has(vni);
+  const lazy = (vni: number) => want.vnis.get(vni)?.lazy === true;
+
+  for (const [ifname, hash] of want.guards) {
+    const port = want.guardPorts.get(ifname);
+    if (port && current.guards.get(ifname) !== hash) guards.push({ op: 'guard.set', port, hash });
+  }
+  for (const ifname of current.guards.keys()) if (!want.guards.has(ifname)) tail.push({ op: 'guard.del', ifname });
+
+  const plugged = new Set<string>();
+  for (const [ifname, d] of want.plugs) {
+    if (!current.links.has(ifname)) {
+      waiting.push(ifname);
+      continue;
+    }
+    plugged.add(ifname);
+    const c = current.plugs.get(ifname);
+    if (c && !gone(c.vni) && c.vni === d.vni && c.mtu === d.mtu && c.mac === d.mac) continue;
+    plugs.push({ op: 'port.plug', plug: d });
+    if (!c || c.vni !== d.vni || fresh.has(d.vni)) announce.push({ op: 'announce', ifname, vni: d.vni, mac: d.mac, ips: want.ips.get(ifname) ?? [] });
+  }
+  for (const [ifname, c] of current.plugs) if (!want.plugs.has(ifname) && !gone(c.vni)) tail.push({ op: 'port.unplug', plug: c });
+
+  const head = add;
+  for (const list of [guards, plugs]) for (const op of list) head.push(op);
+  for (const op of announce) tail.push(op);
+  return { head, tail, waiting, gone, lazy, plugged };
+}
+
+const entriesOf = new WeakMap<KernelState, KernelEntries>();
 
 /** What a successful step leaves in the kernel (the model the fake and the agent keep). */
 export function applyToState(s: KernelState, op: Op): void {
+  let e = entriesOf.get(s);
+  if (!e) {
+    e = kernelEntries(s);
+    entriesOf.set(s, e);
+  }
+  applyStep(e, op);
+}
+
+export function applyStep(s: KernelEntries, op: Op): void {
   switch (op.op) {
     case 'vni.add':
       s.vnis.set(op.vni.vni, { ...op.vni });
@@ -90,7 +145,8 @@ export function applyToState(s: KernelState, op: Op): void {
     }
     case 'vni.del':
       s.vnis.delete(op.vni);
-      dropVni(s, op.vni);
+      s.dropEntries(op.vni);
+      for (const [name, p] of s.plugs) if (p.vni === op.vni) s.plugs.delete(name);
       break;
     case 'guard.set':
       s.guards.set(op.port.ifname, op.hash);
@@ -100,34 +156,27 @@ export function applyToState(s: KernelState, op: Op): void {
       break;
     case 'port.plug': {
       const old = s.plugs.get(op.plug.ifname);
-      if (old && old.vni !== op.plug.vni) s.fdb.delete(fdbKey(old.vni, old.mac));
+      if (old && old.vni !== op.plug.vni) s.fdbDelete(old.vni, old.mac);
       s.plugs.set(op.plug.ifname, { ...op.plug });
       break;
     }
     case 'port.unplug':
       s.plugs.delete(op.plug.ifname);
-      if (s.fdb.get(fdbKey(op.plug.vni, op.plug.mac)) === `@${op.plug.ifname}`) s.fdb.delete(fdbKey(op.plug.vni, op.plug.mac));
+      if (s.fdbGet(op.plug.vni, op.plug.mac) === `@${op.plug.ifname}`) s.fdbDelete(op.plug.vni, op.plug.mac);
       break;
     case 'fdb.set':
-      s.fdb.set(fdbKey(op.vni, op.mac), op.dst);
+      s.fdbSet(op.vni, op.mac, op.dst);
       break;
     case 'fdb.del':
-      s.fdb.delete(fdbKey(op.vni, op.mac));
+      s.fdbDelete(op.vni, op.mac);
       break;
     case 'neigh.set':
-      s.neigh.set(neighKey(op.vni, op.ip), op.mac);
+      s.neighSet(op.vni, op.ip, op.mac);
       break;
     case 'neigh.del':
-      s.neigh.delete(neighKey(op.vni, op.ip));
+      s.neighDelete(op.vni, op.ip);
       break;
     case 'announce':
       break;
   }
-}
-
-function dropVni(s: KernelState, vni: number): void {
-  const prefix = `${vni}|`;
-  for (const k of s.fdb.keys()) if (k.startsWith(prefix)) s.fdb.delete(k);
-  for (const k of s.neigh.keys()) if (k.startsWith(prefix)) s.neigh.delete(k);
-  for (const [name, p] of s.plugs) if (p.vni === vni) s.plugs.delete(name);
 }

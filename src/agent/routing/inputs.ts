@@ -95,8 +95,8 @@ const CHECK_DEFAULTS = { type: 'tcp' as const, port: 80, path: null, intervalMs:
 /** The local routed ports of the host: their addresses and host-side interfaces. */
 export function routedPorts(s: AgentState): { portId: string; ifname: string; mac: string; ipv4: string | null; ipv6: string | null; mtu: number }[] {
   const out = [];
-  for (const p of s.ports.values()) {
-    if (p.hostId !== s.hostId || p.networkKind !== 'routed') continue;
+  for (const p of s.localPorts()) {
+    if (p.networkKind !== 'routed') continue;
     const mtu = s.networks.get(p.networkId)?.mtu || 1500;
     out.push({ portId: p.portId, ifname: portIfname(p.portId), mac: p.mac, ipv4: p.ipv4, ipv6: p.ipv6, mtu });
   }

@@ -1,25 +1,18 @@
 // A plan as iproute2 batch lines (pure): `ip -batch -` and `bridge -batch -`
 // text in the order the kernel needs, each line tied to the step it belongs
-// to so a failed line is reported against its step.
+// to so a failed line is reported against its step. The text is made as it
+// is written to the tool (20k steps are some 3 MB of it) and not kept; a
+// failed line's text is made again for its report.
 
 import { bridgeMac, bridgeName, OWNER_ALIAS, vxlanName } from '../../names.js';
-import type { Plan } from '../dataplane.js';
+import type { Op, Plan } from '../dataplane.js';
 import type { GuardPort } from './guards.js';
 
-/** One batch line; `soft` lines are deletions whose "not found" is success. */
-export interface Line {
-  text: string;
-  op: number;
-  soft: boolean;
-}
+/** The three batches, in the order they run: devices (`ip`), bridge ports and FDB (`bridge`), neighbours (`ip`). */
+export type BatchName = 'links' | 'fdb' | 'neigh';
 
+/** The steps that are not batch lines: nftables guards and announcements. */
 export interface Rendered {
-  /** Devices: deletions, creations, MTUs, plugs (`ip -batch`). */
-  links: Line[];
-  /** Bridge port flags and FDB entries (`bridge -batch`). */
-  fdb: Line[];
-  /** Neighbour entries, unplugs (`ip -batch`). */
-  neigh: Line[];
   guardsSet: { op: number; port: GuardPort }[];
   guardsDel: { op: number; ifname: string }[];
   announce: { op: number; ifname: string; vni: number; mac: string; ips: string[] }[];
@@ -27,105 +20,184 @@ export interface Rendered {
 
 export const VXLAN_PORT = 4789;
 
-export function render(plan: Plan): Rendered {
-  const r: Rendered = { links: [], fdb: [], neigh: [], guardsSet: [], guardsDel: [], announce: [] };
-  const dels: Line[] = [];
-  plan.ops.forEach((o, i) => {
-    const line = (to: Line[], text: string, soft = false) => to.push({ text, op: i, soft });
-    switch (o.op) {
-      case 'vni.add': {
-        const { vni, mtu, local, lazy } = o.vni;
-        const vx = vxlanName(vni);
-        const br = bridgeName(vni);
+/** Where a step's lines go: device deletions come first in the links batch, freeing names for re-creation. */
+type Part = BatchName | 'dels';
+const PARTS: Record<BatchName, Part[]> = { links: ['dels', 'links'], fdb: ['fdb'], neigh: ['neigh'] };
+
+/** The lines of step `o` in part `to`; `soft` lines are deletions whose "not found" is success. */
+function stepLines(o: Op, to: Part, line: (text: string, soft: boolean) => void): void {
+  switch (o.op) {
+    case 'vni.add': {
+      const { vni, mtu, local, lazy } = o.vni;
+      const vx = vxlanName(vni);
+      const br = bridgeName(vni);
+      if (to === 'links') {
         const miss = lazy ? ' proxy l2miss l3miss' : '';
-        line(r.links, `link add ${vx} mtu ${mtu} type vxlan id ${vni} local ${local} dstport ${VXLAN_PORT} nolearning${miss}`);
-        line(r.links, `link set dev ${vx} addrgenmode none alias ${OWNER_ALIAS}`);
-        line(r.links, `link add ${br} address ${bridgeMac(vni)} mtu ${mtu} type bridge mcast_snooping 0`);
+        line(`link add ${vx} mtu ${mtu} type vxlan id ${vni} local ${local} dstport ${VXLAN_PORT} nolearning${miss}`, false);
+        line(`link set dev ${vx} addrgenmode none alias ${OWNER_ALIAS}`, false);
+        line(`link add ${br} address ${bridgeMac(vni)} mtu ${mtu} type bridge mcast_snooping 0`, false);
         // No address of the host's own on a tenant network: no link-local, no RS or MLD into it.
-        line(r.links, `link set dev ${br} addrgenmode none alias ${OWNER_ALIAS}`);
-        line(r.links, `link set dev ${vx} master ${br} up`);
-        line(r.links, `link set dev ${br} up`);
-        line(r.fdb, `link set dev ${vx} learning off${lazy ? '' : ' neigh_suppress on'}`);
-        break;
-      }
-      case 'vni.mtu':
-        line(r.links, `link set dev ${vxlanName(o.vni)} mtu ${o.mtu}`);
-        line(r.links, `link set dev ${bridgeName(o.vni)} mtu ${o.mtu}`);
-        break;
-      case 'vni.del':
-        line(dels, `link del ${bridgeName(o.vni)}`, true);
-        line(dels, `link del ${vxlanName(o.vni)}`, true);
-        break;
-      case 'port.plug':
-        line(r.links, `link set dev ${o.plug.ifname} master ${bridgeName(o.plug.vni)} mtu ${o.plug.mtu} up`);
-        line(r.fdb, `link set dev ${o.plug.ifname} learning off`);
-        break;
-      case 'port.unplug':
-        line(r.neigh, `link set dev ${o.plug.ifname} nomaster`, true);
-        break;
-      case 'fdb.set': {
-        const vx = vxlanName(o.vni);
-        if (o.dst.startsWith('@')) {
-          if (o.was !== undefined && !o.was.startsWith('@')) line(r.fdb, `fdb del ${o.mac} dev ${vx} self`, true);
-          line(r.fdb, `fdb replace ${o.mac} dev ${o.dst.slice(1)} master static`);
-        } else {
-          line(r.fdb, `fdb replace ${o.mac} dev ${vx} dst ${o.dst} self permanent`);
-          line(r.fdb, `fdb replace ${o.mac} dev ${vx} master static`);
-        }
-        break;
-      }
-      case 'fdb.del':
-        if (o.was.startsWith('@')) line(r.fdb, `fdb del ${o.mac} dev ${o.was.slice(1)} master`, true);
-        else {
-          line(r.fdb, `fdb del ${o.mac} dev ${vxlanName(o.vni)} self`, true);
-          line(r.fdb, `fdb del ${o.mac} dev ${vxlanName(o.vni)} master`, true);
-        }
-        break;
-      case 'neigh.set':
-        line(r.neigh, `neigh replace ${o.ip} lladdr ${o.mac} dev ${bridgeName(o.vni)} nud permanent`);
-        break;
-      case 'neigh.del':
-        line(r.neigh, `neigh del ${o.ip} dev ${bridgeName(o.vni)}`, true);
-        break;
-      case 'guard.set':
-        r.guardsSet.push({ op: i, port: o.port });
-        break;
-      case 'guard.del':
-        r.guardsDel.push({ op: i, ifname: o.ifname });
-        break;
-      case 'announce':
-        r.announce.push({ op: i, ifname: o.ifname, vni: o.vni, mac: o.mac, ips: o.ips });
-        break;
+        line(`link set dev ${br} addrgenmode none alias ${OWNER_ALIAS}`, false);
+        line(`link set dev ${vx} master ${br} up`, false);
+        line(`link set dev ${br} up`, false);
+      } else if (to === 'fdb') line(`link set dev ${vx} learning off${lazy ? '' : ' neigh_suppress on'}`, false);
+      break;
     }
+    case 'vni.mtu':
+      if (to !== 'links') break;
+      line(`link set dev ${vxlanName(o.vni)} mtu ${o.mtu}`, false);
+      line(`link set dev ${bridgeName(o.vni)} mtu ${o.mtu}`, false);
+      break;
+    case 'vni.del':
+      if (to !== 'dels') break;
+      line(`link del ${bridgeName(o.vni)}`, true);
+      line(`link del ${vxlanName(o.vni)}`, true);
+      break;
+    case 'port.plug':
+      if (to === 'links') line(`link set dev ${o.plug.ifname} master ${bridgeName(o.plug.vni)} mtu ${o.plug.mtu} up`, false);
+      else if (to === 'fdb') line(`link set dev ${o.plug.ifname} learning off`, false);
+      break;
+    case 'port.unplug':
+      if (to === 'neigh') line(`link set dev ${o.plug.ifname} nomaster`, true);
+      break;
+    case 'fdb.set': {
+      if (to !== 'fdb') break;
+      const vx = vxlanName(o.vni);
+      if (o.dst.startsWith('@')) {
+        if (o.was !== undefined && !o.was.startsWith('@')) line(`fdb del ${o.mac} dev ${vx} self`, true);
+        line(`fdb replace ${o.mac} dev ${o.dst.slice(1)} master static`, false);
+      } else {
+        line(`fdb replace ${o.mac} dev ${vx} dst ${o.dst} self permanent`, false);
+        line(`fdb replace ${o.mac} dev ${vx} master static`, false);
+      }
+      break;
+    }
+    case 'fdb.del':
+      if (to !== 'fdb') break;
+      if (o.was.startsWith('@')) line(`fdb del ${o.mac} dev ${o.was.slice(1)} master`, true);
+      else {
+        line(`fdb del ${o.mac} dev ${vxlanName(o.vni)} self`, true);
+        line(`fdb del ${o.mac} dev ${vxlanName(o.vni)} master`, true);
+      }
+      break;
+    case 'neigh.set':
+      if (to === 'neigh') line(`neigh replace ${o.ip} lladdr ${o.mac} dev ${bridgeName(o.vni)} nud permanent`, false);
+      break;
+    case 'neigh.del':
+      if (to === 'neigh') line(`neigh del ${o.ip} dev ${bridgeName(o.vni)}`, true);
+      break;
+    default:
+      break;
+  }
+}
+
+/** The steps of a plan that are not batch lines. */
+export function render(plan: Plan): Rendered {
+  const r: Rendered = { guardsSet: [], guardsDel: [], announce: [] };
+  plan.ops.forEach((o, i) => {
+    if (o.op === 'guard.set') r.guardsSet.push({ op: i, port: o.port });
+    else if (o.op === 'guard.del') r.guardsDel.push({ op: i, ifname: o.ifname });
+    else if (o.op === 'announce') r.announce.push({ op: i, ifname: o.ifname, vni: o.vni, mac: o.mac, ips: o.ips });
   });
-  // Deleting a device first frees its name for a re-creation in the same batch.
-  r.links = [...dels, ...r.links];
   return r;
 }
 
-const NOT_FOUND = /No such file or directory|Cannot find device|does not exist|No such device|Object not found/;
+/** Whether the plan has a line for batch `name`. */
+export function hasLines(plan: Plan, name: BatchName): boolean {
+  let any = false;
+  const seen = () => {
+    any = true;
+  };
+  for (const part of PARTS[name])
+    for (const o of plan.ops) {
+      stepLines(o, part, seen);
+      if (any) return true;
+    }
+  return false;
+}
+
+/** Lines per piece of a batch's input. */
+const PIECE = 1000;
 
 /**
- * Maps a `-force` batch's stderr back to the lines that failed. iproute2
- * prints the error, then `Command failed -:<line>`; deletions of what is
- * already gone are not failures.
+ * One batch of a plan: its text a piece (of whole lines) at a time, and the
+ * step and softness of every line handed out so far (for `failures`).
  */
-export function batchFailures(lines: Line[], stderr: string): { line: Line; error: string }[] {
-  const out: { line: Line; error: string }[] = [];
-  const text = stderr.split('\n');
-  let last: string[] = [];
-  for (const t of text) {
-    const m = /^Command failed -:(\d+)/.exec(t);
-    if (!m) {
-      if (t.trim()) last.push(t.trim());
-      continue;
-    }
-    const line = lines[Number(m[1]) - 1];
-    const error = last.join('; ') || 'failed';
-    last = [];
-    if (!line) continue;
-    if (line.soft && NOT_FOUND.test(error)) continue;
-    out.push({ line, error: `${line.text}: ${error}` });
+export class BatchInput {
+  lines = 0;
+  private op = new Int32Array(1024);
+  private soft = new Uint8Array(1024);
+
+  constructor(
+    private readonly plan: Plan,
+    readonly name: BatchName,
+  ) {}
+
+  *text(): Generator<string> {
+    let out: string[] = [];
+    let at = 0;
+    const line = (text: string, soft: boolean) => {
+      out.push(text);
+      this.record(at, soft);
+    };
+    for (const part of PARTS[this.name])
+      for (at = 0; at < this.plan.ops.length; at++) {
+        stepLines(this.plan.ops[at] as Op, part, line);
+        if (out.length >= PIECE) {
+          yield `${out.join('\n')}\n`;
+          out = [];
+        }
+      }
+    if (out.length > 0) yield `${out.join('\n')}\n`;
   }
-  return out;
+
+  /**
+   * The steps whose lines failed, from a `-force` batch's stderr: iproute2
+   * prints the error, then `Command failed -:<line>`. Deletions of what is
+   * already gone are not failures.
+   */
+  failures(stderr: string): { op: number; error: string }[] {
+    const out: { op: number; error: string }[] = [];
+    let last: string[] = [];
+    for (const t of stderr.split('\n')) {
+      const m = /^Command failed -:(\d+)/.exec(t);
+      if (!m) {
+        if (t.trim()) last.push(t.trim());
+        continue;
+      }
+      const i = Number(m[1]) - 1;
+      const error = last.join('; ') || 'failed';
+      last = [];
+      if (i < 0 || i >= this.lines) continue;
+      if (this.soft[i] === 1 && NOT_FOUND.test(error)) continue;
+      out.push({ op: this.op[i] as number, error: `${this.lineText(i)}: ${error}` });
+    }
+    return out;
+  }
+
+  /** Line `i` (0-based) made again: a step's lines are consecutive in a batch. */
+  lineText(i: number): string {
+    const op = this.op[i] as number;
+    let first = i;
+    while (first > 0 && this.op[first - 1] === op) first--;
+    const texts: string[] = [];
+    for (const part of PARTS[this.name]) stepLines(this.plan.ops[op] as Op, part, (text) => texts.push(text));
+    return texts[i - first] ?? '';
+  }
+
+  private record(op: number, soft: boolean): void {
+    if (this.lines === this.op.length) {
+      const op2 = new Int32Array(this.op.length * 2);
+      op2.set(this.op);
+      this.op = op2;
+      const soft2 = new Uint8Array(this.soft.length * 2);
+      soft2.set(this.soft);
+      this.soft = soft2;
+    }
+    this.op[this.lines] = op;
+    this.soft[this.lines] = soft ? 1 : 0;
+    this.lines++;
+  }
 }
+
+const NOT_FOUND = /No such file or directory|Cannot find device|does not exist|No such device|Object not found/;
