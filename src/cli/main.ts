@@ -1,7 +1,7 @@
 // The `weft` executable: `weft server`, and thin operator commands over the
 // REST API (`weft site|host|... create|get|list|delete`). Errors print as
 // `error: <message>` with a non-zero exit; --debug adds the stack.
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_CLOUD } from '../lab/plan.js';
 import { WeftError } from '../model/errors.js';
 import { PLACEMENT_POLICIES, type Role } from '../model/types.js';
@@ -550,6 +550,51 @@ lab
     for (const h of s.hosts) process.stdout.write(`  ${h.name.padEnd(8)} rack ${h.rack.padEnd(4)} underlay ${h.underlayIp.padEnd(15)} netns ${h.ns}\n`);
     process.stdout.write('instances:\n');
     for (const i of s.instances) process.stdout.write(`  ${i.name.padEnd(8)} on ${i.host.padEnd(6)} ${i.ipv4 ?? '-'} ${i.ipv6 ?? '-'}\n`);
+    process.stdout.write(`faults: ${(s.faults ?? []).join(', ') || 'none'}\n`);
+  });
+lab
+  .command('move <instance>')
+  .description('live-migrate an instance of the lab with a ping every 10 ms running to it; report the hosts, the pings lost and the blackout')
+  .option('--to <host>', 'the target host (default: the server places it)')
+  .option('--name <name>', 'lab name', 'weft')
+  .action(async (instance: string, o: { to?: string; name: string }) => {
+    const { describeMove, labMove } = await import('../lab/daemon.js');
+    const r = await labMove(o.name, instance, o.to);
+    if (globals().output === 'json') process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+    else process.stdout.write(`${describeMove(r).join('\n')}\n`);
+    if (!r.ok) process.exitCode = 1;
+  });
+const faultKinds = new Argument('<what>', 'host: the hypervisor goes dark; backend: a VIP backend stops; link: only its underlay link').choices([
+  'host',
+  'backend',
+  'link',
+]);
+lab
+  .command('fail')
+  .description("inject a fault and time the ToR's reaction: `fail host HOST`, `fail backend web1`, `fail link HOST [--silent]`")
+  .addArgument(faultKinds)
+  .argument('<target>', 'a host, or a backend (web1, web2)')
+  .option('--silent', 'link: drop every packet on it but keep the carrier up, so BFD must detect it')
+  .option('--name <name>', 'lab name', 'weft')
+  .action(async (what: string, target: string, o: { silent?: boolean; name: string }) => {
+    const { describeFault, labFault } = await import('../lab/daemon.js');
+    const r = await labFault(o.name, 'fail', what, target, { silent: o.silent });
+    if (globals().output === 'json') process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+    else process.stdout.write(`${describeFault(r).join('\n')}\n`);
+    if (!r.ok) process.exitCode = 1;
+  });
+lab
+  .command('heal')
+  .description('undo a fault of `weft lab fail` and time the recovery (sessions Established, routes and next hops back)')
+  .addArgument(faultKinds)
+  .argument('<target>', 'the host or backend failed')
+  .option('--name <name>', 'lab name', 'weft')
+  .action(async (what: string, target: string, o: { name: string }) => {
+    const { describeFault, labFault } = await import('../lab/daemon.js');
+    const r = await labFault(o.name, 'heal', what, target);
+    if (globals().output === 'json') process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+    else process.stdout.write(`${describeFault(r).join('\n')}\n`);
+    if (!r.ok) process.exitCode = 1;
   });
 lab
   .command('down')

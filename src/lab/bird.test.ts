@@ -2,7 +2,7 @@
 // protocol table and `ip -j route` output, single-path and multipath.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseIpRoutes, parseProtocols } from './bird.js';
+import { parseIpRoutes, parseProtocols, prefixesVia } from './bird.js';
 
 test('show protocols: name, proto, state and info, whatever the time format', () => {
   const text = [
@@ -40,4 +40,21 @@ test('ip -j route: single path, multipath, IPv6 gateways of IPv4 routes; non-uni
   ]);
   assert.deepEqual(parseIpRoutes('[{"type":"blackhole","dst":"198.18.0.0/24","flags":[]}]'), []);
   assert.deepEqual(parseIpRoutes('[{"dst":"10.0.0.0/24","dev":"d1","protocol":"kernel","scope":"link","flags":[]}]'), [{ via: '', dev: 'd1' }]);
+});
+
+test('ip -j route: the prefixes with a next hop through one interface, host routes with their length', () => {
+  const v4 =
+    '[{"dst":"203.0.113.1","gateway":"192.0.2.1","dev":"h1","flags":[]},{"dst":"203.0.113.3","flags":[],"nexthops":[{"gateway":"192.0.2.1","dev":"h1"},{"gateway":"192.0.2.5","dev":"h2"}]},{"dst":"198.18.0.0/24","gateway":"192.0.2.5","dev":"h2","flags":[]},{"type":"blackhole","dst":"198.19.0.0/24","flags":[]}]';
+  assert.deepEqual(prefixesVia(v4, 'h1', 4), ['203.0.113.1/32', '203.0.113.3/32']);
+  assert.deepEqual(prefixesVia(v4, 'h2', 4), ['203.0.113.3/32', '198.18.0.0/24']);
+  assert.deepEqual(prefixesVia(v4, 'h3', 4), []);
+  assert.deepEqual(prefixesVia('', 'h1', 6), []);
+  assert.deepEqual(
+    prefixesVia(
+      '[{"dst":"2001:db8:100::/64","gateway":"2001:db8::2","dev":"h1","flags":[]},{"dst":"2001:db8:100::1","gateway":"2001:db8::2","dev":"h1","flags":[]}]',
+      'h1',
+      6,
+    ),
+    ['2001:db8:100::/64', '2001:db8:100::1/128'],
+  );
 });

@@ -228,6 +228,30 @@ export function parseIpRoutes(json: string): NextHop[] {
   return routes.filter((r) => (r.type ?? 'unicast') === 'unicast').flatMap((r) => (r.nexthops ?? r.multipath ?? [r]).map(hop));
 }
 
+/**
+ * The prefixes of `ns`'s main-table routes that BIRD installed (`proto
+ * bird`, both families) with a next hop through interface `dev`, sorted;
+ * host routes are written as /32 or /128. On a lab router the interface to
+ * a host or rack is named after it, so these are the routes pointing at it.
+ */
+export async function kernelRoutesVia(lab: Lab, ns: NsRef, dev: string): Promise<string[]> {
+  const [v4, v6] = await Promise.all([4, 6].map((f) => lab.exec(ns, 'ip', [`-${f}`, '-j', 'route', 'show', 'proto', 'bird'])));
+  return [...prefixesVia(v4?.stdout ?? '', dev, 4), ...prefixesVia(v6?.stdout ?? '', dev, 6)].sort();
+}
+
+/** The prefixes in `ip -j route show` output with a next hop through `dev` (see `kernelRoutesVia`). */
+export function prefixesVia(json: string, dev: string, family: 4 | 6): string[] {
+  const routes = (json.trim() ? JSON.parse(json) : []) as (IpRoute & { dst?: string })[];
+  const hops = (r: IpRoute) => r.nexthops ?? r.multipath ?? [r];
+  return routes
+    .filter((r) => (r.type ?? 'unicast') === 'unicast' && r.dst && hops(r).some((h) => h.dev === dev))
+    .map((r) => {
+      const dst = r.dst as string;
+      if (dst === 'default') return family === 4 ? '0.0.0.0/0' : '::/0';
+      return dst.includes('/') ? dst : `${dst}/${family === 4 ? 32 : 128}`;
+    });
+}
+
 /** The global addresses of both ends of rack router `rack`'s link to the core, read from the kernel. */
 export async function rackUplink(lab: Lab, rack: string): Promise<{ rack: { ipv4: string; ipv6: string }; core: { ipv4: string; ipv6: string } }> {
   const [r, c] = await Promise.all([linkAddrs(lab, lab.ns(rack), 'core'), linkAddrs(lab, lab.ns('core'), rack)]);

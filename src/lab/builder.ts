@@ -109,6 +109,8 @@ export class Lab {
   private readonly routerMap = new Map<string, Router>();
   private readonly hostMap = new Map<string, Host>();
   private readonly vmMap = new Map<string, Vm>();
+  /** Host -> the addresses (CIDR) on its `ul0`: what setting it up again must restore. */
+  private readonly underlays = new Map<string, { v4: string; v6: string }>();
 
   private readonly registry: LabRegistry;
   private readonly nodes = new Set<string>();
@@ -238,6 +240,7 @@ export class Lab {
       mgmtIp: addrOf(mgmt),
     };
     this.hostMap.set(name, host);
+    this.underlays.set(name, { v4: me.v4, v6: me.v6 });
     return host;
   }
 
@@ -274,6 +277,25 @@ export class Lab {
     v.host = h.name;
     v.ifname = ifname;
     return v;
+  }
+
+  /**
+   * Sets `host`'s underlay link `ul0` down or up, as a cable pulled and put
+   * back. Down, the kernel drops the link's IPv6 address and every route
+   * through it; up puts back what `addHost` made (the IPv6 address, the
+   * default routes). Idempotent. Throws E_NOT_FOUND for an unknown host.
+   */
+  async setUnderlay(host: NodeRef, up: boolean): Promise<void> {
+    const h = this.hostOf(host);
+    const a = this.underlays.get(h.name) as { v4: string; v6: string };
+    if (!up) return this.batch(h.ns, [`link set ${IF.underlay} down`]);
+    await this.batch(h.ns, [
+      `link set ${IF.underlay} up`,
+      `addr replace ${a.v4} dev ${IF.underlay}`,
+      `addr replace ${a.v6} dev ${IF.underlay} nodad`,
+      `route replace default via ${h.gatewayIp}`,
+      `route replace ::/0 via ${h.gatewayIp6}`,
+    ]);
   }
 
   /**

@@ -1,13 +1,14 @@
-// `weft lab up|check|status|down`: the lab lives in a background process
-// (`weft lab daemon`) that owns every namespace and process it made, writes
-// its progress to a state file and answers the other commands on a unix
-// socket. If it dies, the next `up` (or `down`) removes what it left.
+// `weft lab up|check|status|move|fail|heal|down`: the lab lives in a
+// background process (`weft lab daemon`) that owns every namespace and
+// process it made, writes its progress to a state file and answers the other
+// commands on a unix socket, one operation at a time. If it dies, the next
+// `up` (or `down`) removes what it left.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request } from 'node:http';
 import { join } from 'node:path';
-import { conflict, WeftError } from '../model/errors.js';
-import { type CheckItem, Cloud, type CloudOptions, checkCloudOptions } from './cloud.js';
+import { conflict, type ErrorCode, WeftError } from '../model/errors.js';
+import { type CheckItem, Cloud, type CloudOptions, checkCloudOptions, type FaultReport, type MoveReport } from './cloud.js';
 import { LAB_ADMIN_TOKEN } from './overlay-lab.js';
 import { destroyLab, isAlive, labDir, type ProcRef, procRef, readLab } from './registry.js';
 import { WEFT_BIN } from './server-process.js';
@@ -24,7 +25,12 @@ export interface LabState {
   hosts: { name: string; rack: string; ns: string; underlayIp: string }[];
   instances: { name: string; host: string; ipv4: string | null; ipv6: string | null }[];
   vip: string | null;
+  /** Faults `weft lab fail` put in place and no `heal` undid yet (`host r1h2`, `link r2h1 (silent)`). */
+  faults: string[];
 }
+
+/** HTTP status of a daemon answer, by error code. */
+const STATUS: Partial<Record<ErrorCode, number>> = { E_INVALID_ARG: 400, E_NOT_FOUND: 404, E_CONFLICT: 409, E_UNAVAILABLE: 503 };
 
 const statePath = (name: string) => join(labDir(), `${name}.state`);
 const socketPath = (name: string) => join(labDir(), `${name}.sock`);
@@ -72,6 +78,7 @@ export async function runDaemon(o: CloudOptions): Promise<void> {
     hosts: [],
     instances: [],
     vip: null,
+    faults: [],
   };
   writeState(state);
   let cloud: Cloud | null = null;
@@ -106,18 +113,20 @@ export async function runDaemon(o: CloudOptions): Promise<void> {
   const c = cloud;
   state.api = c.r.c.server.url;
   state.hosts = [...c.r.c.hosts.values()].map((h) => ({ name: h.name, rack: h.lab.rack, ns: h.lab.ns, underlayIp: h.lab.underlayIp }));
-  state.instances = [...c.vms, ...c.web].map((v) => ({
-    name: v.name,
-    host: c.r.c.hostName(v.instance.hostId),
-    ipv4: v.port.ipv4,
-    ipv6: v.port.ipv6,
-  }));
+  state.instances = c.instances();
   state.vip = c.vip;
   state.status = 'ready';
   writeState(state);
 
   rmSync(socketPath(o.name), { force: true });
-  let busy = false;
+  // One operation at a time: a move or a fault measured while another runs would measure both.
+  let busy: { op: string; since: number } | null = null;
+  const ops: Record<string, { label: (b: Record<string, unknown>) => string; run: (b: Record<string, unknown>) => Promise<unknown> }> = {
+    '/check': { label: () => 'check', run: async () => ({ items: await c.check() }) },
+    '/move': { label: (b) => `move ${b.instance}`, run: (b) => c.move(b.instance, b.to) },
+    '/fail': { label: (b) => `fail ${b.what} ${b.target}`, run: (b) => c.fail(b.what, b.target, { silent: b.silent }) },
+    '/heal': { label: (b) => `heal ${b.what} ${b.target}`, run: (b) => c.heal(b.what, b.target) },
+  };
   const server = createServer((req, res) => {
     const reply = (code: number, body: unknown) => {
       res.writeHead(code, { 'content-type': 'application/json' });
@@ -129,41 +138,63 @@ export async function runDaemon(o: CloudOptions): Promise<void> {
       setTimeout(() => void stop(0), 50);
       return;
     }
-    if (req.method === 'POST' && req.url === '/check') {
-      if (busy) return reply(409, { error: 'a check is already running' });
-      busy = true;
-      c.check().then(
-        (items) => {
-          busy = false;
-          reply(200, { items });
-        },
-        (e) => {
-          busy = false;
-          reply(500, { error: (e as Error).message });
-        },
-      );
-      return;
-    }
-    reply(404, { error: 'not found' });
+    const op = req.method === 'POST' ? ops[req.url ?? ''] : undefined;
+    if (!op) return reply(404, { error: `no route ${req.method} ${req.url}`, code: 'E_NOT_FOUND' });
+    let text = '';
+    req.setEncoding('utf8');
+    req.on('data', (d: string) => {
+      text += d;
+    });
+    req.on('end', () => {
+      let body: Record<string, unknown>;
+      try {
+        body = text.trim() ? (JSON.parse(text) as Record<string, unknown>) : {};
+        if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new Error('not an object');
+      } catch {
+        return reply(400, { error: `invalid body ${JSON.stringify(text.slice(0, 80))}: must be a JSON object`, code: 'E_INVALID_ARG' });
+      }
+      if (busy)
+        return reply(409, {
+          error: `lab ${o.name} is busy: \`${busy.op}\` is running (for ${fmt(Date.now() - busy.since)}); one operation at a time`,
+          code: 'E_CONFLICT',
+        });
+      busy = { op: op.label(body), since: Date.now() };
+      op.run(body)
+        .then(
+          (r) => reply(200, r),
+          (e) => {
+            const code = e instanceof WeftError ? e.code : 'E_INTERNAL';
+            reply(STATUS[code] ?? 500, { error: (e as Error).message, code });
+          },
+        )
+        .finally(() => {
+          busy = null;
+          // Moves change where instances are, faults what is failed: the state file follows.
+          state.instances = c.instances();
+          state.faults = c.faultList();
+          writeState(state);
+        });
+    });
   });
   server.listen(socketPath(o.name));
 }
 
-function call<T>(name: string, method: string, path: string, timeoutMs = 120_000): Promise<T> {
+function call<T>(name: string, method: string, path: string, body?: unknown, timeoutMs = 180_000): Promise<T> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath: socketPath(name), method, path, timeout: timeoutMs }, (res) => {
-      let body = '';
+    const headers = body === undefined ? {} : { 'content-type': 'application/json' };
+    const req = request({ socketPath: socketPath(name), method, path, timeout: timeoutMs, headers }, (res) => {
+      let text = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => {
-        body += d;
+        text += d;
       });
       res.on('end', () => {
         try {
-          const j = JSON.parse(body) as T & { error?: string };
-          if ((res.statusCode ?? 500) >= 400) reject(new WeftError('E_CONFLICT', j.error ?? body));
+          const j = JSON.parse(text) as T & { error?: string; code?: ErrorCode };
+          if ((res.statusCode ?? 500) >= 400) reject(new WeftError(j.code ?? 'E_CONFLICT', j.error ?? text));
           else resolve(j);
         } catch {
-          reject(new WeftError('E_DATAPLANE', `lab daemon answered ${res.statusCode}: ${body.slice(0, 500)}`));
+          reject(new WeftError('E_DATAPLANE', `lab daemon answered ${res.statusCode}: ${text.slice(0, 500)}`));
         }
       });
     });
@@ -171,7 +202,7 @@ function call<T>(name: string, method: string, path: string, timeoutMs = 120_000
     req.on('error', (e) =>
       reject(new WeftError('E_UNAVAILABLE', `lab ${name} is not answering (${e.message}); \`weft lab down --name ${name}\` removes what is left`)),
     );
-    req.end();
+    req.end(body === undefined ? undefined : JSON.stringify(body));
   });
 }
 
@@ -233,6 +264,37 @@ export async function labCheck(name: string): Promise<{ items: CheckItem[]; ok: 
   if (!liveState(name)) throw new WeftError('E_NOT_FOUND', `lab ${name} is not up (\`weft lab up\`)`);
   const { items } = await call<{ items: CheckItem[] }>(name, 'POST', '/check');
   return { items, ok: items.every((i) => i.ok) };
+}
+
+/** `weft lab move`: live-migrates an instance of the lab (to `to`, or where the server picks) with its blackout measured. */
+export async function labMove(name: string, instance: string, to?: string): Promise<MoveReport> {
+  if (!liveState(name)) throw new WeftError('E_NOT_FOUND', `lab ${name} is not up (\`weft lab up\`)`);
+  return call<MoveReport>(name, 'POST', '/move', { instance, ...(to ? { to } : {}) });
+}
+
+/** `weft lab fail` / `weft lab heal`: injects or undoes a fault, with the ToR's reaction timed. */
+export async function labFault(name: string, action: 'fail' | 'heal', what: string, target: string, o: { silent?: boolean } = {}): Promise<FaultReport> {
+  if (!liveState(name)) throw new WeftError('E_NOT_FOUND', `lab ${name} is not up (\`weft lab up\`)`);
+  return call<FaultReport>(name, 'POST', `/${action}`, { what, target, ...(o.silent ? { silent: true } : {}) });
+}
+
+/** A move report as lines for a terminal. */
+export function describeMove(r: MoveReport): string[] {
+  return [
+    `moved ${r.instance} (${r.kind}) from ${r.from} to ${r.to} in ${r.moveMs} ms (migrate, link switch-over, every agent applied it)`,
+    `pings every ${r.intervalMs} ms from ${r.pingFrom} to ${r.pingTo}: ${r.sent} sent, ${r.lost} lost: blackout ${r.blackoutMs} ms (target <= ${r.targetMs} ms${r.blackoutMs > r.targetMs ? ', MISSED' : ''})`,
+    r.answers ? `${r.instance} answers on ${r.to} over IPv4 and IPv6` : `FAIL: ${r.instance} does not answer on ${r.to}`,
+    ...r.notes.map((n) => `note: ${n}`),
+  ];
+}
+
+/** A fault report as lines for a terminal. */
+export function describeFault(r: FaultReport): string[] {
+  const out = [`${r.action} ${r.what} ${r.target}: ${r.done.join('; ')}`];
+  for (const t of r.timings) out.push(`  ${t.ms === null ? 'not seen' : `${t.ms} ms`.padStart(8)}  ${t.what}`);
+  for (const n of r.notes) out.push(`note: ${n}`);
+  if (r.commands.length > 0) out.push('an operator would now run:', ...r.commands.map((c) => `  ${c}`));
+  return out;
 }
 
 export async function labStatus(name: string): Promise<LabState> {

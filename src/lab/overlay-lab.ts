@@ -218,12 +218,17 @@ export class OverlayLab {
     throw new Error(`no lab host has id ${hostId}`);
   }
 
-  /** Live-migrates a VM: the API moves the instance, the lab switches the VM's link over. */
-  async move(name: string, to: string): Promise<void> {
+  /**
+   * Live-migrates a VM: the API moves the instance (to host `to`, or where
+   * placement picks), the lab switches the VM's link over. Returns the host it is on now.
+   */
+  async move(name: string, to?: string): Promise<string> {
     const v = this.vms.get(name);
     if (!v) throw new Error(`no vm ${name}`);
-    await this.api.post(`/v1/instances/${v.instance.id}/migrate`, { target: to });
-    v.vm = await this.lab.moveVm(name, to, portIfname(v.port.id));
+    v.instance = await this.api.post<InstanceView>(`/v1/instances/${v.instance.id}/migrate`, to ? { target: to } : {});
+    const host = this.hostName(v.instance.hostId);
+    v.vm = await this.lab.moveVm(name, host, portIfname(v.port.id));
+    return host;
   }
 
   /** `count` pings `interval` s apart from a VM; returns how many were answered. */
@@ -239,9 +244,14 @@ export class OverlayLab {
     return pingStats(r.stdout);
   }
 
-  /** Starts a ping every `interval` s; stop() ends it and returns what was sent and answered. */
-  pingLoop(from: string, ip: string, interval = 0.01): { stop(): Promise<{ sent: number; received: number }> } {
-    const p = this.lab.spawn(this.vmNs(from), 'ping', ['-n', '-q', '-i', String(interval), '-W', '1', ip], { stdio: ['ignore', 'pipe', 'ignore'] });
+  /**
+   * Starts a ping every `interval` s from a VM (by name) or any namespace
+   * (`{ ns }`); stop() ends it and returns what was sent and answered.
+   */
+  pingLoop(from: string | { ns: string }, ip: string, interval = 0.01): { stop(): Promise<{ sent: number; received: number }> } {
+    const p = this.lab.spawn(typeof from === 'string' ? this.vmNs(from) : from.ns, 'ping', ['-n', '-q', '-i', String(interval), '-W', '1', ip], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     let out = '';
     p.stdout?.on('data', (d: Buffer) => {
       out += d.toString();

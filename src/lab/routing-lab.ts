@@ -2,10 +2,11 @@
 // real agent per host) plus BIRD everywhere: a ToR per rack (src/lab/fabric),
 // the core, and one BIRD per host that the host's agent configures. A
 // client namespace hangs off the core, outside every rack. destroy() removes it all.
+import { readFileSync } from 'node:fs';
 import { portIfname } from '../agent/names.js';
 import { until } from '../sys/until.js';
-import { type BirdProcess, enableL4Hashing, kernelRoute, protocols, rackUplink, startBird } from './bird.js';
-import { type OriginateRoute, renderCoreConf, renderTorConf } from './fabric.js';
+import { type BirdProcess, type BirdProtocol, enableL4Hashing, kernelRoute, kernelRoutesVia, protocols, rackUplink, startBird } from './bird.js';
+import { hostProtocol, type OriginateRoute, renderCoreConf, renderTorConf } from './fabric.js';
 import { type InstanceView, OverlayLab, type PortView } from './overlay-lab.js';
 
 export const CORE_ASN = 65000;
@@ -186,13 +187,66 @@ export class RoutingLab {
     return v;
   }
 
-  /** Live-migrates a routed VM: the API moves the instance, the lab switches its link over, its routes come back. */
-  async moveRouted(name: string, to: string): Promise<void> {
+  /**
+   * Live-migrates a routed VM: the API moves the instance (to host `to`, or
+   * where placement picks), the lab switches its link over, its routes come
+   * back. Returns the host it is on now.
+   */
+  async moveRouted(name: string, to?: string): Promise<string> {
     const v = this.routed.get(name);
     if (!v) throw new Error(`no routed vm ${name}`);
-    await this.api.post(`/v1/instances/${v.instance.id}/migrate`, { target: to });
-    await this.c.lab.moveVm(name, to, portIfname(v.port.id));
+    v.instance = await this.api.post<InstanceView>(`/v1/instances/${v.instance.id}/migrate`, to ? { target: to } : {});
+    const host = this.c.hostName(v.instance.hostId);
+    await this.c.lab.moveVm(name, host, portIfname(v.port.id));
     await this.gateways(v.ns);
+    return host;
+  }
+
+  /** The prefixes rack `rack`'s ToR (or `core`) routes through its link to `node` (a host of the rack, or a rack from the core). */
+  routesVia(router: string, node: string): Promise<string[]> {
+    return kernelRoutesVia(this.c.lab, router, node);
+  }
+
+  /** Host `name`'s two sessions (over IPv4, over IPv6) as its ToR sees them. */
+  async hostSessions(name: string): Promise<BirdProtocol[]> {
+    const tor = this.tors.get(this.c.host(name).lab.rack) as BirdProcess;
+    const want = [hostProtocol(name, 4), hostProtocol(name, 6)];
+    return (await protocols(tor)).filter((p) => want.includes(p.name));
+  }
+
+  /** Kills host `name`'s BIRD with SIGKILL (a crash: no session is closed, no route withdrawn) and waits until it is gone. */
+  async killBird(name: string): Promise<void> {
+    const b = this.birds.get(name);
+    if (!b) throw new Error(`no bird on host ${name}`);
+    const p = b.process;
+    if (p.exitCode !== null || p.signalCode !== null) return;
+    const gone = new Promise((r) => p.once('exit', r));
+    p.kill('SIGKILL');
+    await gone;
+  }
+
+  /**
+   * Starts host `name`'s BIRD again (after `killBird`) on the config its agent
+   * last wrote, as a host booting from its disk would, in a fresh directory;
+   * the agent's next `OverlayLab.startAgent` is pointed at it. Stops the old
+   * one first if it still runs.
+   */
+  async restartBird(name: string): Promise<void> {
+    const old = this.birds.get(name);
+    if (!old) throw new Error(`no bird on host ${name}`);
+    await old.stop();
+    const bird = await startBird(this.c.lab, this.c.host(name).lab.ns, readFileSync(old.confPath, 'utf8'), { name: 'host' });
+    this.birds.set(name, bird);
+    const args = [...(this.c.agentArgs.get(name) ?? [])];
+    for (const [flag, value] of [
+      ['--bird-socket', bird.socket],
+      ['--bird-conf', bird.confPath],
+    ] as const) {
+      const i = args.indexOf(flag);
+      if (i >= 0) args[i + 1] = value;
+      else args.push(flag, value);
+    }
+    this.c.agentArgs.set(name, args);
   }
 
   private async gateways(ns: string): Promise<void> {
