@@ -5,6 +5,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import client from 'prom-client';
+import type { LoggedChange } from '../model/changes.js';
 import { StreamClient } from '../stream/client.js';
 import { type AgentRouting, STREAM_PORT } from '../stream/protocol.js';
 import { Agent, type AgentLog } from './agent.js';
@@ -74,7 +75,8 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
     },
     delta: (version: number, changes: Parameters<typeof agent.handler.delta>[1], vnis: number[]) => {
       const p = agent.handler.delta(version, changes, vnis);
-      routing?.update();
+      // Overlay ports never change routing: skip the pass (and its processes) on the common delta.
+      if (changes.some(routingRelevant)) routing?.update();
       return p;
     },
   };
@@ -232,6 +234,20 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
       await new Promise<void>((r) => (http ? http.close(() => r()) : r()));
     },
   };
+}
+
+/** Whether a change can alter what routing renders: anything but a port on an overlay network. */
+export function routingRelevant(c: LoggedChange): boolean {
+  switch (c.kind) {
+    case 'port.created':
+    case 'port.deleted':
+    case 'port.moved':
+      return c.port.networkKind === 'routed';
+    case 'port.updated':
+      return c.port.networkKind === 'routed' || c.before.networkKind === 'routed';
+    default:
+      return true;
+  }
 }
 
 /** The confirmed BGP sessions in a JSON file next to bird.conf (written atomically). */

@@ -62,7 +62,7 @@ describe('routing: BGP from every hypervisor through BIRD', { skip: root ? false
       name: 'web',
       site: 'lab',
       backends: [b1.port.id, b2.port.id],
-      healthCheck: { type: 'http', port: 8080, path: '/', intervalMs: 100, rise: 2, fall: 2 },
+      healthCheck: { type: 'http', port: 8080, path: '/', intervalMs: 200, rise: 2, fall: 2 },
     });
     vip = v.address;
   });
@@ -107,7 +107,7 @@ describe('routing: BGP from every hypervisor through BIRD', { skip: root ? false
     s1?.kill('SIGKILL');
     await until('h1 withdrawn', async () => (await r.nextHops('r1', `${vip}/32`)).length === 1, 10_000);
     const ms = performance.now() - t0;
-    t.diagnostic(`VIP next hop withdrawn ${ms.toFixed(0)} ms after the backend died (checks every 100 ms, fall 2)`);
+    t.diagnostic(`VIP next hop withdrawn ${ms.toFixed(0)} ms after the backend died (checks every 200 ms, fall 2)`);
     assert.deepEqual(await r.nextHops('r1', `${vip}/32`), [h.get('h2')]);
     const answers = await fetchMany(r, `http://${vip}:8080/`, 8);
     assert.deepEqual(new Set(answers), new Set(['b2']));
