@@ -9,6 +9,7 @@ import { loadavg } from 'node:os';
 import { vxlanName } from '../src/agent/names.js';
 import { Cloud, type CloudOptions, DEFAULT_CLOUD } from '../src/lab/cloud.js';
 import type { InstanceView } from '../src/lab/overlay-lab.js';
+import { pool } from '../src/sys/pool.js';
 import { percentile, type Result } from './report.js';
 
 /** What the watch knows of one FDB entry: its dst (null once deleted) and when that line arrived. */
@@ -240,21 +241,6 @@ async function down(cloud: Cloud): Promise<number> {
   const t0 = performance.now();
   await cloud.destroy();
   return (performance.now() - t0) / 1000;
-}
-
-/** Runs `jobs` with at most `n` in flight. */
-async function pool<T>(n: number, jobs: (() => Promise<T>)[]): Promise<T[]> {
-  const out: T[] = new Array(jobs.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(n, jobs.length) }, async () => {
-      while (next < jobs.length) {
-        const i = next++;
-        out[i] = await (jobs[i] as () => Promise<T>)();
-      }
-    }),
-  );
-  return out;
 }
 
 const upRow = (what: string, hosts: number, instances: number, u: { seconds: number; stages: string }, downS: number): Result => ({

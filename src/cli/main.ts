@@ -404,18 +404,7 @@ entity({
       .option('--bfd <bool>', '', bool)
       .option('--multiprotocol <bool>', 'both families on this session (IPv6 neighbor)', bool)
       .option('--description <text>'),
-  body: (_a, o) => ({
-    host: o.host,
-    rack: o.rack,
-    neighbor: o.neighbor,
-    remoteAsn: o.remoteAsn,
-    importPolicy: o.import,
-    maxPrefix: o.maxPrefix,
-    maxPrefixAction: o.maxPrefixAction,
-    bfd: o.bfd,
-    multiprotocol: o.multiprotocol,
-    description: o.description,
-  }),
+  body: (_a, o) => ({ host: o.host, rack: o.rack, ...peerFields(o) }),
   update: (c) =>
     c
       .option('--neighbor <ip>')
@@ -426,7 +415,12 @@ entity({
       .option('--bfd <bool>', '', bool)
       .option('--multiprotocol <bool>', '', bool)
       .option('--description <text>'),
-  patch: (o) => ({
+  patch: peerFields,
+});
+
+/** A peer's fields from `peer create` / `peer update` flags (unset ones stay undefined). */
+function peerFields(o: Record<string, unknown>) {
+  return {
     neighbor: o.neighbor,
     remoteAsn: o.remoteAsn,
     importPolicy: o.import,
@@ -435,8 +429,8 @@ entity({
     bfd: o.bfd,
     multiprotocol: o.multiprotocol,
     description: o.description,
-  }),
-});
+  };
+}
 
 const tokenCmd = entity({ name: 'token', path: 'tokens', filters: ['role', 'tenant', 'host'] });
 tokenCmd

@@ -6,6 +6,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { conflict, invalid, show } from '../model/errors.js';
 import { run } from '../sys/exec.js';
+import { pool } from '../sys/pool.js';
 import { type BirdProtocol, protocols } from './bird.js';
 import { capture, type LabVm } from './overlay-lab.js';
 import { type RoutedVm, RoutingLab } from './routing-lab.js';
@@ -197,21 +198,6 @@ export class Cloud {
     return / 0% packet loss/.test(r.stdout) || new RegExp(` ${count} received`).test(r.stdout);
   }
 
-  /** Runs `jobs` at most `n` at a time. */
-  private async pool<T>(n: number, jobs: (() => Promise<T>)[]): Promise<T[]> {
-    const out: T[] = new Array(jobs.length);
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: Math.min(n, jobs.length) }, async () => {
-        while (next < jobs.length) {
-          const i = next++;
-          out[i] = await (jobs[i] as () => Promise<T>)();
-        }
-      }),
-    );
-    return out;
-  }
-
   /**
    * The lab's end-to-end check: reachability within each tenant (IPv4 and
    * IPv6, every ordered pair), isolation between tenants (addresses used
@@ -233,7 +219,7 @@ export class Cloud {
       const pairs: { from: LabVm; to: LabVm; fam: 4 | 6 }[] = [];
       for (const list of byTenant.values())
         for (const a of list) for (const b of list) if (a !== b) for (const fam of [4, 6] as const) pairs.push({ from: a, to: b, fam });
-      const results = await this.pool(
+      const results = await pool(
         8,
         pairs.map((p) => () => this.ping(c.vmNs(p.from.name), (p.fam === 4 ? p.to.port.ipv4 : p.to.port.ipv6) as string)),
       );
@@ -256,7 +242,7 @@ export class Cloud {
           .filter(([o]) => o !== t)
           .flatMap(([, l]) => l.flatMap((v) => [v.port.ipv4, v.port.ipv6].filter((ip): ip is string => !!ip).map((ip) => ({ ip, mac: v.port.mac }))))
           .filter((x) => x.ip !== src.port.ipv4 && x.ip !== src.port.ipv6);
-        const answered = await this.pool(
+        const answered = await pool(
           8,
           theirs.map((x) => () => this.ping(c.vmNs(src.name), x.ip)),
         );
