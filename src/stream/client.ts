@@ -24,7 +24,12 @@ export interface StreamHandler {
 }
 
 export interface StreamClientOptions {
-  host: string;
+  /**
+   * The server, or several replicas of it: the client connects to one at a
+   * time and, when a connection fails or drops, tries the next one at once
+   * (backing off only after trying them all).
+   */
+  host: string | string[];
   port: number;
   /** Connect with TLS, trusting this CA (PEM). */
   tlsCa?: Buffer;
@@ -49,6 +54,9 @@ export class StreamClient {
   private stopped = false;
   private backoff = 100;
   private timer: NodeJS.Timeout | null = null;
+  private readonly hosts: string[];
+  /** Index into `hosts` of the replica tried next. */
+  private turn = 0;
   /** Serializes handler calls: the next message waits for the previous one to be applied. */
   private chain: Promise<void> = Promise.resolve();
   private snap: { version: number; ports: PortMapping[] } | null = null;
@@ -59,10 +67,14 @@ export class StreamClient {
   }
   private readonly watchdog: NodeJS.Timeout;
   connected = false;
+  /** The replica connected to, or being tried. */
+  server = '';
 
   constructor(private readonly o: StreamClientOptions) {
     this.version = o.version ?? 0;
     this.vnis = o.vnis ?? [];
+    this.hosts = typeof o.host === 'string' ? [o.host] : [...o.host];
+    if (this.hosts.length === 0) throw new Error('StreamClient: no server address');
     this.watchdog = setInterval(() => {
       if (this.sock && Date.now() - this.lastRx > DEAD_MS) this.sock.destroy();
     }, 1000);
@@ -83,7 +95,9 @@ export class StreamClient {
   private open(): void {
     if (this.stopped) return;
     const o = this.o;
-    const sock = o.tlsCa ? tlsConnect({ host: o.host, port: o.port, ca: o.tlsCa, servername: o.host }) : tcpConnect(o.port, o.host);
+    const host = this.hosts[this.turn % this.hosts.length] as string;
+    this.server = host;
+    const sock = o.tlsCa ? tlsConnect({ host, port: o.port, ca: o.tlsCa, servername: host }) : tcpConnect(o.port, host);
     this.sock = sock;
     const reader = new MessageReader();
     sock.setNoDelay(true);
@@ -115,8 +129,11 @@ export class StreamClient {
       this.snap = null;
       this.o.onClose?.();
       if (this.stopped) return;
-      this.timer = setTimeout(() => this.open(), this.backoff);
-      this.backoff = Math.min(this.backoff * 2, 5000);
+      // The next replica at once; the backoff grows only once every one was tried.
+      this.turn = (this.turn + 1) % this.hosts.length;
+      const wrapped = this.turn === 0;
+      this.timer = setTimeout(() => this.open(), wrapped ? this.backoff : 0);
+      if (wrapped) this.backoff = Math.min(this.backoff * 2, 5000);
     });
   }
 
