@@ -54,19 +54,48 @@ export class AgentState {
     this.peers.clear();
     for (const p of s.peers) this.peers.set(p.peerId, p);
     this.vnis = new Set(s.vnis);
+    // The server sends no remote port off the host's VNIs; should one come, the next delta drops it as before.
+    this.strays = this.hasStrays();
   }
 
+  /** Whether a remote port off the host's VNIs may be in the table (the next delta then looks at every port). */
+  private strays = false;
+
+  private hasStrays(): boolean {
+    const t = this.ports;
+    for (let slot = 0; slot < t.end; slot++) {
+      if (!t.live(slot)) continue;
+      const vni = t.vniAt(slot);
+      if ((vni === -1 || !this.vnis.has(vni)) && t.hostAt(slot).hostId !== this.hostId) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Applies a delta. Idempotent in order: a delta given again (the stream
+   * resumes from the last version the agent acknowledged, which may be
+   * behind this state) leaves the state as it was.
+   */
   delta(version: number, changes: LoggedChange[], vnis: number[]): void {
     // Deltas follow a finished snapshot: chunks still staged are from a connection that broke mid-snapshot.
     this.staged = null;
     for (const c of changes) this.apply(c);
+    const before = this.vnis;
     this.vnis = new Set(vnis);
-    // Ports of VNIs no longer on this host are no longer wanted (its own stay).
     const t = this.ports;
-    for (let slot = 0; slot < t.end; slot++) {
-      if (!t.live(slot) || t.hostAt(slot).hostId === this.hostId) continue;
-      const vni = t.vniAt(slot);
-      if (vni === -1 || !this.vnis.has(vni)) t.deleteSlot(slot);
+    if (this.strays || !sameSet(before, this.vnis)) {
+      this.strays = false;
+      // Ports of VNIs no longer on this host are no longer wanted (its own stay).
+      for (let slot = 0; slot < t.end; slot++) {
+        if (!t.live(slot) || t.hostAt(slot).hostId === this.hostId) continue;
+        const vni = t.vniAt(slot);
+        if (vni === -1 || !this.vnis.has(vni)) t.deleteSlot(slot);
+      }
+    } else {
+      // The same VNIs: only a port this delta set can be one the host does not want.
+      for (const c of changes)
+        if ('port' in c && c.kind !== 'port.deleted' && c.port.hostId !== this.hostId && (c.port.vni === null || !this.vnis.has(c.port.vni)))
+          t.delete(c.port.portId);
     }
     t.compact();
     this.version = version;
@@ -115,4 +144,10 @@ export class AgentState {
         break;
     }
   }
+}
+
+function sameSet(a: Set<number>, b: Set<number>): boolean {
+  if (a.size !== b.size) return false;
+  for (const x of a) if (!b.has(x)) return false;
+  return true;
 }

@@ -7,6 +7,17 @@ import { connect as tlsConnect } from 'node:tls';
 import type { LoggedChange, PortMapping } from '../model/changes.js';
 import { type AgentRouting, DEAD_MS, type DesiredState, encode, MessageReader, type ServerMessage, STREAM_VERSION } from './protocol.js';
 
+/**
+ * What the client hands each snapshot and delta to, in the order they
+ * arrive, as they arrive: the next message does not wait for the kernel.
+ * Each call applies its message to the handler's state synchronously, before
+ * it returns, and returns what settles once that version is applied (the
+ * kernel holds it); the client acknowledges a version when its promise
+ * resolves, in order. A rejected promise (or a throw) closes the connection:
+ * the client reconnects from the last version acknowledged, so the handler
+ * may then be given again deltas it already holds (applying a delta twice,
+ * in order, must leave the state as once).
+ */
 export interface StreamHandler {
   /** Replace everything with this state (a snapshot at `version`). */
   snapshot(version: number, state: DesiredState): void | Promise<void>;
@@ -46,6 +57,19 @@ export interface StreamClientOptions {
   onClose?: () => void;
 }
 
+/** One connection and what was handed over on it. */
+interface Conn {
+  sock: Socket;
+  /** Versions handed to the handler and not yet acknowledged, oldest first; `done` once their promise resolved. */
+  unacked: { version: number; vnis: number[]; done: boolean }[];
+  /** An ack is about to be sent (coalescing the versions applied meanwhile). */
+  flushing: boolean;
+  /** A handler failed: nothing more of this connection is handed over (what was applied before is still acked). */
+  broken: boolean;
+  /** The connection closed: nothing more is acked on it. */
+  closed: boolean;
+}
+
 export class StreamClient {
   /** The last version applied and acknowledged. */
   version: number;
@@ -57,8 +81,6 @@ export class StreamClient {
   private readonly hosts: string[];
   /** Index into `hosts` of the replica tried next. */
   private turn = 0;
-  /** Serializes handler calls: the next message waits for the previous one to be applied. */
-  private chain: Promise<void> = Promise.resolve();
   private snap: { version: number; ports: PortMapping[] } | null = null;
   private lastRx = Date.now();
   /** When the server was last heard from (any message). */
@@ -99,6 +121,7 @@ export class StreamClient {
     this.server = host;
     const sock = o.tlsCa ? tlsConnect({ host, port: o.port, ca: o.tlsCa, servername: host }) : tcpConnect(o.port, host);
     this.sock = sock;
+    const conn: Conn = { sock, unacked: [], flushing: false, broken: false, closed: false };
     const reader = new MessageReader();
     sock.setNoDelay(true);
     sock.on(o.tlsCa ? 'secureConnect' : 'connect', () => {
@@ -115,18 +138,25 @@ export class StreamClient {
         sock.destroy();
         return;
       }
-      for (const m of msgs as ServerMessage[])
-        this.chain = this.chain
-          .then(() => this.handle(sock, m))
-          .catch((e) => {
-            o.onError?.(e as Error);
-            sock.destroy();
-          });
+      for (const m of msgs as ServerMessage[]) {
+        // After a failed handler, the rest of the connection is not applied.
+        if (conn.broken || sock.destroyed) return;
+        try {
+          this.handle(conn, m);
+        } catch (e) {
+          // Ended once the acks of what was applied before it are out.
+          conn.broken = true;
+          setImmediate(() => this.fail(conn, e as Error));
+        }
+      }
     });
     sock.on('error', (e) => o.onError?.(e));
     sock.on('close', () => {
       this.connected = false;
       this.snap = null;
+      // What was handed over on this connection and not acknowledged comes again on the next one.
+      conn.broken = conn.closed = true;
+      conn.unacked = [];
       this.o.onClose?.();
       if (this.stopped) return;
       // The next replica at once; the backoff grows only once every one was tried.
@@ -137,10 +167,8 @@ export class StreamClient {
     });
   }
 
-  private async handle(sock: Socket, m: ServerMessage): Promise<void> {
-    // Messages still queued from a connection that has since closed are dropped:
-    // a half-received snapshot must not be applied.
-    if (sock !== this.sock || sock.destroyed) return;
+  /** One message, handed over synchronously; the kernel's part is awaited in `track`. */
+  private handle(conn: Conn, m: ServerMessage): void {
     switch (m.t) {
       case 'welcome':
         this.connected = true;
@@ -159,16 +187,14 @@ export class StreamClient {
       case 'snapshot.end': {
         const ports = this.snap?.ports ?? [];
         this.snap = null;
-        await this.o.handler.snapshot(m.version, { ...m.state, ports });
-        this.applied(sock, m.version, m.state.vnis);
+        this.track(conn, m.version, m.state.vnis, this.o.handler.snapshot(m.version, { ...m.state, ports }));
         break;
       }
       case 'delta':
-        await this.o.handler.delta(m.version, m.changes, m.vnis);
-        this.applied(sock, m.version, m.vnis);
+        this.track(conn, m.version, m.vnis, this.o.handler.delta(m.version, m.changes, m.vnis));
         break;
       case 'ping':
-        sock.write(encode({ t: 'pong' }));
+        conn.sock.write(encode({ t: 'pong' }));
         break;
       case 'error':
         this.o.onError?.(new Error(`${m.code}: ${m.message}`));
@@ -178,10 +204,51 @@ export class StreamClient {
     }
   }
 
-  private applied(sock: Socket, version: number, vnis: number[]): void {
-    this.version = version;
-    this.vnis = vnis;
-    if (!sock.destroyed) sock.write(encode({ t: 'ack', version }));
+  /** Acknowledges `version` once `applied` resolves and every version before it has been. */
+  private track(conn: Conn, version: number, vnis: number[], applied: void | Promise<void>): void {
+    const entry = { version, vnis, done: false };
+    conn.unacked.push(entry);
+    Promise.resolve(applied).then(
+      () => {
+        // Of a connection that has since closed: not acknowledged (the next one starts from the last ack).
+        if (conn.closed) return;
+        entry.done = true;
+        // One ack for all that one reconcile applied: their promises resolve together.
+        if (conn.flushing) return;
+        conn.flushing = true;
+        setImmediate(() => {
+          conn.flushing = false;
+          this.flush(conn);
+        });
+      },
+      (e: Error) => {
+        if (conn.broken) return;
+        conn.broken = true;
+        this.fail(conn, e);
+      },
+    );
+  }
+
+  /** Acks the newest version of the run of applied ones at the head (an ack covers every version before it). */
+  private flush(conn: Conn): void {
+    const list = conn.unacked;
+    let n = 0;
+    while (n < list.length && (list[n] as { done: boolean }).done) n++;
+    if (n === 0 || conn.sock.destroyed) return;
+    const last = list[n - 1] as { version: number; vnis: number[] };
+    list.splice(0, n);
+    this.version = last.version;
+    this.vnis = last.vnis;
+    conn.sock.write(encode({ t: 'ack', version: last.version }));
+  }
+
+  /** A handler failed: this connection ends, and the next resumes from the last acknowledged version. */
+  private fail(conn: Conn, e: Error): void {
+    if (conn.sock.destroyed) return;
+    // What was applied before the failure is acknowledged first.
+    this.flush(conn);
+    this.o.onError?.(e);
+    conn.sock.destroy();
   }
 
   stop(): void {

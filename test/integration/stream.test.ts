@@ -1,9 +1,11 @@
 // The agents' push stream against a whole in-process `weft server`, on both
 // stores: snapshot, deltas, a new VNI, resume, snapshot fallback, lag, auth.
 // After each step the agent's state must equal the store's desired state.
+// Then the client against a scripted server: hand-over, acks, failures.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -13,6 +15,7 @@ import { type RunningServer, startServer } from '../../src/server/server.js';
 import { AgentState } from '../../src/stream/agent-state.js';
 import { StreamClient } from '../../src/stream/client.js';
 import { desiredState } from '../../src/stream/desired.js';
+import { type AgentMessage, encode, MessageReader, type ServerMessage } from '../../src/stream/protocol.js';
 import { until } from '../../src/sys/until.js';
 import { DIALECTS, type TestDb, testDb } from '../support/stores.js';
 
@@ -334,6 +337,51 @@ for (const dialect of DIALECTS) {
       }
     });
 
+    test('a failed apply closes the connection; the agent resumes from its last ack and the deltas it holds apply again', async () => {
+      const state = new AgentState(hv1);
+      const handed: number[] = [];
+      const welcomes: string[] = [];
+      let failNext = false;
+      const c = new StreamClient({
+        host: '127.0.0.1',
+        port: port(),
+        hostRef: 'hv1',
+        token: TOKEN,
+        handler: {
+          snapshot: (v, s) => state.snapshot(v, s),
+          // Applied to the state at once; the "kernel" part fails once, on request.
+          delta: (v, ch, vn) => {
+            handed.push(v);
+            state.delta(v, ch, vn);
+            if (!failNext) return Promise.resolve();
+            failNext = false;
+            return Promise.reject(new Error('kernel unreachable'));
+          },
+        },
+        onWelcome: (_h, mode) => welcomes.push(mode),
+      });
+      for (const old of clients.splice(0)) old.stop();
+      clients.push(c);
+      c.start();
+      await until('snapshot acked', () => c.version > 0 && state.version === c.version);
+      await api.post('/v1/instances', { tenant: 'acme', name: 'r1', site: 'ams1', host: 'hv2', ports: [{ network: 'a' }] });
+      await until('first delta acked', () => handed.length === 1 && c.version === handed[0]);
+      const acked = c.version;
+      failNext = true;
+      await api.post('/v1/instances', { tenant: 'acme', name: 'r2', site: 'ams1', host: 'hv3', ports: [{ network: 'a' }] });
+      await until('reconnected', () => welcomes.length === 2);
+      assert.equal(welcomes[1], 'deltas', 'resumed from the log, not a snapshot');
+      await api.post('/v1/instances', { tenant: 'acme', name: 'r3', site: 'ams1', host: 'hv2', ports: [{ network: 'a' }] });
+      await until('caught up', async () => c.version === state.version && c.version > acked && (await matches(state)));
+      const failed = handed[1] as number;
+      assert.ok(failed > acked);
+      assert.equal(handed.filter((v) => v === failed).length, 2, `the failed delta came again: ${handed}`);
+      await api.delete('/v1/instances/r1');
+      await api.delete('/v1/instances/r2');
+      await api.delete('/v1/instances/r3');
+      await until('deleted', () => matches(state));
+    });
+
     test('a wrong token or another host agent token is refused', async () => {
       const errors: string[] = [];
       agent('hv1', { token: 'weft_nope', errors });
@@ -348,3 +396,192 @@ for (const dialect of DIALECTS) {
     });
   });
 }
+
+/** A server that speaks the stream by script: what it sends is up to each test; it records what agents send. */
+class ScriptedServer {
+  readonly server: Server;
+  readonly received: AgentMessage[][] = [];
+  readonly socks: Socket[] = [];
+  private onConn: ((i: number, sock: Socket) => void) | null = null;
+
+  constructor() {
+    this.server = createServer((sock) => {
+      const i = this.socks.length;
+      this.socks.push(sock);
+      this.received.push([]);
+      const reader = new MessageReader(64 * 1024);
+      let hello = false;
+      sock.on('data', (b) => {
+        for (const m of reader.push(b) as AgentMessage[]) {
+          this.received[i]?.push(m);
+          if (m.t === 'hello' && !hello) {
+            hello = true;
+            this.onConn?.(i, sock);
+          }
+        }
+      });
+      sock.on('error', () => {});
+    });
+  }
+
+  /** What to do once connection `i` said hello. */
+  script(f: (i: number, sock: Socket) => void): void {
+    this.onConn = f;
+  }
+
+  async listen(): Promise<number> {
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', () => r()));
+    return (this.server.address() as { port: number }).port;
+  }
+
+  acks(i: number): number[] {
+    return (this.received[i] ?? []).flatMap((m) => (m.t === 'ack' ? [m.version] : []));
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.socks) s.destroy();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+}
+
+const send = (sock: Socket, ...ms: ServerMessage[]) => sock.write(Buffer.concat(ms.map((m) => encode(m))));
+const welcome = (mode: 'deltas' | 'snapshot' = 'deltas'): ServerMessage => ({ t: 'welcome', v: 1, hostId: 'h1', mode, head: 0 });
+const delta = (version: number): ServerMessage => ({ t: 'delta', version, changes: [], vnis: [7] });
+const hostInfo = { hostId: 'h1', name: 'h1', siteId: 's', rackId: null, underlayIp: '192.0.2.1', asn: null, state: 'active', ipv6Prefix: null } as const;
+const portOf = (i: number) => ({
+  portId: `p${i}`,
+  instanceId: `i${i}`,
+  tenantId: 't',
+  networkId: 'n',
+  networkKind: 'overlay' as const,
+  vni: 7,
+  mac: `02:00:00:00:00:${i.toString(16).padStart(2, '0')}`,
+  ipv4: null,
+  ipv6: null,
+  hostId: 'h2',
+  underlayIp: '192.0.2.2',
+});
+
+function deferred() {
+  let resolve: () => void = () => {};
+  let reject: (e: Error) => void = () => {};
+  const promise = new Promise<void>((a, b) => {
+    resolve = a;
+    reject = b;
+  });
+  return { promise, resolve, reject };
+}
+
+describe('stream client against a scripted server', () => {
+  let srv: ScriptedServer;
+  let port: number;
+  let client: StreamClient | null = null;
+  before(async () => {
+    srv = new ScriptedServer();
+    port = await srv.listen();
+  });
+  after(async () => {
+    client?.stop();
+    await srv.close();
+  });
+  const start = (handler: ConstructorParameters<typeof StreamClient>[0]['handler'], version = 0) => {
+    client?.stop();
+    client = new StreamClient({ host: '127.0.0.1', port, hostRef: 'h1', token: 't', version, vnis: [7], handler });
+    client.start();
+    return client;
+  };
+
+  test('deltas are handed over as they arrive; acks wait for their kernel, go in order and cover runs; pings are answered meanwhile', async () => {
+    const pending = new Map<number, ReturnType<typeof deferred>>();
+    const base = srv.socks.length;
+    srv.script((i, sock) => {
+      if (i === base) send(sock, welcome(), delta(1), delta(2), delta(3), delta(4), delta(5));
+    });
+    const c = start({
+      snapshot: () => undefined,
+      delta: (v) => {
+        const d = deferred();
+        pending.set(v, d);
+        return d.promise;
+      },
+    });
+    await until('all five handed over', () => pending.size === 5);
+    assert.deepEqual(srv.acks(base), [], 'nothing acked before its kernel sync');
+    send(srv.socks[base] as Socket, { t: 'ping' });
+    await until('pong while syncs are pending', () => srv.received[base]?.some((m) => m.t === 'pong') ?? false);
+    pending.get(3)?.resolve();
+    pending.get(1)?.resolve();
+    await until('ack 1', () => srv.acks(base).length === 1);
+    await new Promise((r) => setTimeout(r, 30));
+    assert.deepEqual(srv.acks(base), [1], '3 waits for 2');
+    pending.get(2)?.resolve();
+    await until('ack 3', () => srv.acks(base).length === 2);
+    pending.get(4)?.resolve();
+    pending.get(5)?.resolve();
+    await until('ack 5', () => srv.acks(base).length === 3);
+    assert.deepEqual(srv.acks(base), [1, 3, 5], 'one ack for each run applied together');
+    assert.equal(c.version, 5);
+  });
+
+  test('a failed apply ends the connection: later messages are not applied, the next hello resumes from the last ack', async () => {
+    const handed: number[] = [];
+    const base = srv.socks.length;
+    srv.script((i, sock) => {
+      // Like the server: the deltas after the version the hello says.
+      const hello = (srv.received[i] ?? []).find((m) => m.t === 'hello') as Extract<AgentMessage, { t: 'hello' }>;
+      const from = hello.version;
+      const ds = [10, 11, 12].filter((v) => v > from).map(delta);
+      // The first connection: 10 applies, 11 throws, 12 in the same chunk is not handed over.
+      if (i === base) send(sock, welcome(), ...ds);
+      // The second: 11's promise rejects; 12, sent later on it, is not handed over either.
+      else if (i === base + 1) {
+        send(sock, welcome(), ...ds.slice(0, -1));
+        setTimeout(() => send(sock, ...ds.slice(-1)), 50);
+      } else send(sock, welcome(), ...ds);
+    });
+    let round = 0;
+    const c = start(
+      {
+        snapshot: () => undefined,
+        delta: (v) => {
+          handed.push(v);
+          if (v !== 11) return Promise.resolve();
+          round++;
+          if (round === 1) throw new Error('bad delta');
+          if (round === 2) return Promise.reject(new Error('kernel unreachable'));
+          return Promise.resolve();
+        },
+      },
+      9,
+    );
+    await until('third connection caught up', () => c.version === 12);
+    assert.deepEqual(handed, [10, 11, 11, 11, 12]);
+    const hellos = srv.received.slice(base).map((ms) => ms.find((m) => m.t === 'hello') as Extract<AgentMessage, { t: 'hello' }>);
+    assert.deepEqual(
+      hellos.map((h) => h.version),
+      [9, 10, 10],
+    );
+    assert.deepEqual(srv.acks(base), [10]);
+  });
+
+  test('a snapshot half received when its connection drops is never applied', async () => {
+    const got: { version: number; ports: string[] }[] = [];
+    const base = srv.socks.length;
+    srv.script((i, sock) => {
+      if (i === base) {
+        send(sock, welcome('snapshot'), { t: 'snapshot.begin', version: 20 }, { t: 'snapshot.ports', ports: [portOf(1), portOf(2)] });
+        setTimeout(() => sock.destroy(), 30);
+      } else
+        send(
+          sock,
+          welcome('snapshot'),
+          { t: 'snapshot.begin', version: 21 },
+          { t: 'snapshot.ports', ports: [portOf(3)] },
+          { t: 'snapshot.end', version: 21, state: { host: hostInfo, networks: [], vnis: [7], vips: [], peers: [] } },
+        );
+    });
+    const c = start({ snapshot: (v, s) => void got.push({ version: v, ports: s.ports.map((p) => p.portId) }), delta: () => undefined });
+    await until('snapshot applied', () => c.version === 21);
+    assert.deepEqual(got, [{ version: 21, ports: ['p3'] }]);
+  });
+});
