@@ -93,7 +93,12 @@ export class Agent {
     }
   }
 
-  /** The stream handler: each call resolves once the kernel holds that version. It takes ownership of what it is given. */
+  /**
+   * The stream handler (the StreamHandler contract): each call applies its
+   * message to the state at once and returns a promise that resolves once a
+   * reconcile covering that version has run; calls made while a reconcile
+   * runs share the next one. It takes ownership of what it is given.
+   */
   readonly handler = {
     snapshotBegin: (): void => {
       this.staged = 0;
@@ -117,7 +122,7 @@ export class Agent {
     delta: async (version: number, changes: LoggedChange[], vnis: number[]): Promise<void> => {
       this.state.delta(version, changes, vnis);
       await this.sync();
-      this.appliedVersion = version;
+      this.appliedVersion = Math.max(this.appliedVersion, version);
     },
   };
 
@@ -169,6 +174,7 @@ export class Agent {
 
   /** The host's port interfaces changed (the hypervisor added or removed one). */
   linksChanged(links: Set<string>): Promise<void> {
+    this.o.dataplane.linksChanged?.();
     for (const l of this.current.links) if (!links.has(l)) this.dropLink(l);
     this.current.links = links;
     return this.sync();

@@ -54,8 +54,9 @@ async function converge(dp: LinuxDataplane, s: AgentState) {
   return p;
 }
 
-test('apply, observe back, replan empty; stale entries removed; others untouched', async () => {
+test('apply, observe back, replan empty; stale entries removed; others untouched', async (t) => {
   const dp = new LinuxDataplane({ netns: NS, announce: false });
+  t.after(() => dp.close());
   const s = new AgentState('h1');
   s.snapshot(1, { host, ports: [port(1, 1), port(2, 2), port(3, 3)], networks: [net(1450)], vnis: [5000], vips: [], peers: [] });
   const first = await converge(dp, s);

@@ -149,4 +149,9 @@ export interface Dataplane {
    * rather than thrown (a bad entry must not stop the others).
    */
   apply(plan: Plan): Promise<ApplyResult>;
+  /**
+   * Optional: the host's interfaces changed (some may have been deleted and
+   * made again under the same name); called before the plan that follows.
+   */
+  linksChanged?(): void;
 }

@@ -1,20 +1,25 @@
 // The Dataplane on a real Linux kernel: observe through iproute2's JSON,
-// apply a plan as a few batches (`ip -batch`, `bridge -batch`, `nft -f`),
-// so a full sync costs a handful of processes rather than one per entry.
+// apply a plan as a few batches fed to one long-lived `ip -batch` and one
+// `bridge -batch` process (and `nft -f` for guards), so a delta starts no
+// process at all and a full sync costs a handful.
 import { WeftError } from '../../../model/errors.js';
 import { run as defaultRun, type Runner } from '../../../sys/exec.js';
 import { type ApplyResult, type Dataplane, emptyKernelState, type KernelEntries, type KernelState, kernelEntries, type Plan } from '../dataplane.js';
 import { sendAnnouncements } from './announce.js';
+import { type BatchProcess, IprouteBatch, OneShotBatch } from './batch-process.js';
 import { NftGuards } from './guards-nft.js';
 import { JsonItems } from './json-items.js';
 import { type JFdb, type JNeigh, ObservedParser, parseObserved } from './observe.js';
 import { BatchInput, type BatchName, hasLines, render } from './render.js';
 
-/** Steps per batch round (each round is at most five processes: nft, ip, bridge, ip, nft). */
+/** Steps per batch round (each round is at most three batches and two nft runs). */
 export const CHUNK = 20_000;
 
 export interface LinuxDataplaneOptions {
+  /** Runs observations, nft and announcements; given alone (unit tests), batches run through it too, a process each. */
   run?: Runner;
+  /** The batch processes (default: long-lived `ip` and `bridge` processes, IprouteBatch). */
+  batches?: (tool: 'ip' | 'bridge') => BatchProcess;
   /** Work on this named network namespace instead of the agent's own (tests, the lab). */
   netns?: string;
   /** Send gratuitous ARP / unsolicited NA for ports that become local (default true). */
@@ -25,11 +30,34 @@ export class LinuxDataplane implements Dataplane {
   private readonly run: Runner;
   private readonly ns: string[];
   readonly guards: NftGuards;
+  private readonly ip: BatchProcess;
+  private readonly bridge: BatchProcess;
 
   constructor(private readonly o: LinuxDataplaneOptions = {}) {
     this.run = o.run ?? defaultRun;
     this.ns = o.netns ? ['-n', o.netns] : [];
     this.guards = new NftGuards(this.run, o.netns);
+    const batches =
+      o.batches ??
+      (o.run ? (tool: 'ip' | 'bridge') => new OneShotBatch(tool, this.run, o.netns) : (tool: 'ip' | 'bridge') => new IprouteBatch(tool, { netns: o.netns }));
+    this.ip = batches('ip');
+    this.bridge = batches('bridge');
+  }
+
+  /**
+   * Interfaces may have been deleted and made again under the same names
+   * (the hypervisor's port interfaces, or by hand): the next batches run in
+   * fresh processes, whose name -> index cache is empty.
+   */
+  linksChanged(): void {
+    this.ip.restart();
+    this.bridge.restart();
+  }
+
+  /** Ends the batch processes (a later apply starts new ones). */
+  close(): void {
+    this.ip.close();
+    this.bridge.close();
   }
 
   async observe(): Promise<KernelState> {
@@ -40,6 +68,8 @@ export class LinuxDataplane implements Dataplane {
 
   /** The dumps are parsed an entry at a time, straight into `into`. */
   async observeInto(into: KernelEntries): Promise<void> {
+    // The kernel is read after failures and to repair drift: whatever changed meanwhile, start the batches afresh.
+    this.linksChanged();
     const [links, guards] = await Promise.all([this.run('ip', [...this.ns, '-j', '-d', 'link', 'show']), this.guards.observe()]);
     const p = new ObservedParser(into, links.stdout);
     await Promise.all([
@@ -97,16 +127,27 @@ export class LinuxDataplane implements Dataplane {
   private async applyChunk(plan: Plan): Promise<ApplyResult> {
     const r = render(plan);
     const bad = new Map<number, string>();
-    if (r.guardsSet.length > 0) {
+    const setGuards = async () => {
+      if (r.guardsSet.length === 0) return;
       try {
         await this.guards.apply({ add: r.guardsSet.map((g) => g.port), remove: [] });
       } catch (e) {
         for (const g of r.guardsSet) bad.set(g.op, (e as Error).message);
       }
+    };
+    // Guards go before the plugs they protect. A plan with no plug (a port whose interface
+    // is not there yet) sets them after the entries: an nft run (tens to hundreds of ms)
+    // then does not hold back the other ports' forwarding entries.
+    const devices = hasLines(plan, 'links');
+    if (devices) await setGuards();
+    if (await this.batch(this.ip, plan, 'links', bad)) {
+      // Interfaces were made or deleted: iproute2's cache of their indexes is stale
+      // (bridge 6.1 then sends the old index of a re-made device: "unknown ifindex").
+      this.linksChanged();
     }
-    await this.batch('ip', plan, 'links', bad);
-    await this.batch('bridge', plan, 'fdb', bad);
-    await this.batch('ip', plan, 'neigh', bad);
+    await this.batch(this.bridge, plan, 'fdb', bad);
+    await this.batch(this.ip, plan, 'neigh', bad);
+    if (!devices) await setGuards();
     if (r.guardsDel.length > 0) {
       try {
         await this.guards.apply({ add: [], remove: r.guardsDel.map((g) => g.ifname) });
@@ -128,11 +169,17 @@ export class LinuxDataplane implements Dataplane {
     return { failed };
   }
 
-  private async batch(tool: 'ip' | 'bridge', plan: Plan, name: BatchName, bad: Map<number, string>): Promise<void> {
-    if (!hasLines(plan, name)) return;
+  /** Runs one batch of the plan, if it has lines; returns whether it had. A failure restarts the process. */
+  private async batch(tool: BatchProcess, plan: Plan, name: BatchName, bad: Map<number, string>): Promise<boolean> {
+    if (!hasLines(plan, name)) return false;
     const input = new BatchInput(plan, name);
-    const res = await this.run(tool, [...this.ns, '-force', '-batch', '-'], { input: input.text(), okCodes: [1, 2, 255] });
-    if (res.code === 0) return;
-    for (const f of input.failures(res.stderr)) if (!bad.has(f.op)) bad.set(f.op, f.error);
+    const res = await tool.run(input.text());
+    if (res.failed.length === 0 && res.lost === null) return true;
+    const failed = input.failuresOf(res);
+    for (const f of failed) if (!bad.has(f.op)) bad.set(f.op, f.error);
+    // A failure may come from a stale interface index: the next batch gets a new process.
+    // (Deletions of what was already gone are not failures.)
+    if (failed.length > 0) tool.restart();
+    return true;
   }
 }

@@ -6,6 +6,7 @@
 
 import { bridgeMac, bridgeName, OWNER_ALIAS, vxlanName } from '../../names.js';
 import type { Op, Plan } from '../dataplane.js';
+import { parseFailed } from './batch-process.js';
 import type { GuardPort } from './guards.js';
 
 /** The three batches, in the order they run: devices (`ip`), bridge ports and FDB (`bridge`), neighbours (`ip`). */
@@ -157,20 +158,34 @@ export class BatchInput {
    * already gone are not failures.
    */
   failures(stderr: string): { op: number; error: string }[] {
+    return this.failuresOf({ failed: parseFailed(stderr), lost: null });
+  }
+
+  /**
+   * The steps whose lines failed, from what a batch process reported
+   * (`BatchOutcome`, lines 1-based). When the batch was `lost` (its process
+   * died or hung) every step with a line in the batch counts as failed.
+   */
+  failuresOf(o: { failed: { line: number; error: string }[]; lost: string | null }): { op: number; error: string }[] {
     const out: { op: number; error: string }[] = [];
-    let last: string[] = [];
-    for (const t of stderr.split('\n')) {
-      const m = /^Command failed -:(\d+)/.exec(t);
-      if (!m) {
-        if (t.trim()) last.push(t.trim());
-        continue;
-      }
-      const i = Number(m[1]) - 1;
-      const error = last.join('; ') || 'failed';
-      last = [];
+    for (const f of o.failed) {
+      const i = f.line - 1;
       if (i < 0 || i >= this.lines) continue;
-      if (this.soft[i] === 1 && NOT_FOUND.test(error)) continue;
-      out.push({ op: this.op[i] as number, error: `${this.lineText(i)}: ${error}` });
+      if (this.soft[i] === 1 && NOT_FOUND.test(f.error)) continue;
+      out.push({ op: this.op[i] as number, error: `${this.lineText(i)}: ${f.error}` });
+    }
+    if (o.lost !== null) {
+      // Every step with a line in this batch, written or not (the input may have stopped early).
+      const seen = new Set(out.map((f) => f.op));
+      for (let at = 0; at < this.plan.ops.length; at++) {
+        if (seen.has(at)) continue;
+        let first: string | null = null;
+        for (const part of PARTS[this.name])
+          stepLines(this.plan.ops[at] as Op, part, (text) => {
+            first ??= text;
+          });
+        if (first !== null) out.push({ op: at, error: `${first}: ${o.lost}` });
+      }
     }
     return out;
   }
