@@ -31,7 +31,8 @@ export function parseMiss(line: string): Miss | null {
 }
 
 export interface LazyOptions {
-  svpHost: string;
+  /** The server's SVP address, or its replicas': one is used at a time, the next when it fails. */
+  svpHost: string | string[];
   svpPort: number;
   /** This host's underlay address: the key of its shoot-down log. */
   underlayIp: () => string | null;
@@ -64,10 +65,15 @@ export class LazyResolver {
   private stopped = false;
   private readonly run: Runner;
   private readonly ns: string[];
+  private readonly hosts: string[];
+  /** Index into `hosts` of the replica tried first. */
+  private turn = 0;
 
   constructor(private readonly o: LazyOptions) {
     this.run = o.run ?? defaultRun;
     this.ns = o.netns ? ['-n', o.netns] : [];
+    this.hosts = typeof o.svpHost === 'string' ? [o.svpHost] : [...o.svpHost];
+    if (this.hosts.length === 0) throw new Error('LazyResolver: no SVP address');
   }
 
   start(): void {
@@ -92,7 +98,12 @@ export class LazyResolver {
 
   private svp(): Promise<SvpClient> {
     if (this.client && !this.client.closed) return Promise.resolve(this.client);
-    this.connecting ??= SvpClient.connect(this.o.svpHost, this.o.svpPort)
+    if (this.client) {
+      // Its replica went away: the next one is tried first.
+      this.client = null;
+      this.turn = (this.turn + 1) % this.hosts.length;
+    }
+    this.connecting ??= this.connectAny()
       .then((c) => {
         this.client = c;
         return c;
@@ -101,6 +112,22 @@ export class LazyResolver {
         this.connecting = null;
       });
     return this.connecting;
+  }
+
+  /** Connects to the first replica that accepts, from `turn` on; throws the last error if none does. */
+  private async connectAny(): Promise<SvpClient> {
+    let last: unknown = null;
+    for (let i = 0; i < this.hosts.length; i++) {
+      const at = (this.turn + i) % this.hosts.length;
+      try {
+        const c = await SvpClient.connect(this.hosts[at] as string, this.o.svpPort);
+        this.turn = at;
+        return c;
+      } catch (e) {
+        last = e;
+      }
+    }
+    throw last;
   }
 
   /** Answers one miss: looks it up and programs the entry, or leaves it (NOTFOUND). */

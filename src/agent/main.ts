@@ -4,8 +4,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { isIP } from 'node:net';
 import client from 'prom-client';
 import type { LoggedChange } from '../model/changes.js';
+import { invalid } from '../model/errors.js';
 import { StreamClient } from '../stream/client.js';
 import { type AgentRouting, STREAM_PORT } from '../stream/protocol.js';
 import { Agent, type AgentLog } from './agent.js';
@@ -18,9 +20,34 @@ import { HostNet } from './routing/host-net.js';
 import { type ConfirmedStore, Routing, type RoutingStatus, type SessionFields } from './routing/routing.js';
 import { loadRoutingSettings, type RoutingFlags } from './routing/settings.js';
 
+/** The most server replicas an agent may be given. */
+export const MAX_SERVERS = 8;
+
+/**
+ * `--server`: one address or a comma-separated list of server replicas
+ * (IPv4, IPv6 or a DNS name; the ports are `--stream-port` and
+ * `--svp-port`), tried in order. Throws E_INVALID_ARG naming the bad entry.
+ */
+export function parseServers(v: unknown): string[] {
+  if (typeof v !== 'string' || v.trim() === '') throw invalid('--server', v, "must be the server's address, or a comma-separated list of its replicas (a,b)");
+  const list = v.split(',').map((x) => x.trim());
+  for (const a of list) {
+    if (a === '') throw invalid('--server', v, 'has an empty entry: addresses separated by single commas (a,b)');
+    const ip = isIP(a.replace(/^\[|\]$/g, ''));
+    const name = /^(?=.{1,253}$)[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/.test(a);
+    if (!ip && !name)
+      throw invalid('--server', v, `entry ${JSON.stringify(a)} is not an IPv4, IPv6 or DNS name (no port: the ports are --stream-port and --svp-port)`);
+  }
+  const plain = list.map((a) => a.replace(/^\[|\]$/g, ''));
+  const dup = plain.find((a, i) => plain.indexOf(a) !== i);
+  if (dup !== undefined) throw invalid('--server', v, `names ${dup} twice: each replica once`);
+  if (plain.length > MAX_SERVERS) throw invalid('--server', v, `names ${plain.length} replicas: at most ${MAX_SERVERS}`);
+  return plain;
+}
+
 export interface AgentProcessOptions {
-  /** The server's stream address (management network). */
-  server: string;
+  /** The server's address on the management network, or its replicas' (tried in order, the next at once when one fails). */
+  server: string | string[];
   streamPort?: number;
   svpPort?: number;
   host: string;
@@ -55,6 +82,8 @@ export const jsonLog: AgentLog = {
 
 export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
   const log = o.log ?? jsonLog;
+  const servers = typeof o.server === 'string' ? parseServers(o.server) : o.server;
+  if (servers.length === 0) throw invalid('server', o.server, 'must name at least one server address');
   const dataplane = new LinuxDataplane({ netns: o.netns });
   const agent = new Agent({ hostId: '', dataplane, lazy: o.lazy, arpRate: o.arpRate, ndRate: o.ndRate, log });
   let connected = false;
@@ -81,7 +110,7 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
     },
   };
   const stream = new StreamClient({
-    host: o.server,
+    host: servers,
     port: o.streamPort ?? STREAM_PORT,
     tlsCa: o.tlsCa ? readFileSync(o.tlsCa) : undefined,
     hostRef: o.host,
@@ -92,10 +121,10 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
       agent.state.hostId = hostId;
       reportedReset();
       void routing?.poll();
-      log.info('connected to the push stream', { server: o.server, hostId, mode });
+      log.info('connected to the push stream', { server: stream.server, hostId, mode });
     },
     onClose: () => {
-      if (connected) log.warn('push stream closed; reconnecting', { server: o.server });
+      if (connected) log.warn('push stream closed; reconnecting', { server: stream.server, servers });
       connected = false;
     },
     onError: (e) => log.warn('push stream error', { error: e.message }),
@@ -134,7 +163,7 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
   watch();
 
   const lazy = o.lazy
-    ? new LazyResolver({ svpHost: o.server, svpPort: o.svpPort ?? 1296, underlayIp: () => agent.state.host?.underlayIp ?? null, netns: o.netns, log })
+    ? new LazyResolver({ svpHost: servers, svpPort: o.svpPort ?? 1296, underlayIp: () => agent.state.host?.underlayIp ?? null, netns: o.netns, log })
     : null;
   lazy?.start();
   if (o.routing && settings) {
@@ -192,6 +221,8 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
         res.end(
           JSON.stringify({
             connected,
+            // The replica connected to (or being tried while not connected).
+            server: stream.server,
             version: agent.appliedVersion,
             waiting: agent.stats.waiting,
             reconciles: agent.stats.reconciles,
@@ -229,6 +260,8 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
       routing?.stop();
       lazy?.stop();
       watcher?.kill();
+      // Its long-lived ip and bridge processes.
+      dataplane.close();
       stopAnnouncers();
       if (pending) clearTimeout(pending);
       await new Promise<void>((r) => (http ? http.close(() => r()) : r()));
