@@ -1,5 +1,6 @@
 // The cloud `weft lab up` builds, on the real kernel: how long it takes to come
-// up (default size and 32 hosts), and how long an API change takes to reach the
+// up (the default 2 sites x 2 racks x 2 hosts, and 2 x 4 x 4 = 32 hosts with
+// 200 instances), and how long an API change takes to reach the
 // kernel of every remote host on the port's VNI, one change at a time and in a
 // burst. "Reached" is the VXLAN FDB entry of the port's MAC on wvx<VNI> (dst the
 // port's host, or gone), seen by one `bridge monitor fdb` per host namespace.
@@ -212,10 +213,17 @@ function cpuMeter(cloud: Cloud): (per: number) => string {
 const load = () => `load ${loadavg()[0]?.toFixed(1)}`;
 const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
 
+const shapeOf = (o: CloudOptions) => `${o.sites}x${o.racksPerSite}x${o.hostsPerRack}`;
+const hostsOf = (o: CloudOptions) => o.sites * o.racksPerSite * o.hostsPerRack;
+
 /** Short names for the stages Cloud.start reports. */
 function stageName(s: string): string {
-  if (s.startsWith('network namespaces')) return 'start';
-  if (s.includes('BGP sessions')) return 'lab+agents+bgp';
+  if (s.startsWith('network namespaces for')) return 'start';
+  if (s.includes('namespaces and their links')) return 'netns+server';
+  if (s.includes('fabric BIRDs')) return 'fabric';
+  if (s.includes('host BIRDs')) return 'host-birds';
+  if (s.includes('agents connected')) return 'agents';
+  if (s.includes('BGP sessions')) return 'bgp';
   if (s.includes('tenants')) return 'networks';
   if (s.includes('instances placed')) return 'instances';
   if (s.startsWith('VIP')) return 'vip';
@@ -276,15 +284,16 @@ export async function lab(): Promise<Result[]> {
     const underlay = new Map(hosts.map((h) => [h.hostId, h.lab.underlayIp]));
     // Room for the burst's instances (64 cpus per host would stop it at about 500).
     for (const h of hosts) await api.patch(`/v1/hosts/${h.hostId}`, { capacity: { cpus: 4096, memoryMb: 262144, diskGb: 4000 } });
-    // A network of the bench's own with a port on every host: every change then concerns the 7 other hosts.
+    // A network of the bench's own with a port on every host (both sites): every change then concerns every other host.
     await api.post('/v1/tenants', { name: 'bench' });
     const net = await api.post<{ vni: number }>('/v1/networks', { tenant: 'bench', name: 'ovl', kind: 'overlay', subnets: ['10.64.0.0/20', 'fd00:64::/64'] });
     const dev = vxlanName(net.vni);
+    const siteOf = new Map(hosts.map((h) => [h.name, h.site]));
     const create = (name: string, host: string, ports = 1) =>
       api.post<InstanceView>('/v1/instances', {
         tenant: 'bench',
         name,
-        site: 'lab',
+        site: siteOf.get(host),
         host,
         cpus: 1,
         memoryMb: 64,
@@ -306,7 +315,7 @@ export async function lab(): Promise<Result[]> {
     // Each seed brought a VNI new to its host (a snapshot there): let the agents go idle before timing anything.
     await new Promise((r) => setTimeout(r, 1000));
 
-    // 2. One change at a time: a new port, its move to another rack, its delete.
+    // 2. One change at a time: a new port, its move to another rack of its site, its delete.
     const lat = { create: [] as number[], move: [] as number[], delete: [] as number[] };
     const apiMs = { create: [] as number[], move: [] as number[], delete: [] as number[] };
     const settle = () => new Promise((r) => setTimeout(r, 100));
@@ -327,7 +336,11 @@ export async function lab(): Promise<Result[]> {
     };
     for (let i = 0; i < changes; i++) {
       const a = hosts[i % hosts.length] as (typeof hosts)[number];
-      const b = hosts[(i + 3) % hosts.length] as (typeof hosts)[number];
+      // A move stays in the instance's site (the API refuses another site's host): to another rack of it, if it has one.
+      const mates = hosts.filter((h) => h.site === a.site && h !== a);
+      const racks = mates.filter((h) => h.lab.rack !== a.lab.rack);
+      const pick = racks.length > 0 ? racks : mates;
+      const b = pick[i % pick.length] as (typeof hosts)[number];
       const inst = await one(
         'create',
         `create ${i} on ${a.name}`,
@@ -444,13 +457,13 @@ export async function lab(): Promise<Result[]> {
     watch?.stop();
     downS = await down(cloud);
   }
-  rows.push(upRow(`lab up ${def.racks}x${def.hostsPerRack}`, def.racks * def.hostsPerRack, def.instances, u, downS));
+  rows.push(upRow(`lab up ${shapeOf(def)}`, hostsOf(def), def.instances, u, downS));
 
-  // 1b. The largest lab: 8 racks x 4 hosts, 200 instances.
+  // 1b. The largest lab: 2 sites x 4 racks x 4 hosts, 200 instances.
   if (big) {
-    const o = { name: `wj${process.pid % 1000}`, racks: 8, hostsPerRack: 4, tenants: 2, instances: 200 };
+    const o = { ...DEFAULT_CLOUD, name: `wj${process.pid % 1000}`, racksPerSite: 4, hostsPerRack: 4, instances: 200 };
     const b = await up(o);
-    rows.push(upRow(`lab up ${o.racks}x${o.hostsPerRack}`, o.racks * o.hostsPerRack, o.instances, b, await down(b.cloud)));
+    rows.push(upRow(`lab up ${shapeOf(o)}`, hostsOf(o), o.instances, b, await down(b.cloud)));
   }
   return [...rows, ...tail];
 }

@@ -4,8 +4,8 @@
 # one BIRD per hypervisor, BIRD top-of-rack routers and a core, two tenants
 # with overlapping subnets, 16 instances, an anycast VIP) and checks it end
 # to end (`weft lab check`). The lab keeps running until `bin/weft lab down`.
-# Needs root (network namespaces). Extra arguments (sizes: --racks, --hosts-per-rack,
-# --tenants, --instances) go to `weft lab up`. Idempotent: a lab already up is checked again.
+# Needs root (network namespaces). Extra arguments (sizes: --sites, --racks-per-site,
+# --hosts-per-rack, --tenants, --instances; --seed) go to `weft lab up`. Idempotent: a lab already up is checked again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ $(id -u) -ne 0 ]]; then

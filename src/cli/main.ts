@@ -98,7 +98,11 @@ program
 program
   .command('agent')
   .description('run the host agent on a hypervisor (root): programs VXLAN, bridges, FDB, neighbours and port guards')
-  .requiredOption('--server <address>', "the server's address on the management network (env WEFT_SERVER)", process.env.WEFT_SERVER)
+  .requiredOption(
+    '--server <address[,address...]>',
+    "the server's address on the management network, or its replicas' comma-separated, tried in order (env WEFT_SERVER)",
+    process.env.WEFT_SERVER,
+  )
   .requiredOption('--host <host>', 'this hypervisor: host name or id (env WEFT_HOST)', process.env.WEFT_HOST)
   .option('--token-file <file>', "file holding this host's agent token (or env WEFT_AGENT_TOKEN)")
   .option('--stream-port <port>', "the server's push-stream port", int('--stream-port'), 1297)
@@ -119,6 +123,8 @@ program
   .addOption(new Option('--netns <name>', "program this named network namespace instead of the agent's own (labs, benchmarks)").hideHelp())
   .action(async (o) => {
     const { readFileSync } = await import('node:fs');
+    const { parseServers, runAgent } = await import('../agent/main.js');
+    const servers = parseServers(o.server);
     const token = o.tokenFile ? readFileSync(o.tokenFile, 'utf8').trim() : process.env.WEFT_AGENT_TOKEN;
     if (!token)
       throw new WeftError('E_INVALID_ARG', 'invalid --token-file (none): an agent token is required (--token-file FILE or env WEFT_AGENT_TOKEN)', 'token');
@@ -127,9 +133,8 @@ program
       ['--nd-rate', o.ndRate],
     ] as const)
       if (v !== undefined && !(v >= 1 && v <= 100000)) throw new WeftError('E_INVALID_ARG', `invalid ${name} ${v}: must be 1..100000 packets/s`, name);
-    const { runAgent } = await import('../agent/main.js');
     const a = await runAgent({
-      server: o.server,
+      server: servers,
       streamPort: o.streamPort,
       svpPort: o.svpPort,
       host: o.host,
@@ -149,7 +154,7 @@ program
               flags: { rpki: o.rpki, roaFile: o.roaFile, irrFile: o.irrFile, bfdIntervalMs: o.bfdInterval, bfdMultiplier: o.bfdMultiplier },
             },
     });
-    process.stderr.write(`weft agent: host ${o.host}, server ${o.server}${o.lazy ? ' (lazy)' : ''}, metrics ${a.metricsAddress ?? 'off'}\n`);
+    process.stderr.write(`weft agent: host ${o.host}, server ${servers.join(', ')}${o.lazy ? ' (lazy)' : ''}, metrics ${a.metricsAddress ?? 'off'}\n`);
     const stop = async (sig: string) => {
       process.stderr.write(`weft agent: ${sig}, stopping (kernel state is left in place)\n`);
       await a.stop();
@@ -492,32 +497,46 @@ const lab = program.command('lab').description('a whole cloud in network namespa
 const labSize = (c: Command) =>
   c
     .option('--name <name>', 'lab name (1..6 of [a-z0-9])', 'weft')
-    .option('--racks <n>', 'racks (a BIRD ToR each)', int('racks'), DEFAULT_CLOUD.racks)
+    .option('--sites <n>', 'sites (API sites, a BIRD spine each, joined by a WAN router)', int('sites'), DEFAULT_CLOUD.sites)
+    .option('--racks-per-site <n>', 'racks per site (a BIRD ToR each)', int('racks-per-site'), DEFAULT_CLOUD.racksPerSite)
     .option('--hosts-per-rack <n>', 'hypervisors per rack', int('hosts-per-rack'), DEFAULT_CLOUD.hostsPerRack)
-    .option('--tenants <n>', 'tenants, each with the same private subnets', int('tenants'), DEFAULT_CLOUD.tenants)
-    .option('--instances <n>', "instances on the tenants' private networks, placed by the server", int('instances'), DEFAULT_CLOUD.instances);
-const sizeOf = (o: { name: string; racks: number; hostsPerRack: number; tenants: number; instances: number }) => ({
+    .option('--tenants <n>', 'tenants, each with the same private subnets, spanning every site', int('tenants'), DEFAULT_CLOUD.tenants)
+    .option('--instances <n>', "instances on the tenants' private networks, placed by the server", int('instances'), DEFAULT_CLOUD.instances)
+    .option(
+      '--seed <s>',
+      'seeds the order instances are created in and the racks of the VIP backends: the same seed builds the same lab',
+      int('seed'),
+      DEFAULT_CLOUD.seed,
+    );
+const sizeOf = (o: { name: string; sites: number; racksPerSite: number; hostsPerRack: number; tenants: number; instances: number; seed: number }) => ({
   name: o.name,
-  racks: o.racks,
+  sites: o.sites,
+  racksPerSite: o.racksPerSite,
   hostsPerRack: o.hostsPerRack,
   tenants: o.tenants,
   instances: o.instances,
+  seed: o.seed,
 });
-labSize(lab.command('up').description('build the lab and wait until it is ready (progress on stderr)')).action(async (o) => {
-  const { labUp } = await import('../lab/daemon.js');
-  const t0 = Date.now();
-  process.stderr.write(`weft lab ${o.name}: building\n`);
-  const s = await labUp(sizeOf(o), (line) => process.stderr.write(`${line}\n`));
-  process.stderr.write(
-    `weft lab ${o.name}: up in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${s.hosts.length} hosts, ${s.instances.length} instances, VIP ${s.vip}\n`,
-  );
-  process.stdout.write(`export WEFT_API=${s.api} WEFT_TOKEN=${s.token}\n`);
-  process.stderr.write('then: bin/weft host list; bin/weft lab check; bin/weft lab down\n');
-});
-labSize(lab.command('daemon', { hidden: true }).description('the process that owns a lab (started by up)')).action(async (o) => {
-  const { runDaemon } = await import('../lab/daemon.js');
-  await runDaemon(sizeOf(o));
-});
+const LAB_DB = 'the store: sqlite (a file of the lab) or sqlite:PATH, one server; or an empty PostgreSQL database postgres://..., two server replicas';
+labSize(lab.command('up').description('build the lab and wait until it is ready (progress on stderr)'))
+  .option('--db <url>', LAB_DB, 'sqlite')
+  .action(async (o) => {
+    const { labUp } = await import('../lab/daemon.js');
+    const t0 = Date.now();
+    process.stderr.write(`weft lab ${o.name}: building\n`);
+    const s = await labUp({ ...sizeOf(o), db: o.db }, (line) => process.stderr.write(`${line}\n`));
+    process.stderr.write(
+      `weft lab ${o.name}: up in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${s.hosts.length} hosts, ${s.instances.length} instances, VIP ${s.vip}\n`,
+    );
+    process.stdout.write(`export WEFT_API=${s.api} WEFT_TOKEN=${s.token}\n`);
+    process.stderr.write('then: bin/weft host list; bin/weft lab check; bin/weft lab down\n');
+  });
+labSize(lab.command('daemon', { hidden: true }).description('the process that owns a lab (started by up)'))
+  .option('--db <url>', LAB_DB, 'sqlite')
+  .action(async (o) => {
+    const { runDaemon } = await import('../lab/daemon.js');
+    await runDaemon({ ...sizeOf(o), db: o.db });
+  });
 lab
   .command('check')
   .description('reachability matrix, tenant isolation, no ARP/NDP on the underlay, the VIP from outside, agents and BGP; exit 0 only if all hold')
@@ -540,10 +559,30 @@ lab
     if (globals().output === 'json') return void process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
     process.stdout.write(`lab ${s.name}: ${s.status}, daemon pid ${s.daemon.pid}, API ${s.api} (token ${s.token})\n`);
     for (const st of s.stages) process.stdout.write(`  [${(st.at / 1000).toFixed(1)} s] ${st.stage}\n`);
+    const sh = s.shape;
+    if (sh)
+      process.stdout.write(
+        `${sh.sites} sites x ${sh.racksPerSite} racks x ${sh.hostsPerRack} hosts, ${sh.tenants} tenants, ${sh.instances} instances, seed ${sh.seed}\n`,
+      );
+    for (const x of s.sites ?? []) process.stdout.write(`site ${x.name}: spine ${x.spine}, underlay ${x.underlayPool}, public ${x.public4} ${x.public6}\n`);
     process.stdout.write(`VIP ${s.vip}\nhosts:\n`);
-    for (const h of s.hosts) process.stdout.write(`  ${h.name.padEnd(8)} rack ${h.rack.padEnd(4)} underlay ${h.underlayIp.padEnd(15)} netns ${h.ns}\n`);
+    for (const h of s.hosts)
+      process.stdout.write(
+        `  ${h.name.padEnd(8)} site ${(h.site ?? '-').padEnd(3)} rack ${h.rack.padEnd(5)} underlay ${h.underlayIp.padEnd(15)} netns ${h.ns}\n`,
+      );
     process.stdout.write('instances:\n');
-    for (const i of s.instances) process.stdout.write(`  ${i.name.padEnd(8)} on ${i.host.padEnd(6)} ${i.ipv4 ?? '-'} ${i.ipv6 ?? '-'}\n`);
+    for (const i of s.instances) process.stdout.write(`  ${i.name.padEnd(8)} on ${i.host.padEnd(7)} ${i.ipv4 ?? '-'} ${i.ipv6 ?? '-'}\n`);
+    if (s.servers) {
+      process.stdout.write(`servers (store ${s.db}):\n`);
+      for (const x of s.servers) process.stdout.write(`  server ${x.n}  ${x.up ? `up, pid ${x.pid}` : 'FAILED'}  API ${x.api}  SVP and stream on ${x.mgmt}\n`);
+    }
+    if (s.agents) {
+      process.stdout.write('agents:\n');
+      for (const a of s.agents)
+        process.stdout.write(
+          `  ${a.host.padEnd(8)} ${a.connected ? `connected to server ${a.server ?? '?'}` : 'not connected'}, version ${a.version ?? '-'}\n`,
+        );
+    }
     process.stdout.write(`faults: ${(s.faults ?? []).join(', ') || 'none'}\n`);
   });
 lab
@@ -558,36 +597,50 @@ lab
     else process.stdout.write(`${describeMove(r).join('\n')}\n`);
     if (!r.ok) process.exitCode = 1;
   });
-const faultKinds = new Argument('<what>', 'host: the hypervisor goes dark; backend: a VIP backend stops; link: only its underlay link').choices([
-  'host',
-  'backend',
-  'link',
-]);
+const faultKinds = new Argument(
+  '<what>',
+  'host: the hypervisor goes dark; backend: a VIP backend stops; link: only its underlay link; server: a `weft server` replica is killed',
+).choices(['host', 'backend', 'link', 'server']);
 lab
   .command('fail')
-  .description("inject a fault and time the ToR's reaction: `fail host HOST`, `fail backend web1`, `fail link HOST [--silent]`")
+  .description(
+    "inject a fault and time the reaction: `fail host HOST`, `fail backend web1`, `fail link HOST [--silent]` (at the ToR); `fail server [N]` (agents' reconnection, forwarding)",
+  )
   .addArgument(faultKinds)
-  .argument('<target>', 'a host, or a backend (web1, web2)')
+  .argument('[target]', 'a host, a backend (web1, web2), or a server replica (1, 2; default 1)')
   .option('--silent', 'link: drop every packet on it but keep the carrier up, so BFD must detect it')
   .option('--name <name>', 'lab name', 'weft')
-  .action(async (what: string, target: string, o: { silent?: boolean; name: string }) => {
+  .action(async (what: string, target: string | undefined, o: { silent?: boolean; name: string }) => {
     const { describeFault, labFault } = await import('../lab/daemon.js');
-    const r = await labFault(o.name, 'fail', what, target, { silent: o.silent });
+    const r = await labFault(o.name, 'fail', what, target ?? '', { silent: o.silent });
     if (globals().output === 'json') process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
     else process.stdout.write(`${describeFault(r).join('\n')}\n`);
     if (!r.ok) process.exitCode = 1;
   });
 lab
   .command('heal')
-  .description('undo a fault of `weft lab fail` and time the recovery (sessions Established, routes and next hops back)')
+  .description('undo a fault of `weft lab fail` and time the recovery (sessions Established, routes and next hops back; for a server: agents back at the head)')
   .addArgument(faultKinds)
-  .argument('<target>', 'the host or backend failed')
+  .argument('[target]', 'the host, backend or server replica failed (server: default 1)')
   .option('--name <name>', 'lab name', 'weft')
-  .action(async (what: string, target: string, o: { name: string }) => {
+  .action(async (what: string, target: string | undefined, o: { name: string }) => {
     const { describeFault, labFault } = await import('../lab/daemon.js');
-    const r = await labFault(o.name, 'heal', what, target);
+    const r = await labFault(o.name, 'heal', what, target ?? '');
     if (globals().output === 'json') process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
     else process.stdout.write(`${describeFault(r).join('\n')}\n`);
+    if (!r.ok) process.exitCode = 1;
+  });
+lab
+  .command('evacuate <host>')
+  .description(
+    "after `weft lab fail host HOST`: run the operator's commands through the API (host down, every instance migrated) and switch each VM over; time until each answers on its new host",
+  )
+  .option('--name <name>', 'lab name', 'weft')
+  .action(async (host: string, o: { name: string }) => {
+    const { describeEvacuation, labEvacuate } = await import('../lab/daemon.js');
+    const r = await labEvacuate(o.name, host);
+    if (globals().output === 'json') process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+    else process.stdout.write(`${describeEvacuation(r).join('\n')}\n`);
     if (!r.ok) process.exitCode = 1;
   });
 lab

@@ -254,8 +254,19 @@ export function prefixesVia(json: string, dev: string, family: 4 | 6): string[] 
 
 /** The global addresses of both ends of rack router `rack`'s link to the core, read from the kernel. */
 export async function rackUplink(lab: Lab, rack: string): Promise<{ rack: { ipv4: string; ipv6: string }; core: { ipv4: string; ipv6: string } }> {
-  const [r, c] = await Promise.all([linkAddrs(lab, lab.ns(rack), 'core'), linkAddrs(lab, lab.ns('core'), rack)]);
-  return { rack: r, core: c };
+  const { near, far } = await linkEnds(lab, rack, 'core');
+  return { rack: near, core: far };
+}
+
+/**
+ * The global addresses of both ends of the link between lab routers `near`
+ * and `far` (each one's interface is named after the other: a rack and its
+ * spine, a spine and the WAN router), read from the kernel. Throws
+ * E_DATAPLANE if an end lacks an IPv4 or IPv6 address.
+ */
+export async function linkEnds(lab: Lab, near: string, far: string): Promise<{ near: { ipv4: string; ipv6: string }; far: { ipv4: string; ipv6: string } }> {
+  const [n, f] = await Promise.all([linkAddrs(lab, lab.ns(near), far), linkAddrs(lab, lab.ns(far), near)]);
+  return { near: n, far: f };
 }
 
 async function linkAddrs(lab: Lab, ns: string, dev: string): Promise<{ ipv4: string; ipv6: string }> {

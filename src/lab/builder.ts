@@ -1,10 +1,11 @@
 // Builds a lab of network namespaces on one machine: hypervisor hosts joined
-// by a routed underlay (host -> rack router -> core), a management network
-// reaching the root namespace, and VMs plugged into hosts by veth pairs.
+// by a routed underlay (host -> rack router -> core, or host -> rack router ->
+// site spine -> WAN router), a management network reaching the root
+// namespace, and VMs plugged into hosts by veth pairs.
 import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { conflict, invalid, notFound, show, WeftError } from '../model/errors.js';
+import { capacity, conflict, invalid, notFound, show, WeftError } from '../model/errors.js';
 import { type RunOptions, type RunResult, run } from '../sys/exec.js';
 import {
   addrLine,
@@ -19,6 +20,7 @@ import {
   checkNodeName,
   checkSlot,
   IF,
+  MAX_P2P_LINKS,
   MGMT,
   mgmtHostCidr,
   mgmtPlan,
@@ -31,6 +33,7 @@ import {
   VETH_INDEX_BASE,
   VM_SYSCTLS,
   vethLine,
+  WAN,
 } from './plan.js';
 import { LabRegistry, reapStale } from './registry.js';
 
@@ -44,6 +47,8 @@ export interface Host {
   ns: string;
   /** The rack router this host hangs off. */
   rack: string;
+  /** The spine the rack router hangs off (itself under the WAN router); null when racks hang off the core. */
+  spine: string | null;
   /** The host's underlay (VTEP) address: its `ul0` IPv4 address. */
   underlayIp: string;
   underlayIp6: string;
@@ -115,9 +120,14 @@ export class Lab {
   private readonly registry: LabRegistry;
   private readonly nodes = new Set<string>();
   private readonly routerP = new Map<string, Promise<Router>>();
-  /** Rack router -> its joining to core (resolves to the router's addresses on that link). */
+  /** Router -> its joining to the router above it (resolves to the lower router's addresses on that link). */
   private readonly uplinks = new Map<string, Promise<{ v4: string; v6: string }>>();
-  private nextLink = 0;
+  /** Router -> the router above it: rack -> spine or core, spine -> WAN. */
+  private readonly parents = new Map<string, string>();
+  /** Whether racks hang off the core or off spines: fixed by the first host. */
+  private shape: 'core' | 'spines' | null = null;
+  /** Underlay link indexes taken: hosts' from the bottom (or where asked), routers' from the top. */
+  private readonly links = new Set<number>();
   private nextMgmt = 0;
   private nextIndex = VETH_INDEX_BASE;
 
@@ -167,6 +177,11 @@ export class Lab {
     return lab;
   }
 
+  /** How many namespaces the lab has made (routers, hosts, VMs, the management network). */
+  nodeCount(): number {
+    return this.nodes.size;
+  }
+
   get routers(): ReadonlyMap<string, Router> {
     return this.routerMap;
   }
@@ -199,20 +214,54 @@ export class Lab {
 
   /**
    * A hypervisor host: namespace `<lab>-<name>` forwarding IPv4 and IPv6, lo
-   * up; `ul0` to rack router `rack` (made, and joined to `core`, on first
-   * use) on a point-to-point link (a /31 of 192.0.2.0/24 and a /64 of
-   * 2001:db8::/48), MTU 9000, default routes via the router; `mg0` on the
-   * management network. Every host reaches every other host's underlay
-   * addresses. Throws E_CONFLICT if the node exists, E_CAPACITY past 128
+   * up; `ul0` to rack router `rack` on a point-to-point link (a /31 of
+   * 192.0.2.0/24 and a /64 of 2001:db8::/48: underlay link `link`, or the
+   * lowest free one), MTU 9000, default routes via the router; `mg0` on the
+   * management network. The rack router is made on first use and joined to
+   * `core`, or with `spine` to that spine (made, and joined to `wan`, on
+   * first use); every link between routers has MTU 9000 too, takes the
+   * highest free underlay link, and carries a default route up; each router
+   * above the rack routes the host's link down. Every host reaches every
+   * other host's underlay addresses. A lab's racks all hang off the core or
+   * all off spines. Throws E_INVALID_ARG (names; a spine where the lab has
+   * none or none where it has; a link out of range), E_CONFLICT (the node or
+   * link exists; the rack hangs off another spine), E_CAPACITY past 128
    * links or 61 hosts.
    */
-  async addHost(name: string, opts: { rack: string }): Promise<Host> {
+  async addHost(name: string, opts: { rack: string; spine?: string; link?: number }): Promise<Host> {
     checkNodeName('name', name);
     const rack = checkNodeName('rack', opts.rack);
-    if (rack === CORE) throw invalid('rack', rack, `must not be ${show(CORE)}: hosts hang off rack routers`);
-    const ul = p2pAddrs(this.nextLink++);
+    const spine = opts.spine === undefined ? null : checkNodeName('spine', opts.spine);
+    for (const [field, v] of [
+      ['rack', rack],
+      ['spine', spine],
+    ] as const)
+      if (v === CORE || v === WAN || v === MGMT) throw invalid(field, v, `must not be ${show(v)}: the lab makes that node itself`);
+    if (spine === rack) throw invalid('spine', spine, 'must differ from the rack');
+    const shape = spine === null ? 'core' : 'spines';
+    if (this.shape !== null && this.shape !== shape)
+      throw invalid(
+        'spine',
+        opts.spine,
+        this.shape === 'spines' ? "is required: this lab's racks hang off spines" : `must be absent: this lab's racks hang off ${CORE}`,
+      );
+    const up = spine ?? CORE;
+    const parent = this.parents.get(rack);
+    if (parent !== undefined && parent !== up) throw conflict(`router ${show(rack)} hangs off ${show(parent)}, not ${show(up)}`, 'rack');
+    if (spine !== null && this.parents.has(spine) && this.parents.get(spine) !== WAN)
+      throw conflict(`router ${show(spine)} is a rack router, not a spine`, 'spine');
+    const ul = p2pAddrs(this.allocLink('host', opts.link));
     const mgmt = mgmtHostCidr(this.slot, this.nextMgmt++);
-    const [ns, up] = await Promise.all([this.makeNs(name, ROUTER_SYSCTLS), this.rackUplink(rack)]);
+    this.shape = shape;
+    // Each router above the rack, with its child's address on the link between them: the way down.
+    const chain: Array<[router: string, down: Promise<{ v4: string; v6: string }>]> =
+      spine === null
+        ? [[CORE, this.join(rack, CORE)]]
+        : [
+            [spine, this.join(rack, spine)],
+            [WAN, this.join(spine, WAN)],
+          ];
+    const [ns, downs] = await Promise.all([this.makeNs(name, ROUTER_SYSCTLS), Promise.all(chain.map(([, d]) => d))]);
     // The router takes side A (the even /31 address), so no host has a .0 address.
     const [me, gw] = [ul.b, ul.a];
     await Promise.all([
@@ -224,15 +273,19 @@ export class Lab {
         ['default', addrOf(gw.v4)],
         ['default', addrOf(gw.v6)],
       ]),
-      this.routes(this.ns(CORE), [
-        [ul.prefix4, up.v4],
-        [ul.prefix6, up.v6],
-      ]),
+      ...chain.map(([router], i) => {
+        const down = downs[i] as { v4: string; v6: string };
+        return this.routes(this.ns(router), [
+          [ul.prefix4, down.v4],
+          [ul.prefix6, down.v6],
+        ]);
+      }),
     ]);
     const host: Host = {
       name,
       ns,
       rack,
+      spine,
       underlayIp: addrOf(me.v4),
       underlayIp6: addrOf(me.v6),
       gatewayIp: addrOf(gw.v4),
@@ -404,23 +457,55 @@ export class Lab {
     return ns;
   }
 
-  /** Router `rack`, made if needed, joined once to `core` (made if needed); resolves to the router's addresses on that link. */
-  private rackUplink(rack: string): Promise<{ v4: string; v6: string }> {
-    let p = this.uplinks.get(rack);
+  /** The router above router `name` (a rack's spine or the core, a spine's WAN router); undefined for the top and for non-routers. */
+  parentOf(name: string): string | undefined {
+    return this.parents.get(name);
+  }
+
+  /**
+   * Router `child`, made if needed, joined once to router `parent` (made if
+   * needed; its interface is named after the child, the child's after it),
+   * with default routes up; resolves to the child's addresses on that link.
+   */
+  private join(child: string, parent: string): Promise<{ v4: string; v6: string }> {
+    let p = this.uplinks.get(child);
     if (!p) {
-      const l = p2pAddrs(this.nextLink++);
+      const l = p2pAddrs(this.allocLink('router'));
+      this.parents.set(child, parent);
       p = (async () => {
-        const [r, core] = await Promise.all([this.router(rack), this.router(CORE)]);
-        await this.link(r.ns, core.ns, { ifA: CORE, ifB: rack, addrA: [l.a.v4, l.a.v6], addrB: [l.b.v4, l.b.v6], mtu: UNDERLAY_MTU });
-        await this.routes(r.ns, [
+        const [c, up] = await Promise.all([this.router(child), this.router(parent)]);
+        await this.link(c.ns, up.ns, { ifA: parent, ifB: child, addrA: [l.a.v4, l.a.v6], addrB: [l.b.v4, l.b.v6], mtu: UNDERLAY_MTU });
+        await this.routes(c.ns, [
           ['default', addrOf(l.b.v4)],
           ['default', addrOf(l.b.v6)],
         ]);
         return { v4: addrOf(l.a.v4), v6: addrOf(l.a.v6) };
       })();
-      this.uplinks.set(rack, p);
+      this.uplinks.set(child, p);
     }
     return p;
+  }
+
+  /**
+   * Takes an underlay link index: `want` (checked), or the lowest free one
+   * for a host, the highest for a router link, so hosts' links stay
+   * together at the bottom of 192.0.2.0/24 where site pools can hold them.
+   */
+  private allocLink(kind: 'host' | 'router', want?: number): number {
+    if (want !== undefined) {
+      if (!Number.isInteger(want) || want < 0 || want >= MAX_P2P_LINKS) throw invalid('link', want, `must be an integer 0..${MAX_P2P_LINKS - 1}`);
+      if (this.links.has(want)) throw conflict(`underlay link ${want} is taken`, 'link');
+      this.links.add(want);
+      return want;
+    }
+    for (let i = 0; i < MAX_P2P_LINKS; i++) {
+      const n = kind === 'host' ? i : MAX_P2P_LINKS - 1 - i;
+      if (!this.links.has(n)) {
+        this.links.add(n);
+        return n;
+      }
+    }
+    throw capacity(`no free underlay link: a lab has at most ${MAX_P2P_LINKS} point-to-point links`);
   }
 
   private router(name: string): Promise<Router> {

@@ -1,37 +1,37 @@
-// `weft lab`'s cloud: a routing lab (server, one agent and one BIRD per
-// host, BIRD ToRs and core) filled with tenants whose private subnets
-// overlap, instances spread by placement, and an anycast VIP with backends
-// on several hosts; the check that proves it works end to end, and the
+// `weft lab`'s cloud: a routing lab of sites (server, one agent and one BIRD
+// per host, BIRD ToRs, a spine per site, a WAN router joining them) filled
+// with tenants whose private subnets overlap and whose networks span the
+// sites, instances spread by placement, and an anycast VIP with backends on
+// hosts of several racks; the check that proves it works end to end, and the
 // moves and faults it takes, each measured (docs/lab.md).
 import type { ChildProcess } from 'node:child_process';
 import { conflict, invalid, show } from '../model/errors.js';
 import { run } from '../sys/exec.js';
 import { pool } from '../sys/pool.js';
 import { type BirdProtocol, protocols } from './bird.js';
-import { capture, type LabVm } from './overlay-lab.js';
+import { type CloudLayout, type CloudShape, checkShape, cloudLayout } from './layout.js';
+import { type AgentHealth, capture, type LabVm } from './overlay-lab.js';
+import { OVERLAY_MTU } from './plan.js';
 import { type RoutedVm, RoutingLab } from './routing-lab.js';
+import { countVxlan } from './vxlan-frames.js';
 
-export interface CloudOptions {
+/** The lab's name, its shape and seed (layout.ts), and its store. */
+export interface CloudOptions extends CloudShape {
   name: string;
-  racks: number;
-  hostsPerRack: number;
-  tenants: number;
-  instances: number;
+  /** The store (overlay-lab.ts checkLabDb): SQLite by default; a PostgreSQL URL runs two server replicas. */
+  db?: string;
 }
 
 export { DEFAULT_CLOUD } from './plan.js';
 
-/** Checks the sizes a lab can hold (61 hosts on the management network, 128 underlay links). */
+/**
+ * Checks the sizes a lab can hold (layout.ts SHAPE_LIMITS: at most 32 hosts,
+ * well inside the management network's 61 and the 128 underlay links: 2 x
+ * 4 x 4 takes 32 host links, 8 ToR and 2 spine links). Throws E_INVALID_ARG
+ * naming the field, the value and what is allowed.
+ */
 export function checkCloudOptions(o: CloudOptions): CloudOptions {
-  const int = (field: string, v: number, min: number, max: number) => {
-    if (!Number.isInteger(v) || v < min || v > max) throw invalid(field, v, `must be an integer ${min}..${max}`);
-  };
-  int('racks', o.racks, 1, 8);
-  int('hostsPerRack', o.hostsPerRack, 1, 8);
-  int('tenants', o.tenants, 1, 8);
-  int('instances', o.instances, 0, 200);
-  if (o.racks * o.hostsPerRack > 32) throw invalid('hostsPerRack', o.hostsPerRack, `racks x hostsPerRack must be at most 32 (is ${o.racks * o.hostsPerRack})`);
-  return o;
+  return checkShape(o);
 }
 
 export interface CheckItem {
@@ -43,8 +43,8 @@ export interface CheckItem {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** What `weft lab fail` and `heal` act on. */
-export type FaultKind = 'host' | 'backend' | 'link';
-export const FAULT_KINDS: readonly FaultKind[] = ['host', 'backend', 'link'];
+export type FaultKind = 'host' | 'backend' | 'link' | 'server';
+export const FAULT_KINDS: readonly FaultKind[] = ['host', 'backend', 'link', 'server'];
 
 /** The ping interval of a move's blackout measure, and the blackout target (DESIGN.md). */
 export const MOVE_PING_MS = 10;
@@ -56,7 +56,7 @@ export interface MoveReport {
   kind: 'overlay' | 'routed';
   from: string;
   to: string;
-  /** Where the pings came from: another instance of the tenant on another host, or the lab's client behind the core. */
+  /** Where the pings came from: another instance of the tenant on another host, or the lab's client behind the WAN router. */
   pingFrom: string;
   pingTo: string;
   intervalMs: number;
@@ -92,7 +92,32 @@ export interface FaultReport {
   notes: string[];
   /** What an operator would run now (after `fail host`: the server is not told). */
   commands: string[];
+  /** Continuous pings between instances (server faults): forwarding while the control plane was down. */
+  pings?: PingWindow[];
   /** Every timing was met. */
+  ok: boolean;
+}
+
+/** A ping every `intervalMs` from one instance to another over a stretch of time, and what it lost. */
+export interface PingWindow {
+  what: string;
+  from: string;
+  to: string;
+  intervalMs: number;
+  sent: number;
+  lost: number;
+}
+
+/** What `Cloud.evacuate` did and measured. */
+export interface EvacuationReport {
+  host: string;
+  /** The operator's commands, in the order their API calls were made. */
+  commands: string[];
+  /** Each instance re-placed: where to, and ms from the first API call until it answered there (null: not within the wait). */
+  moves: { instance: string; kind: 'overlay' | 'routed'; to: string; pingFrom: string; answeredMs: number | null }[];
+  timings: Timing[];
+  notes: string[];
+  /** Every instance answers on its new host and the failed host is no VIP next hop at its ToR. */
   ok: boolean;
 }
 
@@ -104,6 +129,12 @@ interface Fault {
   silent: boolean;
   /** The prefixes the ToR routed to the host before (host and link faults). */
   routes: string[];
+  /** `fail server`: the ping kept running from the fault until its heal. */
+  outage?: { what: PingWindow; loop: { stop(): Promise<{ sent: number; received: number }> } };
+  /** `fail host`: `weft lab evacuate` set it down in the API (its heal sets it active again). */
+  downInApi?: boolean;
+  /** `fail host`: `weft lab evacuate` moved every instance away. */
+  evacuated?: boolean;
 }
 
 /** The netdev table `fail link --silent` adds on a host's `ul0`: every packet in and out dropped, the carrier kept. */
@@ -135,49 +166,85 @@ export class Cloud {
   private constructor(
     readonly r: RoutingLab,
     readonly o: CloudOptions,
-  ) {}
+  ) {
+    this.layout = cloudLayout(o);
+  }
+
+  /** Sites, racks, hosts, and what the seed chose (layout.ts). */
+  readonly layout: CloudLayout;
+
+  /**
+   * The API side of `start`, reporting each stage: the tenants' overlay
+   * networks (spanning every site, MTU derived from the underlay's), the
+   * routed network and the instances in the order the seed drew (created
+   * one at a time, so placement is the same for the same seed; their VM
+   * namespaces plugged 8 at a time meanwhile), the VIP's backends and the VIP.
+   */
+  private async fill(layout: CloudLayout, progress: (stage: string) => void): Promise<void> {
+    const r = this.r;
+    // Every tenant gets the same private subnets: isolation is the overlay's job, not addressing's.
+    for (const t of layout.tenants) await r.c.network(t, 'private', ['10.0.0.0/24', 'fd00:10::/64'], OVERLAY_MTU);
+    await r.api.post('/v1/networks', { tenant: 't1', name: 'public', kind: 'routed', site: layout.vipSite });
+    progress(
+      `${layout.tenants.length} tenants with overlapping 10.0.0.0/24 and fd00:10::/64 across ${layout.sites.map((s) => s.name).join(', ')} (MTU ${OVERLAY_MTU}), a routed network in ${layout.vipSite}`,
+    );
+    let turn: Promise<unknown> = Promise.resolve();
+    const vms = await pool(
+      8,
+      layout.instances.map((x) => async () => {
+        const spec = { tenant: x.tenant, network: 'private', site: x.site };
+        // The API calls one after the other in the seed's order; the namespaces in parallel.
+        const made = turn.then(() => r.c.instance(x.name, spec));
+        turn = made.catch(() => undefined);
+        return r.c.plug(x.name, spec, await made);
+      }),
+    );
+    // Listed by tenant and number (t1vm1, t1vm2, ..., t2vm1), whatever the order they were made in.
+    const key = (name: string) => (/^t(\d+)vm(\d+)$/.exec(name) ?? []).slice(1).map(Number);
+    const order = layout.instances
+      .map((x, i) => ({ x, vm: vms[i] as LabVm }))
+      .sort((a, b) => {
+        const [ka, kb] = [key(a.x.name), key(b.x.name)];
+        return (ka[0] as number) - (kb[0] as number) || (ka[1] as number) - (kb[1] as number);
+      });
+    for (const { x, vm } of order) {
+      this.vms.push(vm);
+      this.tenants.set(vm.name, x.tenant);
+    }
+    progress(`${layout.instances.length} instances placed by the server (seed ${this.o.seed})`);
+    // One after the other: their public addresses are allocated in this order.
+    for (const b of layout.backends) {
+      const w = await r.routedVm(b.name, { tenant: 't1', network: 'public', host: b.host });
+      this.web.push(w);
+      this.tenants.set(w.name, 't1');
+      this.servers.set(w.name, this.backend(w));
+    }
+    const v = await r.api.post<{ address: string }>('/v1/vips', {
+      tenant: 't1',
+      name: 'web',
+      site: layout.vipSite,
+      backends: this.web.map((w) => w.port.id),
+      healthCheck: { type: 'http', port: 8080, path: '/', intervalMs: 200, rise: 2, fall: 2 },
+    });
+    this.vip = v.address;
+    progress(`VIP ${this.vip} in ${layout.vipSite} with backends on ${layout.backends.map((b) => b.host).join(', ')}`);
+  }
 
   /** Builds the whole cloud, reporting each stage; everything made is removed if a stage fails. */
   static async start(opts: CloudOptions, progress: (stage: string) => void = () => {}): Promise<Cloud> {
     const o = checkCloudOptions(opts);
-    const hosts: [string, string][] = [];
-    for (let r = 1; r <= o.racks; r++) for (let h = 1; h <= o.hostsPerRack; h++) hosts.push([`r${r}h${h}`, `r${r}`]);
-    progress(`network namespaces, server, ${hosts.length} agents, ${o.racks + 1 + hosts.length} BIRDs`);
-    const r = await RoutingLab.start({ name: o.name, hosts, bfd: true });
+    const layout = cloudLayout(o);
+    const birds = layout.racks.length + layout.sites.length + 1 + layout.hosts.length;
+    progress(
+      `network namespaces for ${layout.sites.length} sites (${layout.racks.length} racks, ${layout.sites.length} spines, the WAN), server, ${layout.hosts.length} agents, ${birds} BIRDs`,
+    );
+    const r = await RoutingLab.start({ name: o.name, hosts: layout.hosts, sites: layout.sites, bfd: true, db: o.db, progress });
     const c = new Cloud(r, o);
     try {
-      await r.established();
-      progress('BGP sessions established');
-      const tenants = Array.from({ length: o.tenants }, (_, i) => `t${i + 1}`);
-      // Every tenant gets the same private subnets: isolation is the overlay's job, not addressing's.
-      for (const t of tenants) await r.c.network(t, 'private', ['10.0.0.0/24', 'fd00:10::/64']);
-      await r.api.post('/v1/networks', { tenant: 't1', name: 'public', kind: 'routed', site: 'lab' });
-      progress(`${tenants.length} tenants with overlapping 10.0.0.0/24 and fd00:10::/64, a routed network`);
-      for (let i = 0; i < o.instances; i++) {
-        const t = tenants[i % tenants.length] as string;
-        const vm = await r.c.vm(`${t}vm${Math.floor(i / tenants.length) + 1}`, { tenant: t, network: 'private' });
-        c.vms.push(vm);
-        c.tenants.set(vm.name, t);
-      }
-      progress(`${o.instances} instances placed by the server`);
-      // VIP backends on the first host of each of two racks (or two hosts of the one rack).
-      const spots = [...r.c.hosts.values()].filter((h, i, all) => h.lab.rack !== all[0]?.lab.rack || i === 0);
-      const two = (spots.length >= 2 ? spots : [...r.c.hosts.values()]).slice(0, 2);
-      for (const [i, h] of two.entries()) {
-        const w = await r.routedVm(`web${i + 1}`, { tenant: 't1', network: 'public', host: h.name });
-        c.web.push(w);
-        c.tenants.set(w.name, 't1');
-        c.servers.set(w.name, c.backend(w));
-      }
-      const v = await r.api.post<{ address: string }>('/v1/vips', {
-        tenant: 't1',
-        name: 'web',
-        site: 'lab',
-        backends: c.web.map((w) => w.port.id),
-        healthCheck: { type: 'http', port: 8080, path: '/', intervalMs: 200, rise: 2, fall: 2 },
-      });
-      c.vip = v.address;
-      progress(`VIP ${c.vip} with backends on ${two.map((h) => h.name).join(', ')}`);
+      // BGP comes up while the API fills the cloud: nothing below waits for it but the VIP's reachability.
+      const bgp = r.established(30_000).then(() => progress('BGP sessions established (hosts, ToRs, spines, WAN)'));
+      // Both settle before a failure of either is thrown: nothing is still being built while the lab is removed.
+      for (const x of await Promise.allSettled([bgp, c.fill(layout, progress)])) if (x.status === 'rejected') throw x.reason;
       await r.c.converged(30_000);
       progress('every agent applied the latest change');
       return c;
@@ -201,15 +268,17 @@ export class Cloud {
   /**
    * The lab's end-to-end check: reachability within each tenant (IPv4 and
    * IPv6, every ordered pair), isolation between tenants (addresses used
-   * only in another tenant answer nothing), no ARP/NDP or broadcast inside
-   * VXLAN on any host's underlay meanwhile, the VIP answered from outside
-   * by backends on several hosts, every agent at the head, every BGP session up.
+   * only in another tenant answer nothing), full-size overlay packets
+   * (OVERLAY_MTU, not fragmented) between sites, no ARP/NDP or broadcast
+   * inside VXLAN on any host's underlay meanwhile, the VIP answered from
+   * the client behind the WAN router by backends on several racks, every
+   * agent at the head, every BGP session of every fabric router up.
    */
   async check(): Promise<CheckItem[]> {
     const c = this.r.c;
     const items: CheckItem[] = [];
     // A link set down by `fail` cannot be captured on (and carries nothing).
-    const down = [...this.faults.values()].filter((f) => f.what !== 'backend' && !f.silent).map((f) => f.target);
+    const down = [...this.faults.values()].filter((f) => (f.what === 'host' || f.what === 'link') && !f.silent).map((f) => f.target);
     const watched = [...c.hosts.values()].filter((h) => !down.includes(h.name));
     const caps = await Promise.all(watched.map((h) => capture(c.lab, h.lab.ns, 'ul0', `${c.dir}/check-${h.name}-${Date.now()}.pcap`)));
     let lines: string[] = [];
@@ -224,10 +293,39 @@ export class Cloud {
         pairs.map((p) => () => this.ping(c.vmNs(p.from.name), (p.fam === 4 ? p.to.port.ipv4 : p.to.port.ipv6) as string)),
       );
       const failed = pairs.filter((_, i) => !results[i]).map((p) => `${p.from.name}->${p.to.name} v${p.fam}`);
+      const siteOf = (v: LabVm) => c.host(this.where(v.name)).site;
+      const across = pairs.filter((p) => siteOf(p.from) !== siteOf(p.to)).length;
       items.push({
         check: 'reachability within tenants',
         ok: failed.length === 0,
-        detail: `${pairs.length - failed.length}/${pairs.length} pings answered${failed.length ? `; failed: ${failed.slice(0, 10).join(', ')}` : ''}`,
+        detail: `${pairs.length - failed.length}/${pairs.length} pings answered (${across} between sites)${failed.length ? `; failed: ${failed.slice(0, 10).join(', ')}` : ''}`,
+      });
+
+      // The overlay's MTU is the underlay's less VXLAN: a full-size packet, not to be fragmented, crosses the WAN.
+      const big: string[] = [];
+      const lost: string[] = [];
+      for (const list of byTenant.values()) {
+        const a = list[0];
+        // Another site's instance if there is one, else another host's.
+        const b = a && (list.find((v) => siteOf(v) !== siteOf(a)) ?? list.find((v) => this.where(v.name) !== this.where(a.name)));
+        if (!a || !b) continue;
+        for (const [ip, size] of [
+          [b.port.ipv4, OVERLAY_MTU - 28],
+          [b.port.ipv6, OVERLAY_MTU - 48],
+        ] as const) {
+          if (!ip) continue;
+          const what = `${a.name} (${siteOf(a)}) -> ${b.name} (${siteOf(b)}) ${ip.includes(':') ? 'v6' : 'v4'}`;
+          const r = await run('ping', ['-n', '-q', '-c', '2', '-i', '0.2', '-W', '1', '-M', 'do', '-s', String(size), ip], {
+            netns: c.vmNs(a.name),
+            okCodes: [1, 2],
+          });
+          (/ [12] received/.test(r.stdout) ? big : lost).push(what);
+        }
+      }
+      items.push({
+        check: `overlay MTU ${OVERLAY_MTU} across the underlay`,
+        ok: lost.length === 0 && big.length > 0,
+        detail: `${OVERLAY_MTU}-byte packets, not fragmented: ${big.length} answered${big.length ? ` (${big.join(', ')})` : ''}${lost.length ? `; lost: ${lost.join(', ')}` : ''}`,
       });
 
       // The tenants' subnets overlap: an address another tenant uses must, from here, be unanswered or
@@ -262,14 +360,14 @@ export class Cloud {
     } finally {
       lines = (await Promise.all(caps.map((k) => k.stop()))).flat();
     }
-    const vxlan = lines.filter((l) => / > [\d.]+\.4789: VXLAN/.test(l));
-    const inner = vxlan.filter(
-      (l) => /\| .*(ARP|ICMP6, neighbor|ICMP6, router)/.test(l) || /\| (ff:ff:ff:ff:ff:ff|33:33:)/.test(`| ${l.split('| ')[1] ?? ''}`),
-    );
+    const seen = countVxlan(lines);
     items.push({
-      check: 'no ARP, NDP or broadcast across the underlay',
-      ok: inner.length === 0 && vxlan.length > 0,
-      detail: `${vxlan.length} VXLAN packets captured on ${watched.length} underlay links${down.length ? ` (down: ${down.join(', ')})` : ''}, ${inner.length} carrying ARP/NDP/broadcast`,
+      check: 'no ARP, NDP or broadcast flooded across the underlay',
+      ok: seen.flood.length === 0 && seen.packets > 0,
+      detail:
+        `${seen.packets} VXLAN packets captured on ${watched.length} underlay links${down.length ? ` (down: ${down.join(', ')})` : ''}, ` +
+        `${seen.flood.length} to a broadcast or multicast MAC; ${seen.probes} unicast ARP/NS reachability probes or answers between VMs (forwarded, not flooded, per RFC 9161)` +
+        (seen.flood.length ? `; first: ${seen.flood[0]}` : ''),
     });
 
     const answers: string[] = [];
@@ -281,31 +379,39 @@ export class Cloud {
       answers.push(res.code === 0 ? res.stdout : `error ${res.code}`);
     }
     const served = [...new Set(answers.filter((a) => !a.startsWith('error')))].sort();
-    const hops = await this.r.nextHops('core', `${this.vip}/32`);
+    const top = this.r.top;
+    const hops = await this.r.nextHops(top, `${this.vip}/32`);
+    const racks = new Set(served.map((w) => c.host(this.where(w)).lab.rack));
     items.push({
       check: 'VIP from outside the racks',
       ok: served.length >= Math.min(2, this.web.length) && answers.every((a) => !a.startsWith('error')),
-      detail: `${answers.filter((a) => !a.startsWith('error')).length}/24 requests from a client behind the core answered by ${served.join(', ') || 'nobody'}; the core's next hops ${hops.join(', ') || 'none'}`,
+      detail: `${answers.filter((a) => !a.startsWith('error')).length}/24 requests from a client behind the ${top} router answered by ${served.join(', ') || 'nobody'} (racks ${[...racks].join(', ') || 'none'}); the ${top} router's next hops ${hops.join(', ') || 'none'}`,
     });
 
-    const agents = await this.r.api.get<{ head: number; items: { hostId: string; lag: number; routing: { sessions: { established: boolean }[] } | null }[] }>(
-      '/v1/agents',
-    );
+    // Every replica that runs lists the agents connected to it; with none running, no agent is connected.
+    const agents = await c.agents().catch(() => ({ head: 0, items: [] }));
     const lagging = agents.items.filter((a) => a.lag > 0);
+    const replicas = c.servers.length > 1 ? ` across ${c.servers.filter((x) => x.proc).length}/${c.servers.length} server replicas` : '';
     items.push({
       check: 'agents at the head of the change log',
       ok: agents.items.length === c.hosts.size && lagging.length === 0,
-      detail: `${agents.items.length}/${c.hosts.size} connected at version ${agents.head}, ${lagging.length} lagging`,
+      detail: `${agents.items.length}/${c.hosts.size} connected${replicas} at version ${agents.head}, ${lagging.length} lagging`,
     });
-    let up = 0;
+    // Every session of every fabric router: ToR to hosts and spine, spine to WAN (or ToR to core).
+    const notUp: string[] = [];
     let all = 0;
-    for (const tor of this.r.tors.values())
-      for (const p of await protocols(tor))
+    for (const [node, bird] of this.r.fabricBirds())
+      for (const p of await protocols(bird))
         if (p.proto === 'BGP') {
           all++;
-          if (p.info.startsWith('Established')) up++;
+          if (!p.info.startsWith('Established')) notUp.push(`${node} ${p.name} ${(p.info || p.state).replace(/\s+/g, ' ')}`);
         }
-    items.push({ check: 'BGP sessions (ToRs to hosts and core)', ok: up === all && all > 0, detail: `${up}/${all} Established` });
+    const routers = this.r.fabricBirds().size;
+    items.push({
+      check: 'BGP sessions (ToRs to hosts and spines, spines to the WAN)',
+      ok: notUp.length === 0 && all > 0,
+      detail: `${all - notUp.length}/${all} Established on ${routers} routers${notUp.length ? `; not: ${notUp.slice(0, 8).join(', ')}` : ''}`,
+    });
     const faults = [...this.faults.values()];
     items.push({
       check: 'no fault in place',
@@ -325,7 +431,7 @@ export class Cloud {
 
   /** The faults in place, as `<what> <target>` (`link r1h2 (silent)`). */
   faultList(): string[] {
-    return [...this.faults.values()].map((f) => `${f.what} ${f.target}${f.silent ? ' (silent)' : ''}`);
+    return [...this.faults.values()].map((f) => `${f.what} ${f.target}${f.silent ? ' (silent)' : ''}${f.evacuated ? ' (evacuated)' : ''}`);
   }
 
   /**
@@ -341,6 +447,7 @@ export class Cloud {
   async move(instance: unknown, to?: unknown): Promise<MoveReport> {
     const c = this.r.c;
     const name = this.instanceArg('instance', instance);
+    this.needServer();
     const from = this.where(name);
     let target: string | undefined;
     if (to !== undefined && to !== null && to !== '') {
@@ -359,7 +466,7 @@ export class Cloud {
     let pingFrom: string;
     if (routed) {
       pingNs = this.r.clientNs;
-      pingFrom = 'client (behind the core)';
+      pingFrom = `client (behind the ${this.r.top} router)`;
     } else {
       const tenant = this.tenants.get(name);
       const peers = this.vms.filter(
@@ -391,7 +498,10 @@ export class Cloud {
     } finally {
       stats = await loop.stop();
     }
-    if (routed) notes.push('a routed instance moves with its /32 and /128: the blackout includes BGP from the new host through the ToRs and the core');
+    if (routed)
+      notes.push(
+        `a routed instance moves with its /32 and /128: the blackout includes BGP from the new host through the ToRs, ${this.r.pathUp(c.host(dest).lab.rack).slice(1).join(' and ')}`,
+      );
     if (!answers) notes.push(`${name} did not answer ${pingFrom} on ${dest} within 10 s`);
     if (!target && this.dark(dest))
       notes.push(`the server placed ${name} on ${dest}, which is failed: it still counts it active (\`weft host update ${dest} --state down\`)`);
@@ -434,6 +544,7 @@ export class Cloud {
     if (o.silent !== undefined && o.silent !== false && (o.silent !== true || kind !== 'link'))
       throw invalid('silent', o.silent, 'applies to `fail link` only, true or false');
     if (kind === 'backend') return this.failBackend(this.backendArg(target));
+    if (kind === 'server') return this.failServer(this.serverArg(target));
     const host = this.hostArg('target', target);
     for (const k of ['host', 'link'] as const)
       if (this.faults.has(`${k} ${host}`))
@@ -450,10 +561,11 @@ export class Cloud {
    */
   async heal(what: unknown, target: unknown): Promise<FaultReport> {
     const kind = this.kindArg(what);
-    const name = kind === 'backend' ? this.backendArg(target) : this.hostArg('target', target);
+    const name = kind === 'backend' ? this.backendArg(target) : kind === 'server' ? String(this.serverArg(target)) : this.hostArg('target', target);
     const f = this.faults.get(`${kind} ${name}`);
     if (!f) throw conflict(`${kind} ${name} is not failed (failed now: ${list(this.faultList())})`, 'target');
     if (kind === 'backend') return this.healBackend(name);
+    if (kind === 'server') return this.healServer(f);
     return this.healHost(f);
   }
 
@@ -478,7 +590,7 @@ export class Cloud {
     const mine = this.instances().filter((i) => i.host === host);
     notes.push(
       `the server still counts ${host} as active and its ${mine.length} instances as placed there: nothing re-places them until an operator does`,
-      'in this lab `weft lab move INSTANCE` also switches the VM over to its new host',
+      `\`weft lab evacuate ${host}\` runs these commands' API calls and switches each VM over to its new host (\`weft lab move INSTANCE\` does it for one)`,
     );
     return {
       action: 'fail',
@@ -566,6 +678,12 @@ export class Cloud {
         await c.killAgent(host);
         await c.startAgent(host);
         done.push(`agent of ${host} started and connected`);
+        if (f.downInApi) {
+          await this.r.api.patch(`/v1/hosts/${host}`, { state: 'active' });
+          f.downInApi = false;
+          f.evacuated = false;
+          done.push(`${host} active again in the API (\`weft host update ${host} --state active\`): placement may use it`);
+        }
       }
     } catch (e) {
       watch.stopped = true;
@@ -650,6 +768,341 @@ export class Cloud {
     };
   }
 
+  /**
+   * `fail server [N]`: replica N (default 1; the one server on SQLite) is
+   * killed with SIGKILL while a ping every 10 ms runs between two instances
+   * on different hosts (it keeps running until the heal). With another
+   * replica running: the time until every agent of the killed one
+   * reconnected to it and every agent is at the head, and an instance
+   * created through it during the outage, timed until every agent applied
+   * it and it answers. With none: the time until every agent saw its stream
+   * close, and that a change tried meanwhile is refused (never acknowledged).
+   */
+  private async failServer(n: number): Promise<FaultReport> {
+    const c = this.r.c;
+    if (this.faults.has(`server ${n}`)) throw conflict(`server ${n} is failed already: \`weft lab heal server ${n}\` first`, 'target');
+    const dead = c.replica(n);
+    const survivors = c.servers.filter((s) => s.n !== n && s.proc);
+    const healths = await this.healths();
+    const on = [...healths].filter(([, h]) => h?.connected && h.server === dead.ip).map(([name]) => name);
+    const pair = this.pingPair(healths, dead.ip);
+    const what = (span: string): PingWindow => ({
+      what: span,
+      from: `${pair.from.name} (on ${this.where(pair.from.name)})`,
+      to: `${pair.to.name} (on ${this.where(pair.to.name)}) ${pair.to.port.ipv4}`,
+      intervalMs: MOVE_PING_MS,
+      sent: 0,
+      lost: 0,
+    });
+    const ping = () => c.pingLoop({ ns: c.vmNs(pair.from.name) }, pair.to.port.ipv4 as string, MOVE_PING_MS / 1000);
+    const window = ping();
+    const outage = { what: what(`from \`fail server ${n}\` until \`heal server ${n}\` completed`), loop: ping() };
+    const done: string[] = [];
+    const timings: Timing[] = [];
+    const notes: string[] = [`before, server ${n} (${dead.ip}) had ${on.length} agents: ${list(on)}`];
+    const pings: PingWindow[] = [];
+    let ok = false;
+    try {
+      await sleep(300);
+      const pid = dead.proc?.proc.pid;
+      const t0 = performance.now();
+      await c.killServer(n);
+      done.push(`server ${n} (${dead.ip}, pid ${pid}) killed (SIGKILL)`);
+      this.faults.set(`server ${n}`, { what: 'server', target: String(n), silent: false, routes: [], outage });
+      const running = [...c.hosts.values()].filter((h) => h.agent).map((h) => h.name);
+      if (survivors.length === 0) {
+        const closed = await timeUntil(t0, async () => [...(await this.healths()).values()].every((h) => h !== null && !h.connected), 15_000);
+        timings.push({ what: `every agent (${running.length}) saw its push stream close`, ms: closed });
+        const tried = await this.addInstance().then(
+          (vm) => ({ ok: true as const, vm }),
+          (e: Error) => ({ ok: false as const, error: e.message }),
+        );
+        if (tried.ok) notes.push(`UNEXPECTED: ${tried.vm.name} was created with no server running`);
+        else
+          notes.push(
+            `a change during the outage (a new instance) was refused: ${tried.error}; it was never acknowledged, so nothing is lost (\`heal server ${n}\` makes one and times it)`,
+          );
+        notes.push('the agents keep the kernel state they hold: forwarding goes on; they retry with capped backoff (up to 5 s)');
+        ok = closed !== null && !tried.ok;
+      } else {
+        const m = survivors[0] as (typeof survivors)[number];
+        // Watched from the kill on, while the change below is made.
+        const moved = timeUntil(
+          t0,
+          async () => {
+            const hs = await this.healths();
+            return on.every((h) => hs.get(h)?.connected === true && hs.get(h)?.server !== dead.ip);
+          },
+          30_000,
+        );
+        const vm = await this.addInstance(m.n);
+        done.push(
+          `instance ${vm.name} created through server ${m.n} (${m.ip}) ${Math.round(performance.now() - t0)} ms after the kill, on ${this.where(vm.name)}`,
+        );
+        const head = (await m.api.get<{ head: number }>('/v1/changes?limit=1')).head;
+        timings.push({ what: `the ${on.length} agents of server ${n} reconnected to another replica`, ms: await moved });
+        const reached = await timeUntil(t0, () => this.allAt(head), 30_000);
+        timings.push({ what: `every agent (${running.length}) at the head, version ${head} (with ${vm.name}'s port)`, ms: reached });
+        const answers = await this.answerTiming(t0, vm);
+        timings.push({ what: `${vm.name} answers ${answers.from} over IPv4 and IPv6`, ms: answers.ms });
+        notes.push(`agents now: ${await this.placementLine()}`);
+        ok = timings.every((t) => t.ms !== null);
+      }
+    } finally {
+      const st = await window.stop();
+      pings.push({ ...what(`from before the kill until this report`), sent: st.sent, lost: st.sent - st.received });
+      if (!this.faults.has(`server ${n}`)) await outage.loop.stop();
+    }
+    const lost = pings.reduce((a, p) => a + p.lost, 0);
+    notes.push(lost === 0 ? 'forwarding was not interrupted: no ping lost' : `FORWARDING INTERRUPTED: ${lost} pings lost`);
+    return { action: 'fail', what: 'server', target: String(n), done, timings, notes, commands: [], pings, ok };
+  }
+
+  /**
+   * `heal server N`: replica N started again on the same database, its API,
+   * SVP and stream on the addresses and ports it had; the time until it
+   * answers, until every agent is connected (on SQLite: to it) and at the
+   * head, and an instance created through it, timed until every agent
+   * applied it and it answers. Reports the pings of the whole outage.
+   */
+  private async healServer(f: Fault): Promise<FaultReport> {
+    const c = this.r.c;
+    const n = Number(f.target);
+    const s = c.replica(n);
+    const done: string[] = [];
+    const timings: Timing[] = [];
+    const notes: string[] = [];
+    const pings: PingWindow[] = [];
+    const t0 = performance.now();
+    let listening = 0;
+    if (!s.proc) {
+      await c.startServer(n);
+      listening = Math.round(performance.now() - t0);
+      timings.push({ what: `server ${n} listening (store opened, index loaded)`, ms: listening });
+    }
+    done.push(`server ${n} started again on the same database: API ${s.url}, SVP and stream on ${s.ip}`);
+    const alone = c.servers.every((x) => x.n === n || !x.proc);
+    const running = [...c.hosts.values()].filter((h) => h.agent).map((h) => h.name);
+    const back = await timeUntil(
+      t0,
+      async () => [...(await this.healths()).values()].every((h) => h?.connected === true && (!alone || h.server === s.ip)),
+      60_000,
+    );
+    const after = back === null ? '' : ` (${back - listening} ms after it listened)`;
+    timings.push({
+      what: alone ? `every agent (${running.length}) reconnected to server ${n}${after}` : `every agent (${running.length}) connected`,
+      ms: back,
+    });
+    if (alone) notes.push('agents retry a server that is gone with a backoff doubling to 5 s: after a long outage they come back up to 5 s after it listens');
+    const head0 = (await s.api.get<{ head: number }>('/v1/changes?limit=1')).head;
+    timings.push({ what: `every agent at the head, version ${head0}`, ms: await timeUntil(t0, () => this.allAt(head0), 30_000) });
+    const vm = await this.addInstance(n);
+    done.push(`instance ${vm.name} created through server ${n}, on ${this.where(vm.name)}`);
+    const head = (await s.api.get<{ head: number }>('/v1/changes?limit=1')).head;
+    timings.push({ what: `every agent applied it (version ${head})`, ms: await timeUntil(t0, () => this.allAt(head), 30_000) });
+    const answers = await this.answerTiming(t0, vm);
+    timings.push({ what: `${vm.name} answers ${answers.from} over IPv4 and IPv6`, ms: answers.ms });
+    if (f.outage) {
+      const st = await f.outage.loop.stop();
+      pings.push({ ...f.outage.what, sent: st.sent, lost: st.sent - st.received });
+      f.outage = undefined;
+    }
+    notes.push(`agents now: ${await this.placementLine()}`);
+    if (!alone) notes.push('an agent stays on the replica it failed over to: it moves back only if that one fails');
+    const lost = pings.reduce((a, p) => a + p.lost, 0);
+    if (pings.length > 0)
+      notes.push(lost === 0 ? 'forwarding was not interrupted: no ping lost during the outage' : `FORWARDING INTERRUPTED: ${lost} pings lost`);
+    const ok = timings.every((t) => t.ms !== null);
+    if (ok) this.faults.delete(`server ${n}`);
+    else notes.push(`still counted as failed: \`weft lab heal server ${n}\` again`);
+    return { action: 'heal', what: 'server', target: String(n), done, timings, notes, commands: [], pings, ok };
+  }
+
+  /**
+   * `weft lab evacuate HOST`, after `fail host HOST`: what the operator
+   * would run, through the API in this order: `weft host update HOST
+   * --state down`, then `weft instance migrate NAME` for every instance the
+   * API has on it (placement picks the target, never a down host), each
+   * VM's link switched over to its new host as the migration lands. Times
+   * how long until every instance answers there and every agent applied it,
+   * and until a moved VIP backend's new host is a next hop at its ToR; checks
+   * the failed host is no VIP next hop at its ToR. Throws E_INVALID_ARG
+   * (unknown host), E_CONFLICT (host not failed, or evacuated already).
+   */
+  async evacuate(target: unknown): Promise<EvacuationReport> {
+    const c = this.r.c;
+    const host = this.hostArg('host', target);
+    const f = this.faults.get(`host ${host}`);
+    if (!f)
+      throw conflict(
+        `host ${host} is not failed: \`weft lab fail host ${host}\` first (a working host is drained with \`weft host update ${host} --state draining\` and \`weft lab move\`)`,
+        'host',
+      );
+    if (f.evacuated) throw conflict(`host ${host} is evacuated already: \`weft lab heal host ${host}\` brings it back`, 'host');
+    this.needServer();
+    const { rack, underlayIp } = c.host(host).lab;
+    const api = this.r.api;
+    const commands: string[] = [];
+    const notes: string[] = [];
+    const moves: EvacuationReport['moves'] = [];
+    const answering: Promise<void>[] = [];
+    const t0 = performance.now();
+    await api.patch(`/v1/hosts/${host}`, { state: 'down' });
+    commands.push(`weft host update ${host} --state down`);
+    f.downInApi = true;
+    const placed = await api.all<{ id: string; name: string }>('/v1/instances', { host });
+    for (const i of placed) {
+      commands.push(`weft instance migrate ${i.name}`);
+      const routed = this.web.find((w) => w.name === i.name);
+      if (!routed && !this.vms.some((v) => v.name === i.name)) {
+        await api.post(`/v1/instances/${i.id}/migrate`, {});
+        notes.push(`${i.name} has no VM in the lab: migrated in the API only`);
+        continue;
+      }
+      // The same call as `weft instance migrate NAME` (no target: placement picks), then the VM's switch-over.
+      const to = routed ? await this.r.moveRouted(i.name) : await c.move(i.name);
+      const m = { instance: i.name, kind: routed ? ('routed' as const) : ('overlay' as const), to, pingFrom: '', answeredMs: null as number | null };
+      moves.push(m);
+      if (this.dark(to)) notes.push(`placement put ${i.name} on ${to}, which is failed in the lab but active in the API`);
+      answering.push(
+        (async () => {
+          const a = await this.answerTiming(t0, c.vms.get(i.name) ?? (routed as RoutedVm));
+          m.pingFrom = a.from;
+          m.answeredMs = a.ms;
+        })(),
+      );
+    }
+    await Promise.all(answering);
+    const timings: Timing[] = [];
+    const slowest = moves.some((m) => m.answeredMs === null) ? null : Math.max(0, ...moves.map((m) => m.answeredMs as number));
+    timings.push({ what: `every instance of ${host} (${moves.length}) answers on its new host`, ms: slowest });
+    const applied = await c
+      .converged(30_000)
+      .then(() => Math.round(performance.now() - t0))
+      .catch(() => null);
+    timings.push({ what: 'every agent at the head of the change log', ms: applied });
+    for (const m of moves.filter((x) => this.web.some((w) => w.name === x.instance))) {
+      const to = c.host(m.to).lab;
+      const ms = await timeUntil(t0, async () => (await this.r.nextHops(to.rack, `${this.vip}/32`)).includes(to.underlayIp), 30_000);
+      timings.push({ what: `VIP backend ${m.instance}: ${m.to} a next hop of the VIP at ToR ${to.rack}`, ms });
+    }
+    f.evacuated = true;
+    const hops = await this.r.nextHops(rack, `${this.vip}/32`);
+    const gone = !hops.includes(underlayIp);
+    notes.push(
+      `VIP ${this.vip} next hops at ToR ${rack}: ${list(hops)}: ${host} (${underlayIp}) ${gone ? 'is gone from them' : 'is STILL among them'}`,
+      ...(await this.vipNotes(rack)),
+      `${host} is down in the API: placement gives it nothing; \`weft lab heal host ${host}\` brings it back and sets it active again`,
+    );
+    return { host, commands, moves, timings, notes, ok: gone && timings.every((t) => t.ms !== null) };
+  }
+
+  /** A new instance of tenant t1 (the next free `t1vmN`), created through replica `via` (default: the first running), with its VM. */
+  private async addInstance(via?: number): Promise<LabVm> {
+    const names = new Set([...this.vms, ...this.web].map((v) => v.name));
+    let k = 1;
+    while (names.has(`t1vm${k}`)) k++;
+    // In the site of t1's first instance: the tenant's network spans every site, its instances are placed within one.
+    const first = this.vms.find((v) => this.tenants.get(v.name) === 't1');
+    const site = first ? this.r.c.host(this.where(first.name)).site : undefined;
+    const vm = await this.r.c.vm(`t1vm${k}`, { tenant: 't1', network: 'private', via, site });
+    this.vms.push(vm);
+    this.tenants.set(vm.name, 't1');
+    return vm;
+  }
+
+  /** Each running agent's /healthz by host (null: it does not answer). */
+  private async healths(): Promise<Map<string, AgentHealth | null>> {
+    const c = this.r.c;
+    const hosts = [...c.hosts.values()].filter((h) => h.agent);
+    const hs = await Promise.all(hosts.map((h) => c.health(h.name).catch(() => null)));
+    return new Map(hosts.map((h, i) => [h.name, hs[i] ?? null]));
+  }
+
+  /** Every running agent has applied `version` (as the replicas that run report it). */
+  private async allAt(version: number): Promise<boolean> {
+    const c = this.r.c;
+    const a = await c.agents();
+    return [...c.hosts.values()].filter((h) => h.agent).every((h) => (a.items.find((i) => i.hostId === h.hostId)?.appliedVersion ?? -1) >= version);
+  }
+
+  /** Which replica each agent is connected to, as one line. */
+  private async placementLine(): Promise<string> {
+    const hs = await this.healths();
+    const by = new Map<string, string[]>();
+    for (const [name, h] of hs) {
+      const key = h?.connected ? `server ${this.r.c.serverAt(h.server) ?? h.server}` : 'not connected';
+      by.set(key, [...(by.get(key) ?? []), name]);
+    }
+    return [...by].map(([k, v]) => `${k}: ${v.join(', ')}`).join('; ');
+  }
+
+  /**
+   * Two instances of one tenant on different working hosts to ping between
+   * during a server fault: the pinger on a host whose agent is on replica
+   * `ip` when there is one, the other on a host whose agent is not.
+   */
+  private pingPair(healths: Map<string, AgentHealth | null>, ip: string): { from: LabVm; to: LabVm } {
+    const on = (v: LabVm) => healths.get(this.where(v.name))?.server === ip;
+    const pairs: { from: LabVm; to: LabVm; score: number }[] = [];
+    for (const a of this.vms)
+      for (const b of this.vms) {
+        const [ha, hb] = [this.where(a.name), this.where(b.name)];
+        if (a === b || ha === hb || this.tenants.get(a.name) !== this.tenants.get(b.name) || this.dark(ha) || this.dark(hb)) continue;
+        pairs.push({ from: a, to: b, score: (on(a) ? 2 : 0) + (on(b) ? 0 : 1) });
+      }
+    pairs.sort((x, y) => y.score - x.score);
+    const p = pairs[0];
+    if (!p) throw conflict('no two instances of one tenant on different working hosts to ping between', 'target');
+    return p;
+  }
+
+  /** Ms since `t0` until `vm` answers over IPv4 and IPv6 (overlay: from another instance of its tenant on a working host; routed: from the client), null after 30 s. */
+  private async answerTiming(t0: number, vm: LabVm | RoutedVm): Promise<{ from: string; ms: number | null }> {
+    const routed = this.web.some((w) => w.name === vm.name);
+    const ips = [vm.port.ipv4, vm.port.ipv6].filter((ip): ip is string => !!ip);
+    let from = routed ? `the client (behind the ${this.r.top} router)` : 'no peer';
+    const ms = await timeUntil(
+      t0,
+      async () => {
+        let ns = this.r.clientNs;
+        if (!routed) {
+          const here = this.where(vm.name);
+          const peers = this.vms.filter((v) => v.name !== vm.name && this.tenants.get(v.name) === this.tenants.get(vm.name) && !this.dark(this.where(v.name)));
+          const peer = peers.find((v) => this.where(v.name) !== here) ?? peers[0];
+          if (!peer) return false;
+          from = `${peer.name} (on ${this.where(peer.name)})`;
+          ns = this.r.c.vmNs(peer.name);
+        }
+        return (await Promise.all(ips.map((ip) => this.ping(ns, ip)))).every(Boolean);
+      },
+      30_000,
+    );
+    return { from, ms };
+  }
+
+  /** Throws E_CONFLICT when no server replica runs: the API is down until `heal server`. */
+  private needServer(): void {
+    const c = this.r.c;
+    if (c.servers.some((x) => x.proc)) return;
+    throw conflict(`no server of lab ${this.o.name} is running (failed: ${list(this.faultList())}): \`weft lab heal server\` first`);
+  }
+
+  private serverArg(v: unknown): number {
+    const n = this.r.c.servers.length;
+    if (v === undefined || v === null || v === '') return 1;
+    const k = typeof v === 'number' ? v : typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : Number.NaN;
+    if (!(Number.isInteger(k) && k >= 1 && k <= n))
+      throw invalid(
+        'target',
+        v,
+        n === 1
+          ? 'must be 1 or none: the lab runs one server (on SQLite)'
+          : `must be a server replica, ${Array.from({ length: n }, (_, i) => i + 1).join(' or ')}, or none for 1`,
+      );
+    return k;
+  }
+
   /** The prefixes a healed host must be routed again: those of before, less routed instances and VIP backends no longer on it. */
   private expectedRoutes(f: Fault): string[] {
     const gone = new Set<string>();
@@ -667,9 +1120,12 @@ export class Cloud {
     return `the ToR's sessions to ${host}: ${sessions.map((p) => `${p.name} ${(p.info || p.state).replace(/\s+/g, ' ')}`).join('; ')}`;
   }
 
+  /** The VIP's next hops on every router from `rack` up to the client: the ToR, its spine, the WAN router (or the core). */
   private async vipNotes(rack: string): Promise<string[]> {
-    const [tor, core] = await Promise.all([this.r.nextHops(rack, `${this.vip}/32`), this.r.nextHops('core', `${this.vip}/32`)]);
-    return [`VIP ${this.vip} next hops now: ToR ${rack} ${list(tor)}; core ${list(core)}`];
+    const path = this.r.pathUp(rack);
+    const hops = await Promise.all(path.map((n) => this.r.nextHops(n, `${this.vip}/32`)));
+    const role = (i: number) => (i === 0 ? 'ToR' : i === path.length - 1 ? (this.r.top === 'wan' ? 'WAN' : 'core') : 'spine');
+    return [`VIP ${this.vip} next hops now: ${path.map((n, i) => `${role(i)} ${n} ${list(hops[i] as string[])}`).join('; ')}`];
   }
 
   /** The host an instance's VM is plugged into now. */

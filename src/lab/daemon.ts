@@ -8,8 +8,8 @@ import { existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writ
 import { createServer, request } from 'node:http';
 import { join } from 'node:path';
 import { conflict, type ErrorCode, WeftError } from '../model/errors.js';
-import { type CheckItem, Cloud, type CloudOptions, checkCloudOptions, type FaultReport, type MoveReport } from './cloud.js';
-import { LAB_ADMIN_TOKEN } from './overlay-lab.js';
+import { type CheckItem, Cloud, type CloudOptions, checkCloudOptions, type EvacuationReport, type FaultReport, type MoveReport } from './cloud.js';
+import { checkLabDb, LAB_ADMIN_TOKEN, redactDb } from './overlay-lab.js';
 import { destroyLab, isAlive, labDir, type ProcRef, procRef, readLab } from './registry.js';
 import { WEFT_BIN } from './server-process.js';
 
@@ -22,11 +22,21 @@ export interface LabState {
   error: string | null;
   api: string | null;
   token: string;
-  hosts: { name: string; rack: string; ns: string; underlayIp: string }[];
+  /** The lab's shape and the seed it was built from (the same seed builds the same lab). */
+  shape: { sites: number; racksPerSite: number; hostsPerRack: number; tenants: number; instances: number; seed: number };
+  /** Each site with its spine and pools. */
+  sites: { name: string; spine: string; underlayPool: string; public4: string; public6: string }[];
+  hosts: { name: string; site: string; rack: string; ns: string; underlayIp: string }[];
   instances: { name: string; host: string; ipv4: string | null; ipv6: string | null }[];
   vip: string | null;
   /** Faults `weft lab fail` put in place and no `heal` undid yet (`host r1h2`, `link r2h1 (silent)`). */
   faults: string[];
+  /** The store (a PostgreSQL URL with its password masked, or the SQLite file). */
+  db?: string;
+  /** The `weft server` replicas: one on SQLite, two on PostgreSQL. */
+  servers?: { n: number; api: string; mgmt: string; pid: number | null; up: boolean }[];
+  /** Each agent's connection as its /healthz told the daemon when `status` asked. */
+  agents?: { host: string; connected: boolean; server: number | null; version: number | null }[];
 }
 
 /** HTTP status of a daemon answer, by error code. */
@@ -75,6 +85,8 @@ export async function runDaemon(o: CloudOptions): Promise<void> {
     error: null,
     api: null,
     token: LAB_ADMIN_TOKEN,
+    shape: { sites: o.sites, racksPerSite: o.racksPerSite, hostsPerRack: o.hostsPerRack, tenants: o.tenants, instances: o.instances, seed: o.seed },
+    sites: [],
     hosts: [],
     instances: [],
     vip: null,
@@ -112,11 +124,23 @@ export async function runDaemon(o: CloudOptions): Promise<void> {
   }
   const c = cloud;
   state.api = c.r.c.server.url;
-  state.hosts = [...c.r.c.hosts.values()].map((h) => ({ name: h.name, rack: h.lab.rack, ns: h.lab.ns, underlayIp: h.lab.underlayIp }));
+  state.hosts = [...c.r.c.hosts.values()].map((h) => ({ name: h.name, site: h.site, rack: h.lab.rack, ns: h.lab.ns, underlayIp: h.lab.underlayIp }));
+  state.sites = c.layout.sites.map((x) => ({ name: x.name, spine: x.spine, underlayPool: x.underlayPool, public4: x.public4, public6: x.public6 }));
   state.instances = c.instances();
   state.vip = c.vip;
+  state.db = String(redactDb(c.r.c.db));
+  const servers = () => c.r.c.servers.map((x) => ({ n: x.n, api: x.url, mgmt: x.ip, pid: x.proc?.proc.pid ?? null, up: x.proc !== null }));
+  state.servers = servers();
   state.status = 'ready';
   writeState(state);
+  /** Which replica each agent is on now (each agent's /healthz, 2 s at most). */
+  const agents = async () =>
+    Promise.all(
+      [...c.r.c.hosts.values()].map(async (h) => {
+        const a = h.agent ? await c.r.c.health(h.name).catch(() => null) : null;
+        return { host: h.name, connected: a?.connected === true, server: a?.connected ? c.r.c.serverAt(a.server) : null, version: a?.version ?? null };
+      }),
+    );
 
   rmSync(socketPath(o.name), { force: true });
   // One operation at a time: a move or a fault measured while another runs would measure both.
@@ -126,13 +150,20 @@ export async function runDaemon(o: CloudOptions): Promise<void> {
     '/move': { label: (b) => `move ${b.instance}`, run: (b) => c.move(b.instance, b.to) },
     '/fail': { label: (b) => `fail ${b.what} ${b.target}`, run: (b) => c.fail(b.what, b.target, { silent: b.silent }) },
     '/heal': { label: (b) => `heal ${b.what} ${b.target}`, run: (b) => c.heal(b.what, b.target) },
+    '/evacuate': { label: (b) => `evacuate ${b.host}`, run: (b) => c.evacuate(b.host) },
   };
   const server = createServer((req, res) => {
     const reply = (code: number, body: unknown) => {
       res.writeHead(code, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
     };
-    if (req.method === 'GET' && req.url === '/status') return reply(200, state);
+    if (req.method === 'GET' && req.url === '/status') {
+      agents().then(
+        (a) => reply(200, { ...state, agents: a }),
+        () => reply(200, state),
+      );
+      return;
+    }
     if (req.method === 'POST' && req.url === '/down') {
       reply(200, { stopping: true });
       setTimeout(() => void stop(0), 50);
@@ -172,6 +203,7 @@ export async function runDaemon(o: CloudOptions): Promise<void> {
           // Moves change where instances are, faults what is failed: the state file follows.
           state.instances = c.instances();
           state.faults = c.faultList();
+          state.servers = servers();
           writeState(state);
         });
     });
@@ -211,6 +243,7 @@ const fmt = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 /** `weft lab up`: starts the daemon and follows its progress until the cloud is ready. */
 export async function labUp(o: CloudOptions, out: (line: string) => void): Promise<LabState> {
   checkCloudOptions(o);
+  checkLabDb(o.db);
   if (process.getuid?.() !== 0) throw new WeftError('E_FORBIDDEN', 'weft lab needs root (network namespaces, veth, nftables, BIRD)');
   const running = liveState(o.name);
   if (running)
@@ -223,14 +256,19 @@ export async function labUp(o: CloudOptions, out: (line: string) => void): Promi
     'daemon',
     '--name',
     o.name,
-    '--racks',
-    String(o.racks),
+    '--sites',
+    String(o.sites),
+    '--racks-per-site',
+    String(o.racksPerSite),
     '--hosts-per-rack',
     String(o.hostsPerRack),
     '--tenants',
     String(o.tenants),
     '--instances',
     String(o.instances),
+    '--seed',
+    String(o.seed),
+    ...(o.db ? ['--db', o.db] : []),
   ];
   const child = spawn(WEFT_BIN, args, { detached: true, stdio: ['ignore', log, log] });
   child.unref();
@@ -278,6 +316,24 @@ export async function labFault(name: string, action: 'fail' | 'heal', what: stri
   return call<FaultReport>(name, 'POST', `/${action}`, { what, target, ...(o.silent ? { silent: true } : {}) });
 }
 
+/** `weft lab evacuate`: after `fail host`, the operator's commands through the API and each VM switched over to its new host. */
+export async function labEvacuate(name: string, host: string): Promise<EvacuationReport> {
+  if (!liveState(name)) throw new WeftError('E_NOT_FOUND', `lab ${name} is not up (\`weft lab up\`)`);
+  return call<EvacuationReport>(name, 'POST', '/evacuate', { host });
+}
+
+/** An evacuation report as lines for a terminal. */
+export function describeEvacuation(r: EvacuationReport): string[] {
+  const out = [`evacuated ${r.host}: ran through the API`, ...r.commands.map((c) => `  ${c}`)];
+  for (const m of r.moves)
+    out.push(
+      `  ${m.answeredMs === null ? 'not seen' : `${m.answeredMs} ms`.padStart(8)}  ${m.instance} (${m.kind}) answers on ${m.to}${m.pingFrom ? ` (from ${m.pingFrom})` : ''}`,
+    );
+  for (const t of r.timings) out.push(`  ${t.ms === null ? 'not seen' : `${t.ms} ms`.padStart(8)}  ${t.what}`);
+  for (const n of r.notes) out.push(`note: ${n}`);
+  return out;
+}
+
 /** A move report as lines for a terminal. */
 export function describeMove(r: MoveReport): string[] {
   return [
@@ -292,6 +348,7 @@ export function describeMove(r: MoveReport): string[] {
 export function describeFault(r: FaultReport): string[] {
   const out = [`${r.action} ${r.what} ${r.target}: ${r.done.join('; ')}`];
   for (const t of r.timings) out.push(`  ${t.ms === null ? 'not seen' : `${t.ms} ms`.padStart(8)}  ${t.what}`);
+  for (const p of r.pings ?? []) out.push(`pings every ${p.intervalMs} ms from ${p.from} to ${p.to}, ${p.what}: ${p.sent} sent, ${p.lost} lost`);
   for (const n of r.notes) out.push(`note: ${n}`);
   if (r.commands.length > 0) out.push('an operator would now run:', ...r.commands.map((c) => `  ${c}`));
   return out;
@@ -300,7 +357,9 @@ export function describeFault(r: FaultReport): string[] {
 export async function labStatus(name: string): Promise<LabState> {
   const s = liveState(name);
   if (!s) throw new WeftError('E_NOT_FOUND', `lab ${name} is not up (\`weft lab up\`)`);
-  return s;
+  // A ready daemon adds where each agent is connected now; while building (or not answering), the state file is all there is.
+  if (s.status !== 'ready') return s;
+  return call<LabState>(name, 'GET', '/status', undefined, 10_000).catch(() => s);
 }
 
 /** `weft lab down`: stops the daemon (it removes everything), or removes what a dead one left. */

@@ -1,11 +1,24 @@
-// Unit tests of the fabric's bird.conf rendering: golden files for ToR and
-// core configs (each also checked by `bird -p` when BIRD is installed), the
+// Unit tests of the fabric's bird.conf rendering: golden files for ToR,
+// core, spine and WAN configs (each also checked by `bird -p` when BIRD is installed), the
 // protocol names, and the validation of every input that reaches the config.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { assertGolden, fixture } from '../../test/support/golden.js';
-import { type CoreConfig, coreProtocol, hostProtocol, rackProtocol, renderCoreConf, renderTorConf, type TorConfig } from './fabric.js';
+import {
+  type CoreConfig,
+  hostProtocol,
+  rackProtocol,
+  renderCoreConf,
+  renderSpineConf,
+  renderTorConf,
+  renderWanConf,
+  type SpineConfig,
+  spineProtocol,
+  type TorConfig,
+  uplinkProtocol,
+  type WanConfig,
+} from './fabric.js';
 
 const hasBird = spawnSync('bird', ['--version']).status === 0;
 
@@ -14,7 +27,7 @@ const tor = (o: Partial<TorConfig> = {}): TorConfig => ({
   name: 'r1',
   routerId: '192.0.2.0',
   asn: 65001,
-  core: { asn: 65000, ipv4: '192.0.2.1', multiprotocol: true },
+  uplink: { name: 'core', asn: 65000, ipv4: '192.0.2.1', multiprotocol: true },
   hosts: [
     { name: 'h1', asn: 65101, ipv4: '192.0.2.3', multiprotocol: true },
     { name: 'h2', asn: 65102, ipv4: '192.0.2.5', multiprotocol: true },
@@ -32,13 +45,36 @@ const core = (o: Partial<CoreConfig> = {}): CoreConfig => ({
   ...o,
 });
 
+/** A spine as a lab of sites builds it: s1sp under the WAN on 192.0.2.254/31, racks s1r1 and s1r2 below. */
+const spine = (o: Partial<SpineConfig> = {}): SpineConfig => ({
+  name: 's1sp',
+  routerId: '192.0.2.254',
+  asn: 65001,
+  uplink: { name: 'wan', asn: 65000, ipv4: '192.0.2.255', ipv6: '2001:db8:0:7f::2' },
+  racks: [
+    { name: 's1r1', asn: 65010, ipv4: '192.0.2.250', ipv6: '2001:db8:0:7d::1' },
+    { name: 's1r2', asn: 65011, ipv4: '192.0.2.248', ipv6: '2001:db8:0:7c::1', bfd: true },
+  ],
+  ...o,
+});
+
+const wan = (o: Partial<WanConfig> = {}): WanConfig => ({
+  routerId: '192.0.2.255',
+  asn: 65000,
+  spines: [
+    { name: 's1sp', asn: 65001, ipv4: '192.0.2.254', ipv6: '2001:db8:0:7f::1' },
+    { name: 's2sp', asn: 65002, ipv4: '192.0.2.252', ipv6: '2001:db8:0:7e::1' },
+  ],
+  ...o,
+});
+
 const cases: Array<[string, string]> = [
   ['tor-basic.conf', renderTorConf(tor())],
   [
     'tor-full.conf',
     renderTorConf(
       tor({
-        core: { asn: 65000, ipv6: '2001:db8::2', multiprotocol: true, bfd: true },
+        uplink: { name: 's1sp', asn: 65000, ipv6: '2001:db8::2', multiprotocol: true, bfd: true },
         hosts: [
           { name: 'h1', asn: 65101, ipv4: '192.0.2.3', ipv6: '2001:db8:0:1::2', bfd: true },
           { name: 'h2', asn: 65102, ipv6: '2001:db8:0:2::2', multiprotocol: true },
@@ -57,6 +93,8 @@ const cases: Array<[string, string]> = [
   ],
   ['tor-no-default.conf', renderTorConf(tor({ defaultRoute: false, originate: [{ prefix: '0.0.0.0/0', path: [64496] }] }))],
   ['core.conf', renderCoreConf(core())],
+  ['spine.conf', renderSpineConf(spine())],
+  ['wan.conf', renderWanConf(wan())],
 ];
 
 for (const [name, text] of cases) {
@@ -67,16 +105,30 @@ for (const [name, text] of cases) {
   });
 }
 
-test('protocol names follow host, rack and transport', () => {
+test('protocol names follow host, rack, spine and transport', () => {
   assert.equal(hostProtocol('h1'), 'h_h1');
   assert.equal(hostProtocol('h1', 6), 'h_h1_v6');
   assert.equal(rackProtocol('r2'), 'r_r2');
   assert.equal(rackProtocol('r2', 6), 'r_r2_v6');
-  assert.deepEqual([coreProtocol(), coreProtocol(6)], ['core', 'core_v6']);
+  assert.equal(spineProtocol('s1sp', 6), 's_s1sp_v6');
+  assert.deepEqual([uplinkProtocol(), uplinkProtocol(6)], ['uplink', 'uplink_v6']);
   const text = renderTorConf(tor({ hosts: [{ name: 'h7', asn: 65107, ipv4: '192.0.2.9', ipv6: '2001:db8:0:9::2' }] }));
   assert.match(text, /^protocol bgp h_h7 \{$/m);
   assert.match(text, /^protocol bgp h_h7_v6 \{$/m);
-  assert.match(text, /^protocol bgp core \{$/m);
+  assert.match(text, /^protocol bgp uplink \{$/m);
+  const sp = renderSpineConf(spine());
+  for (const p of ['uplink', 'uplink_v6', 'r_s1r1', 'r_s1r1_v6', 'r_s1r2_v6']) assert.match(sp, new RegExp(`^protocol bgp ${p} \\{$`, 'm'));
+  for (const p of ['s_s1sp', 's_s2sp_v6']) assert.match(renderWanConf(wan()), new RegExp(`^protocol bgp ${p} \\{$`, 'm'));
+});
+
+test('routes only travel up: a spine exports to the WAN what racks sent, and sends racks and WAN nothing back down', () => {
+  const sp = renderSpineConf(spine());
+  const block = (text: string, name: string) => new RegExp(`^protocol bgp ${name} \\{\\n([\\s\\S]*?)^\\}$`, 'm').exec(text)?.[1] ?? '';
+  assert.match(block(sp, 'uplink'), /import none;\n\s+export where source = RTS_BGP;/);
+  assert.match(block(sp, 'r_s1r1'), /import filter from_peer;\n\s+export none;/);
+  assert.match(block(renderWanConf(wan()), 's_s1sp'), /import filter from_peer;\n\s+export none;/);
+  assert.match(sp, /bfd on;/, 'a rack asking for BFD gets it');
+  assert.doesNotMatch(renderWanConf(wan()), /bfd/);
 });
 
 test('bfd is rendered only when a session asks for it; host routes go to hosts only when asked', () => {
@@ -145,12 +197,35 @@ test('inputs that could break the config are refused, naming field and value', (
       /^invalid hosts\[1\]\.ipv4 "192\.0\.2\.3": must be unique/,
     ],
     [
-      'host = core',
+      'host = uplink',
       () => renderTorConf(tor({ hosts: [{ name: 'h1', asn: 65101, ipv4: '192.0.2.1' }] })),
-      /^invalid hosts\[0\]\.ipv4 "192\.0\.2\.1": must not be the core's address/,
+      /^invalid hosts\[0\]\.ipv4 "192\.0\.2\.1": must not be the uplink's address/,
     ],
+    [
+      'rack = uplink',
+      () => renderSpineConf(spine({ racks: [{ name: 's1r1', asn: 65010, ipv4: '192.0.2.255' }] })),
+      /^invalid racks\[0\]\.ipv4 "192\.0\.2\.255": must not be the uplink's address/,
+    ],
+    ['uplink name', () => renderSpineConf(spine({ uplink: { name: 'W A N', asn: 65000, ipv4: '192.0.2.255' } })), /^invalid uplink\.name "W A N"/],
+    ['uplink asn = spine asn', () => renderSpineConf(spine({ uplink: { name: 'wan', asn: 65001, ipv4: '192.0.2.255' } })), /^invalid uplink\.asn 65001/],
+    ['spine name', () => renderSpineConf(spine({ name: 's1_sp' })), /^invalid name "s1_sp"/],
+    [
+      'duplicate spine',
+      () =>
+        renderWanConf(
+          wan({
+            spines: [
+              { name: 's1sp', asn: 65001, ipv4: '192.0.2.254' },
+              { name: 's1sp', asn: 65002, ipv4: '192.0.2.252' },
+            ],
+          }),
+        ),
+      /^invalid spines\[1\]\.name "s1sp": must be unique/,
+    ],
+    ['spine no address', () => renderWanConf(wan({ spines: [{ name: 's1sp', asn: 65001 }] })), /^invalid spines\[0\] .*: needs ipv4, ipv6 or both/],
+    ['wan routerId', () => renderWanConf(wan({ routerId: '::1' })), /^invalid routerId "::1": must be an IPv4 address/],
     ['hosts not a list', () => renderTorConf(tor({ hosts: 'h1' as never })), /^invalid hosts "h1": must be a list/],
-    ['core asn = tor asn', () => renderTorConf(tor({ core: { asn: 65001, ipv4: '192.0.2.1' } })), /^invalid core\.asn 65001/],
+    ['uplink asn = tor asn', () => renderTorConf(tor({ uplink: { name: 'core', asn: 65001, ipv4: '192.0.2.1' } })), /^invalid uplink\.asn 65001/],
     ['rack name', () => renderCoreConf(core({ racks: [{ name: 'R1', asn: 65001, ipv4: '192.0.2.0' }] })), /^invalid racks\[0\]\.name "R1"/],
     [
       'prefix host bits',

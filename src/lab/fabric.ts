@@ -1,6 +1,7 @@
 // bird.conf for the lab's BGP fabric (pure): each rack router is a
-// top-of-rack switch speaking eBGP to its hosts and to the core, and the core
-// peers with every rack; routes learned from hosts become ECMP kernel routes.
+// top-of-rack switch speaking eBGP to its hosts and to the router above it
+// (the core, or its site's spine, which peers with the WAN router); routes
+// travel up only and become ECMP kernel routes on every router on the way.
 import { parseCidr, parseIp } from '../model/addr.js';
 import { invalid, show } from '../model/errors.js';
 
@@ -26,9 +27,21 @@ export interface TorHost extends FabricPeer {
   name: string;
 }
 
-/** A rack router, as the core sees it: addresses are the ToR's end of its link to the core. */
+/** A rack router, as the core or its spine sees it: addresses are the ToR's end of its link to that router. */
 export interface CoreRack extends FabricPeer {
   /** Names the BIRD protocols (see `rackProtocol`): 1..32 of [a-z0-9], a letter first. */
+  name: string;
+}
+
+/** A spine, as the WAN router sees it: addresses are the spine's end of its link to the WAN router. */
+export interface WanSpine extends FabricPeer {
+  /** Names the BIRD protocols (see `spineProtocol`): 1..32 of [a-z0-9], a letter first. */
+  name: string;
+}
+
+/** The router above a ToR or a spine: addresses are its end of the link between them. */
+export interface Uplink extends FabricPeer {
+  /** The router's name (comments only): `core`, `s1sp`, `wan`. */
   name: string;
 }
 
@@ -54,11 +67,11 @@ export interface BfdTimers {
 export interface TorConfig {
   /** The rack's name (comments only). */
   name: string;
-  /** BIRD's router id: an IPv4 address, e.g. the ToR's end of its core link. */
+  /** BIRD's router id: an IPv4 address, e.g. the ToR's end of its uplink. */
   routerId: string;
   asn: number;
-  /** The core router: addresses are the core's end of the rack's link to it. */
-  core: FabricPeer;
+  /** The router above: the core, or the site's spine. */
+  uplink: Uplink;
   hosts: TorHost[];
   /** Extra routes announced to every host. Default none. */
   originate?: OriginateRoute[];
@@ -78,7 +91,27 @@ export interface CoreConfig {
   bfd?: BfdTimers;
 }
 
-/** Sysctls of the ToRs and the core: hash ECMP on the layer-4 5-tuple, so different TCP flows to one VIP spread over its hosts. */
+export interface SpineConfig {
+  /** The spine's name, e.g. `s1sp` (comments only). */
+  name: string;
+  routerId: string;
+  asn: number;
+  /** The WAN router. */
+  uplink: Uplink;
+  racks: CoreRack[];
+  /** Default 100 ms x 3. */
+  bfd?: BfdTimers;
+}
+
+export interface WanConfig {
+  routerId: string;
+  asn: number;
+  spines: WanSpine[];
+  /** Default 100 ms x 3. */
+  bfd?: BfdTimers;
+}
+
+/** Sysctls of the ToRs, spines, the core and the WAN router: hash ECMP on the layer-4 5-tuple, so different TCP flows to one VIP spread over its hosts. */
 export const FABRIC_SYSCTLS = ['net.ipv4.fib_multipath_hash_policy=1', 'net.ipv6.fib_multipath_hash_policy=1'];
 
 export const DEFAULT_BFD: BfdTimers = { intervalMs: 100, multiplier: 3 };
@@ -86,18 +119,21 @@ export const DEFAULT_BFD: BfdTimers = { intervalMs: 100, multiplier: 3 };
 /** The BIRD protocol of host `name`'s session over IPv`over` on its ToR: `h_<name>`, or `h_<name>_v6` for the session over IPv6. */
 export const hostProtocol = (name: string, over: 4 | 6 = 4): string => `h_${name}${over === 6 ? '_v6' : ''}`;
 
-/** The BIRD protocol of rack `name`'s session over IPv`over` on the core: `r_<name>`, or `r_<name>_v6`. */
+/** The BIRD protocol of rack `name`'s session over IPv`over` on the core or its spine: `r_<name>`, or `r_<name>_v6`. */
 export const rackProtocol = (name: string, over: 4 | 6 = 4): string => `r_${name}${over === 6 ? '_v6' : ''}`;
 
-/** The BIRD protocol of a ToR's session to the core over IPv`over`: `core`, or `core_v6`. */
-export const coreProtocol = (over: 4 | 6 = 4): string => (over === 6 ? 'core_v6' : 'core');
+/** The BIRD protocol of spine `name`'s session over IPv`over` on the WAN router: `s_<name>`, or `s_<name>_v6`. */
+export const spineProtocol = (name: string, over: 4 | 6 = 4): string => `s_${name}${over === 6 ? '_v6' : ''}`;
+
+/** The BIRD protocol of a ToR's or a spine's session to the router above over IPv`over`: `uplink`, or `uplink_v6`. */
+export const uplinkProtocol = (over: 4 | 6 = 4): string => (over === 6 ? 'uplink_v6' : 'uplink');
 
 /**
  * The bird.conf of a top-of-rack router. It imports everything its hosts
  * announce (GRACEFUL_SHUTDOWN-tagged routes with local preference 0,
  * RFC 8326) and sends them the default routes and `originate`; it sends the
- * core every route learned from hosts and takes nothing from it (the
- * builder's static default routes carry traffic towards the core). Only
+ * uplink (core or spine) every route learned from hosts and takes nothing
+ * from it (the builder's static default routes carry traffic up). Only
  * host-learned routes reach the kernel, equal ones from several hosts merged
  * into one ECMP route (default routes never: the lab's static default
  * towards the core stays). An originated prefix shadows the same prefix from
@@ -108,14 +144,12 @@ export function renderTorConf(c: TorConfig): string {
   const name = checkName('name', c.name);
   const routerId = checkAddr('routerId', c.routerId, 4);
   const asn = checkAsn('asn', c.asn);
-  const core = checkPeer('core', c.core, asn);
+  const up = checkUplink(c.uplink, asn);
   const hosts = list('hosts', c.hosts).map((h, i) => ({ ...checkPeer(`hosts[${i}]`, h, asn), name: checkName(`hosts[${i}].name`, h.name) }));
   unique('hosts', hosts, (h) => h.name, 'name');
   unique('hosts', hosts, (h) => h.ipv4, 'ipv4');
   unique('hosts', hosts, (h) => h.ipv6, 'ipv6');
-  hosts.forEach((h, i) => {
-    for (const f of ['ipv4', 'ipv6'] as const) if (h[f] && h[f] === core[f]) throw invalid(`hosts[${i}].${f}`, h[f], "must not be the core's address");
-  });
+  notUplink('hosts', hosts, up);
   const originate = list('originate', c.originate ?? []).map(checkRoute);
   unique('originate', originate, (r) => r.prefix, 'prefix');
   const withDefault = c.defaultRoute ?? true;
@@ -135,9 +169,9 @@ export function renderTorConf(c: TorConfig): string {
     ...staticProtocol('originate4', 4, routes),
     ...staticProtocol('originate6', 6, routes),
     ...kernelProtocols('Routes learned from hosts'),
-    ...([core, ...hosts].some((p) => p.bfd) ? bfdProtocol(bfd) : []),
-    '# The core takes every route learned from hosts and sends nothing back.',
-    ...sessions(core, coreProtocol, asn, 'core', { import: 'none', export: 'source = RTS_BGP' }),
+    ...([up, ...hosts].some((p) => p.bfd) ? bfdProtocol(bfd) : []),
+    `# The uplink (${up.name}) takes every route learned from hosts and sends nothing back.`,
+    ...sessions(up, uplinkProtocol, asn, `uplink ${up.name}`, { import: 'none', export: 'source = RTS_BGP' }),
     `# Hosts: everything they announce is accepted; they get ${c.hostRoutes ? "the static routes and each other's routes" : 'the static routes only'}.`,
     ...hosts.flatMap((h) => sessions(h, (over) => hostProtocol(h.name, over), asn, `host ${h.name}`, { import: 'filter from_peer', export: toHosts })),
   ];
@@ -153,10 +187,7 @@ export function renderTorConf(c: TorConfig): string {
 export function renderCoreConf(c: CoreConfig): string {
   const routerId = checkAddr('routerId', c.routerId, 4);
   const asn = checkAsn('asn', c.asn);
-  const racks = list('racks', c.racks).map((r, i) => ({ ...checkPeer(`racks[${i}]`, r, asn), name: checkName(`racks[${i}].name`, r.name) }));
-  unique('racks', racks, (r) => r.name, 'name');
-  unique('racks', racks, (r) => r.ipv4, 'ipv4');
-  unique('racks', racks, (r) => r.ipv6, 'ipv6');
+  const racks = named('racks', c.racks, asn);
   const bfd = checkBfd(c.bfd);
   const out = [
     `# Core router (AS ${asn}) of a weft lab. Rendered by src/lab/fabric.ts: do not edit.`,
@@ -165,6 +196,57 @@ export function renderCoreConf(c: CoreConfig): string {
     ...(racks.some((r) => r.bfd) ? bfdProtocol(bfd) : []),
     '# Racks: everything they announce is accepted; they get nothing (their static default routes point here).',
     ...racks.flatMap((r) => sessions(r, (over) => rackProtocol(r.name, over), asn, `rack ${r.name}`, { import: 'filter from_peer', export: 'none' })),
+  ];
+  return `${out.join('\n')}\n`;
+}
+
+/**
+ * The bird.conf of a site's spine: it peers with the site's rack routers
+ * below, imports everything they announce (GRACEFUL_SHUTDOWN honoured) and
+ * sends them nothing; it sends the WAN router above every route learned
+ * from racks and takes nothing from it (static default routes point up).
+ * Equal routes from several racks merge into one ECMP kernel route. Throws
+ * E_INVALID_ARG naming the field and value.
+ */
+export function renderSpineConf(c: SpineConfig): string {
+  const name = checkName('name', c.name);
+  const routerId = checkAddr('routerId', c.routerId, 4);
+  const asn = checkAsn('asn', c.asn);
+  const up = checkUplink(c.uplink, asn);
+  const racks = named('racks', c.racks, asn);
+  notUplink('racks', racks, up);
+  const bfd = checkBfd(c.bfd);
+  const out = [
+    `# Spine ${name} (AS ${asn}) of a weft lab. Rendered by src/lab/fabric.ts: do not edit.`,
+    ...preamble(routerId),
+    ...kernelProtocols('Routes learned from racks'),
+    ...([up, ...racks].some((p) => p.bfd) ? bfdProtocol(bfd) : []),
+    `# The uplink (${up.name}) takes every route learned from racks and sends nothing back.`,
+    ...sessions(up, uplinkProtocol, asn, `uplink ${up.name}`, { import: 'none', export: 'source = RTS_BGP' }),
+    '# Racks: everything they announce is accepted; they get nothing (their static default routes point here).',
+    ...racks.flatMap((r) => sessions(r, (over) => rackProtocol(r.name, over), asn, `rack ${r.name}`, { import: 'filter from_peer', export: 'none' })),
+  ];
+  return `${out.join('\n')}\n`;
+}
+
+/**
+ * The bird.conf of the WAN router joining the sites: it peers with every
+ * site's spine, imports everything (GRACEFUL_SHUTDOWN honoured) and sends
+ * nothing; equal routes from several spines merge into one ECMP kernel
+ * route. Throws E_INVALID_ARG naming the field and value.
+ */
+export function renderWanConf(c: WanConfig): string {
+  const routerId = checkAddr('routerId', c.routerId, 4);
+  const asn = checkAsn('asn', c.asn);
+  const spines = named('spines', c.spines, asn);
+  const bfd = checkBfd(c.bfd);
+  const out = [
+    `# WAN router (AS ${asn}) of a weft lab. Rendered by src/lab/fabric.ts: do not edit.`,
+    ...preamble(routerId),
+    ...kernelProtocols('Routes learned from spines'),
+    ...(spines.some((p) => p.bfd) ? bfdProtocol(bfd) : []),
+    '# Spines: everything they announce is accepted; they get nothing (their static default routes point here).',
+    ...spines.flatMap((p) => sessions(p, (over) => spineProtocol(p.name, over), asn, `spine ${p.name}`, { import: 'filter from_peer', export: 'none' })),
   ];
   return `${out.join('\n')}\n`;
 }
@@ -282,6 +364,27 @@ function checkPeer(field: string, p: FabricPeer, localAsn: number): Peer {
   if (multiprotocol && ipv4 && ipv6)
     throw invalid(`${field}.multiprotocol`, true, 'needs exactly one of ipv4 and ipv6: the one session carrying both families');
   return { asn, ipv4, ipv6, multiprotocol, bfd: p.bfd ?? false };
+}
+
+function checkUplink(u: Uplink, localAsn: number): Peer & { name: string } {
+  if (typeof u !== 'object' || u === null) throw invalid('uplink', u, 'must be an object');
+  return { ...checkPeer('uplink', u, localAsn), name: checkName('uplink.name', u.name) };
+}
+
+/** Peers with names, each checked, names and addresses unique. */
+function named(field: string, v: Array<FabricPeer & { name: string }>, localAsn: number): Array<Peer & { name: string }> {
+  const out = list(field, v).map((p, i) => ({ ...checkPeer(`${field}[${i}]`, p, localAsn), name: checkName(`${field}[${i}].name`, p.name) }));
+  unique(field, out, (p) => p.name, 'name');
+  unique(field, out, (p) => p.ipv4, 'ipv4');
+  unique(field, out, (p) => p.ipv6, 'ipv6');
+  return out;
+}
+
+/** Throws E_INVALID_ARG on the first peer sharing an address with the uplink. */
+function notUplink(field: string, peers: Peer[], up: Peer): void {
+  peers.forEach((p, i) => {
+    for (const f of ['ipv4', 'ipv6'] as const) if (p[f] && p[f] === up[f]) throw invalid(`${field}[${i}].${f}`, p[f], "must not be the uplink's address");
+  });
 }
 
 function checkRoute(r: OriginateRoute, i: number): { prefix: string; path: number[] } {

@@ -2,6 +2,7 @@
 // the iproute2 batch lines the builder runs.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { MTU_MAX, MTU_MIN } from '../model/validate.js';
 import {
   addrLine,
   checkIfaceCidr,
@@ -12,9 +13,12 @@ import {
   mgmtHostCidr,
   mgmtPlan,
   nsName,
+  OVERLAY_MTU,
   p2pAddrs,
   rootLinkName,
   routeLine,
+  UNDERLAY_MTU,
+  VXLAN_OVERHEAD,
   vethLine,
 } from './plan.js';
 
@@ -75,4 +79,11 @@ test('iproute2 batch lines', () => {
     'link add wp1 index 100004 mtu 1500 type veth peer name eth0 netns wl3-v1 index 100005 mtu 1500 address 02:00:00:00:00:05',
   );
   assert.equal(vethLine({ ifname: 'ul0' }, { ifname: 'h1' }, 'wl3-r1'), 'link add ul0 type veth peer name h1 netns wl3-r1');
+});
+
+test('the overlay MTU is the underlay MTU less VXLAN over IPv4, and the API takes it', () => {
+  assert.equal(VXLAN_OVERHEAD, 20 + 8 + 8 + 14);
+  assert.equal(OVERLAY_MTU, UNDERLAY_MTU - VXLAN_OVERHEAD);
+  assert.equal(OVERLAY_MTU, 8950);
+  assert.ok(OVERLAY_MTU >= MTU_MIN && OVERLAY_MTU <= MTU_MAX);
 });

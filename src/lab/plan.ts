@@ -4,8 +4,8 @@
 import { formatIp, parseIp, parseMac } from '../model/addr.js';
 import { capacity, invalid } from '../model/errors.js';
 
-/** The size `weft lab up` builds by default: 4 racks x 2 hosts, 2 tenants, 16 instances. */
-export const DEFAULT_CLOUD = { name: 'weft', racks: 4, hostsPerRack: 2, tenants: 2, instances: 16 };
+/** The size `weft lab up` builds by default: 2 sites x 2 racks x 2 hosts, 2 tenants, 16 instances, seed 1. */
+export const DEFAULT_CLOUD = { name: 'weft', sites: 2, racksPerSite: 2, hostsPerRack: 2, tenants: 2, instances: 16, seed: 1 };
 
 /** Linux's limit on interface names (IFNAMSIZ - 1). */
 export const IFNAME_MAX = 15;
@@ -15,8 +15,12 @@ export const SLOTS = 4;
 export const MAX_P2P_LINKS = 128;
 /** Hosts per lab on the management /26 (.1 is the root namespace, .63 the broadcast). */
 export const MAX_MGMT_HOSTS = 61;
-/** MTU of underlay links: jumbo frames, so the overlay keeps a full 1500 (or more) inside. */
+/** MTU of every underlay link (host to ToR, ToR to spine or core, spine to WAN): jumbo frames. */
 export const UNDERLAY_MTU = 9000;
+/** What VXLAN over IPv4 adds to an overlay frame's payload: outer IPv4 (20), UDP (8), VXLAN (8) and the inner Ethernet header (14). */
+export const VXLAN_OVERHEAD = 50;
+/** The MTU of the lab's overlay networks: the largest that crosses the underlay unfragmented, 8950. */
+export const OVERLAY_MTU = UNDERLAY_MTU - VXLAN_OVERHEAD;
 
 const LAB_NAME = /^[a-z][a-z0-9]{0,5}$/;
 const NODE_NAME = /^[a-z][a-z0-9]{0,11}$/;
@@ -87,8 +91,9 @@ export const nsName = (lab: string, node: string): string => `${lab}-${node}`;
 /** The root-namespace end of the lab's management link, e.g. `wl3m0`. */
 export const rootLinkName = (lab: string): string => `${lab}m0`;
 
-/** Well-known node names the builder creates itself. */
+/** Well-known node names the builder creates itself: the core of a lab of racks only, the WAN router joining the spines of a lab of sites. */
 export const CORE = 'core';
+export const WAN = 'wan';
 export const MGMT = 'mgmt';
 /** Interface names inside the lab's namespaces. */
 export const IF = {

@@ -1,27 +1,47 @@
-// A routed cloud for end-to-end tests: the overlay lab (real server, one
-// real agent per host) plus BIRD everywhere: a ToR per rack (src/lab/fabric),
-// the core, and one BIRD per host that the host's agent configures. A
-// client namespace hangs off the core, outside every rack. destroy() removes it all.
+// A routed cloud for end-to-end tests and `weft lab`: the overlay lab (real
+// server, one real agent per host) plus BIRD everywhere: a ToR per rack
+// (src/lab/fabric), above them the core, or a spine per site and the WAN
+// router joining the spines, and one BIRD per host that the host's agent
+// configures. A client namespace hangs off the top router (core or WAN),
+// outside every rack and site. destroy() removes it all.
 import { readFileSync } from 'node:fs';
 import { portIfname } from '../agent/names.js';
+import { pool } from '../sys/pool.js';
 import { until } from '../sys/until.js';
-import { type BirdProcess, type BirdProtocol, enableL4Hashing, kernelRoute, kernelRoutesVia, protocols, rackUplink, startBird } from './bird.js';
-import { hostProtocol, type OriginateRoute, renderCoreConf, renderTorConf } from './fabric.js';
-import { type InstanceView, OverlayLab, type PortView } from './overlay-lab.js';
+import { type BirdProcess, type BirdProtocol, enableL4Hashing, kernelRoute, kernelRoutesVia, linkEnds, protocols, startBird } from './bird.js';
+import { hostProtocol, type OriginateRoute, renderCoreConf, renderSpineConf, renderTorConf, renderWanConf } from './fabric.js';
+import { hostAsn, torAsn, WAN_ASN } from './layout.js';
+import { type HostSpec, hostSpec, type InstanceView, OverlayLab, type PortView } from './overlay-lab.js';
+import { CORE, WAN } from './plan.js';
 
-export const CORE_ASN = 65000;
-export const torAsn = (rackIndex: number): number => 65010 + rackIndex;
-export const hostAsn = (n: number): number => 65101 + n;
-/** The site's public pools: routed ports and VIPs come from here. */
+export { hostAsn, torAsn } from './layout.js';
+/** The ASN of the top router: the core, or the WAN router. */
+export const CORE_ASN = WAN_ASN;
+/** The public pools of a lab's one site `lab`: routed ports and VIPs come from here. */
 export const PUBLIC4 = '203.0.113.0/25';
 export const PUBLIC6 = '2001:db8:100::/48';
-/** The client's link to the core (outside the site's pools). */
+/** The client's link to the top router (outside every site's pools). */
 export const CLIENT = { core4: '203.0.113.254/31', client4: '203.0.113.255/31', core6: '2001:db8:ff::1/64', client6: '2001:db8:ff::2/64' };
+
+/** A site of a lab of spines: its API pools and its spine. */
+export interface RoutingSite {
+  name: string;
+  /** The spine router's lab node. */
+  spine: string;
+  asn: number;
+  underlayPool: string;
+  public4: string;
+  public6: string;
+}
 
 export interface RoutingLabOptions {
   name: string;
-  /** `[host, rack]`, as for OverlayLab. */
-  hosts: [string, string][];
+  /** As for OverlayLab: `[host, rack]` (racks under the core), or with site, spine and link (then `sites` names them all). */
+  hosts: HostSpec[];
+  /** The sites of a lab of spines; without, one site `lab` and the core. */
+  sites?: RoutingSite[];
+  /** Told as each stage of the build ends. */
+  progress?: (stage: string) => void;
   /** Routes each rack's ToR sends its hosts besides the default routes. */
   originate?: Record<string, OriginateRoute[]>;
   /** BFD on every host <-> ToR session. */
@@ -30,6 +50,8 @@ export interface RoutingLabOptions {
   agentFlags?: (host: string, dir: string) => string[];
   /** The host peers (one per host, to its ToR); fields as the API takes them. */
   peer?: (host: string) => Record<string, unknown>;
+  /** The store, as for OverlayLab (a PostgreSQL URL: two server replicas). */
+  db?: string;
 }
 
 export interface RoutedVm {
@@ -41,12 +63,19 @@ export interface RoutedVm {
 
 export class RoutingLab {
   readonly tors = new Map<string, BirdProcess>();
+  /** Spine name -> its BIRD (a lab of sites). */
+  readonly spines = new Map<string, BirdProcess>();
   readonly birds = new Map<string, BirdProcess>();
+  /** The top router's BIRD: the core, or the WAN router (see `top`). */
   core: BirdProcess | null = null;
   readonly clientNs: string;
   readonly routed = new Map<string, RoutedVm>();
 
-  private constructor(readonly c: OverlayLab) {
+  private constructor(
+    readonly c: OverlayLab,
+    /** The top router's node: `core`, or `wan` in a lab of sites. */
+    readonly top: string,
+  ) {
     this.clientNs = c.lab.ns('client');
   }
 
@@ -54,11 +83,15 @@ export class RoutingLab {
     const c = await OverlayLab.start({
       name: o.name,
       hosts: o.hosts,
-      site: { ipv4Pools: [PUBLIC4], ipv6Block: PUBLIC6 },
+      ...(o.sites
+        ? { sites: o.sites.map((s) => ({ name: s.name, underlayPool: s.underlayPool, ipv4Pools: [s.public4], ipv6Block: s.public6 })) }
+        : { site: { ipv4Pools: [PUBLIC4], ipv6Block: PUBLIC6 } }),
       hostAsn,
       startAgents: false,
+      db: o.db,
     });
-    const r = new RoutingLab(c);
+    o.progress?.(`${c.lab.nodeCount()} namespaces and their links, the server, sites, racks and hosts in the API`);
+    const r = new RoutingLab(c, o.sites ? WAN : CORE);
     try {
       await r.fabric(o);
       return r;
@@ -72,53 +105,88 @@ export class RoutingLab {
     return this.c.api;
   }
 
+  /**
+   * Starts every fabric router's BIRD (ToRs, spines, the top router: all at
+   * once) and the client, then one BIRD per host with its host peers, then
+   * the agents.
+   */
   private async fabric(o: RoutingLabOptions): Promise<void> {
     const { lab } = this.c;
-    const racks = [...new Set(o.hosts.map(([, r]) => r))];
+    const specs = o.hosts.map(hostSpec);
+    const racks = [...new Set(specs.map((h) => h.rack))];
     const hostList = [...this.c.hosts.values()];
-    const coreRacks = [];
-    for (const [i, rack] of racks.entries()) {
-      const up = await rackUplink(lab, rack);
-      await enableL4Hashing(lab, rack);
+    const sites = o.sites ?? [];
+    const asnOf = new Map<string, number>([
+      [this.top, CORE_ASN],
+      ...sites.map((s) => [s.spine, s.asn] as [string, number]),
+      ...racks.map((r, i) => [r, torAsn(i)] as [string, number]),
+    ]);
+    const parent = (node: string) => lab.parentOf(node) as string;
+    const lower = [...racks, ...sites.map((s) => s.spine)];
+    await Promise.all([...lower, this.top].map((n) => enableL4Hashing(lab, n)));
+    // Both ends of each router's link up, read once.
+    const ends = new Map(await Promise.all(lower.map(async (n) => [n, await linkEnds(lab, n, parent(n))] as const)));
+    const end = (n: string) => ends.get(n) as Awaited<ReturnType<typeof linkEnds>>;
+    const below = (router: string) =>
+      lower.filter((n) => parent(n) === router).map((n) => ({ name: n, asn: asnOf.get(n) as number, ipv4: end(n).near.ipv4, ipv6: end(n).near.ipv6 }));
+    const uplink = (n: string) => ({ name: parent(n), asn: asnOf.get(parent(n)) as number, ipv4: end(n).far.ipv4, ipv6: end(n).far.ipv6 });
+
+    const tors = racks.map((rack) => {
       const hosts = hostList
         .filter((h) => h.lab.rack === rack)
-        .map((h) => ({ name: h.name, asn: hostAsn(o.hosts.findIndex(([n]) => n === h.name)), ipv4: h.lab.underlayIp, ipv6: h.lab.underlayIp6, bfd: o.bfd }));
+        .map((h) => ({ name: h.name, asn: hostAsn(specs.findIndex((x) => x.name === h.name)), ipv4: h.lab.underlayIp, ipv6: h.lab.underlayIp6, bfd: o.bfd }));
       const conf = renderTorConf({
         name: rack,
-        routerId: up.rack.ipv4,
-        asn: torAsn(i),
-        core: { asn: CORE_ASN, ipv4: up.core.ipv4, ipv6: up.core.ipv6 },
+        routerId: end(rack).near.ipv4,
+        asn: asnOf.get(rack) as number,
+        uplink: uplink(rack),
         hosts,
         originate: o.originate?.[rack] ?? [],
       });
-      this.tors.set(rack, await startBird(lab, rack, conf, { name: 'tor' }));
-      coreRacks.push({ name: rack, asn: torAsn(i), ipv4: up.rack.ipv4, ipv6: up.rack.ipv6 });
-    }
-    await enableL4Hashing(lab, 'core');
-    this.core = await startBird(lab, 'core', renderCoreConf({ routerId: '192.0.2.254', asn: CORE_ASN, racks: coreRacks }), { name: 'core' });
+      return async () => void this.tors.set(rack, await startBird(lab, rack, conf, { name: 'tor' }));
+    });
+    const spines = sites.map((s) => {
+      const conf = renderSpineConf({ name: s.spine, routerId: end(s.spine).near.ipv4, asn: s.asn, uplink: uplink(s.spine), racks: below(s.spine) });
+      return async () => void this.spines.set(s.spine, await startBird(lab, s.spine, conf, { name: 'spine' }));
+    });
+    const downs = below(this.top);
+    // The top router's id: its own address on its first link down, so no two peers share one.
+    const topId = end((downs[0] as { name: string }).name).far.ipv4;
+    const topConf =
+      this.top === WAN ? renderWanConf({ routerId: topId, asn: CORE_ASN, spines: downs }) : renderCoreConf({ routerId: topId, asn: CORE_ASN, racks: downs });
+    const top = async () => {
+      this.core = await startBird(lab, this.top, topConf, { name: this.top });
+    };
+    // The client: outside every rack and site, behind the top router.
+    await Promise.all([pool(8, [...tors, ...spines, top]), this.makeClient()]);
+    o.progress?.(`${tors.length + spines.length + 1} fabric BIRDs started, the client behind ${this.top}`);
 
-    // The client: outside every rack, behind the core.
-    await this.makeClient();
-
-    for (const [n, h] of hostList.entries()) {
-      const bird = await startBird(lab, h.name, `router id ${h.lab.underlayIp};\nprotocol device {}\n`, { name: 'host' });
-      this.birds.set(h.name, bird);
-      const rackIdx = racks.indexOf(h.lab.rack);
-      // One session per family, as the ToR has.
-      for (const neighbor of [h.lab.gatewayIp, h.lab.gatewayIp6])
-        await this.api.post('/v1/peers', { host: h.name, neighbor, remoteAsn: torAsn(rackIdx), bfd: o.bfd === true, ...o.peer?.(h.name) });
-      this.c.agentArgs.set(h.name, [
-        '--bird-socket',
-        bird.socket,
-        '--bird-conf',
-        bird.confPath,
-        '--bfd-interval',
-        '100',
-        ...(o.agentFlags?.(h.name, this.c.dir) ?? []),
-      ]);
-      void n;
-    }
-    await Promise.all(hostList.map((h) => this.c.startAgent(h.name)));
+    await pool(
+      8,
+      hostList.map((h) => async () => {
+        const bird = await startBird(lab, h.name, `router id ${h.lab.underlayIp};\nprotocol device {}\n`, { name: 'host' });
+        this.birds.set(h.name, bird);
+        // One session per family, as the ToR has.
+        for (const neighbor of [h.lab.gatewayIp, h.lab.gatewayIp6])
+          await this.api.post('/v1/peers', { host: h.name, neighbor, remoteAsn: asnOf.get(h.lab.rack), bfd: o.bfd === true, ...o.peer?.(h.name) });
+        this.c.agentArgs.set(h.name, [
+          '--bird-socket',
+          bird.socket,
+          '--bird-conf',
+          bird.confPath,
+          '--bfd-interval',
+          '100',
+          ...(o.agentFlags?.(h.name, this.c.dir) ?? []),
+        ]);
+      }),
+    );
+    o.progress?.(`${hostList.length} host BIRDs started, ${2 * hostList.length} peers in the API`);
+    // Four at a time: each start is CPU-bound (node and its TypeScript loader), and each has its own 30 s to connect.
+    await pool(
+      4,
+      hostList.map((h) => () => this.c.startAgent(h.name)),
+    );
+    o.progress?.(`${hostList.length} agents connected`);
   }
 
   private async makeClient(): Promise<void> {
@@ -126,7 +194,7 @@ export class RoutingLab {
     const ns = this.clientNs;
     // A lab node like any other (recorded and removed with the lab); it only needs a default route.
     await lab.addRouter('client');
-    await lab.link(lab.ns('core'), ns, {
+    await lab.link(lab.ns(this.top), ns, {
       ifA: 'client',
       ifB: 'eth0',
       addrA: [CLIENT.core4, CLIENT.core6],
@@ -138,22 +206,35 @@ export class RoutingLab {
     ]);
   }
 
-  /** Waits until every host's session to its ToR is Established on the ToR. */
-  async established(ms = 20_000): Promise<void> {
-    for (const [rack, tor] of this.tors) {
-      const names = [...this.c.hosts.values()].filter((h) => h.lab.rack === rack).flatMap((h) => [`h_${h.name}`, `h_${h.name}_v6`]);
-      await until(
-        `sessions of ${rack}`,
-        async () => {
-          const ps = await protocols(tor);
-          return names.every((n) => ps.find((p) => p.name === n)?.info.startsWith('Established'));
-        },
-        ms,
-      );
-    }
+  /** Every fabric router's BIRD by node: ToRs, spines, the top router. */
+  fabricBirds(): Map<string, BirdProcess> {
+    return new Map([...this.tors, ...this.spines, ...(this.core ? [[this.top, this.core] as const] : [])]);
   }
 
-  /** The next hops (gateway addresses) of the kernel route for `prefix` on router `router` (a rack or `core`). */
+  /** Waits until every BGP session of every fabric router (to hosts, racks, spines, the top) is Established, all routers at once. */
+  async established(ms = 20_000): Promise<void> {
+    await Promise.all(
+      [...this.fabricBirds()].map(([node, bird]) =>
+        until(
+          `BGP sessions of ${node}`,
+          async () => {
+            const bgp = (await protocols(bird)).filter((p) => p.proto === 'BGP');
+            return bgp.length > 0 && bgp.every((p) => p.info.startsWith('Established'));
+          },
+          ms,
+        ),
+      ),
+    );
+  }
+
+  /** The routers between a rack and the client, bottom up: the ToR, its spine (a lab of sites), the top router. */
+  pathUp(rack: string): string[] {
+    const path = [rack];
+    for (let n = this.c.lab.parentOf(rack); n !== undefined; n = this.c.lab.parentOf(n)) path.push(n);
+    return path;
+  }
+
+  /** The next hops (gateway addresses) of the kernel route for `prefix` on router `router` (a rack, a spine, `core` or `wan`). */
   async nextHops(router: string, prefix: string): Promise<string[]> {
     return (await kernelRoute(this.c.lab, router, prefix)).map((h) => h.via).sort();
   }
@@ -167,7 +248,7 @@ export class RoutingLab {
     const inst = await this.api.post<InstanceView>('/v1/instances', {
       tenant: o.tenant,
       name,
-      site: 'lab',
+      site: this.c.host(o.host).site,
       host: o.host,
       size: 'small',
       ports: [{ network: o.network }],
@@ -202,7 +283,7 @@ export class RoutingLab {
     return host;
   }
 
-  /** The prefixes rack `rack`'s ToR (or `core`) routes through its link to `node` (a host of the rack, or a rack from the core). */
+  /** The prefixes router `router` routes through its link to `node` (a host of its rack, or a router below it). */
   routesVia(router: string, node: string): Promise<string[]> {
     return kernelRoutesVia(this.c.lab, router, node);
   }
@@ -256,7 +337,7 @@ export class RoutingLab {
   }
 
   async destroy(): Promise<void> {
-    for (const b of [...this.birds.values(), ...this.tors.values(), ...(this.core ? [this.core] : [])]) await b.stop().catch(() => undefined);
+    for (const b of [...this.birds.values(), ...this.fabricBirds().values()]) await b.stop().catch(() => undefined);
     await this.c.destroy();
   }
 }

@@ -1,6 +1,6 @@
 // `weft server` as a real child process on a free loopback port, for the
-// CLI and replica tests and the benchmarks. stop() kills it (SIGKILL after
-// a grace period) so no test leaves a server behind.
+// CLI and replica tests, the benchmarks and the lab. stop() ends it (SIGKILL
+// after a grace period) so no test leaves a server behind; kill() crashes it.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 
@@ -16,8 +16,16 @@ export interface ServerProcess {
   /** What the server wrote to stderr so far (for failure messages). */
   log(): string;
   stop(): Promise<void>;
+  /** SIGKILL, as a crash: no connection is closed cleanly. Resolves once it is gone. */
+  kill(): Promise<void>;
 }
 
+/**
+ * Starts `weft server` on `db` with its API, SVP and stream on 127.0.0.1,
+ * each on a free port; `args` come after those (a later `--svp`, `--stream`
+ * or `--api-listen` wins) and replace the default `--log-level warn`.
+ * Resolves once it listens; rejects with its stderr if it exits first.
+ */
 export async function startServerProcess(o: { db: string; adminToken: string; args?: string[]; startTimeoutMs?: number }): Promise<ServerProcess> {
   const startMs = o.startTimeoutMs ?? 30_000;
   const proc = spawn(
@@ -45,6 +53,7 @@ export async function startServerProcess(o: { db: string; adminToken: string; ar
       reject(new Error(`weft server exited ${code}: ${err}`));
     });
   });
+  const gone = () => proc.exitCode !== null || proc.signalCode !== null;
   return {
     url: started.url,
     svp: started.svp,
@@ -52,12 +61,18 @@ export async function startServerProcess(o: { db: string; adminToken: string; ar
     proc,
     log: () => err,
     async stop() {
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
-      const gone = new Promise((r) => proc.once('exit', r));
+      if (gone()) return;
+      const exited = new Promise((r) => proc.once('exit', r));
       proc.kill('SIGTERM');
       const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
-      await gone;
+      await exited;
       clearTimeout(t);
+    },
+    async kill() {
+      if (gone()) return;
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGKILL');
+      await exited;
     },
   };
 }

@@ -63,7 +63,8 @@ describe('weft lab: moves and faults', { skip: root ? false : 'needs root (netwo
 
   before(async () => {
     await weft(['lab', 'down', '--name', NAME], [1]);
-    await weft(['lab', 'up', '--name', NAME, '--racks', '2', '--hosts-per-rack', '2', '--tenants', '2', '--instances', '8']);
+    // Two sites of three racks of one host: the VIP's backends on two racks of s1, a third host there for web2 to move to, every tenant in both sites.
+    await weft(['lab', 'up', '--name', NAME, '--sites', '2', '--racks-per-site', '3', '--hosts-per-rack', '1', '--tenants', '2', '--instances', '8']);
     s = await status();
   });
   after(async () => {
@@ -100,7 +101,9 @@ describe('weft lab: moves and faults', { skip: root ? false : 'needs root (netwo
     const back = await json<MoveReport>(['move', 't1vm1', '--to', from]);
     assert.equal(back.to, from);
     assert.ok(back.lost <= 10, `lost ${back.lost} moving back`);
-    const routed = await json<MoveReport>(['move', 'web2']);
+    // To the host of its site that serves no backend (a routed instance stays in its site), so each backend keeps a host of its own.
+    const free = s.hosts.find((x) => x.site === host(where('web2')).site && x.name !== where('web1') && x.name !== where('web2'))?.name as string;
+    const routed = await json<MoveReport>(['move', 'web2', '--to', free]);
     t.diagnostic(`routed move ${routed.from} -> ${routed.to}: ${routed.lost}/${routed.sent} lost, blackout ${routed.blackoutMs} ms`);
     assert.equal(routed.ok, true, JSON.stringify(routed));
     assert.match(routed.pingFrom, /client/);
@@ -128,6 +131,11 @@ describe('weft lab: moves and faults', { skip: root ? false : 'needs root (netwo
     assert.equal(f.ok, true, JSON.stringify(f));
     assert.ok(!nextHops(h.rack, prefix).includes(h.underlayIp), 'the ToR still routes the VIP to the failed backend');
     assert.deepEqual((await status()).faults, ['backend web1']);
+    // The report follows the VIP up the fabric: the ToR, the site's spine, the WAN router.
+    assert.ok(
+      f.notes.some((n) => new RegExp(`next hops now: ToR ${h.rack} .*; spine s1sp .*; WAN wan `).test(n)),
+      f.notes.join('\n'),
+    );
     const again = await weft(['lab', 'fail', 'backend', 'web1', '--name', NAME], [1]);
     assert.match(again.stderr, /error: backend web1 is failed already/);
 

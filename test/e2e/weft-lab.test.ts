@@ -1,6 +1,7 @@
-// `weft lab` as an operator runs it: the real CLI builds a cloud in the
-// background, checks it end to end, survives its own daemon being killed
-// (the next `up` cleans up first) and removes everything on `down`.
+// `weft lab` as an operator runs it: the real CLI builds a cloud of two sites
+// in the background, checks it end to end, survives its own daemon being
+// killed (the next `up` cleans up first, then builds the same lab from the
+// same seed) and removes everything on `down`.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -22,12 +23,36 @@ after(async () => {
   await weft(['lab', 'down', '--name', NAME], [1]).catch(() => undefined);
 });
 
+test('weft lab up: bad sizes name the field, the value and what is allowed; --racks is gone', async () => {
+  const sites = await weft(['lab', 'up', '--name', NAME, '--sites', '5'], [1]);
+  assert.equal(sites.code, 1);
+  assert.match(sites.stderr, /^error: invalid sites 5: must be an integer 1\.\.4$/m);
+  const many = await weft(['lab', 'up', '--name', NAME, '--sites', '2', '--racks-per-site', '4', '--hosts-per-rack', '5'], [1]);
+  assert.match(many.stderr, /^error: invalid hostsPerRack 5: sites x racksPerSite x hostsPerRack must be at most 32 \(is 40\)$/m);
+  const seed = await weft(['lab', 'up', '--name', NAME, '--seed', '-3'], [1]);
+  assert.match(seed.stderr, /^error: invalid seed -3: must be an integer 0\.\.4294967295$/m);
+  const racks = await weft(['lab', 'up', '--name', NAME, '--racks', '2'], [1]);
+  assert.match(racks.stderr, /unknown option '--racks'/);
+});
+
+interface Status {
+  status: string;
+  daemon: { pid: number };
+  api: string;
+  vip: string;
+  shape: { seed: number };
+  sites: { name: string; underlayPool: string }[];
+  hosts: { name: string; site: string; rack: string }[];
+  instances: { name: string; host: string; ipv4: string }[];
+}
+
 test('weft lab: up, check, status, a killed daemon cleaned up by the next up, down', { skip: root ? false : 'needs root (network namespaces)' }, async (t) => {
-  const size = ['--name', NAME, '--racks', '2', '--hosts-per-rack', '2', '--tenants', '2', '--instances', '8'];
+  const size = ['--name', NAME, '--sites', '2', '--racks-per-site', '2', '--hosts-per-rack', '1', '--tenants', '2', '--instances', '8', '--seed', '5'];
   const t0 = performance.now();
   const up = await weft(['lab', 'up', ...size]);
-  t.diagnostic(`lab up (2 racks x 2 hosts, 8 instances) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  assert.match(up.stderr, /BGP sessions established/);
+  t.diagnostic(`lab up (2 sites x 2 racks x 1 host, 8 instances) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  assert.match(up.stderr, /BGP sessions established \(hosts, ToRs, spines, WAN\)/);
+  assert.match(up.stderr, /8 instances placed by the server \(seed 5\)/);
   assert.match(up.stdout, /^export WEFT_API=http:\/\/127\.0\.0\.1:\d+ WEFT_TOKEN=\S+$/m);
 
   const again = await weft(['lab', 'up', ...size], [1]);
@@ -36,28 +61,43 @@ test('weft lab: up, check, status, a killed daemon cleaned up by the next up, do
 
   const check = await weft(['lab', 'check', '--name', NAME], [1]);
   assert.equal(check.code, 0, check.stdout + check.stderr);
-  assert.match(check.stdout, /ok +reachability within tenants: 48\/48 pings answered/);
+  // 4 instances per tenant, spread over both sites: 2 x 4 x 3 ordered pairs, both families; 2 x 2 x 2 x 2 of them between sites.
+  assert.match(check.stdout, /ok +reachability within tenants: 48\/48 pings answered \(32 between sites\)/);
+  assert.match(check.stdout, /ok +overlay MTU 8950 across the underlay: 8950-byte packets, not fragmented: 4 answered \(t1vm1 \(s\d\) -> t1vm\d \(s\d\) v4/);
   assert.match(check.stdout, /ok +isolation between tenants/);
-  assert.match(check.stdout, /ok +no ARP, NDP or broadcast across the underlay/);
-  assert.match(check.stdout, /ok +VIP from outside the racks: 24\/24 .* answered by web1, web2/);
+  assert.match(check.stdout, /ok +no ARP, NDP or broadcast flooded across the underlay/);
+  assert.match(
+    check.stdout,
+    /ok +VIP from outside the racks: 24\/24 requests from a client behind the wan router answered by web1, web2 \(racks s1r\d, s1r\d\)/,
+  );
+  // 4 ToRs (a host and the spine each, 2 sessions per peer), 2 spines (2 racks, the WAN), the WAN (2 spines), both ends counted.
+  assert.match(check.stdout, /ok +BGP sessions \(ToRs to hosts and spines, spines to the WAN\): 32\/32 Established on 7 routers/);
   assert.match(check.stdout, /all checks passed/);
 
-  const status = JSON.parse((await weft(['-o', 'json', 'lab', 'status', '--name', NAME])).stdout) as {
-    status: string;
-    daemon: { pid: number };
-    api: string;
-    hosts: unknown[];
-  };
+  const status = JSON.parse((await weft(['-o', 'json', 'lab', 'status', '--name', NAME])).stdout) as Status;
   assert.equal(status.status, 'ready');
-  assert.equal(status.hosts.length, 4);
-  // The API is reachable from the machine with the printed token.
-  const hosts = await run(WEFT_BIN, ['--api', status.api, '--token', 'lab-admin-token-0123456789abcdef', '-o', 'json', 'host', 'list']);
-  assert.equal((JSON.parse(hosts.stdout) as unknown[]).length, 4);
+  assert.equal(status.shape.seed, 5);
+  assert.deepEqual(
+    status.hosts.map((h) => `${h.name}@${h.site}`),
+    ['s1r1h1@s1', 's1r2h1@s1', 's2r1h1@s2', 's2r2h1@s2'],
+  );
+  // Every tenant's instances are in both sites.
+  const siteOf = new Map(status.hosts.map((h) => [h.name, h.site]));
+  for (const t of ['t1', 't2'])
+    assert.deepEqual([...new Set(status.instances.filter((i) => i.name.startsWith(`${t}vm`)).map((i) => siteOf.get(i.host)))].sort(), ['s1', 's2'], t);
+  // The API is reachable from the machine with the printed token, and holds the lab's sites with their own pools.
+  const cli = (args: string[]) => run(WEFT_BIN, ['--api', status.api, '--token', 'lab-admin-token-0123456789abcdef', '-o', 'json', ...args]);
+  assert.equal((JSON.parse((await cli(['host', 'list'])).stdout) as unknown[]).length, 4);
+  const sites = JSON.parse((await cli(['site', 'list'])).stdout) as { name: string; underlayPool: string }[];
+  assert.deepEqual(sites.map((x) => `${x.name} ${x.underlayPool}`).sort(), ['s1 192.0.2.0/26', 's2 192.0.2.64/26']);
 
-  // The daemon dies: the next `up` removes what it left, then builds anew.
+  // The daemon dies: the next `up` removes what it left, then builds anew: the same lab, from the same seed.
   process.kill(status.daemon.pid, 'SIGKILL');
   await new Promise((r) => setTimeout(r, 200));
   await weft(['lab', 'up', ...size]);
+  const rebuilt = JSON.parse((await weft(['-o', 'json', 'lab', 'status', '--name', NAME])).stdout) as Status;
+  assert.deepEqual(rebuilt.instances, status.instances, 'the same seed places every instance on the same host with the same addresses');
+  assert.equal(rebuilt.vip, status.vip);
   assert.equal((await weft(['lab', 'check', '--name', NAME], [1])).code, 0);
 
   const down = await weft(['lab', 'down', '--name', NAME]);
