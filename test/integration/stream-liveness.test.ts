@@ -63,7 +63,9 @@ describe('push stream liveness', () => {
   test('a silent agent is closed and leaves the list; one that answers pings stays', async () => {
     const silent = rawAgent('h1', false);
     const alive = rawAgent('h2', true);
-    await new Promise((r) => setTimeout(r, 100));
+    // Both say hello (a fixed wait here failed on a loaded machine); the silent one must not be dropped before.
+    const up = Date.now() + 3000;
+    while (stream.status().length < 2 && !silent.closed() && Date.now() < up) await new Promise((r) => setTimeout(r, 10));
     assert.equal(stream.status().length, 2);
     const end = Date.now() + 3000;
     while (!silent.closed() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
