@@ -52,6 +52,49 @@ for (const dialect of DIALECTS) {
       assert.equal(await store.headVersion(), head);
     });
 
+    test('writes asked for together: one that throws keeps nothing, the others keep everything, versions stay gap-free', async () => {
+      const head = await store.headVersion();
+      const heard: number[] = [];
+      const unsubscribe = store.subscribe((_v, changes) => heard.push(...(changes ?? []).map((c) => c.version)));
+      const writes = Array.from({ length: 8 }, (_, i) =>
+        store.write(async (tx) => {
+          await tx.insert('tenants', tenantRow(`together${i}`));
+          const v = await tx.appendChange(change(100 + i), now());
+          // A unique violation in the store, and a plain error thrown by the use case.
+          if (i === 2) await tx.insert('tenants', { ...tenantRow(`together${i}`), id: 'clash' });
+          if (i === 5) throw new Error(`boom ${i}`);
+          return v;
+        }),
+      );
+      const results = await Promise.allSettled(writes);
+      unsubscribe();
+      assert.deepEqual(
+        results.map((r) => r.status),
+        ['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled'],
+      );
+      assert.equal(((results[2] as PromiseRejectedResult).reason as { code?: string }).code, 'E_CONFLICT');
+      assert.match(((results[5] as PromiseRejectedResult).reason as Error).message, /boom 5/);
+      const kept = await store.read((tx) => tx.all('tenants', { name: Array.from({ length: 8 }, (_, i) => `together${i}`) }));
+      assert.deepEqual(kept.map((t) => t.name).sort(), ['together0', 'together1', 'together3', 'together4', 'together6', 'together7']);
+      // (Which of them commits first is the store's business: PostgreSQL's lock is not first come, first served.)
+      const versions = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : [])).sort((a, b) => a - b);
+      assert.deepEqual(
+        versions,
+        Array.from({ length: 6 }, (_, i) => head + 1 + i),
+      );
+      const log = await store.changesSince(head, 100);
+      assert.deepEqual(
+        log.map((c) => c.version),
+        versions,
+      );
+      assert.deepEqual(log.map((c) => (c as Extract<Change, { host: unknown }>).host.hostId).sort(), ['h100', 'h101', 'h103', 'h104', 'h106', 'h107']);
+      assert.deepEqual(
+        heard.sort((a, b) => a - b),
+        versions,
+        'subscribers hear exactly the committed changes',
+      );
+    });
+
     test('unique violations surface as E_CONFLICT', async () => {
       await store.write((tx) => tx.insert('tenants', tenantRow('dup')));
       await assert.rejects(

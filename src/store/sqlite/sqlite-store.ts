@@ -4,7 +4,7 @@
 // Reads use a second, read-only connection: in WAL mode they see the last
 // commit without ever waiting for a write transaction in progress.
 import Database from 'better-sqlite3';
-import { CamelCasePlugin, CompiledQuery, type DatabaseConnection, Kysely, Migrator, SqliteDialect, SqliteDriver } from 'kysely';
+import { CamelCasePlugin, CompiledQuery, type DatabaseConnection, Kysely, Migrator, SqliteDialect, SqliteDriver, sql } from 'kysely';
 import type { LoggedChange } from '../../model/changes.js';
 import { migrations } from '../migrations/index.js';
 import { Repo } from '../repo.js';
@@ -26,6 +26,15 @@ class ImmediateSqliteDialect extends SqliteDialect {
   }
 }
 
+interface PendingWrite {
+  fn: (tx: Repo) => Promise<unknown>;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+}
+
+/** The most writes that share one COMMIT: bounds how long the first of them waits. */
+const MAX_BATCH = 64;
+
 export class SqliteStore implements Store {
   readonly dialect = 'sqlite' as const;
   readonly location: string;
@@ -33,9 +42,17 @@ export class SqliteStore implements Store {
   private readonly reader: Kysely<DB>;
   private readonly listeners = new Set<CommitListener>();
   private readonly cursorHints = new Map<string, bigint>();
-  private writeTail: Promise<void> = Promise.resolve();
+  private readonly pending: PendingWrite[] = [];
+  private draining = false;
+  /** Set by close(): called when the write queue has drained. */
+  private idle: (() => void) | null = null;
 
-  private constructor(path: string, db: Kysely<DB>, reader: Kysely<DB>) {
+  private constructor(
+    path: string,
+    private readonly sqlite: Database.Database,
+    db: Kysely<DB>,
+    reader: Kysely<DB>,
+  ) {
     this.location = `sqlite:${path}`;
     this.db = db;
     this.reader = reader;
@@ -56,37 +73,100 @@ export class SqliteStore implements Store {
     const db = new Kysely<DB>({ dialect: new ImmediateSqliteDialect({ database: cachingStatements(sqlite) }), plugins: [new CamelCasePlugin()] });
     await migrate(db, opts.upTo);
     // An in-memory database exists only on its own connection: read through it too.
-    if (path === ':memory:' || path === '') return new SqliteStore(path, db, db);
+    if (path === ':memory:' || path === '') return new SqliteStore(path, sqlite, db, db);
     const ro = new Database(path, { readonly: true });
     ro.pragma('busy_timeout = 10000');
     const reader = new Kysely<DB>({ dialect: new SqliteDialect({ database: cachingStatements(ro) }), plugins: [new CamelCasePlugin()] });
-    return new SqliteStore(path, db, reader);
+    return new SqliteStore(path, sqlite, db, reader);
   }
 
   /**
-   * Write transactions run one at a time, in the order they were asked for:
-   * Kysely's connection mutex wakes every waiter at once and lets a newcomer
-   * in ahead of them, which is not first come, first served.
+   * Write transactions run one at a time, in the order they were asked for
+   * (Kysely's connection mutex wakes every waiter at once and lets a newcomer
+   * in ahead of them, which is not first come, first served).
+   *
+   * Group commit: better-sqlite3 is synchronous, so the fsync of each COMMIT
+   * (synchronous = FULL) blocks the event loop, and it was most of a write's
+   * cost. Writes that queue up meanwhile run together in one SQLite
+   * transaction, each inside its own SAVEPOINT (one that throws is rolled
+   * back to it, alone), and share one COMMIT. None of them resolves before
+   * that COMMIT returns, so an acknowledged write is as durable as before.
    */
   write<T>(fn: (tx: Repo) => Promise<T>): Promise<T> {
-    const run = this.writeTail.then(() => this.writeNow(fn));
-    this.writeTail = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    return run;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+      if (!this.draining) {
+        this.draining = true;
+        // One turn of the event loop first: requests whose bytes arrived together join one batch.
+        setImmediate(() => void this.drain());
+      }
+    });
   }
 
-  private async writeNow<T>(fn: (tx: Repo) => Promise<T>): Promise<T> {
-    let repo: Repo | undefined;
-    const out = await this.db.transaction().execute(async (trx) => {
-      repo = new Repo(trx, this.cursorHints);
-      return fn(repo);
-    });
-    const appended = repo?.appended ?? [];
+  private async drain(): Promise<void> {
+    try {
+      while (this.pending.length > 0) await this.commitBatch(this.pending.splice(0, MAX_BATCH));
+    } finally {
+      this.draining = false;
+      this.idle?.();
+    }
+  }
+
+  private async commitBatch(batch: PendingWrite[]): Promise<void> {
+    const done: { w: PendingWrite; out: unknown; appended: LoggedChange[] }[] = [];
+    const failed: { w: PendingWrite; err: unknown }[] = [];
+    const retry: PendingWrite[] = [];
+    let aborted = false;
+    try {
+      await this.db.transaction().execute(async (trx) => {
+        if (batch.length === 1) {
+          // Alone: the transaction itself is the unit of rollback.
+          const w = batch[0] as PendingWrite;
+          const repo = new Repo(trx, this.cursorHints);
+          done.push({ w, out: await w.fn(repo), appended: repo.appended });
+          return;
+        }
+        for (const w of batch) {
+          await sql`savepoint w`.execute(trx);
+          const repo = new Repo(trx, this.cursorHints);
+          try {
+            const out = await w.fn(repo);
+            await sql`release w`.execute(trx);
+            done.push({ w, out, appended: repo.appended });
+          } catch (err) {
+            failed.push({ w, err });
+            if (!this.sqlite.inTransaction) {
+              // SQLite rolled the whole transaction back (I/O error, disk full):
+              // the writes that had succeeded in it are gone; they run again in the next one.
+              aborted = true;
+              retry.push(...done.map((d) => d.w), ...batch.slice(batch.indexOf(w) + 1));
+              done.length = 0;
+              throw err;
+            }
+            await sql`rollback to w`.execute(trx);
+            await sql`release w`.execute(trx);
+          }
+        }
+      });
+    } catch (err) {
+      if (!aborted) {
+        // The transaction as a whole failed (a lone write threw, or COMMIT did): nothing was kept.
+        for (const w of batch) if (!failed.some((f) => f.w === w)) failed.push({ w, err });
+        done.length = 0;
+      }
+    }
+    this.pending.unshift(...retry);
+    const appended = done.flatMap((d) => d.appended);
     const last = appended.at(-1);
-    if (last !== undefined) for (const l of this.listeners) l(last.version, appended);
-    return out;
+    let listenerError: { e: unknown } | null = null;
+    try {
+      if (last !== undefined) for (const l of this.listeners) l(last.version, appended);
+    } catch (e) {
+      // Committed, but the caller hears of it (as when each write had its own transaction).
+      listenerError = { e };
+    }
+    for (const d of done) listenerError ? d.w.reject(listenerError.e) : d.w.resolve(d.out);
+    for (const f of failed) f.w.reject(f.err);
   }
 
   read<T>(fn: (tx: Repo) => Promise<T>): Promise<T> {
@@ -118,7 +198,7 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     this.listeners.clear();
-    await this.writeTail;
+    if (this.draining) await new Promise<void>((r) => (this.idle = r));
     if (this.reader !== this.db) await this.reader.destroy();
     await this.db.destroy();
   }
