@@ -453,6 +453,39 @@ export async function lab(): Promise<Result[]> {
       });
       await settle();
     }
+
+    // 3. Live moves of an overlay VM with a ping every 10 ms running to it from another host (`weft lab move`):
+    // the API call, the VM's switch-over to the new host's interface, and every agent's part.
+    const vm = cloud.vms[0]?.name;
+    if (vm) {
+      const blackouts: number[] = [];
+      const moves: number[] = [];
+      let sent = 0;
+      let failed = 0;
+      for (let i = 0; i < 10; i++) {
+        const m = await cloud.move(vm);
+        blackouts.push(m.blackoutMs);
+        moves.push(m.moveMs);
+        sent += m.sent;
+        if (!m.ok) failed++;
+        await settle();
+      }
+      const b = sorted(blackouts);
+      tail.push({
+        bench: 'lab',
+        what: 'VM move: blackout (pings lost x 10 ms)',
+        hosts: hosts.length,
+        n: b.length,
+        seconds: '-',
+        totalMs: '-',
+        p50Ms: ms(percentile(b, 0.5)),
+        p99Ms: ms(percentile(b, 0.99)),
+        maxMs: ms(b.at(-1) as number),
+        afterLastApiMs: '-',
+        target: '<= 100',
+        detail: `${vm}, server-placed; ${sent} pings; move (API to every agent applied) p50 ${ms(percentile(sorted(moves), 0.5))} ms${failed ? `; ${failed} moves not ok` : ''}; ${load()}`,
+      });
+    }
   } finally {
     watch?.stop();
     downS = await down(cloud);
