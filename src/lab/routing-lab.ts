@@ -10,6 +10,7 @@ import { pool } from '../sys/pool.js';
 import { until } from '../sys/until.js';
 import { type BirdProcess, type BirdProtocol, enableL4Hashing, kernelRoute, kernelRoutesVia, linkEnds, protocols, startBird } from './bird.js';
 import { hostProtocol, type OriginateRoute, renderCoreConf, renderSpineConf, renderTorConf, renderWanConf } from './fabric.js';
+import type { LayoutSite } from './layout.js';
 import { hostAsn, torAsn, WAN_ASN } from './layout.js';
 import { type HostSpec, hostSpec, type InstanceView, OverlayLab, type PortView } from './overlay-lab.js';
 import { CORE, WAN } from './plan.js';
@@ -23,16 +24,8 @@ export const PUBLIC6 = '2001:db8:100::/48';
 /** The client's link to the top router (outside every site's pools). */
 export const CLIENT = { core4: '203.0.113.254/31', client4: '203.0.113.255/31', core6: '2001:db8:ff::1/64', client6: '2001:db8:ff::2/64' };
 
-/** A site of a lab of spines: its API pools and its spine. */
-export interface RoutingSite {
-  name: string;
-  /** The spine router's lab node. */
-  spine: string;
-  asn: number;
-  underlayPool: string;
-  public4: string;
-  public6: string;
-}
+/** A site of a lab of spines: its API pools and its spine (as `weft lab`'s layout plans it). */
+export type RoutingSite = LayoutSite;
 
 export interface RoutingLabOptions {
   name: string;
