@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
 import pg from 'pg';
 import type { Change } from '../../src/model/changes.js';
 import type { Store } from '../../src/store/store.js';
@@ -279,6 +280,36 @@ for (const dialect of DIALECTS) {
         await old.drop();
       }
     });
+
+    if (dialect === 'sqlite')
+      test('writes committed together: when SQLite aborts the whole transaction, the others run again and are kept', async () => {
+        // RAISE(ROLLBACK) in a trigger ends the transaction itself, as an I/O error or a full disk would.
+        const path = db.url.slice('sqlite:'.length);
+        const side = new Database(path);
+        side.exec(`create trigger abort_all before insert on tenants when new.name = 'abort-all' begin select raise(rollback, 'aborted by trigger'); end`);
+        side.close();
+        try {
+          const results = await Promise.allSettled(
+            ['kept-before', 'abort-all', 'kept-after'].map((name) =>
+              store.write(async (tx) => {
+                await tx.insert('tenants', tenantRow(name));
+                return name;
+              }),
+            ),
+          );
+          assert.deepEqual(
+            results.map((r) => r.status),
+            ['fulfilled', 'rejected', 'fulfilled'],
+          );
+          assert.match(((results[1] as PromiseRejectedResult).reason as Error).message, /aborted by trigger/);
+          const kept = await store.read((tx) => tx.all('tenants', { name: ['kept-before', 'abort-all', 'kept-after'] }));
+          assert.deepEqual(kept.map((t) => t.name).sort(), ['kept-after', 'kept-before']);
+        } finally {
+          const again = new Database(path);
+          again.exec('drop trigger abort_all');
+          again.close();
+        }
+      });
 
     if (dialect === 'postgres')
       test('connections PostgreSQL terminates are replaced, and do not crash the process', async () => {

@@ -32,8 +32,13 @@ interface PendingWrite {
   reject: (e: unknown) => void;
 }
 
-/** The most writes that share one COMMIT: bounds how long the first of them waits. */
-const MAX_BATCH = 64;
+/**
+ * The most writes that share one COMMIT. A group runs without yielding to
+ * the event loop (SVP lookups, the push stream wait for it), so this bounds
+ * that stall; 16 already spreads one fsync over enough writes to be a small
+ * part of each.
+ */
+const MAX_BATCH = 16;
 
 export class SqliteStore implements Store {
   readonly dialect = 'sqlite' as const;
