@@ -309,22 +309,9 @@ export async function lab(): Promise<Result[]> {
         for (const h of hosts) if (h.hostId !== p.hostId) want.set(key(h.name, dev, p.mac), gone ? null : (underlay.get(p.hostId) as string));
       return want;
     };
-    const seeds: InstanceView[] = [];
-    for (const h of hosts) seeds.push(await create(`seed-${h.name}`, h.name));
-    await w.until('the seeds', wantFor(seeds.map((s) => ({ mac: (s.ports[0] as { mac: string }).mac, hostId: s.hostId }))), 30_000);
-    // Each seed brought a VNI new to its host (a snapshot there): let the agents go idle before timing anything.
-    await new Promise((r) => setTimeout(r, 1000));
-
-    // 2. One change at a time: a new port, its move to another rack of its site, its delete.
-    const lat = { create: [] as number[], move: [] as number[], delete: [] as number[] };
-    const apiMs = { create: [] as number[], move: [] as number[], delete: [] as number[] };
-    const settle = () => new Promise((r) => setTimeout(r, 100));
-    let cpu = cpuMeter(cloud);
-    const load0 = load();
-    let slowest = { ms: 0, what: '' };
     // 0. Live moves of an overlay VM with a ping every 10 ms running to it from another host (`weft lab move`):
-    // the API call, the VM's switch-over to the new host's interface, and every agent's part. First, as the
-    // bench's own ports below have no interface, and a move waits until no agent has a port waiting for one.
+    // the API call, the VM's switch-over to the new host's interface, and every agent's part. First, before the
+    // bench's own ports (which never get an interface): a move waits until no agent has a port waiting for one.
     const vm = cloud.vms[0]?.name;
     if (vm) {
       const blackouts: number[] = [];
@@ -337,7 +324,7 @@ export async function lab(): Promise<Result[]> {
         moves.push(m.moveMs);
         sent += m.sent;
         if (!m.ok) failed++;
-        await settle();
+        await new Promise((r) => setTimeout(r, 100));
       }
       const b = sorted(blackouts);
       tail.push({
@@ -355,6 +342,19 @@ export async function lab(): Promise<Result[]> {
         detail: `${vm}, server-placed; ${sent} pings; move (API to every agent applied) p50 ${ms(percentile(sorted(moves), 0.5))} ms${failed ? `; ${failed} moves not ok` : ''}; ${load()}`,
       });
     }
+    const seeds: InstanceView[] = [];
+    for (const h of hosts) seeds.push(await create(`seed-${h.name}`, h.name));
+    await w.until('the seeds', wantFor(seeds.map((s) => ({ mac: (s.ports[0] as { mac: string }).mac, hostId: s.hostId }))), 30_000);
+    // Each seed brought a VNI new to its host (a snapshot there): let the agents go idle before timing anything.
+    await new Promise((r) => setTimeout(r, 1000));
+
+    // 2. One change at a time: a new port, its move to another rack of its site, its delete.
+    const lat = { create: [] as number[], move: [] as number[], delete: [] as number[] };
+    const apiMs = { create: [] as number[], move: [] as number[], delete: [] as number[] };
+    const settle = () => new Promise((r) => setTimeout(r, 100));
+    let cpu = cpuMeter(cloud);
+    const load0 = load();
+    let slowest = { ms: 0, what: '' };
     /** Sends one change, then waits until every remote kernel holds it; records its latency and API answer time. */
     const one = async <T>(kind: keyof typeof lat, what: string, send: () => Promise<T>, want: (answer: T) => Map<string, string | null>) => {
       const t0 = performance.now();
