@@ -371,9 +371,12 @@ export async function labDown(name: string): Promise<string> {
     while (isAlive(s.daemon) && Date.now() - t0 < 30_000) await new Promise((r) => setTimeout(r, 100));
     if (isAlive(s.daemon)) process.kill(s.daemon.pid, 'SIGKILL');
     cleanup(name);
+    // The daemon's log too: kept until now (a failed `up` points at it), it is the last file the lab made.
+    rmSync(logPath(name), { force: true });
     return `lab ${name} stopped and removed`;
   }
-  const left = s !== null || readLab(name) !== null || existsSync(socketPath(name));
+  const left = s !== null || readLab(name) !== null || existsSync(socketPath(name)) || existsSync(logPath(name));
   cleanup(name);
+  rmSync(logPath(name), { force: true });
   return left ? `lab ${name} was not running; removed what it left` : `lab ${name} is not up`;
 }

@@ -103,7 +103,7 @@ test('weft lab: up, check, status, a killed daemon cleaned up by the next up, do
   const down = await weft(['lab', 'down', '--name', NAME]);
   assert.match(down.stdout, /lab wlt stopped and removed/);
   assert.deepEqual(namespaces(), []);
-  for (const f of [`${NAME}.json`, `${NAME}.state`, `${NAME}.sock`]) assert.equal(existsSync(join(labDir(), f)), false, f);
+  for (const f of [`${NAME}.json`, `${NAME}.state`, `${NAME}.sock`, `${NAME}.log`]) assert.equal(existsSync(join(labDir(), f)), false, f);
   assert.doesNotMatch(execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }), /weft-bird-wlt-/, 'no BIRD of the lab left');
   assert.match((await weft(['lab', 'down', '--name', NAME])).stdout, /lab wlt is not up/);
 });
