@@ -212,6 +212,11 @@ function cpuMeter(cloud: Cloud): (per: number) => string {
 
 const load = () => `load ${loadavg()[0]?.toFixed(1)}`;
 const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
+/** A row's distribution columns: how many, p50, p99, max (ms). */
+const spread = (xs: number[]) => {
+  const s = sorted(xs);
+  return { n: s.length, p50Ms: ms(percentile(s, 0.5)), p99Ms: ms(percentile(s, 0.99)), maxMs: ms(s.at(-1) as number) };
+};
 
 const shapeOf = (o: CloudOptions) => `${o.sites}x${o.racksPerSite}x${o.hostsPerRack}`;
 const hostsOf = (o: CloudOptions) => o.sites * o.racksPerSite * o.hostsPerRack;
@@ -326,17 +331,13 @@ export async function lab(): Promise<Result[]> {
         if (!m.ok) failed++;
         await new Promise((r) => setTimeout(r, 100));
       }
-      const b = sorted(blackouts);
       tail.push({
         bench: 'lab',
         what: 'VM move: blackout (pings lost x 10 ms)',
         hosts: hosts.length,
-        n: b.length,
+        ...spread(blackouts),
         seconds: '-',
         totalMs: '-',
-        p50Ms: ms(percentile(b, 0.5)),
-        p99Ms: ms(percentile(b, 0.99)),
-        maxMs: ms(b.at(-1) as number),
         afterLastApiMs: '-',
         target: '<= 100',
         detail: `${vm}, server-placed; ${sent} pings; move (API to every agent applied) p50 ${ms(percentile(sorted(moves), 0.5))} ms${failed ? `; ${failed} moves not ok` : ''}; ${load()}`,
@@ -396,17 +397,13 @@ export async function lab(): Promise<Result[]> {
     }
     const changeCpu = cpu(3 * changes);
     const changeRow = (what: string, xs: number[], answers: number[]): Result => {
-      const s = sorted(xs);
       return {
         bench: 'lab',
         what,
         hosts: hosts.length,
-        n: xs.length,
+        ...spread(xs),
         seconds: '-',
         totalMs: '-',
-        p50Ms: ms(percentile(s, 0.5)),
-        p99Ms: ms(percentile(s, 0.99)),
-        maxMs: ms(s.at(-1) as number),
         afterLastApiMs: '-',
         target: 'p50 20, p99 50',
         detail: `${hosts.length - 1} remote hosts each; API answer p50 ${ms(percentile(sorted(answers), 0.5))} ms; ${changeCpu}; ${load0}`,

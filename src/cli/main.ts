@@ -593,10 +593,15 @@ lab
   .action(async (instance: string, o: { to?: string; name: string }) => {
     const { describeMove, labMove } = await import('../lab/daemon.js');
     const r = await labMove(o.name, instance, o.to);
-    if (globals().output === 'json') process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
-    else process.stdout.write(`${describeMove(r).join('\n')}\n`);
-    if (!r.ok) process.exitCode = 1;
+    labReport(r, describeMove);
   });
+/** A lab operation's report: as JSON with `-o json`, else its lines; exit 1 unless it completed. */
+function labReport<R extends { ok: boolean }>(r: R, describe: (r: R) => string[]): void {
+  if (globals().output === 'json') process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+  else process.stdout.write(`${describe(r).join('\n')}\n`);
+  if (!r.ok) process.exitCode = 1;
+}
+
 const faultKinds = new Argument(
   '<what>',
   'host: the hypervisor goes dark; backend: a VIP backend stops; link: only its underlay link; server: a `weft server` replica is killed',
@@ -613,9 +618,7 @@ lab
   .action(async (what: string, target: string | undefined, o: { silent?: boolean; name: string }) => {
     const { describeFault, labFault } = await import('../lab/daemon.js');
     const r = await labFault(o.name, 'fail', what, target ?? '', { silent: o.silent });
-    if (globals().output === 'json') process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
-    else process.stdout.write(`${describeFault(r).join('\n')}\n`);
-    if (!r.ok) process.exitCode = 1;
+    labReport(r, describeFault);
   });
 lab
   .command('heal')
@@ -626,9 +629,7 @@ lab
   .action(async (what: string, target: string | undefined, o: { name: string }) => {
     const { describeFault, labFault } = await import('../lab/daemon.js');
     const r = await labFault(o.name, 'heal', what, target ?? '');
-    if (globals().output === 'json') process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
-    else process.stdout.write(`${describeFault(r).join('\n')}\n`);
-    if (!r.ok) process.exitCode = 1;
+    labReport(r, describeFault);
   });
 lab
   .command('evacuate <host>')
@@ -639,9 +640,7 @@ lab
   .action(async (host: string, o: { name: string }) => {
     const { describeEvacuation, labEvacuate } = await import('../lab/daemon.js');
     const r = await labEvacuate(o.name, host);
-    if (globals().output === 'json') process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
-    else process.stdout.write(`${describeEvacuation(r).join('\n')}\n`);
-    if (!r.ok) process.exitCode = 1;
+    labReport(r, describeEvacuation);
   });
 lab
   .command('down')
