@@ -51,8 +51,8 @@ class FdbWatch {
   static async start(cloud: Cloud): Promise<FdbWatch> {
     const w = new FdbWatch(cloud);
     try {
-      const { lab } = cloud.r.c;
-      for (const h of cloud.r.c.hosts.values()) {
+      const { lab } = cloud.routing.overlay;
+      for (const h of cloud.routing.overlay.hosts.values()) {
         const p = lab.spawn(h.lab.ns, 'bridge', ['monitor', 'fdb'], { stdio: ['ignore', 'pipe', 'ignore'] });
         w.procs.push(p);
         let rest = '';
@@ -66,7 +66,7 @@ class FdbWatch {
           if (!w.stopped) w.failure = new Error(`bridge monitor fdb in ${h.lab.ns} exited (${code ?? sig})`);
         });
       }
-      await Promise.all([...cloud.r.c.hosts.values()].map((h) => w.probe(h.name, h.lab.ns)));
+      await Promise.all([...cloud.routing.overlay.hosts.values()].map((h) => w.probe(h.name, h.lab.ns)));
       return w;
     } catch (e) {
       w.stop();
@@ -76,7 +76,7 @@ class FdbWatch {
 
   /** Adds entries on the probe bridge until the host's monitor reports one. */
   private async probe(host: string, ns: string): Promise<void> {
-    const { lab } = this.cloud.r.c;
+    const { lab } = this.cloud.routing.overlay;
     await lab.exec(ns, 'ip', ['link', 'add', PROBE_DEV, 'type', 'bridge']);
     for (let i = 1; i < 100; i++) {
       const mac = `02:00:00:00:be:${i.toString(16).padStart(2, '0')}`;
@@ -199,14 +199,17 @@ function cpuMs(pids: (number | undefined)[]): { own: number; children: number } 
 
 /** CPU used by the server and by all agents since the last call, per `per` (changes or ports). */
 function cpuMeter(cloud: Cloud): (per: number) => string {
-  const read = () => ({ server: cpuMs([cloud.r.c.server.proc.pid]), agents: cpuMs([...cloud.r.c.hosts.values()].map((h) => h.agent?.pid)) });
+  const read = () => ({
+    server: cpuMs([cloud.routing.overlay.server.proc.pid]),
+    agents: cpuMs([...cloud.routing.overlay.hosts.values()].map((h) => h.agent?.pid)),
+  });
   const a = read();
   return (per) => {
     const b = read();
     const server = (b.server.own + b.server.children - a.server.own - a.server.children) / per;
     const own = (b.agents.own - a.agents.own) / per;
     const children = (b.agents.children - a.agents.children) / per;
-    return `CPU per item: server ${ms(server)} ms, ${cloud.r.c.hosts.size} agents ${ms(own + children)} ms (${ms(children)} in their iproute2/nft children)`;
+    return `CPU per item: server ${ms(server)} ms, ${cloud.routing.overlay.hosts.size} agents ${ms(own + children)} ms (${ms(children)} in their iproute2/nft children)`;
   };
 }
 
@@ -284,8 +287,8 @@ export async function lab(): Promise<Result[]> {
   let watch: FdbWatch | null = null;
   let downS = 0;
   try {
-    const { api } = cloud.r;
-    const hosts = [...cloud.r.c.hosts.values()];
+    const { api } = cloud.routing;
+    const hosts = [...cloud.routing.overlay.hosts.values()];
     const underlay = new Map(hosts.map((h) => [h.hostId, h.lab.underlayIp]));
     // Room for the burst's instances (64 cpus per host would stop it at about 500).
     for (const h of hosts) await api.patch(`/v1/hosts/${h.hostId}`, { capacity: { cpus: 4096, memoryMb: 262144, diskGb: 4000 } });

@@ -9,7 +9,7 @@ import { until } from '../src/sys/until.js';
 import { percentile, type Result } from './report.js';
 
 const backend = (r: RoutingLab, vm: RoutedVm): ChildProcess =>
-  r.c.lab.spawn(vm.ns, process.execPath, ['-e', `require('http').createServer((q,s)=>s.end('ok')).listen(8080,'::')`], { stdio: 'ignore' });
+  r.overlay.lab.spawn(vm.ns, process.execPath, ['-e', `require('http').createServer((q,s)=>s.end('ok')).listen(8080,'::')`], { stdio: 'ignore' });
 
 /** Polls `cond` every 2 ms; resolves with the elapsed ms since `t0`. */
 async function timeUntil(what: string, t0: number, cond: () => Promise<boolean>, ms = 15_000): Promise<number> {
@@ -39,7 +39,7 @@ export async function routing(): Promise<Result[]> {
     let s1 = backend(r, b1);
     backend(r, b2);
     const rows: Result[] = [];
-    const h1 = r.c.host('h1').lab.underlayIp;
+    const h1 = r.overlay.host('h1').lab.underlayIp;
     for (const [label, check] of [
       ['100ms x fall 2', { intervalMs: 100, rise: 2, fall: 2 }],
       ['default (200ms x fall 2)', {}],
@@ -82,17 +82,17 @@ export async function routing(): Promise<Result[]> {
 
     // BFD: silence h1 at the ToR (drop everything it sends), time until the ToR's route loses it.
     const prefix = `${b1.port.ipv4}/32`;
-    const tor = r.c.lab.ns('r1');
+    const tor = r.overlay.lab.ns('r1');
     const bfd: number[] = [];
     await r.established();
     for (let i = 0; i < Math.min(rounds, 3); i++) {
       await until('h1 routed', async () => (await r.nextHops('r1', prefix)).join() === h1, 90_000);
       const t0 = performance.now();
-      await r.c.lab.exec(tor, 'nft', ['-f', '-'], {
+      await r.overlay.lab.exec(tor, 'nft', ['-f', '-'], {
         input: 'table netdev wbench {\n  chain in {\n    type filter hook ingress device "h1" priority 0; policy drop;\n  }\n}\n',
       });
       bfd.push(await timeUntil('BFD detection', t0, async () => (await r.nextHops('r1', prefix)).length === 0, 30_000));
-      await r.c.lab.exec(tor, 'nft', ['delete', 'table', 'netdev', 'wbench']);
+      await r.overlay.lab.exec(tor, 'nft', ['delete', 'table', 'netdev', 'wbench']);
     }
     bfd.sort((a, b) => a - b);
     rows.push({

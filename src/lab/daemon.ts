@@ -123,22 +123,33 @@ export async function runDaemon(o: CloudOptions): Promise<void> {
     process.exit(1);
   }
   const c = cloud;
-  state.api = c.r.c.server.url;
-  state.hosts = [...c.r.c.hosts.values()].map((h) => ({ name: h.name, site: h.site, rack: h.lab.rack, ns: h.lab.ns, underlayIp: h.lab.underlayIp }));
+  state.api = c.routing.overlay.server.url;
+  state.hosts = [...c.routing.overlay.hosts.values()].map((h) => ({
+    name: h.name,
+    site: h.site,
+    rack: h.lab.rack,
+    ns: h.lab.ns,
+    underlayIp: h.lab.underlayIp,
+  }));
   state.sites = c.layout.sites.map((x) => ({ name: x.name, spine: x.spine, underlayPool: x.underlayPool, public4: x.public4, public6: x.public6 }));
   state.instances = c.instances();
   state.vip = c.vip;
-  state.db = String(redactDb(c.r.c.db));
-  const servers = () => c.r.c.servers.map((x) => ({ n: x.n, api: x.url, mgmt: x.ip, pid: x.proc?.proc.pid ?? null, up: x.proc !== null }));
+  state.db = String(redactDb(c.routing.overlay.db));
+  const servers = () => c.routing.overlay.servers.map((x) => ({ n: x.n, api: x.url, mgmt: x.ip, pid: x.proc?.proc.pid ?? null, up: x.proc !== null }));
   state.servers = servers();
   state.status = 'ready';
   writeState(state);
   /** Which replica each agent is on now (each agent's /healthz, 2 s at most). */
   const agents = async () =>
     Promise.all(
-      [...c.r.c.hosts.values()].map(async (h) => {
-        const a = h.agent ? await c.r.c.health(h.name).catch(() => null) : null;
-        return { host: h.name, connected: a?.connected === true, server: a?.connected ? c.r.c.serverAt(a.server) : null, version: a?.version ?? null };
+      [...c.routing.overlay.hosts.values()].map(async (h) => {
+        const a = h.agent ? await c.routing.overlay.health(h.name).catch(() => null) : null;
+        return {
+          host: h.name,
+          connected: a?.connected === true,
+          server: a?.connected ? c.routing.overlay.serverAt(a.server) : null,
+          version: a?.version ?? null,
+        };
       }),
     );
 

@@ -65,15 +65,16 @@ export class RoutingLab {
   readonly routed = new Map<string, RoutedVm>();
 
   private constructor(
-    readonly c: OverlayLab,
+    /** The overlay lab underneath: the namespaces, the server, the agents and their VMs. */
+    readonly overlay: OverlayLab,
     /** The top router's node: `core`, or `wan` in a lab of sites. */
     readonly top: string,
   ) {
-    this.clientNs = c.lab.ns('client');
+    this.clientNs = overlay.lab.ns('client');
   }
 
   static async start(o: RoutingLabOptions): Promise<RoutingLab> {
-    const c = await OverlayLab.start({
+    const overlay = await OverlayLab.start({
       name: o.name,
       hosts: o.hosts,
       ...(o.sites
@@ -83,19 +84,19 @@ export class RoutingLab {
       startAgents: false,
       db: o.db,
     });
-    o.progress?.(`${c.lab.nodeCount()} namespaces and their links, the server, sites, racks and hosts in the API`);
-    const r = new RoutingLab(c, o.sites ? WAN : CORE);
+    o.progress?.(`${overlay.lab.nodeCount()} namespaces and their links, the server, sites, racks and hosts in the API`);
+    const routing = new RoutingLab(overlay, o.sites ? WAN : CORE);
     try {
-      await r.fabric(o);
-      return r;
+      await routing.fabric(o);
+      return routing;
     } catch (e) {
-      await r.destroy();
+      await routing.destroy();
       throw e;
     }
   }
 
   get api() {
-    return this.c.api;
+    return this.overlay.api;
   }
 
   /**
@@ -104,10 +105,10 @@ export class RoutingLab {
    * the agents.
    */
   private async fabric(o: RoutingLabOptions): Promise<void> {
-    const { lab } = this.c;
+    const { lab } = this.overlay;
     const specs = o.hosts.map(hostSpec);
     const racks = [...new Set(specs.map((h) => h.rack))];
-    const hostList = [...this.c.hosts.values()];
+    const hostList = [...this.overlay.hosts.values()];
     const sites = o.sites ?? [];
     const asnOf = new Map<string, number>([
       [this.top, CORE_ASN],
@@ -162,14 +163,14 @@ export class RoutingLab {
         // One session per family, as the ToR has.
         for (const neighbor of [h.lab.gatewayIp, h.lab.gatewayIp6])
           await this.api.post('/v1/peers', { host: h.name, neighbor, remoteAsn: asnOf.get(h.lab.rack), bfd: o.bfd === true, ...o.peer?.(h.name) });
-        this.c.agentArgs.set(h.name, [
+        this.overlay.agentArgs.set(h.name, [
           '--bird-socket',
           bird.socket,
           '--bird-conf',
           bird.confPath,
           '--bfd-interval',
           '100',
-          ...(o.agentFlags?.(h.name, this.c.dir) ?? []),
+          ...(o.agentFlags?.(h.name, this.overlay.dir) ?? []),
         ]);
       }),
     );
@@ -177,13 +178,13 @@ export class RoutingLab {
     // Four at a time: each start is CPU-bound (node and its TypeScript loader), and each has its own 30 s to connect.
     await pool(
       4,
-      hostList.map((h) => () => this.c.startAgent(h.name)),
+      hostList.map((h) => () => this.overlay.startAgent(h.name)),
     );
     o.progress?.(`${hostList.length} agents connected`);
   }
 
   private async makeClient(): Promise<void> {
-    const { lab } = this.c;
+    const { lab } = this.overlay;
     const ns = this.clientNs;
     // A lab node like any other (recorded and removed with the lab); it only needs a default route.
     await lab.addRouter('client');
@@ -223,13 +224,13 @@ export class RoutingLab {
   /** The routers between a rack and the client, bottom up: the ToR, its spine (a lab of sites), the top router. */
   pathUp(rack: string): string[] {
     const path = [rack];
-    for (let n = this.c.lab.parentOf(rack); n !== undefined; n = this.c.lab.parentOf(n)) path.push(n);
+    for (let n = this.overlay.lab.parentOf(rack); n !== undefined; n = this.overlay.lab.parentOf(n)) path.push(n);
     return path;
   }
 
   /** The next hops (gateway addresses) of the kernel route for `prefix` on router `router` (a rack, a spine, `core` or `wan`). */
   async nextHops(router: string, prefix: string): Promise<string[]> {
-    return (await kernelRoute(this.c.lab, router, prefix)).map((h) => h.via).sort();
+    return (await kernelRoute(this.overlay.lab, router, prefix)).map((h) => h.via).sort();
   }
 
   /**
@@ -241,13 +242,13 @@ export class RoutingLab {
     const inst = await this.api.post<InstanceView>('/v1/instances', {
       tenant: o.tenant,
       name,
-      site: this.c.host(o.host).site,
+      site: this.overlay.host(o.host).site,
       host: o.host,
       size: 'small',
       ports: [{ network: o.network }],
     });
     const port = inst.ports[0] as PortView;
-    const vm = await this.c.lab.addVm(o.host, {
+    const vm = await this.overlay.lab.addVm(o.host, {
       name,
       ifname: portIfname(port.id),
       mac: port.mac,
@@ -270,20 +271,20 @@ export class RoutingLab {
     const v = this.routed.get(name);
     if (!v) throw new Error(`no routed vm ${name}`);
     v.instance = await this.api.post<InstanceView>(`/v1/instances/${v.instance.id}/migrate`, to ? { target: to } : {});
-    const host = this.c.hostName(v.instance.hostId);
-    await this.c.lab.moveVm(name, host, portIfname(v.port.id));
+    const host = this.overlay.hostName(v.instance.hostId);
+    await this.overlay.lab.moveVm(name, host, portIfname(v.port.id));
     await this.gateways(v.ns);
     return host;
   }
 
   /** The prefixes router `router` routes through its link to `node` (a host of its rack, or a router below it). */
   routesVia(router: string, node: string): Promise<string[]> {
-    return kernelRoutesVia(this.c.lab, router, node);
+    return kernelRoutesVia(this.overlay.lab, router, node);
   }
 
   /** Host `name`'s two sessions (over IPv4, over IPv6) as its ToR sees them. */
   async hostSessions(name: string): Promise<BirdProtocol[]> {
-    const tor = this.tors.get(this.c.host(name).lab.rack) as BirdProcess;
+    const tor = this.tors.get(this.overlay.host(name).lab.rack) as BirdProcess;
     const want = [hostProtocol(name, 4), hostProtocol(name, 6)];
     return (await protocols(tor)).filter((p) => want.includes(p.name));
   }
@@ -309,9 +310,9 @@ export class RoutingLab {
     const old = this.birds.get(name);
     if (!old) throw new Error(`no bird on host ${name}`);
     await old.stop();
-    const bird = await startBird(this.c.lab, this.c.host(name).lab.ns, readFileSync(old.confPath, 'utf8'), { name: 'host' });
+    const bird = await startBird(this.overlay.lab, this.overlay.host(name).lab.ns, readFileSync(old.confPath, 'utf8'), { name: 'host' });
     this.birds.set(name, bird);
-    const args = [...(this.c.agentArgs.get(name) ?? [])];
+    const args = [...(this.overlay.agentArgs.get(name) ?? [])];
     for (const [flag, value] of [
       ['--bird-socket', bird.socket],
       ['--bird-conf', bird.confPath],
@@ -320,17 +321,17 @@ export class RoutingLab {
       if (i >= 0) args[i + 1] = value;
       else args.push(flag, value);
     }
-    this.c.agentArgs.set(name, args);
+    this.overlay.agentArgs.set(name, args);
   }
 
   private async gateways(ns: string): Promise<void> {
-    await this.c.lab.exec(ns, 'ip', ['-batch', '-'], {
+    await this.overlay.lab.exec(ns, 'ip', ['-batch', '-'], {
       input: 'route add 169.254.0.1 dev eth0\nroute add default via 169.254.0.1 dev eth0\nroute add ::/0 via fe80::1 dev eth0\n',
     });
   }
 
   async destroy(): Promise<void> {
     for (const b of [...this.birds.values(), ...this.fabricBirds().values()]) await b.stop().catch(() => undefined);
-    await this.c.destroy();
+    await this.overlay.destroy();
   }
 }

@@ -18,7 +18,7 @@ const root = process.getuid?.() === 0;
 /** A tiny HTTP server in a VM namespace answering its own name on port 8080. */
 function backend(r: RoutingLab, vm: RoutedVm): ChildProcess {
   const code = `require('http').createServer((q,s)=>{s.end(${JSON.stringify(vm.name)})}).listen(8080,'::')`;
-  return r.c.lab.spawn(vm.ns, process.execPath, ['-e', code], { stdio: 'ignore' });
+  return r.overlay.lab.spawn(vm.ns, process.execPath, ['-e', code], { stdio: 'ignore' });
 }
 
 /** `n` HTTP GETs from the client to `url`, each on a new connection; returns the answers. */
@@ -50,7 +50,7 @@ describe('routing: BGP from every hypervisor through BIRD', { skip: root ? false
       ],
       bfd: true,
     });
-    for (const x of r.c.hosts.values()) h.set(x.name, x.lab.underlayIp);
+    for (const x of r.overlay.hosts.values()) h.set(x.name, x.lab.underlayIp);
     await r.api.post('/v1/tenants', { name: 'acme' });
     await r.api.post('/v1/networks', { tenant: 'acme', name: 'pub', kind: 'routed', site: 'lab' });
     b1 = await r.routedVm('b1', { tenant: 'acme', network: 'pub', host: 'h1' });
@@ -69,7 +69,7 @@ describe('routing: BGP from every hypervisor through BIRD', { skip: root ? false
   after(async () => {
     if (process.env.WEFT_DEBUG) {
       const h1 = r?.birds.get('h1');
-      process.stdout.write(`${r?.c.logs()}\n${await r?.tors.get('r1')?.birdc(['show', 'protocols', 'all'])}\n`);
+      process.stdout.write(`${r?.overlay.logs()}\n${await r?.tors.get('r1')?.birdc(['show', 'protocols', 'all'])}\n`);
       process.stdout.write(`${await h1?.birdc(['show', 'protocols', 'all'])}\n${(await import('node:fs')).readFileSync(h1?.confPath ?? '', 'utf8')}\n`);
     }
     await r?.destroy();
@@ -93,7 +93,7 @@ describe('routing: BGP from every hypervisor through BIRD', { skip: root ? false
   test('the ToR holds one ECMP next hop per host with a healthy backend, and traffic from outside reaches both', async () => {
     await until('two next hops', async () => (await r.nextHops('r1', `${vip}/32`)).length === 2, 15_000);
     assert.deepEqual(await r.nextHops('r1', `${vip}/32`), [h.get('h1'), h.get('h2')].sort());
-    assert.deepEqual(await r.nextHops('core', `${vip}/32`), [(await rackUplink(r.c.lab, 'r1')).rack.ipv4], 'the core routes it to r1');
+    assert.deepEqual(await r.nextHops('core', `${vip}/32`), [(await rackUplink(r.overlay.lab, 'r1')).rack.ipv4], 'the core routes it to r1');
     const answers = await fetchMany(r, `http://${vip}:8080/`, 24);
     assert.ok(
       answers.every((a) => a === 'b1' || a === 'b2'),
@@ -135,9 +135,9 @@ describe('routing: BGP from every hypervisor through BIRD', { skip: root ? false
         await new Promise((res) => setTimeout(res, 20));
       }
     })();
-    await r.c.killAgent('h1');
+    await r.overlay.killAgent('h1');
     await new Promise((res) => setTimeout(res, 500));
-    await r.c.startAgent('h1');
+    await r.overlay.startAgent('h1');
     await new Promise((res) => setTimeout(res, 1500));
     sampling = false;
     await sampler;
@@ -148,7 +148,7 @@ describe('routing: BGP from every hypervisor through BIRD', { skip: root ? false
     const ip4 = b2.port.ipv4 as string;
     const ip6 = b2.port.ipv6 as string;
     await until('b2 routed via h2', async () => (await r.nextHops('r1', `${ip4}/32`)).join() === h.get('h2'), 10_000);
-    const v6 = await kernelRoute(r.c.lab, 'r1', `${ip6}/128`);
+    const v6 = await kernelRoute(r.overlay.lab, 'r1', `${ip6}/128`);
     assert.equal(v6.length, 1);
     const ping = await run('ping', ['-c', '2', '-i', '0.2', '-W', '1', ip4], { netns: r.clientNs, okCodes: [1] });
     assert.match(ping.stdout, / 0% packet loss/, ping.stdout);
@@ -161,7 +161,7 @@ describe('routing: BGP from every hypervisor through BIRD', { skip: root ? false
       10_000,
     );
     assert.deepEqual(await r.nextHops('r2', `${ip4}/32`), [h.get('h3')]);
-    assert.equal((await kernelRoute(r.c.lab, 'r2', `${ip6}/128`)).length, 1);
+    assert.equal((await kernelRoute(r.overlay.lab, 'r2', `${ip6}/128`)).length, 1);
     await until(
       'b2 answers ping on h3',
       async () => / 0% packet loss/.test((await run('ping', ['-c', '1', '-W', '1', ip4], { netns: r.clientNs, okCodes: [1] })).stdout),
@@ -213,7 +213,7 @@ describe('routing: what a host accepts from its upstreams', { skip: root ? false
     await r?.destroy();
   });
 
-  const route = async (host: string, prefix: string) => (await kernelRoute(r.c.lab, host, prefix)).length > 0;
+  const route = async (host: string, prefix: string) => (await kernelRoute(r.overlay.lab, host, prefix)).length > 0;
 
   test('full table: valid and unknown-origin routes reach the kernel; bogons, RPKI-invalid and too-long ones do not', async () => {
     await until('the valid route', () => route('h1', valid), 20_000);
@@ -223,32 +223,36 @@ describe('routing: what a host accepts from its upstreams', { skip: root ? false
     const bird = r.birds.get('h1');
     assert.ok(bird);
     const peers = await r.api.get<{ items: { id: string; neighbor: string }[] }>('/v1/peers?host=h1');
-    const v4 = peers.items.find((p) => p.neighbor === r.c.host('h1').lab.gatewayIp);
+    const v4 = peers.items.find((p) => p.neighbor === r.overlay.host('h1').lab.gatewayIp);
     assert.ok(v4);
     const received = await bird.birdc(['show', 'route', 'import', 'table', `${protocolName(v4.id)}.ipv4`]);
     for (const p of [invalid, tooLong, ...bogons]) assert.ok(received.includes(p), `${p} was received (and then filtered): ${received}`);
   });
 
   test('a peer sending more than its max-prefix is cut, and the agent reports it to the API', async () => {
-    const h2 = r.c.host('h2').hostId;
+    const h2 = r.overlay.host('h2').hostId;
     await until(
       'h2 reports the session down for its limit',
       async () => {
         const a = await r.api.get<{
           items: { hostId: string; routing: { sessions: { neighbor: string | null; established: boolean; lastError: string | null }[] } | null }[];
         }>('/v1/agents');
-        const s = a.items.find((i) => i.hostId === h2)?.routing?.sessions.find((x) => x.neighbor === r.c.host('h2').lab.gatewayIp);
+        const s = a.items.find((i) => i.hostId === h2)?.routing?.sessions.find((x) => x.neighbor === r.overlay.host('h2').lab.gatewayIp);
         return s !== undefined && !s.established && /limit/i.test(s.lastError ?? '');
       },
       20_000,
     );
     for (const p of leak) assert.equal(await route('h2', p), false);
-    const metrics = await r.c.metrics('h2');
-    assert.match(metrics, new RegExp(`weft_bgp_session_up\\{[^}]*neighbor="${r.c.host('h2').lab.gatewayIp}"[^}]*\\} 0`));
-    assert.match(metrics, new RegExp(`weft_bgp_session_up\\{[^}]*neighbor="${r.c.host('h2').lab.gatewayIp6}"[^}]*\\} 1`), 'the IPv6 session is unaffected');
+    const metrics = await r.overlay.metrics('h2');
+    assert.match(metrics, new RegExp(`weft_bgp_session_up\\{[^}]*neighbor="${r.overlay.host('h2').lab.gatewayIp}"[^}]*\\} 0`));
+    assert.match(
+      metrics,
+      new RegExp(`weft_bgp_session_up\\{[^}]*neighbor="${r.overlay.host('h2').lab.gatewayIp6}"[^}]*\\} 1`),
+      'the IPv6 session is unaffected',
+    );
     // h1 received 7 IPv4 routes and accepted 3 (default, valid, unknown); the agent reads BIRD every 2 s.
     await until('h1 route counts', async () => {
-      const m = await r.c.metrics('h1');
+      const m = await r.overlay.metrics('h1');
       return /weft_bgp_routes\{[^}]*family="ipv4",kind="received"\} 7\n/.test(m) && /weft_bgp_routes\{[^}]*family="ipv4",kind="accepted"\} 3\n/.test(m);
     });
   });
