@@ -2,6 +2,7 @@
 // REST API (`weft site|host|... create|get|list|delete`). Errors print as
 // `error: <message>` with a non-zero exit; --debug adds the stack.
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
+import { FAULT_HELP, FAULT_KIND_RULE, FAULT_KINDS, isFaultKind } from '../lab/faults/index.js';
 import { DEFAULT_CLOUD } from '../lab/plan.js';
 import { WeftError } from '../model/errors.js';
 import { PLACEMENT_POLICIES, type Role } from '../model/types.js';
@@ -602,10 +603,11 @@ function labReport<R extends { ok: boolean }>(r: R, describe: (r: R) => string[]
   if (!r.ok) process.exitCode = 1;
 }
 
-const faultKinds = new Argument(
-  '<what>',
-  'host: the hypervisor goes dark; backend: a VIP backend stops; link: only its underlay link; server: a `weft server` replica is killed',
-).choices(['host', 'backend', 'link', 'server']);
+// The kinds and their help come from the lab's table of faults (src/lab/faults): a kind added there is offered here.
+const faultKinds = new Argument('<what>', FAULT_HELP).choices(FAULT_KINDS).argParser((v: string) => {
+  if (!isFaultKind(v)) throw new InvalidArgumentError(FAULT_KIND_RULE);
+  return v;
+});
 lab
   .command('fail')
   .description(
