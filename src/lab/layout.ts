@@ -2,6 +2,7 @@
 // names, ASNs, underlay links and address pools, and every choice the seed
 // makes (the order instances are created in, the racks of the VIP backends).
 import { invalid } from '../model/errors.js';
+import { mulberry32 } from '../model/prng.js';
 import { MAX_P2P_LINKS } from './plan.js';
 
 /** The size of the cloud and its seed (see `cloudLayout`). */
@@ -103,21 +104,6 @@ export function checkShape<T extends CloudShape>(o: T): T {
   return o;
 }
 
-/**
- * A pseudo-random generator (mulberry32) of floats in [0, 1): the same seed
- * gives the same sequence on every machine and Node version.
- */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** A copy of `xs` in an order drawn from `next` (Fisher-Yates). */
 export function shuffle<T>(xs: readonly T[], next: () => number): T[] {
   const out = [...xs];
@@ -146,8 +132,8 @@ export function shuffle<T>(xs: readonly T[], next: () => number): T[] {
 export function cloudLayout(shape: CloudShape): CloudLayout {
   const o = checkShape({ ...shape });
   // Two streams, so the backends' racks do not change with the number of instances.
-  const orderRng = rng(o.seed);
-  const rackRng = rng((o.seed ^ 0x9e3779b9) >>> 0);
+  const orderRng = mulberry32(o.seed);
+  const rackRng = mulberry32((o.seed ^ 0x9e3779b9) >>> 0);
   const blockBits = o.sites === 1 ? 6 : o.sites === 2 ? 5 : 4;
   const block = 1 << blockBits;
   const sites: LayoutSite[] = [];

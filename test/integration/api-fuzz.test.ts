@@ -3,20 +3,9 @@
 // server keeps serving. Seeded, so a failure reproduces.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { mulberry32 } from '../../src/model/prng.js';
 import { ADMIN_SECRET, smallCloud, startTestApi, type TestApi } from '../support/api.js';
 import { DIALECTS } from '../support/stores.js';
-
-/** mulberry32: a small seeded PRNG. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const VALID: Record<string, Record<string, unknown>> = {
   '/v1/sites': { name: 'fz', underlayPool: '198.51.100.0/24', ipv4Pools: ['198.51.100.0/25'], ipv6Block: '2001:db8:f::/48' },
@@ -77,7 +66,7 @@ for (const dialect of DIALECTS)
     after(() => api?.close());
 
     test('mutated bodies to every create route never produce a 500', async () => {
-      const r = rng(20261121);
+      const r = mulberry32(20261121);
       const statuses = new Map<number, number>();
       for (let i = 0; i < 700; i++) {
         const [path, valid] = Object.entries(VALID)[i % Object.keys(VALID).length] as [string, Record<string, unknown>];
@@ -107,7 +96,7 @@ for (const dialect of DIALECTS)
     });
 
     test('random query strings and path ids never produce a 500', async () => {
-      const r = rng(7);
+      const r = mulberry32(7);
       for (let i = 0; i < 200; i++) {
         const kind = ['sites', 'hosts', 'networks', 'instances', 'ports', 'vips', 'peers', 'tokens', 'changes'][i % 9] as string;
         const junk = encodeURIComponent(String(WEIRD[Math.floor(r() * WEIRD.length)]));
