@@ -6,10 +6,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startPgCluster } from '../scripts/pg-cluster.js';
 import { ApiClient } from '../src/cli/client.js';
 import { startServerProcess } from '../src/lab/server-process.js';
 import type { Host, Instance, Port } from '../src/model/types.js';
-import { startPgCluster } from '../test/support/pg-cluster.js';
 import { percentile, procStat, type Result } from './report.js';
 
 const TOKEN = 'bench-admin-token-0123456789abcdef';

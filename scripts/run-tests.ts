@@ -4,7 +4,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { startPgCluster } from '../test/support/pg-cluster.js';
+import { startPgCluster } from './pg-cluster.js';
 
 const root = join(import.meta.dirname, '..');
 const only = process.argv.slice(2);

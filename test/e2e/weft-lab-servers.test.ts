@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
+import { findPgBin, type PgCluster, startPgCluster } from '../../scripts/pg-cluster.js';
 import { ApiClient } from '../../src/cli/client.js';
 import { parseIpRoutes } from '../../src/lab/bird.js';
 import type { EvacuationReport, FaultReport } from '../../src/lab/cloud.js';
@@ -14,7 +15,6 @@ import type { LabState } from '../../src/lab/daemon.js';
 import { LAB_ADMIN_TOKEN } from '../../src/lab/overlay-lab.js';
 import { WEFT_BIN } from '../../src/lab/server-process.js';
 import { run } from '../../src/sys/exec.js';
-import { findPgBin, type PgCluster, startPgCluster } from '../support/pg-cluster.js';
 
 const root = process.getuid?.() === 0;
 const weft = (args: string[], okCodes: number[] = []) => run(WEFT_BIN, args, { okCodes, timeoutMs: 300_000 });

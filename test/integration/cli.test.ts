@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
+import { freePort } from '../../scripts/pg-cluster.js';
 import { type ServerProcess, startServerProcess, WEFT_BIN } from '../../src/lab/server-process.js';
-import { freePort } from '../support/pg-cluster.js';
 import { type TestDb, testDb } from '../support/stores.js';
 
 const TOKEN = 'cli-test-admin-token-0123456789';

@@ -1,4 +1,4 @@
-// A throwaway PostgreSQL cluster for tests and benchmarks: initdb in a temp
+// A throwaway PostgreSQL cluster for `npm test`, benchmarks and tests: initdb in a temp
 // dir, started on a free loopback port (as the postgres user when we are
 // root: PostgreSQL refuses to run as root), removed again on stop.
 import { execFileSync, spawnSync } from 'node:child_process';
