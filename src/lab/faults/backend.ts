@@ -5,13 +5,13 @@ import { conflict, invalid } from '../../model/errors.js';
 import type { Cloud } from '../cloud.js';
 import { list, timeUntil } from '../measure.js';
 import type { RoutedVm } from '../routing-lab.js';
-import { type Fault, type FaultReport, type FaultType, vipNotes } from './fault.js';
+import { type FaultReport, type FaultType, vipNotes } from './fault.js';
 
 export const backendFault: FaultType = {
   summary: 'a VIP backend stops',
   target: backendArg,
   fail: (cloud, name) => failBackend(cloud, name),
-  heal: (cloud, f: Fault) => healBackend(cloud, f.target),
+  heal: (cloud, f) => healBackend(cloud, f.target),
 };
 
 async function failBackend(cloud: Cloud, name: string): Promise<FaultReport> {
