@@ -1,34 +1,16 @@
 // Lazy mode, as an illumos varpd does it: nothing remote is programmed up
 // front; the kernel's l2miss/l3miss notifications (vxlan `proxy l2miss
 // l3miss`) are answered with SVP lookups, and SVP's shoot-down log removes
-// entries that became wrong (LOG_REQ, then LOG_RM once removed).
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
+// entries that became wrong (LOG_REQ, then LOG_RM once removed). The misses
+// are watched and the entries written through the Dataplane.
 import { SvpClient } from '../mapping/client.js';
 import { fromIp16, ip16 } from '../mapping/codec.js';
 import { L3_TYPE, STATUS } from '../mapping/wire.js';
 import { formatIp, formatMac, parseIp, parseMac } from '../model/addr.js';
-import type { Runner } from '../sys/exec.js';
-import { run as defaultRun } from '../sys/exec.js';
 import type { AgentLog } from './agent.js';
-import { vniOfDevice, vxlanName } from './names.js';
+import type { Dataplane, LazyKey, Miss, Watch } from './dataplane/dataplane.js';
 
-export type Miss = { kind: 'l3'; vni: number; ip: string } | { kind: 'l2'; vni: number; mac: string };
-
-/** One line of `ip monitor neigh` as a miss on a weft vxlan device, or null. */
-export function parseMiss(line: string): Miss | null {
-  const l3 = /^miss (\S+) dev (wvx\d+)\b/.exec(line);
-  if (l3?.[1] && l3[2]) {
-    const vni = vniOfDevice(l3[2]);
-    return vni === null ? null : { kind: 'l3', vni, ip: l3[1] };
-  }
-  const l2 = /^miss dev (wvx\d+) lladdr ([0-9a-f:]{17})\b/.exec(line);
-  if (l2?.[1] && l2[2]) {
-    const vni = vniOfDevice(l2[1]);
-    return vni === null ? null : { kind: 'l2', vni, mac: l2[2] };
-  }
-  return null;
-}
+export type { Miss };
 
 export interface LazyOptions {
   /** The server's SVP address, or its replicas': one is used at a time, the next when it fails. */
@@ -36,8 +18,8 @@ export interface LazyOptions {
   svpPort: number;
   /** This host's underlay address: the key of its shoot-down log. */
   underlayIp: () => string | null;
-  netns?: string;
-  run?: Runner;
+  /** Where misses are read and entries written. */
+  dataplane: Pick<Dataplane, 'watchMisses' | 'lazySet' | 'lazyDelete'>;
   /** How often the shoot-down log is polled (default 250 ms). */
   logPollMs?: number;
   log: AgentLog;
@@ -56,44 +38,26 @@ const MISS_HOLD_MS = 200;
 
 export class LazyResolver {
   readonly stats: LazyStats = { misses: 0, resolved: 0, notFound: 0, shootdowns: 0, errors: 0 };
-  private monitor: ChildProcess | null = null;
+  private monitor: Watch | null = null;
   private client: SvpClient | null = null;
   private connecting: Promise<SvpClient> | null = null;
   private readonly recent = new Map<string, number>();
   private poller: NodeJS.Timeout | null = null;
   private polling = false;
   private stopped = false;
-  private readonly run: Runner;
-  private readonly ns: string[];
   private readonly hosts: string[];
   /** Index into `hosts` of the replica tried first. */
   private turn = 0;
 
   constructor(private readonly o: LazyOptions) {
-    this.run = o.run ?? defaultRun;
-    this.ns = o.netns ? ['-n', o.netns] : [];
     this.hosts = typeof o.svpHost === 'string' ? [o.svpHost] : [...o.svpHost];
     if (this.hosts.length === 0) throw new Error('LazyResolver: no SVP address');
   }
 
   start(): void {
-    this.watch();
+    if (!this.stopped) this.monitor = this.o.dataplane.watchMisses((m) => void this.resolve(m));
     this.poller = setInterval(() => void this.pollLog(), this.o.logPollMs ?? 250);
     this.poller.unref();
-  }
-
-  private watch(): void {
-    if (this.stopped) return;
-    const child = spawn('ip', [...this.ns, 'monitor', 'neigh'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    this.monitor = child;
-    const rl = createInterface({ input: child.stdout });
-    rl.on('line', (line) => {
-      const m = parseMiss(line);
-      if (m) void this.resolve(m);
-    });
-    child.on('exit', () => {
-      if (!this.stopped) setTimeout(() => this.watch(), 500).unref();
-    });
   }
 
   private svp(): Promise<SvpClient> {
@@ -138,7 +102,6 @@ export class LazyResolver {
     this.recent.set(key, now + MISS_HOLD_MS);
     if (this.recent.size > 10_000) for (const [k, t] of this.recent) if (t <= now) this.recent.delete(k);
     this.stats.misses++;
-    const vx = vxlanName(m.vni);
     try {
       const c = await this.svp();
       if (m.kind === 'l3') {
@@ -150,8 +113,7 @@ export class LazyResolver {
         }
         const mac = formatMac(a.mac);
         const u = fromIp16(a.uip);
-        await this.run('bridge', [...this.ns, 'fdb', 'replace', mac, 'dev', vx, 'dst', formatIp(u.family, u.n), 'self', 'permanent']);
-        await this.run('ip', [...this.ns, 'neigh', 'replace', p.text, 'lladdr', mac, 'dev', vx, 'nud', 'permanent']);
+        await this.o.dataplane.lazySet({ kind: 'l3', vni: m.vni, ip: p.text, mac, dst: formatIp(u.family, u.n) });
       } else {
         const a = await c.vl2(parseMac('mac', m.mac).n, m.vni);
         if (a.status !== STATUS.OK) {
@@ -159,7 +121,7 @@ export class LazyResolver {
           return;
         }
         const u = fromIp16(a.addr);
-        await this.run('bridge', [...this.ns, 'fdb', 'replace', m.mac, 'dev', vx, 'dst', formatIp(u.family, u.n), 'self', 'permanent']);
+        await this.o.dataplane.lazySet({ kind: 'l2', vni: m.vni, mac: m.mac, dst: formatIp(u.family, u.n) });
       }
       this.stats.resolved++;
     } catch (e) {
@@ -179,18 +141,13 @@ export class LazyResolver {
       const p = parseIp('underlayIp', ul);
       const r = await c.log(ip16(p.family, p.n), 64);
       if (r.entries.length === 0) return;
-      const ip: string[] = [];
-      const br: string[] = [];
-      for (const e of r.entries) {
-        const vx = vxlanName(e.vnetid);
-        if (e.type === 'vl3') {
-          const a = fromIp16(e.ip);
-          ip.push(`neigh del ${formatIp(a.family, a.n)} dev ${vx}`);
-        } else br.push(`fdb del ${formatMac(e.mac)} dev ${vx} self`);
-      }
+      const keys: LazyKey[] = r.entries.map((e) => {
+        if (e.type !== 'vl3') return { kind: 'l2', vni: e.vnetid, mac: formatMac(e.mac) };
+        const a = fromIp16(e.ip);
+        return { kind: 'l3', vni: e.vnetid, ip: formatIp(a.family, a.n) };
+      });
       // Entries already gone are fine: the goal is that they are not there.
-      if (ip.length) await this.run('ip', [...this.ns, '-force', '-batch', '-'], { input: `${ip.join('\n')}\n`, okCodes: [1, 2] });
-      if (br.length) await this.run('bridge', [...this.ns, '-force', '-batch', '-'], { input: `${br.join('\n')}\n`, okCodes: [1, 2] });
+      await this.o.dataplane.lazyDelete(keys);
       await c.logRemove(r.entries.map((e) => e.id));
       this.stats.shootdowns += r.entries.length;
     } catch (e) {
@@ -204,7 +161,7 @@ export class LazyResolver {
   stop(): void {
     this.stopped = true;
     if (this.poller) clearInterval(this.poller);
-    this.monitor?.kill();
+    this.monitor?.stop();
     this.client?.close();
   }
 }

@@ -1,7 +1,6 @@
 // `weft agent`: wires the push stream, the Agent, the Linux dataplane, the
 // link watcher (ports appearing as the hypervisor makes them), lazy mode and
 // the agent's /metrics into one process. Runs as root on every hypervisor.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { isIP } from 'node:net';
@@ -14,9 +13,8 @@ import { Agent, type AgentLog } from './agent.js';
 import { stopAnnouncers } from './dataplane/linux/announce.js';
 import { LinuxDataplane } from './dataplane/linux/linux-dataplane.js';
 import { LazyResolver } from './lazy.js';
-import { PORT_PREFIX, portIfname } from './names.js';
+import { portIfname } from './names.js';
 import { BirdControl } from './routing/bird.js';
-import { HostNet } from './routing/host-net.js';
 import { type ConfirmedStore, Routing, type RoutingStatus, type SessionFields } from './routing/routing.js';
 import { loadRoutingSettings, type RoutingFlags } from './routing/settings.js';
 
@@ -137,8 +135,6 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
   };
 
   // The hypervisor makes port interfaces when it starts a VM: plug them as they appear.
-  let watcher: ChildProcess | null = null;
-  let stopped = false;
   let pending: NodeJS.Timeout | null = null;
   const refreshLinks = () => {
     pending = null;
@@ -150,20 +146,12 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
       })
       .catch((e) => log.warn('link refresh failed', { error: (e as Error).message }));
   };
-  const watch = () => {
-    if (stopped) return;
-    watcher = spawn('ip', [...(o.netns ? ['-n', o.netns] : []), '-o', 'monitor', 'link'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    watcher.stdout?.on('data', (b: Buffer) => {
-      if (b.includes(PORT_PREFIX) && !pending) pending = setTimeout(refreshLinks, 10);
-    });
-    watcher.on('exit', () => {
-      if (!stopped) setTimeout(watch, 500).unref();
-    });
-  };
-  watch();
+  const watcher = dataplane.watchLinks(() => {
+    if (!pending) pending = setTimeout(refreshLinks, 10);
+  });
 
   const lazy = o.lazy
-    ? new LazyResolver({ svpHost: servers, svpPort: o.svpPort ?? 1296, underlayIp: () => agent.state.host?.underlayIp ?? null, netns: o.netns, log })
+    ? new LazyResolver({ svpHost: servers, svpPort: o.svpPort ?? 1296, underlayIp: () => agent.state.host?.underlayIp ?? null, dataplane, log })
     : null;
   lazy?.start();
   if (o.routing && settings) {
@@ -175,7 +163,7 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
     routing = new Routing({
       state: agent.state,
       bird: new BirdControl({ socket: o.routing.birdSocket, confPath: o.routing.birdConf, netns: o.netns }),
-      hostNet: new HostNet({ netns: o.netns }),
+      hostNet: dataplane,
       settings,
       connected: () => connected,
       lastHeard: () => stream.lastHeard,
@@ -254,12 +242,11 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
     metricsAddress,
     registry,
     async stop() {
-      stopped = true;
       stream.stop();
       agent.stop();
       routing?.stop();
       lazy?.stop();
-      watcher?.kill();
+      watcher.stop();
       // Its long-lived ip and bridge processes.
       dataplane.close();
       stopAnnouncers();

@@ -129,10 +129,45 @@ export interface ApplyResult {
   failed: { op: Op; error: string }[];
 }
 
+/** A running watch of the kernel (a monitor process on Linux); `stop()` ends it for good and is idempotent. */
+export interface Watch {
+  stop(): void;
+}
+
+/** A lazy-mode entry on `wvx<vni>`, by key: an IP's neighbour entry (l3) or a MAC's VTEP entry (l2). */
+export type LazyKey = { kind: 'l3'; vni: number; ip: string } | { kind: 'l2'; vni: number; mac: string };
+
+/** A kernel miss on a weft vxlan device (`proxy l2miss l3miss`): nothing is known of that key yet. */
+export type Miss = LazyKey;
+
+/**
+ * The answer to a miss, as entries on `wvx<vni>`: for l3 the IP's MAC and
+ * the VTEP behind it (a VTEP entry for the MAC and a neighbour entry for the
+ * IP), for l2 the MAC's VTEP.
+ */
+export type LazyEntry = { kind: 'l3'; vni: number; ip: string; mac: string; dst: string } | { kind: 'l2'; vni: number; mac: string; dst: string };
+
+/** A local port on a routed network: its host-side interface and the network's MTU. */
+export interface RoutedPortNet {
+  ifname: string;
+  mtu: number;
+}
+
+/** A VIP delivered on this host by DNAT to its healthy local backends. */
+export interface VipNat {
+  /** The VIP address (IPv4 or IPv6). */
+  vip: string;
+  /** Healthy local backends, in the VIP's family (sorted). */
+  backends: string[];
+}
+
 /**
  * A host's kernel as weft sees it. Implementations: `LinuxDataplane`
  * (iproute2 and nftables, batched) and `FakeDataplane` (in memory, enforcing
- * the kernel's rules, failing on demand).
+ * the kernel's rules, failing on demand). Every kernel write of the agent
+ * goes through it: the overlay and its guards (observe/apply), the watches
+ * of interfaces and misses, lazy-mode entries, and the host side of routed
+ * networks and VIPs (applyRouted).
  */
 export interface Dataplane {
   /** Reads every object weft owns; touches nothing. Objects not weft's are never reported. */
@@ -154,4 +189,43 @@ export interface Dataplane {
    * made again under the same name); called before the plan that follows.
    */
   linksChanged?(): void;
+  /** Only the host-side port interfaces (`wp…`) that exist; cheap (no entries are read). Touches nothing. */
+  observeLinks(): Promise<Set<string>>;
+  /**
+   * Calls `onChange` when a host-side port interface (`wp…`) may have
+   * appeared, changed or gone, until stopped; calls may come in bursts (the
+   * caller debounces) and carry no detail: read observeLinks() after. A
+   * watch that breaks is restarted.
+   */
+  watchLinks(onChange: () => void): Watch;
+  /** Lazy mode: calls `onMiss` for each miss the kernel raises on a weft vxlan device, until stopped (repeats included). */
+  watchMisses(onMiss: (m: Miss) => void): Watch;
+  /**
+   * Lazy mode: installs the answer to a miss as permanent entries on
+   * `wvx<vni>` (replacing what they held: idempotent). Throws E_DATAPLANE
+   * when the device is missing or the kernel refuses.
+   */
+  lazySet(entry: LazyEntry): Promise<void>;
+  /**
+   * Lazy mode: removes the entries (SVP shoot-downs), neighbours first, then
+   * VTEP entries. Entries (or devices) already gone are not failures; throws
+   * E_DATAPLANE when the removal could not run at all.
+   */
+  lazyDelete(keys: LazyKey[]): Promise<void>;
+  /**
+   * Makes the host side of routed networks match (the whole of it, not a
+   * delta): each port whose interface exists gets MTU, up, the gateway
+   * addresses and strict reverse-path filtering; one nftables table guards
+   * those ports and DNATs each VIP to its healthy backends. Ports whose
+   * interface does not exist are skipped (configured on a later call, once it
+   * does). Returns the ports configured. Idempotent, and writes only what
+   * changed since the last call (a re-made interface is configured again).
+   * Throws E_INVALID_ARG on a bad port or VIP address, E_DATAPLANE naming
+   * the command that failed.
+   */
+  applyRouted(ports: RoutedPortNet[], vips: VipNat[]): Promise<Set<string>>;
+  /** Forgets what applyRouted wrote, so the next call rewrites it all (after a failure or on resync). */
+  resetRouted(): void;
+  /** Removes the routed ports' table (routing shut off); the ports' addresses stay. Idempotent. */
+  removeRouted(): Promise<void>;
 }

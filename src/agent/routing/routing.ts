@@ -6,16 +6,17 @@
 // control plane; otherwise the agent rolls it back itself.
 import type { AgentState } from '../../stream/agent-state.js';
 import type { AgentLog } from '../agent.js';
+import type { Dataplane } from '../dataplane/dataplane.js';
 import type { BgpStatus, Bird } from './bird.js';
 import { protocolName, renderBirdConf } from './bird-conf.js';
 import { HealthChecker, type Probe, type Timers } from './health.js';
-import type { HostNet } from './host-net.js';
 import { type RoutingInputs, type RoutingSettings, routedPorts, routingInputs, vipBackends } from './inputs.js';
 
 export interface RoutingOptions {
   state: AgentState;
   bird: Bird;
-  hostNet: HostNet | null;
+  /** Writes the routed ports' host side and the VIP NAT that a pass decides (the agent's Dataplane); null: none. */
+  hostNet: Pick<Dataplane, 'applyRouted' | 'resetRouted'> | null;
   settings: RoutingSettings;
   /** True while the push stream is connected (a session change is confirmed only then). */
   connected: () => boolean;
@@ -169,7 +170,7 @@ export class Routing {
         this.status.lastError = (e as Error).message;
         this.log.warn('routing pass failed; retrying', { error: (e as Error).message });
         // The host side is rewritten only after its own failure (a rewrite resets its counters).
-        if (e instanceof HostNetError) this.o.hostNet?.reset();
+        if (e instanceof HostNetError) this.o.hostNet?.resetRouted();
         else this.status.inSync = false;
         this.scheduleRetry();
       }
@@ -211,7 +212,7 @@ export class Routing {
       const nat = new Map<string, string[]>();
       for (const b of backends) if (healthy(b.key)) nat.set(b.vip, [...(nat.get(b.vip) ?? []), b.address]);
       try {
-        await this.o.hostNet.apply(
+        await this.o.hostNet.applyRouted(
           routedPorts(s).map((p) => ({ ifname: p.ifname, mtu: p.mtu })),
           [...nat].map(([vip, list]) => ({ vip, backends: list })),
         );

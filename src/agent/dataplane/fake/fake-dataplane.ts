@@ -1,29 +1,69 @@
 // An in-memory Dataplane for unit tests: keeps the kernel's state, enforces
 // its rules (no entry on a missing device, no plug of a missing interface,
 // no duplicate device) and fails on demand, like calico's mock netlink.
-import { WeftError } from '../../../model/errors.js';
+import { invalid, WeftError } from '../../../model/errors.js';
 import { applyToState } from '../../reconcile/plan.js';
-import { type ApplyResult, type Dataplane, emptyKernelState, type KernelState, type Op, type Plan } from '../dataplane.js';
+import {
+  type ApplyResult,
+  type Dataplane,
+  emptyKernelState,
+  fdbKey,
+  type KernelState,
+  type LazyEntry,
+  type LazyKey,
+  type Miss,
+  neighKey,
+  type Op,
+  type Plan,
+  type RoutedPortNet,
+  type VipNat,
+  type Watch,
+} from '../dataplane.js';
+
+/** The kinds of operation that failNext can make fail: plan steps, and the operations outside plans. */
+export type FakeFailure = Op['op'] | 'lazy.set' | 'lazy.del' | 'routed.apply';
 
 export class FakeDataplane implements Dataplane {
   readonly state: KernelState = emptyKernelState();
   /** Every step applied, in order (announcements included). */
   readonly log: Op[] = [];
-  private failing = new Map<Op['op'], number>();
+  /** Lazy mode's entries on `wvx<vni>`: `vni|mac` -> VTEP, and `vni|ip` -> MAC (not reported by observe). */
+  readonly lazy = { fdb: new Map<string, string>(), neigh: new Map<string, string>() };
+  /**
+   * The host side of routed networks: each configured port's interface and
+   * MTU, and the ports guarded and VIPs NAT'ed by the table (null: no table).
+   */
+  readonly routed: { ports: Map<string, number>; table: { ports: string[]; vips: VipNat[] } | null } = { ports: new Map(), table: null };
+  /** How many times applyRouted wrote something (ports or the table), as the Linux one runs commands only on change. */
+  routedWrites = 0;
+  private lastTable = '';
+  private failing = new Map<FakeFailure, number>();
+  private readonly linkWatchers = new Set<() => void>();
+  private readonly missWatchers = new Set<(m: Miss) => void>();
 
   /** The hypervisor made (or removed) a port's interface. */
   addLink(ifname: string): void {
     this.state.links.add(ifname);
+    this.notifyLinks();
   }
 
   removeLink(ifname: string): void {
     this.state.links.delete(ifname);
     const p = this.state.plugs.get(ifname);
     if (p) applyToState(this.state, { op: 'port.unplug', plug: p });
+    // Its addresses go with it.
+    this.routed.ports.delete(ifname);
+    this.notifyLinks();
   }
 
-  /** The next `count` steps of this kind fail. */
-  failNext(kind: Op['op'], count = 1): void {
+  /** The kernel raises a miss (lazy mode) on a weft vxlan device: only on one that exists, as the kernel would. */
+  raiseMiss(m: Miss): void {
+    if (!this.state.vnis.has(m.vni)) return;
+    for (const w of [...this.missWatchers]) w(m);
+  }
+
+  /** The next `count` operations of this kind fail. */
+  failNext(kind: FakeFailure, count = 1): void {
     this.failing.set(kind, (this.failing.get(kind) ?? 0) + count);
   }
 
@@ -39,6 +79,10 @@ export class FakeDataplane implements Dataplane {
     };
   }
 
+  async observeLinks(): Promise<Set<string>> {
+    return new Set(this.state.links);
+  }
+
   async apply(plan: Plan): Promise<ApplyResult> {
     const failed: ApplyResult['failed'] = [];
     for (const op of plan.ops) {
@@ -46,6 +90,8 @@ export class FakeDataplane implements Dataplane {
         this.check(op);
         applyToState(this.state, op);
         this.log.push(op);
+        // Deleting the devices deletes their entries.
+        if (op.op === 'vni.del') this.dropLazy(op.vni);
       } catch (e) {
         failed.push({ op, error: (e as Error).message });
       }
@@ -53,12 +99,89 @@ export class FakeDataplane implements Dataplane {
     return { failed };
   }
 
-  private check(op: Op): void {
-    const left = this.failing.get(op.op) ?? 0;
-    if (left > 0) {
-      this.failing.set(op.op, left - 1);
-      throw new WeftError('E_DATAPLANE', `${op.op}: injected failure`);
+  watchLinks(onChange: () => void): Watch {
+    const w = () => onChange();
+    this.linkWatchers.add(w);
+    return { stop: () => void this.linkWatchers.delete(w) };
+  }
+
+  watchMisses(onMiss: (m: Miss) => void): Watch {
+    const w = (m: Miss) => onMiss(m);
+    this.missWatchers.add(w);
+    return { stop: () => void this.missWatchers.delete(w) };
+  }
+
+  async lazySet(e: LazyEntry): Promise<void> {
+    this.injected('lazy.set');
+    if (!this.state.vnis.has(e.vni)) throw new WeftError('E_DATAPLANE', `lazy.set: Cannot find device "wvx${e.vni}"`);
+    this.lazy.fdb.set(fdbKey(e.vni, e.mac), e.dst);
+    if (e.kind === 'l3') this.lazy.neigh.set(neighKey(e.vni, e.ip), e.mac);
+  }
+
+  async lazyDelete(keys: LazyKey[]): Promise<void> {
+    this.injected('lazy.del');
+    for (const k of keys) {
+      if (k.kind === 'l3') this.lazy.neigh.delete(neighKey(k.vni, k.ip));
+      else this.lazy.fdb.delete(fdbKey(k.vni, k.mac));
     }
+  }
+
+  async applyRouted(ports: RoutedPortNet[], vips: VipNat[]): Promise<Set<string>> {
+    this.injected('routed.apply');
+    // Addresses can be set only on an interface that exists: the others wait for the next call.
+    const present = ports.filter((p) => this.state.links.has(p.ifname));
+    for (const p of present) if (!Number.isInteger(p.mtu) || p.mtu < 1280 || p.mtu > 9000) throw invalid('port.mtu', p.mtu, 'must be an integer 1280..9000');
+    for (const p of present) {
+      if (this.routed.ports.get(p.ifname) === p.mtu) continue;
+      this.routed.ports.set(p.ifname, p.mtu);
+      this.routedWrites++;
+    }
+    const table = {
+      ports: present.map((p) => p.ifname).sort(),
+      vips: vips
+        .filter((v) => v.backends.length > 0)
+        .map((v) => ({ vip: v.vip, backends: [...v.backends].sort() }))
+        .sort((a, b) => (a.vip < b.vip ? -1 : 1)),
+    };
+    const text = JSON.stringify(table);
+    if (text !== this.lastTable) {
+      this.routed.table = table;
+      this.lastTable = text;
+      this.routedWrites++;
+    }
+    return new Set(present.map((p) => p.ifname));
+  }
+
+  resetRouted(): void {
+    this.lastTable = '';
+    this.routed.ports.clear();
+  }
+
+  async removeRouted(): Promise<void> {
+    this.routed.table = null;
+    this.resetRouted();
+  }
+
+  /** Interfaces changed: the link watchers hear of it. */
+  private notifyLinks(): void {
+    for (const w of [...this.linkWatchers]) w();
+  }
+
+  private dropLazy(vni: number): void {
+    const prefix = `${vni}|`;
+    for (const m of [this.lazy.fdb, this.lazy.neigh]) for (const k of m.keys()) if (k.startsWith(prefix)) m.delete(k);
+  }
+
+  private injected(kind: FakeFailure): void {
+    const left = this.failing.get(kind) ?? 0;
+    if (left > 0) {
+      this.failing.set(kind, left - 1);
+      throw new WeftError('E_DATAPLANE', `${kind}: injected failure`);
+    }
+  }
+
+  private check(op: Op): void {
+    this.injected(op.op);
     const s = this.state;
     const needVni = (vni: number) => {
       if (!s.vnis.has(vni)) throw new WeftError('E_DATAPLANE', `${op.op}: Cannot find device "wvx${vni}"`);

@@ -1,16 +1,36 @@
 // The Dataplane on a real Linux kernel: observe through iproute2's JSON,
 // apply a plan as a few batches fed to one long-lived `ip -batch` and one
 // `bridge -batch` process (and `nft -f` for guards), so a delta starts no
-// process at all and a full sync costs a handful.
+// process at all and a full sync costs a handful. The only code that writes
+// the kernel for the agent: lazy-mode entries, the routed ports' host side
+// and the `ip monitor` watches are here too.
 import { WeftError } from '../../../model/errors.js';
 import { run as defaultRun, type Runner } from '../../../sys/exec.js';
-import { type ApplyResult, type Dataplane, emptyKernelState, type KernelEntries, type KernelState, kernelEntries, type Plan } from '../dataplane.js';
+import { PORT_PREFIX } from '../../names.js';
+import {
+  type ApplyResult,
+  type Dataplane,
+  emptyKernelState,
+  type KernelEntries,
+  type KernelState,
+  kernelEntries,
+  type LazyEntry,
+  type LazyKey,
+  type Miss,
+  type Plan,
+  type RoutedPortNet,
+  type VipNat,
+  type Watch,
+} from '../dataplane.js';
 import { sendAnnouncements } from './announce.js';
 import { type BatchProcess, IprouteBatch, OneShotBatch } from './batch-process.js';
 import { NftGuards } from './guards-nft.js';
 import { JsonItems } from './json-items.js';
+import { LazyEntries } from './lazy-entries.js';
+import { watchMonitor } from './monitor.js';
 import { type JFdb, type JNeigh, ObservedParser, parseObserved } from './observe.js';
 import { BatchInput, type BatchName, hasLines, render } from './render.js';
+import { RoutedPorts } from './routed-ports.js';
 
 /** Steps per batch round (each round is at most three batches and two nft runs). */
 export const CHUNK = 20_000;
@@ -32,6 +52,9 @@ export class LinuxDataplane implements Dataplane {
   readonly guards: NftGuards;
   private readonly ip: BatchProcess;
   private readonly bridge: BatchProcess;
+  /** The routed ports' interfaces and their nftables table (applyRouted). */
+  readonly routed: RoutedPorts;
+  private readonly lazy: LazyEntries;
 
   constructor(private readonly o: LinuxDataplaneOptions = {}) {
     this.run = o.run ?? defaultRun;
@@ -42,6 +65,8 @@ export class LinuxDataplane implements Dataplane {
       (o.run ? (tool: 'ip' | 'bridge') => new OneShotBatch(tool, this.run, o.netns) : (tool: 'ip' | 'bridge') => new IprouteBatch(tool, { netns: o.netns }));
     this.ip = batches('ip');
     this.bridge = batches('bridge');
+    this.routed = new RoutedPorts({ run: this.run, netns: o.netns });
+    this.lazy = new LazyEntries(this.run, o.netns);
   }
 
   /**
@@ -108,6 +133,43 @@ export class LinuxDataplane implements Dataplane {
   async observeLinks(): Promise<Set<string>> {
     const r = await this.run('ip', [...this.ns, '-j', 'link', 'show']);
     return parseObserved(r.stdout, '', '').links;
+  }
+
+  /** `ip -o monitor link`: any output naming a port interface (`wp…`) is a change. */
+  watchLinks(onChange: () => void): Watch {
+    return watchMonitor(this.o.netns, ['-o', 'monitor', 'link'], (out) => {
+      out.on('data', (b: Buffer) => {
+        if (b.includes(PORT_PREFIX)) onChange();
+      });
+    });
+  }
+
+  /** `ip monitor neigh`, parsed by parseMiss. */
+  watchMisses(onMiss: (m: Miss) => void): Watch {
+    return this.lazy.watchMisses(onMiss);
+  }
+
+  /** `bridge fdb replace … self permanent`, then for l3 `ip neigh replace … nud permanent`, on `wvx<vni>`. */
+  lazySet(entry: LazyEntry): Promise<void> {
+    return this.lazy.set(entry);
+  }
+
+  /** One `ip -force -batch` of neighbour deletions, then one `bridge -force -batch` of VTEP entry deletions. */
+  lazyDelete(keys: LazyKey[]): Promise<void> {
+    return this.lazy.delete(keys);
+  }
+
+  /** `ip -batch` and `sysctl` for the ports that need it, then `nft -f` when the table changed (routed-ports.ts). */
+  applyRouted(ports: RoutedPortNet[], vips: VipNat[]): Promise<Set<string>> {
+    return this.routed.apply(ports, vips);
+  }
+
+  resetRouted(): void {
+    this.routed.reset();
+  }
+
+  removeRouted(): Promise<void> {
+    return this.routed.remove();
   }
 
   /**

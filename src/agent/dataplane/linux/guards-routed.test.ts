@@ -1,14 +1,13 @@
 // The routing nft table (routed-port guards, VIP DNAT) as golden files,
-// checked by the real nft in a throwaway namespace; and the settings files.
+// checked by the real nft in a throwaway namespace.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { assertGolden } from '../../../test/support/golden.js';
-import { renderRoutingNft, routedPortLines } from './host-net.js';
-import { checkIrr, checkRoas, hostPort, loadRoutingSettings } from './settings.js';
+import { assertGolden } from '../../../../test/support/golden.js';
+import { renderRoutingNft, routedPortLines } from './guards-routed.js';
 
 const cases: Record<string, Parameters<typeof renderRoutingNft>> = {
   empty: [[], []],
@@ -42,7 +41,7 @@ describe('routing nftables table', () => {
   for (const [name, args] of Object.entries(cases)) {
     test(`${name}: golden, and accepted by nft`, { skip: process.getuid?.() !== 0 ? 'needs root for nft -c in a namespace' : false }, () => {
       const script = renderRoutingNft(...args);
-      assertGolden(`routing/${name}.nft`, script);
+      assertGolden(`guards/routed-${name}.nft`, script);
       nftChecks(script);
     });
   }
@@ -64,43 +63,5 @@ describe('routing nftables table', () => {
       'addr replace 169.254.0.1/32 dev wp1 scope link',
       'addr replace fe80::1/64 dev wp1',
     ]);
-  });
-});
-
-describe('routing settings', () => {
-  test('ROAs, IRR lists and host:port are validated with the entry named', () => {
-    assert.deepEqual(
-      checkRoas('roas', [
-        { prefix: '203.0.113.0/24', maxLength: 24, asn: 64500 },
-        { prefix: '2001:db8::/32', asn: 64501 },
-      ]),
-      [
-        { prefix: '203.0.113.0/24', maxLength: 24, asn: 64500 },
-        { prefix: '2001:db8::/32', maxLength: 32, asn: 64501 },
-      ],
-    );
-    assert.throws(
-      () => checkRoas('roas', [{ prefix: '203.0.113.0/24', maxLength: 16, asn: 1 }]),
-      /invalid roas\[0\]\.maxLength 16: must be an integer 24\.\.32/,
-    );
-    assert.throws(() => checkRoas('roas', {}), /must be a JSON array/);
-    assert.deepEqual(checkIrr('irr', { AS64500: ['203.0.113.0/24{24,32}', '2001:db8::/32'] }), { '64500': ['203.0.113.0/24{24,32}', '2001:db8::/32'] });
-    assert.throws(() => checkIrr('irr', { '64500': ['203.0.113.0/24{20,32}'] }), /invalid irr\.64500\[0\] .*needs 24 <= min/);
-    assert.throws(() => checkIrr('irr', { x: [] }), /keys must be ASNs/);
-    assert.deepEqual(hostPort('--rpki', '[2001:db8::1]:323'), { host: '2001:db8::1', port: 323 });
-    assert.throws(() => hostPort('--rpki', 'validator'), /invalid --rpki "validator": must be host:port/);
-  });
-
-  test('files: unreadable or not JSON is named; defaults for BFD', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'weft-settings-'));
-    try {
-      writeFileSync(join(dir, 'bad.json'), '{');
-      assert.throws(() => loadRoutingSettings({ roaFile: join(dir, 'bad.json') }), /invalid --roa-file .*must hold JSON/);
-      assert.throws(() => loadRoutingSettings({ irrFile: join(dir, 'none.json') }), /invalid --irr-file .*ENOENT/);
-      assert.deepEqual(loadRoutingSettings({}), { rpki: null, roas: [], irr: {}, bfd: { intervalMs: 100, multiplier: 3 } });
-      assert.throws(() => loadRoutingSettings({ bfdMultiplier: 0 }), /invalid --bfd-multiplier 0/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
   });
 });
