@@ -6,6 +6,8 @@ import { describe, test } from 'node:test';
 import type { PeerInfo, PortMapping, VipInfo } from '../../model/changes.js';
 import { AgentState } from '../../stream/agent-state.js';
 import type { DesiredState } from '../../stream/protocol.js';
+import { FakeDataplane } from '../dataplane/fake/fake-dataplane.js';
+import { portIfname } from '../names.js';
 import { FakeBird } from './bird.js';
 import { protocolName } from './bird-conf.js';
 import type { Probe } from './health.js';
@@ -72,7 +74,14 @@ async function until(what: string, cond: () => boolean, ms = 3000): Promise<void
 }
 
 function setup(
-  o: { undoAfterMs?: number; connected?: () => boolean; lastHeard?: () => number; running?: string; store?: { saved: SessionFields | null } } = {},
+  o: {
+    undoAfterMs?: number;
+    connected?: () => boolean;
+    lastHeard?: () => number;
+    running?: string;
+    store?: { saved: SessionFields | null };
+    dataplane?: FakeDataplane;
+  } = {},
 ) {
   const state = new AgentState(HOST);
   const bird = new FakeBird();
@@ -81,7 +90,7 @@ function setup(
   const r = new Routing({
     state,
     bird,
-    hostNet: null,
+    hostNet: o.dataplane ?? null,
     settings,
     connected: o.connected ?? (() => true),
     lastHeard: o.lastHeard ?? (() => Date.now()),
@@ -307,6 +316,38 @@ describe('routing loop', () => {
       await r.settled();
       assert.ok(!bird.running.includes('203.0.113.11'), 'a routed port change applied');
       assert.ok(!bird.running.includes('192.0.2.4') && bird.running.includes('192.0.2.2'), 'on the confirmed sessions');
+    } finally {
+      r.stop();
+    }
+  });
+});
+
+describe('routing loop: the host side', () => {
+  test('routed ports whose interface exists and VIPs with healthy backends go to the dataplane; its failure does not hold BIRD back', async () => {
+    const dp = new FakeDataplane();
+    const [if1, if2] = [portIfname('p-1'), portIfname('p-2')];
+    dp.addLink(if1);
+    const { state, bird, up, r } = setup({ dataplane: dp });
+    try {
+      state.snapshot(1, desired());
+      r.update();
+      await until('announced', () => bird.running.includes('198.51.100.80/32'));
+      await until('NAT to the healthy backend', () => dp.routed.table?.vips.length === 1);
+      assert.deepEqual(dp.routed.table, { ports: [if1], vips: [{ vip: '198.51.100.80', backends: ['203.0.113.10'] }] });
+      assert.deepEqual([...dp.routed.ports], [[if1, 1500]], 'p-2 waits for its interface');
+
+      dp.addLink(if2);
+      dp.failNext('routed.apply');
+      const configures = bird.configures.length;
+      state.snapshot(2, desired({ peers: [peer('a0000000-0000-4000-8000-000000000001', '192.0.2.9')] }));
+      r.update();
+      await r.settled();
+      assert.match(r.status.lastError ?? '', /routed ports and VIP NAT: routed\.apply: injected failure/);
+      assert.ok(bird.configures.length > configures, 'BIRD is configured all the same');
+      await until('retried', () => dp.routed.ports.has(if2));
+
+      up.delete('203.0.113.10');
+      await until('no NAT without a healthy backend', () => dp.routed.table?.vips.length === 0);
     } finally {
       r.stop();
     }
