@@ -1,6 +1,7 @@
 // The agent's routing loop: from the desired state and the VIP health
-// checks to BIRD's running config, the routed ports' host side and the VIP
-// NAT. One pass at a time; changes arriving meanwhile share the next pass.
+// checks to BIRD's running config, and the routed ports' host side and the
+// VIP NAT (written by the Dataplane). One pass at a time; changes arriving
+// meanwhile share the next pass.
 // A config that changes BGP sessions is applied with an undo timer and
 // confirmed only once the push stream shows the host still reaches the
 // control plane; otherwise the agent rolls it back itself.
