@@ -34,9 +34,6 @@ export class FakeDataplane implements Dataplane {
    * MTU, and the ports guarded and VIPs NAT'ed by the table (null: no table).
    */
   readonly routed: { ports: Map<string, number>; table: { ports: string[]; vips: VipNat[] } | null } = { ports: new Map(), table: null };
-  /** How many times applyRouted wrote something (ports or the table), as the Linux one runs commands only on change. */
-  routedWrites = 0;
-  private lastTable = '';
   private failing = new Map<FakeFailure, number>();
   private readonly linkWatchers = new Set<() => void>();
   private readonly missWatchers = new Set<(m: Miss) => void>();
@@ -131,11 +128,7 @@ export class FakeDataplane implements Dataplane {
     // Addresses can be set only on an interface that exists: the others wait for the next call.
     const present = ports.filter((p) => this.state.links.has(p.ifname));
     for (const p of present) if (!Number.isInteger(p.mtu) || p.mtu < 1280 || p.mtu > 9000) throw invalid('port.mtu', p.mtu, 'must be an integer 1280..9000');
-    for (const p of present) {
-      if (this.routed.ports.get(p.ifname) === p.mtu) continue;
-      this.routed.ports.set(p.ifname, p.mtu);
-      this.routedWrites++;
-    }
+    for (const p of present) this.routed.ports.set(p.ifname, p.mtu);
     const table = {
       ports: present.map((p) => p.ifname).sort(),
       vips: vips
@@ -143,23 +136,15 @@ export class FakeDataplane implements Dataplane {
         .map((v) => ({ vip: v.vip, backends: [...v.backends].sort() }))
         .sort((a, b) => (a.vip < b.vip ? -1 : 1)),
     };
-    const text = JSON.stringify(table);
-    if (text !== this.lastTable) {
-      this.routed.table = table;
-      this.lastTable = text;
-      this.routedWrites++;
-    }
+    this.routed.table = table;
     return new Set(present.map((p) => p.ifname));
   }
 
-  resetRouted(): void {
-    this.lastTable = '';
-    this.routed.ports.clear();
-  }
+  /** Nothing to forget: the fake rewrites its whole state on every call (the kernel keeps what was written). */
+  resetRouted(): void {}
 
   async removeRouted(): Promise<void> {
     this.routed.table = null;
-    this.resetRouted();
   }
 
   /** Interfaces changed: the link watchers hear of it. */
