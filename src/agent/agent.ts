@@ -3,9 +3,11 @@
 // a time, coalescing deltas that arrive meanwhile; a version is acknowledged
 // once a reconcile covering it has run. Failed steps are reported in metrics
 // and retried with capped backoff after re-reading the kernel.
+
 import type { LoggedChange, PortMapping } from '../model/changes.js';
 import { AgentState } from '../stream/agent-state.js';
 import type { DesiredState } from '../stream/protocol.js';
+import { type Log, quietLog } from '../sys/log.js';
 import type { Dataplane, Op } from './dataplane/dataplane.js';
 import { DEFAULT_ARP_RATE, DEFAULT_ND_RATE, type Desired, type DesiredOptions, desiredKernel } from './reconcile/desired.js';
 import { KernelModel } from './reconcile/kernel-model.js';
@@ -18,11 +20,6 @@ import { PlanScratch, planPacked } from './reconcile/packed-plan.js';
  */
 export const APPLY_CHUNK = 20_000;
 
-export interface AgentLog {
-  info(msg: string, ctx?: Record<string, unknown>): void;
-  warn(msg: string, ctx?: Record<string, unknown>): void;
-}
-
 export interface AgentOptions {
   hostId: string;
   dataplane: Dataplane;
@@ -31,7 +28,7 @@ export interface AgentOptions {
   ndRate?: number;
   /** Re-read the whole kernel this often and repair drift (default 60 s; 0 = never). */
   resyncMs?: number;
-  log?: AgentLog;
+  log?: Log;
 }
 
 export interface AgentStats {
@@ -41,8 +38,6 @@ export interface AgentStats {
   lastReconcileMs: number;
   waiting: number;
 }
-
-const quiet: AgentLog = { info() {}, warn() {} };
 
 /**
  * A full garbage collection, when the process exposes one (bin/weft runs
@@ -59,7 +54,7 @@ export class Agent {
   current = new KernelModel();
   readonly stats: AgentStats = { reconciles: 0, ops: {}, failures: {}, lastReconcileMs: 0, waiting: 0 };
   private readonly opts: DesiredOptions;
-  private readonly log: AgentLog;
+  private readonly log: Log;
   private requested = 0;
   private done = 0;
   private looping = false;
@@ -85,7 +80,7 @@ export class Agent {
     this.state = new AgentState(o.hostId);
     this.scratch = new PlanScratch(this.state);
     this.opts = { lazy: o.lazy ?? false, arpRate: o.arpRate ?? DEFAULT_ARP_RATE, ndRate: o.ndRate ?? DEFAULT_ND_RATE };
-    this.log = o.log ?? quiet;
+    this.log = o.log ?? quietLog;
     const every = o.resyncMs ?? 60_000;
     if (every > 0) {
       this.resyncTimer = setInterval(() => void this.resync(), every);

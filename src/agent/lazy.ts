@@ -7,7 +7,7 @@ import { SvpClient } from '../mapping/client.js';
 import { fromIp16, ip16 } from '../mapping/codec.js';
 import { L3_TYPE, STATUS } from '../mapping/wire.js';
 import { formatIp, formatMac, parseIp, parseMac } from '../model/addr.js';
-import type { AgentLog } from './agent.js';
+import type { Log } from '../sys/log.js';
 import type { Dataplane, LazyKey, Miss, Watch } from './dataplane/dataplane.js';
 
 export type { Miss };
@@ -22,7 +22,7 @@ export interface LazyOptions {
   dataplane: Pick<Dataplane, 'watchMisses' | 'lazySet' | 'lazyDelete'>;
   /** How often the shoot-down log is polled (default 250 ms). */
   logPollMs?: number;
-  log: AgentLog;
+  log: Log;
 }
 
 export interface LazyStats {

@@ -9,7 +9,8 @@ import type { LoggedChange } from '../model/changes.js';
 import { invalid } from '../model/errors.js';
 import { StreamClient } from '../stream/client.js';
 import { type AgentRouting, STREAM_PORT } from '../stream/protocol.js';
-import { Agent, type AgentLog } from './agent.js';
+import type { Log } from '../sys/log.js';
+import { Agent } from './agent.js';
 import { stopAnnouncers } from './dataplane/linux/announce.js';
 import { LinuxDataplane } from './dataplane/linux/linux-dataplane.js';
 import { LazyResolver } from './lazy.js';
@@ -57,7 +58,7 @@ export interface AgentProcessOptions {
   /** host:port for /metrics and /healthz, or "off". */
   metrics?: string;
   netns?: string;
-  log?: AgentLog;
+  log?: Log;
   /** BGP through BIRD: its control socket and the config file the agent owns; null or absent: no routing. */
   routing?: { birdSocket: string; birdConf: string; flags?: RoutingFlags; undoAfterMs?: number } | null;
 }
@@ -73,7 +74,7 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
-export const jsonLog: AgentLog = {
+export const jsonLog: Log = {
   info: (msg, ctx) => process.stderr.write(`${JSON.stringify({ level: 'info', time: new Date().toISOString(), msg, ...ctx })}\n`),
   warn: (msg, ctx) => process.stderr.write(`${JSON.stringify({ level: 'warn', time: new Date().toISOString(), msg, ...ctx })}\n`),
 };

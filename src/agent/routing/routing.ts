@@ -6,7 +6,7 @@
 // confirmed only once the push stream shows the host still reaches the
 // control plane; otherwise the agent rolls it back itself.
 import type { AgentState } from '../../stream/agent-state.js';
-import type { AgentLog } from '../agent.js';
+import { type Log, quietLog } from '../../sys/log.js';
 import type { Dataplane } from '../dataplane/dataplane.js';
 import type { BgpStatus, Bird } from './bird.js';
 import { protocolName, renderBirdConf } from './bird-conf.js';
@@ -29,7 +29,7 @@ export interface RoutingOptions {
   pollMs?: number;
   probe?: Probe;
   timers?: Timers;
-  log?: AgentLog;
+  log?: Log;
   /** Called after each status poll (metrics, the stream's status report). */
   onStatus?: (s: RoutingStatus) => void;
   /** The confirmed sessions, kept across restarts: a restarted agent still treats a session change as risky. */
@@ -68,8 +68,6 @@ export interface RoutingStatus {
   backends: { key: string; vipId: string; address: string; healthy: boolean; suppressed: boolean; lastError: string | null }[];
 }
 
-const quiet: AgentLog = { info() {}, warn() {} };
-
 /** The inputs that decide the BGP sessions (a change of them could cut the host off). */
 export type SessionFields = Pick<RoutingInputs, 'asn' | 'routerId' | 'sessions' | 'bfd'>;
 const sessionFields = (i: SessionFields): SessionFields => ({ asn: i.asn, routerId: i.routerId, sessions: i.sessions, bfd: i.bfd });
@@ -89,7 +87,7 @@ const MAX_RETRY_REFUSED_MS = 30 * 60_000;
 
 export class Routing {
   readonly health: HealthChecker;
-  private readonly log: AgentLog;
+  private readonly log: Log;
   private running = false;
   private again = false;
   private stopped = false;
@@ -126,7 +124,7 @@ export class Routing {
   };
 
   constructor(private readonly o: RoutingOptions) {
-    this.log = o.log ?? quiet;
+    this.log = o.log ?? quietLog;
     this.initialVips = announcedVips(o.running ?? '');
     this.confirmed = o.confirmedStore?.load() ?? null;
     this.health = new HealthChecker({
