@@ -6,9 +6,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { AgentState } from '../src/agent/state/agent-state.js';
 import { ApiClient } from '../src/cli/client.js';
 import { startServerProcess } from '../src/lab/server-process.js';
-import { AgentState } from '../src/stream/agent-state.js';
 import { StreamClient } from '../src/stream/client.js';
 import { percentile, type Result } from './report.js';
 

@@ -5,13 +5,13 @@
 // and retried with capped backoff after re-reading the kernel.
 
 import type { LoggedChange, PortMapping } from '../model/changes.js';
-import { AgentState } from '../stream/agent-state.js';
 import type { DesiredState } from '../stream/protocol.js';
 import { type Log, quietLog } from '../sys/log.js';
 import type { Dataplane, Op } from './dataplane/dataplane.js';
 import { DEFAULT_ARP_RATE, DEFAULT_ND_RATE, type Desired, type DesiredOptions, desiredKernel } from './reconcile/desired.js';
 import { KernelModel } from './reconcile/kernel-model.js';
 import { PlanScratch, planPacked } from './reconcile/packed-plan.js';
+import { AgentState } from './state/agent-state.js';
 
 /**
  * Steps handed to the dataplane at a time: a full sync of 100k remote ports

@@ -8,8 +8,8 @@ import { LinuxDataplane } from '../../src/agent/dataplane/linux/linux-dataplane.
 import { portIfname } from '../../src/agent/names.js';
 import { desiredKernel } from '../../src/agent/reconcile/desired.js';
 import { plan } from '../../src/agent/reconcile/plan.js';
+import { AgentState } from '../../src/agent/state/agent-state.js';
 import type { HostInfo, NetworkInfo, PortMapping } from '../../src/model/changes.js';
-import { AgentState } from '../../src/stream/agent-state.js';
 import { run } from '../../src/sys/exec.js';
 
 const NS = `wdp${process.pid}`;

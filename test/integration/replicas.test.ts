@@ -3,13 +3,13 @@
 // each replica serves what the other wrote.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { AgentState } from '../../src/agent/state/agent-state.js';
 import { ApiClient } from '../../src/cli/client.js';
 import { type ServerProcess, startServerProcess } from '../../src/lab/server-process.js';
 import { SvpClient } from '../../src/mapping/client.js';
 import { STATUS } from '../../src/mapping/wire.js';
 import { parseMac } from '../../src/model/addr.js';
 import type { Instance, Port } from '../../src/model/types.js';
-import { AgentState } from '../../src/stream/agent-state.js';
 import { StreamClient } from '../../src/stream/client.js';
 import { until } from '../../src/sys/until.js';
 import { type TestDb, testDb } from '../support/stores.js';

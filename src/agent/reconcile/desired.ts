@@ -1,11 +1,12 @@
 // What the kernel of one host should hold, computed from the agent's desired
 // state (the push stream's view): a pure function, diffed against what was
 // observed by plan.ts.
-import type { AgentState } from '../../stream/agent-state.js';
-import type { PortTable } from '../../stream/port-table.js';
+
 import { emptyKernelState, fdbKey, type KernelState, neighKey, type PlugState, type VniState } from '../dataplane/dataplane.js';
 import { type GuardPort, guardSpecHash } from '../dataplane/linux/guards.js';
 import { portIfname } from '../names.js';
+import type { AgentState } from '../state/agent-state.js';
+import type { PortTable } from '../state/port-table.js';
 
 export interface DesiredOptions {
   /** Lazy (SVP) mode: remote entries are learned from misses, not programmed up front. */

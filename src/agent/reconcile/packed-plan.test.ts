@@ -4,9 +4,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { HostInfo, NetworkInfo, PortMapping } from '../../model/changes.js';
-import { AgentState } from '../../stream/agent-state.js';
 import { emptyKernelState, type KernelState, type Op } from '../dataplane/dataplane.js';
 import { portIfname } from '../names.js';
+import { AgentState } from '../state/agent-state.js';
 import { desiredKernel } from './desired.js';
 import { KernelModel } from './kernel-model.js';
 import { PlanScratch, planPacked } from './packed-plan.js';

@@ -5,9 +5,9 @@
 // few MB of typed arrays instead of 60 MB of Maps and step objects.
 import { packIpv4, packIpv6, unpackIpv4, unpackIpv6, unpackMac } from '../../model/packed-addr.js';
 import { RowIndex } from '../../model/packed-table.js';
-import type { AgentState } from '../../stream/agent-state.js';
-import type { PortTable } from '../../stream/port-table.js';
 import { fdbKey, neighKey, type Op, splitKey } from '../dataplane/dataplane.js';
+import type { AgentState } from '../state/agent-state.js';
+import type { PortTable } from '../state/port-table.js';
 import { type DesiredOptions, desiredDevices, desiredKernel, wanted } from './desired.js';
 import { type KernelModel, macOfWords, packableVni } from './kernel-model.js';
 import { plan, planDevices } from './plan.js';

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { HostInfo, NetworkInfo, PortMapping } from '../../model/changes.js';
-import { AgentState } from '../../stream/agent-state.js';
 import { Agent } from '../agent.js';
 import { FakeDataplane } from '../dataplane/fake/fake-dataplane.js';
 import { portIfname } from '../names.js';
+import { AgentState } from '../state/agent-state.js';
 import { desiredKernel } from './desired.js';
 import { plan } from './plan.js';
 

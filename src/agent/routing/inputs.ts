@@ -3,8 +3,8 @@
 // (pure). bird-conf.ts turns it into bird.conf; docs/routing.md explains it.
 
 import { MAX_PREFIX_ACTIONS, type MaxPrefixAction } from '../../model/types.js';
-import type { AgentState } from '../../stream/agent-state.js';
 import { portIfname } from '../names.js';
+import type { AgentState } from '../state/agent-state.js';
 
 export { MAX_PREFIX_ACTIONS, type MaxPrefixAction };
 

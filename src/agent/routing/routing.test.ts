@@ -4,10 +4,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { PeerInfo, PortMapping, VipInfo } from '../../model/changes.js';
-import { AgentState } from '../../stream/agent-state.js';
 import type { DesiredState } from '../../stream/protocol.js';
 import { FakeDataplane } from '../dataplane/fake/fake-dataplane.js';
 import { portIfname } from '../names.js';
+import { AgentState } from '../state/agent-state.js';
 import { FakeBird } from './bird.js';
 import { protocolName } from './bird-conf.js';
 import type { Probe } from './health.js';

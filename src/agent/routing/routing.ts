@@ -5,9 +5,9 @@
 // A config that changes BGP sessions is applied with an undo timer and
 // confirmed only once the push stream shows the host still reaches the
 // control plane; otherwise the agent rolls it back itself.
-import type { AgentState } from '../../stream/agent-state.js';
 import { type Log, quietLog } from '../../sys/log.js';
 import type { Dataplane } from '../dataplane/dataplane.js';
+import type { AgentState } from '../state/agent-state.js';
 import type { BgpStatus, Bird } from './bird.js';
 import { protocolName, renderBirdConf } from './bird-conf.js';
 import { HealthChecker, type Probe, type Timers } from './health.js';

@@ -2,11 +2,11 @@
 // more), in columns rather than one object and seven strings each: ids,
 // MACs and addresses packed into typed arrays, the fields a port shares
 // with its network and its host kept once. Reads as a Map of PortMapping.
-import type { PortMapping } from '../model/changes.js';
-import { WeftError } from '../model/errors.js';
-import { packIpv4, packIpv6, packMac, unpackIpv4, unpackIpv6, unpackMac } from '../model/packed-addr.js';
-import { ID_TEXT, type IdKind, packId, unpackId } from '../model/packed-id.js';
-import { RowIndex } from '../model/packed-table.js';
+import type { PortMapping } from '../../model/changes.js';
+import { WeftError } from '../../model/errors.js';
+import { packIpv4, packIpv6, packMac, unpackIpv4, unpackIpv6, unpackMac } from '../../model/packed-addr.js';
+import { ID_TEXT, type IdKind, packId, unpackId } from '../../model/packed-id.js';
+import { RowIndex } from '../../model/packed-table.js';
 
 const LIVE = 1;
 const HAS_VNI = 2;

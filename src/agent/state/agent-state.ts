@@ -1,8 +1,8 @@
 // The desired state an agent holds, kept by applying the push stream's
 // snapshots and deltas (pure). The dataplane reconciles against it.
-import type { HostInfo, LoggedChange, NetworkInfo, PeerInfo, PortMapping, VipInfo } from '../model/changes.js';
+import type { HostInfo, LoggedChange, NetworkInfo, PeerInfo, PortMapping, VipInfo } from '../../model/changes.js';
+import type { DesiredState } from '../../stream/protocol.js';
 import { PortTable } from './port-table.js';
-import type { DesiredState } from './protocol.js';
 
 export class AgentState {
   version = 0;

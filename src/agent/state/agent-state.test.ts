@@ -3,7 +3,7 @@
 // VNIs the host no longer has go, whether the VNI set changed or not.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { HostInfo, LoggedChange, NetworkInfo, PortMapping } from '../model/changes.js';
+import type { HostInfo, LoggedChange, NetworkInfo, PortMapping } from '../../model/changes.js';
 import { AgentState } from './agent-state.js';
 
 const host = (h: number, ip = `192.0.2.${h}`): HostInfo => ({
