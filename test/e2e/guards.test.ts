@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { type GuardPort, guardSpecHash } from '../../src/agent/dataplane/linux/guards.js';
+import { type GuardPort, guardSpecHash } from '../../src/agent/dataplane/guard-spec.js';
 import { NftGuards } from '../../src/agent/dataplane/linux/guards-nft.js';
 import { portIfname } from '../../src/agent/names.js';
 import { linkLocalOf } from '../../src/model/addr.js';

@@ -1,7 +1,7 @@
 // The Dataplane seam: what weft owns in a host's kernel (KernelState), the
 // steps that change it (Plan), and the interface with a Linux and a fake
 // implementation. docs/dataplane.md explains every object and why it exists.
-import type { GuardPort } from './linux/guards.js';
+import type { GuardPort } from './guard-spec.js';
 
 /** One VXLAN segment on the host: device `wvx<vni>` enslaved to bridge `wbr<vni>`. */
 export interface VniState {

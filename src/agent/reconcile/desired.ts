@@ -3,7 +3,7 @@
 // observed by plan.ts.
 
 import { emptyKernelState, fdbKey, type KernelState, neighKey, type PlugState, type VniState } from '../dataplane/dataplane.js';
-import { type GuardPort, guardSpecHash } from '../dataplane/linux/guards.js';
+import { type GuardPort, guardSpecHash } from '../dataplane/guard-spec.js';
 import { portIfname } from '../names.js';
 import type { AgentState } from '../state/agent-state.js';
 import type { PortTable } from '../state/port-table.js';

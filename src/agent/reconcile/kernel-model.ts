@@ -1,11 +1,12 @@
 // The agent's model of what its kernel holds, packed: FDB and neighbour
 // entries in PackedTables (a remote port's three entries cost some 110 bytes
 // instead of 280 as `vni|addr` string Maps). Steps are applied to it with
-// plan.ts's applyStep, so it follows exactly what KernelState would.
+// dataplane/kernel-state.ts's applyStep, so it follows exactly what
+// KernelState would.
 import { packIpv4, packIpv6, packMac, unpackIpv4, unpackIpv6, unpackMac } from '../../model/packed-addr.js';
 import { PackedTable } from '../../model/packed-table.js';
 import { fdbKey, type KernelEntries, type KernelState, neighKey, type Op, type PlugState, splitKey, type VniState } from '../dataplane/dataplane.js';
-import { applyStep } from './plan.js';
+import { applyStep } from '../dataplane/kernel-state.js';
 
 const TWO24 = 0x1000000;
 
@@ -201,7 +202,7 @@ export class KernelModel implements KernelEntries {
     return { vnis: c(this.vnis), plugs: c(this.plugs), guards: c(this.guards), fdb: new Map(this.fdb.entries()), neigh, links: new Set(this.links) };
   }
 
-  /** Records a step that succeeded (plan.ts's applyStep). */
+  /** Records a step that succeeded (kernel-state.ts's applyStep). */
   apply(op: Op): void {
     applyStep(this, op);
   }

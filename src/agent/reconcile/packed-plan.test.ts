@@ -5,12 +5,13 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { HostInfo, NetworkInfo, PortMapping } from '../../model/changes.js';
 import { emptyKernelState, type KernelState, type Op } from '../dataplane/dataplane.js';
+import { applyToState } from '../dataplane/kernel-state.js';
 import { portIfname } from '../names.js';
 import { AgentState } from '../state/agent-state.js';
 import { desiredKernel } from './desired.js';
 import { KernelModel } from './kernel-model.js';
 import { PlanScratch, planPacked } from './packed-plan.js';
-import { applyToState, plan } from './plan.js';
+import { plan } from './plan.js';
 
 function rng(seed: number) {
   let x = seed;

@@ -1,8 +1,8 @@
 // Reconcile: desired vs current kernel state -> the plan that makes them
-// equal, touching only what differs (pure). Also the model of what a plan
-// does to the state, so the agent can track the kernel without re-reading it.
-import { type KernelEntries, type KernelState, kernelEntries, type Op, type Plan, type PlugState, splitKey, type VniState } from '../dataplane/dataplane.js';
-import type { GuardPort } from '../dataplane/linux/guards.js';
+// equal, touching only what differs (pure). What a plan does to the state is
+// dataplane/kernel-state.ts's.
+import { type KernelState, type Op, type Plan, type PlugState, splitKey, type VniState } from '../dataplane/dataplane.js';
+import type { GuardPort } from '../dataplane/guard-spec.js';
 import type { Desired } from './desired.js';
 
 /**
@@ -119,64 +119,4 @@ export function planDevices(want: WantDevices, current: HaveDevices): DevicePlan
   for (const list of [guards, plugs]) for (const op of list) head.push(op);
   for (const op of announce) tail.push(op);
   return { head, tail, waiting, gone, lazy, plugged };
-}
-
-const entriesOf = new WeakMap<KernelState, KernelEntries>();
-
-/** What a successful step leaves in the kernel (the model the fake and the agent keep). */
-export function applyToState(s: KernelState, op: Op): void {
-  let e = entriesOf.get(s);
-  if (!e) {
-    e = kernelEntries(s);
-    entriesOf.set(s, e);
-  }
-  applyStep(e, op);
-}
-
-export function applyStep(s: KernelEntries, op: Op): void {
-  switch (op.op) {
-    case 'vni.add':
-      s.vnis.set(op.vni.vni, { ...op.vni });
-      break;
-    case 'vni.mtu': {
-      const v = s.vnis.get(op.vni);
-      if (v) v.mtu = op.mtu;
-      break;
-    }
-    case 'vni.del':
-      s.vnis.delete(op.vni);
-      s.dropEntries(op.vni);
-      for (const [name, p] of s.plugs) if (p.vni === op.vni) s.plugs.delete(name);
-      break;
-    case 'guard.set':
-      s.guards.set(op.port.ifname, op.hash);
-      break;
-    case 'guard.del':
-      s.guards.delete(op.ifname);
-      break;
-    case 'port.plug': {
-      const old = s.plugs.get(op.plug.ifname);
-      if (old && old.vni !== op.plug.vni) s.fdbDelete(old.vni, old.mac);
-      s.plugs.set(op.plug.ifname, { ...op.plug });
-      break;
-    }
-    case 'port.unplug':
-      s.plugs.delete(op.plug.ifname);
-      if (s.fdbGet(op.plug.vni, op.plug.mac) === `@${op.plug.ifname}`) s.fdbDelete(op.plug.vni, op.plug.mac);
-      break;
-    case 'fdb.set':
-      s.fdbSet(op.vni, op.mac, op.dst);
-      break;
-    case 'fdb.del':
-      s.fdbDelete(op.vni, op.mac);
-      break;
-    case 'neigh.set':
-      s.neighSet(op.vni, op.ip, op.mac);
-      break;
-    case 'neigh.del':
-      s.neighDelete(op.vni, op.ip);
-      break;
-    case 'announce':
-      break;
-  }
 }

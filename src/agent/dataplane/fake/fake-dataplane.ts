@@ -2,7 +2,6 @@
 // its rules (no entry on a missing device, no plug of a missing interface,
 // no duplicate device) and fails on demand, like calico's mock netlink.
 import { invalid, WeftError } from '../../../model/errors.js';
-import { applyToState } from '../../reconcile/plan.js';
 import {
   type ApplyResult,
   type Dataplane,
@@ -19,6 +18,7 @@ import {
   type VipNat,
   type Watch,
 } from '../dataplane.js';
+import { applyToState } from '../kernel-state.js';
 
 /** The kinds of operation that failNext can make fail: plan steps, and the operations outside plans. */
 export type FakeFailure = Op['op'] | 'lazy.set' | 'lazy.del' | 'routed.apply';

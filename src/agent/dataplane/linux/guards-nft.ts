@@ -4,17 +4,8 @@
 
 import { WeftError } from '../../../model/errors.js';
 import type { Runner } from '../../../sys/exec.js';
-import {
-  GUARD_FAMILY,
-  GUARD_TABLE,
-  type GuardPort,
-  PORT_CHAIN_PREFIX,
-  PORTS_IN,
-  PORTS_OUT,
-  renderGuardChanges,
-  renderGuardTable,
-  SPEC_COMMENT_PREFIX,
-} from './guards.js';
+import type { GuardPort } from '../guard-spec.js';
+import { GUARD_FAMILY, GUARD_TABLE, PORT_CHAIN_PREFIX, PORTS_IN, PORTS_OUT, renderGuardChanges, renderGuardTable, SPEC_COMMENT_PREFIX } from './guards.js';
 
 /** Packets and bytes one guard dropped on one port; `ifname` is '' for the host-wide `egress-*` guards. */
 export interface GuardCounter {

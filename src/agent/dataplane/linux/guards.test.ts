@@ -8,7 +8,8 @@ import { test } from 'node:test';
 import { assertGolden, fixture } from '../../../../test/support/golden.js';
 import { WeftError } from '../../../model/errors.js';
 import { type RunOptions, type RunResult, run } from '../../../sys/exec.js';
-import { type GuardPort, guardSpecHash, renderGuardChanges, renderGuardTable, renderPortAdd, renderPortRemove } from './guards.js';
+import { type GuardPort, guardSpecHash } from '../guard-spec.js';
+import { renderGuardChanges, renderGuardTable, renderPortAdd, renderPortRemove } from './guards.js';
 import { NftGuards } from './guards-nft.js';
 
 const dual: GuardPort = { ifname: 'wp0123456789ab', mac: '02:00:00:00:01:0a', ipv4: '10.1.0.10', ipv6: 'fd00:1::a', arpRate: 20, ndRate: 30 };

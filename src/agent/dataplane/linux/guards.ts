@@ -30,19 +30,9 @@
 // DHCP client requests (udp dport 67 / 547) are dropped too: nothing on a
 // weft network answers them, and they are broadcast (multicast) to every
 // port of the segment, which is exactly the BUM traffic the guards limit.
-import { createHash } from 'node:crypto';
-import { linkLocalOf, parseIp, parseMac } from '../../../model/addr.js';
+import { parseIp, parseMac } from '../../../model/addr.js';
 import { invalid } from '../../../model/errors.js';
-
-/** What the guards of one local port are rendered from. Rates are packets/second for this port. */
-export interface GuardPort {
-  ifname: string;
-  mac: string;
-  ipv4: string | null;
-  ipv6: string | null;
-  arpRate: number;
-  ndRate: number;
-}
+import { type GuardPort, guardSpecHash, type NormalGuardPort, normalGuardPort } from '../guard-spec.js';
 
 export const GUARD_TABLE = 'weft';
 export const GUARD_FAMILY = 'bridge';
@@ -52,9 +42,6 @@ export const PORTS_OUT = 'ports_out';
 export const PORT_CHAIN_PREFIX = 'p_';
 /** The last rule of a port chain has the comment `accept spec=<hash>`. */
 export const SPEC_COMMENT_PREFIX = 'accept spec=';
-/** Bumped whenever the rules change, so every chain rendered by an older agent looks stale. */
-export const GUARD_RULES_VERSION = 1;
-export const RATE_MAX = 100000;
 
 /** Every guard name a rule comment or named counter can carry, with what it drops. */
 export const GUARDS = {
@@ -85,69 +72,6 @@ export type GuardName = keyof typeof GUARDS;
 export const EGRESS_GUARDS = ['egress-dhcp-server', 'egress-dhcp6-server', 'egress-ra'] as const;
 
 const IFNAME = /^[A-Za-z][A-Za-z0-9_.-]{0,14}$/;
-
-interface Normal {
-  ifname: string;
-  mac: string;
-  ipv6: bigint | null;
-  ipv4Text: string | null;
-  ipv6Text: string | null;
-  linkLocal: string;
-  arpRate: number;
-  ndRate: number;
-}
-
-/**
- * Validates a port and puts its addresses in canonical form. Throws
- * E_INVALID_ARG naming the field: ifname (1-15 chars, letter first, then
- * letters, digits, `_.-`), unicast MAC, IPv4 / IPv6 (not unspecified,
- * multicast, broadcast or link-local), rates integers 1..RATE_MAX.
- */
-function normal(p: GuardPort, at = 'port'): Normal {
-  if (typeof p.ifname !== 'string' || !IFNAME.test(p.ifname)) {
-    throw invalid(`${at}.ifname`, p.ifname, 'must be 1-15 characters: a letter, then letters, digits, _ . -');
-  }
-  const mac = parseMac(`${at}.mac`, p.mac).text;
-  let ipv6: bigint | null = null;
-  let ipv4Text: string | null = null;
-  let ipv6Text: string | null = null;
-  if (p.ipv4 !== null) {
-    const a = parseIp(`${at}.ipv4`, p.ipv4);
-    if (a.family !== 4) throw invalid(`${at}.ipv4`, p.ipv4, 'must be an IPv4 address');
-    if (a.n === 0n || a.n === 0xffffffffn || a.n >> 28n === 0xen) {
-      throw invalid(`${at}.ipv4`, p.ipv4, 'must be a unicast address (not 0.0.0.0, broadcast or multicast)');
-    }
-    ipv4Text = a.text;
-  }
-  if (p.ipv6 !== null) {
-    const a = parseIp(`${at}.ipv6`, p.ipv6);
-    if (a.family !== 6) throw invalid(`${at}.ipv6`, p.ipv6, 'must be an IPv6 address');
-    if (a.n === 0n || a.n >> 120n === 0xffn || a.n >> 118n === 0x3fan) {
-      throw invalid(`${at}.ipv6`, p.ipv6, 'must be a unicast address that is not link-local (the EUI-64 link-local is always allowed)');
-    }
-    ipv6 = a.n;
-    ipv6Text = a.text;
-  }
-  for (const k of ['arpRate', 'ndRate'] as const) {
-    const r = p[k];
-    if (!Number.isInteger(r) || r < 1 || r > RATE_MAX) throw invalid(`${at}.${k}`, r, `must be an integer 1..${RATE_MAX} (packets/second)`);
-  }
-  return { ifname: p.ifname, mac, ipv6, ipv4Text, ipv6Text, linkLocal: linkLocalOf(mac), arpRate: p.arpRate, ndRate: p.ndRate };
-}
-
-/**
- * A short hash of everything a port's chain is rendered from, plus
- * GUARD_RULES_VERSION: equal for equal specs (addresses compared in
- * canonical form), different as soon as one field or the rules change. The
- * rendered chain carries it, so observe() tells an up-to-date chain from a
- * stale one. Throws E_INVALID_ARG on an invalid port.
- */
-export function guardSpecHash(port: GuardPort): string {
-  const n = normal(port);
-  const spec = [GUARD_RULES_VERSION, n.ifname, n.mac, n.ipv4Text ?? '-', n.ipv6Text ?? '-', n.arpRate, n.ndRate].join('|');
-  return createHash('sha256').update(spec).digest('hex').slice(0, 16);
-}
-
 /** The chain name of a port. */
 export const portChain = (ifname: string): string => `${PORT_CHAIN_PREFIX}${ifname}`;
 
@@ -159,7 +83,7 @@ const burst = (rate: number): number => Math.max(5, rate);
  * verdict and guard comment (the syntax of `add rule`, and of a rule line
  * inside a `chain { }` block).
  */
-function portRules(n: Normal, hash: string): string[] {
+function portRules(n: NormalGuardPort, hash: string): string[] {
   const rules: string[] = [];
   const drop = (match: string, guard: GuardName) => rules.push(`${match} counter drop comment "${guard}"`);
   const macHex = hex(parseMac('mac', n.mac).n, 12);
@@ -230,10 +154,10 @@ const POSTROUTING_HOOK = 'type filter hook postrouting priority -200; policy acc
 const TABLE_COMMENT = 'weft port guards: generated by the weft agent, do not edit';
 const HEADER = '# weft port guards (generated; see src/agent/dataplane/linux/guards.ts)\n';
 
-function checkedPorts(ports: GuardPort[], at: string): Normal[] {
+function checkedPorts(ports: GuardPort[], at: string): NormalGuardPort[] {
   const seen = new Set<string>();
   return ports.map((p, i) => {
-    const n = normal(p, `${at}[${i}]`);
+    const n = normalGuardPort(p, `${at}[${i}]`);
     if (seen.has(n.ifname)) throw invalid(`${at}[${i}].ifname`, n.ifname, 'must be unique');
     seen.add(n.ifname);
     return n;
@@ -277,7 +201,7 @@ export function renderGuardTable(ports: GuardPort[]): string {
   return `${out.join('\n')}\n`;
 }
 
-function portOf(n: Normal): GuardPort {
+function portOf(n: NormalGuardPort): GuardPort {
   return { ifname: n.ifname, mac: n.mac, ipv4: n.ipv4Text, ipv6: n.ipv6Text, arpRate: n.arpRate, ndRate: n.ndRate };
 }
 
@@ -300,7 +224,7 @@ function skeleton(): string[] {
   ];
 }
 
-function addLines(n: Normal): string[] {
+function addLines(n: NormalGuardPort): string[] {
   const tb = `${GUARD_FAMILY} ${GUARD_TABLE}`;
   const c = portChain(n.ifname);
   return [

@@ -6,8 +6,8 @@
 
 import { bridgeMac, bridgeName, OWNER_ALIAS, vxlanName } from '../../names.js';
 import type { Op, Plan } from '../dataplane.js';
+import type { GuardPort } from '../guard-spec.js';
 import { parseFailed } from './batch-process.js';
-import type { GuardPort } from './guards.js';
 
 /** The three batches, in the order they run: devices (`ip`), bridge ports and FDB (`bridge`), neighbours (`ip`). */
 export type BatchName = 'links' | 'fdb' | 'neigh';
