@@ -100,7 +100,7 @@ export function splitKey(key: string): [number, string] {
   return [Number(key.slice(0, i)), key.slice(i + 1)];
 }
 
-/** One step of a plan. Every step is idempotent (replace, or delete of what may be gone). */
+/** One step of a plan. Every step but `vni.add` is idempotent (replace, or delete of what may be gone): see Dataplane.apply. */
 export type Op =
   | { op: 'vni.add'; vni: VniState }
   | { op: 'vni.mtu'; vni: number; mtu: number }
@@ -164,10 +164,14 @@ export interface VipNat {
 /**
  * A host's kernel as weft sees it. Implementations: `LinuxDataplane`
  * (iproute2 and nftables, batched) and `FakeDataplane` (in memory, enforcing
- * the kernel's rules, failing on demand). Every kernel write of the agent
- * goes through it: the overlay and its guards (observe/apply), the watches
- * of interfaces and misses, lazy-mode entries, and the host side of routed
- * networks and VIPs (applyRouted).
+ * the kernel's rules, failing on demand); test/contract/dataplane.contract.test.ts
+ * holds both to this contract. Every kernel write of the agent goes through
+ * it: the overlay and its guards (observe/apply), the watches of interfaces
+ * and misses, lazy-mode entries, and the host side of routed networks and
+ * VIPs (applyRouted). Observed back, an applied plan reads as applyToState
+ * (kernel-state.ts) says, with one rule of the kernel's: a plugged port's MAC
+ * is read from its `@ifname` FDB entry, so a plug without that entry is
+ * observed with mac '' (and reconcile re-plugs it).
  */
 export interface Dataplane {
   /** Reads every object weft owns; touches nothing. Objects not weft's are never reported. */
@@ -179,9 +183,25 @@ export interface Dataplane {
    */
   observeInto?(into: KernelEntries): Promise<void>;
   /**
-   * Runs a plan's steps in order, batched. Steps are idempotent, so a plan
-   * may be re-run after a partial failure; failures are reported per step
-   * rather than thrown (a bad entry must not stop the others).
+   * Runs a plan's steps in order, batched. Failures are reported per step,
+   * with why, rather than thrown: a bad step does not stop the others.
+   *
+   * Idempotent, so a plan may be re-run after a partial failure: every step
+   * but `vni.add`. Applied again, `vni.mtu`, `guard.set`, `port.plug`,
+   * `fdb.set` and `neigh.set` (replacements) change nothing and do not fail;
+   * `vni.del`, `guard.del`, `port.unplug`, `fdb.del` and `neigh.del` of what
+   * is gone (a missing VNI or interface included) succeed. `vni.add` of a VNI
+   * whose devices exist fails (`File exists`) and leaves them as they are:
+   * the planner deletes them first.
+   *
+   * Fails: `vni.mtu`, `fdb.set`, `neigh.set` on a VNI that does not exist;
+   * `port.plug` of a missing interface or into a missing VNI; `fdb.set` to
+   * `@ifname` of a port not plugged; `guard.set` of an invalid port.
+   * LinuxDataplane fails wider than the step in two cases: a plug into a
+   * missing VNI ends iproute2's batch (every device step of the apply is
+   * reported failed, some applied all the same: observe tells), and the
+   * `guard.set` steps of one apply are one nftables transaction (one refused
+   * fails them all). `announce` is best effort and leaves nothing to observe.
    */
   apply(plan: Plan): Promise<ApplyResult>;
   /**

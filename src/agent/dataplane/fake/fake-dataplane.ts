@@ -1,6 +1,7 @@
 // An in-memory Dataplane for unit tests: keeps the kernel's state, enforces
 // its rules (no entry on a missing device, no plug of a missing interface,
 // no duplicate device) and fails on demand, like calico's mock netlink.
+// test/contract/dataplane.contract.test.ts holds it to what LinuxDataplane does.
 import { invalid, WeftError } from '../../../model/errors.js';
 import {
   type ApplyResult,
@@ -18,6 +19,7 @@ import {
   type VipNat,
   type Watch,
 } from '../dataplane.js';
+import { normalGuardPort } from '../guard-spec.js';
 import { applyToState } from '../kernel-state.js';
 
 /** The kinds of operation that failNext can make fail: plan steps, and the operations outside plans. */
@@ -68,7 +70,7 @@ export class FakeDataplane implements Dataplane {
     const s = this.state;
     return {
       vnis: new Map([...s.vnis].map(([k, v]) => [k, { ...v }])),
-      plugs: new Map([...s.plugs].map(([k, v]) => [k, { ...v }])),
+      plugs: new Map([...s.plugs].map(([k, v]) => [k, { ...v, mac: this.plugMac(v.ifname, v.vni, v.mac) }])),
       fdb: new Map(s.fdb),
       neigh: new Map(s.neigh),
       guards: new Map(s.guards),
@@ -147,6 +149,18 @@ export class FakeDataplane implements Dataplane {
     this.routed.table = null;
   }
 
+  /**
+   * A plug's MAC as the kernel shows it: read from the port's static entry on
+   * its bridge, so a plug without one is seen with none ('').
+   */
+  private plugMac(ifname: string, vni: number, mac: string): string {
+    const at = `@${ifname}`;
+    if (this.state.fdb.get(fdbKey(vni, mac)) === at) return mac;
+    const prefix = fdbKey(vni, '');
+    for (const [key, dst] of this.state.fdb) if (dst === at && key.startsWith(prefix)) return key.slice(prefix.length);
+    return '';
+  }
+
   /** Interfaces changed: the link watchers hear of it. */
   private notifyLinks(): void {
     for (const w of [...this.linkWatchers]) w();
@@ -189,6 +203,10 @@ export class FakeDataplane implements Dataplane {
         break;
       case 'neigh.set':
         needVni(op.vni);
+        break;
+      case 'guard.set':
+        // nft is given only valid ports: LinuxDataplane's renderer refuses the others.
+        normalGuardPort(op.port);
         break;
       default:
         break;
