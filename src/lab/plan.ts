@@ -4,11 +4,11 @@
 import { formatIp, parseIp, parseMac } from '../model/addr.js';
 import { capacity, invalid } from '../model/errors.js';
 
+export { checkIfname, IFNAME_MAX } from '../model/ifname.js';
+
 /** The size `weft lab up` builds by default: 2 sites x 2 racks x 2 hosts, 2 tenants, 16 instances, seed 1. */
 export const DEFAULT_CLOUD = { name: 'weft', sites: 2, racksPerSite: 2, hostsPerRack: 2, tenants: 2, instances: 16, seed: 1 };
 
-/** Linux's limit on interface names (IFNAMSIZ - 1). */
-export const IFNAME_MAX = 15;
 /** Labs that can exist at once on one machine: each owns one management /26 in the root namespace. */
 export const SLOTS = 4;
 /** Underlay point-to-point links per lab: the /31s of 192.0.2.0/24. */
@@ -24,7 +24,6 @@ export const OVERLAY_MTU = UNDERLAY_MTU - VXLAN_OVERHEAD;
 
 const LAB_NAME = /^[a-z][a-z0-9]{0,5}$/;
 const NODE_NAME = /^[a-z][a-z0-9]{0,11}$/;
-const IFNAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
 
 /** Throws E_INVALID_ARG unless `name` can prefix the lab's namespaces and root link (1..6 of [a-z0-9], a letter first). */
 export function checkLabName(name: unknown): string {
@@ -43,12 +42,6 @@ const RESERVED_NODES = new Set(['lo', 'root', 'br0']);
 export function checkNodeName(field: string, name: unknown): string {
   if (typeof name !== 'string' || !NODE_NAME.test(name)) throw invalid(field, name, 'must be 1..12 of [a-z0-9], starting with a letter');
   if (RESERVED_NODES.has(name)) throw invalid(field, name, `must not be one of ${[...RESERVED_NODES].join(', ')}`);
-  return name;
-}
-
-/** Throws E_INVALID_ARG unless `name` is a valid Linux interface name (1..15 chars, no `/`, space or `:`). */
-export function checkIfname(field: string, name: unknown): string {
-  if (typeof name !== 'string' || !IFNAME.test(name)) throw invalid(field, name, `must be 1..${IFNAME_MAX} of [A-Za-z0-9_.-]`);
   return name;
 }
 

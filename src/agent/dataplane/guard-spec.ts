@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { linkLocalOf, parseIp, parseMac } from '../../model/addr.js';
 import { invalid } from '../../model/errors.js';
+import { checkIfname } from '../../model/ifname.js';
 
 /** What the guards of one local port are rendered from. Rates are packets/second for this port. */
 export interface GuardPort {
@@ -19,8 +20,6 @@ export interface GuardPort {
 export const GUARD_RULES_VERSION = 1;
 export const RATE_MAX = 100000;
 
-const IFNAME = /^[A-Za-z][A-Za-z0-9_.-]{0,14}$/;
-
 /** A valid GuardPort, addresses in canonical form (and the IPv6 one as a number), with its EUI-64 link-local. */
 export interface NormalGuardPort {
   ifname: string;
@@ -35,14 +34,12 @@ export interface NormalGuardPort {
 
 /**
  * Validates a port and puts its addresses in canonical form. Throws
- * E_INVALID_ARG naming the field: ifname (1-15 chars, letter first, then
- * letters, digits, `_.-`), unicast MAC, IPv4 / IPv6 (not unspecified,
+ * E_INVALID_ARG naming the field: ifname (IFNAME: 1-15 chars, letter or
+ * digit first, then letters, digits, `_.-`), unicast MAC, IPv4 / IPv6 (not unspecified,
  * multicast, broadcast or link-local), rates integers 1..RATE_MAX.
  */
 export function normalGuardPort(p: GuardPort, at = 'port'): NormalGuardPort {
-  if (typeof p.ifname !== 'string' || !IFNAME.test(p.ifname)) {
-    throw invalid(`${at}.ifname`, p.ifname, 'must be 1-15 characters: a letter, then letters, digits, _ . -');
-  }
+  checkIfname(`${at}.ifname`, p.ifname, 'must be 1-15 characters: a letter or digit, then letters, digits, _ . -');
   const mac = parseMac(`${at}.mac`, p.mac).text;
   let ipv6: bigint | null = null;
   let ipv4Text: string | null = null;

@@ -28,6 +28,7 @@
 //   tagged GRACEFUL_SHUTDOWN while the host drains.
 import { type Cidr, type Family, parseCidr, parseIp } from '../../model/addr.js';
 import { invalid } from '../../model/errors.js';
+import { checkIfname } from '../../model/ifname.js';
 import { type BgpSession, MAX_PREFIX_ACTIONS, type RoutingInputs } from './inputs.js';
 
 /** BGP protocols are named `up_<12 hex digits>` (see protocolName). */
@@ -95,7 +96,6 @@ export const LONGEST4 = 24;
 export const LONGEST6 = 48;
 
 const ASN_MAX = 4294967295;
-const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 const SESSION_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 const IRR_ITEM = /^([0-9A-Fa-f.:]+\/\d{1,3})(?:\{(\d{1,3}),(\d{1,3})\}|([+-]))?$/;
@@ -257,9 +257,7 @@ export function renderBirdConf(inputs: RoutingInputs): string {
   const routed = new Map<string, { cidr: Cidr; ifname: string; at: string }>();
   inputs.routedAddrs.forEach((r, i) => {
     const cidr = hostRoute(`routedAddrs[${i}].prefix`, r.prefix);
-    if (typeof r.ifname !== 'string' || !IFNAME.test(r.ifname)) {
-      throw invalid(`routedAddrs[${i}].ifname`, r.ifname, 'must be 1-15 characters: letters, digits, _ . -');
-    }
+    checkIfname(`routedAddrs[${i}].ifname`, r.ifname);
     const prev = routed.get(cidr.text);
     if (prev && prev.ifname !== r.ifname) throw invalid(`routedAddrs[${i}].prefix`, r.prefix, `must be unique: ${prev.at} routes it via ${prev.ifname}`);
     routed.set(cidr.text, { cidr, ifname: r.ifname, at: `routedAddrs[${i}]` });

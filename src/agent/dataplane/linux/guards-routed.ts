@@ -4,6 +4,7 @@
 // explains the design.
 import { parseIp } from '../../../model/addr.js';
 import { invalid } from '../../../model/errors.js';
+import { IFNAME } from '../../../model/ifname.js';
 import type { RoutedPortNet, VipNat } from '../dataplane.js';
 
 export type { RoutedPortNet, VipNat };
@@ -13,8 +14,6 @@ export const GATEWAY4 = '169.254.0.1';
 /** The IPv6 gateway: `default via fe80::1 dev eth0`. */
 export const GATEWAY6 = 'fe80::1';
 export const ROUTING_TABLE = 'weft_routing';
-
-const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 
 /**
  * The whole `inet weft_routing` table as one atomic nft script (it replaces

@@ -32,6 +32,7 @@
 // port of the segment, which is exactly the BUM traffic the guards limit.
 import { parseIp, parseMac } from '../../../model/addr.js';
 import { invalid } from '../../../model/errors.js';
+import { checkIfname } from '../../../model/ifname.js';
 import { type GuardPort, guardSpecHash, type NormalGuardPort, normalGuardPort } from '../guard-spec.js';
 
 export const GUARD_TABLE = 'weft';
@@ -71,7 +72,6 @@ export type GuardName = keyof typeof GUARDS;
 /** The host-wide guards of `postrouting`, with named counters (reported with ifname ''). */
 export const EGRESS_GUARDS = ['egress-dhcp-server', 'egress-dhcp6-server', 'egress-ra'] as const;
 
-const IFNAME = /^[A-Za-z][A-Za-z0-9_.-]{0,14}$/;
 /** The chain name of a port. */
 export const portChain = (ifname: string): string => `${PORT_CHAIN_PREFIX}${ifname}`;
 
@@ -262,7 +262,7 @@ function removeLines(ifname: string): string[] {
 export function renderGuardChanges(c: { add: GuardPort[]; remove: string[] }): string {
   const adds = checkedPorts(c.add, 'add');
   c.remove.forEach((ifname, i) => {
-    if (typeof ifname !== 'string' || !IFNAME.test(ifname)) throw invalid(`remove[${i}]`, ifname, 'must be an interface name (1-15 characters)');
+    checkIfname(`remove[${i}]`, ifname, 'must be an interface name (1-15 characters)');
   });
   const lines = [...skeleton(), ...[...new Set(c.remove)].flatMap(removeLines), ...adds.flatMap(addLines)];
   return `${HEADER}${lines.join('\n')}\n`;
