@@ -3,6 +3,8 @@
 // instead of 280 as `vni|addr` string Maps). Steps are applied to it with
 // dataplane/kernel-state.ts's applyStep, so it follows exactly what
 // KernelState would.
+
+import { Interner } from '../../model/interner.js';
 import { packIpv4, packIpv6, packMac, unpackIpv4, unpackIpv6, unpackMac } from '../../model/packed-addr.js';
 import { PackedTable } from '../../model/packed-table.js';
 import { fdbKey, type KernelEntries, type KernelState, neighKey, type Op, type PlugState, splitKey, type VniState } from '../dataplane/dataplane.js';
@@ -32,8 +34,7 @@ export class FdbEntries {
   readonly packed = new PackedTable(3, 1, 1024);
   /** Entries whose key does not pack, by `fdbKey`. */
   readonly odd = new Map<string, string>();
-  private readonly dsts: string[] = [];
-  private readonly dstIds = new Map<string, number>();
+  private readonly dsts = new Interner();
 
   get size(): number {
     return this.packed.size + this.odd.size;
@@ -41,17 +42,11 @@ export class FdbEntries {
 
   /** The number of a destination (numbers are kept for the model's life). */
   dstId(dst: string): number {
-    let id = this.dstIds.get(dst);
-    if (id === undefined) {
-      id = this.dsts.length;
-      this.dsts.push(dst);
-      this.dstIds.set(dst, id);
-    }
-    return id;
+    return this.dsts.id(dst);
   }
 
   dst(id: number): string {
-    return this.dsts[id] as string;
+    return this.dsts.text(id);
   }
 
   /** Fills the scratch key for (vni, mac); false when they do not pack. */

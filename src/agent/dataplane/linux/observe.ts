@@ -2,6 +2,8 @@
 // fdb`, `ip -j neigh`) into a KernelState or any KernelEntries (pure).
 // Anything not named as weft's is skipped, so the rest of the host is never
 // reported or touched. FDB and neighbour dumps are taken an entry at a time.
+
+import { Interner } from '../../../model/interner.js';
 import { packMac, unpackMac } from '../../../model/packed-addr.js';
 import { PackedTable } from '../../../model/packed-table.js';
 import { bridgeName, PORT_PREFIX, vniOfDevice } from '../../names.js';
@@ -55,8 +57,7 @@ export class ObservedParser {
    */
   private readonly remote = new PackedTable(3, 2, 1024);
   private readonly oddRemote = new Map<string, { dst?: string; master: boolean }>();
-  private readonly dsts: string[] = [];
-  private readonly dstIds = new Map<string, number>();
+  private readonly dsts = new Interner();
 
   constructor(
     private readonly into: KernelEntries,
@@ -119,7 +120,7 @@ export class ObservedParser {
       const at = t.find();
       const dst = at >= 0 ? t.value(at, 0) : 0;
       const has = at >= 0 ? t.value(at, 1) : 0;
-      t.set(self ? this.dstId(e.dst as string) + 1 : dst, master ? 1 : has);
+      t.set(self ? this.dsts.id(e.dst as string) + 1 : dst, master ? 1 : has);
     } else if (e.ifname.startsWith(PORT_PREFIX) && e.state === 'static' && e.master) {
       const pm = this.portMaster.get(e.ifname);
       if (pm && e.master === bridgeName(pm.vni)) {
@@ -138,7 +139,7 @@ export class ObservedParser {
       // A local port's static entry wins over leftovers on the vxlan device.
       if (this.into.fdbGet(vni, mac) !== undefined) continue;
       const dst = t.value(e, 0);
-      this.into.fdbSet(vni, mac, dst > 0 && t.value(e, 1) === 1 ? (this.dsts[dst - 1] as string) : '?');
+      this.into.fdbSet(vni, mac, dst > 0 && t.value(e, 1) === 1 ? this.dsts.text(dst - 1) : '?');
     }
     for (const [key, r] of this.oddRemote) {
       const [vni, mac] = splitKey(key);
@@ -156,15 +157,5 @@ export class ObservedParser {
     if (vni === null || !n.dev.startsWith('wbr') || !n.lladdr) return;
     if (!n.state?.includes('PERMANENT')) return;
     this.into.neighSet(vni, n.dst, n.lladdr);
-  }
-
-  private dstId(dst: string): number {
-    let id = this.dstIds.get(dst);
-    if (id === undefined) {
-      id = this.dsts.length;
-      this.dsts.push(dst);
-      this.dstIds.set(dst, id);
-    }
-    return id;
   }
 }
