@@ -141,9 +141,9 @@ export class Expect {
   /**
    * Applies `ops` as one plan: exactly the steps in `failing` are reported
    * failed (each with an error), every other step is applied, and observe()
-   * then reads back the expected state.
+   * then reads back the expected state (as `seen` changes a copy of it, when given).
    */
-  async apply(ops: Op[], failing: Op[] = []): Promise<void> {
+  async apply(ops: Op[], failing: Op[] = [], seen?: (want: KernelState) => void): Promise<void> {
     const r = await this.host.dataplane.apply({ ops, waiting: [] });
     const at = (op: Op) => ops.indexOf(op);
     assert.deepEqual(
@@ -153,7 +153,9 @@ export class Expect {
     );
     for (const f of r.failed) assert.ok(f.error.length > 0, 'a failure says why');
     for (const op of ops) if (!failing.includes(op)) applyToState(this.state, op);
-    await this.observed();
+    const want = seen ? structuredClone(this.state) : this.state;
+    seen?.(want);
+    await this.observed(want);
   }
 
   /** observe() reads back the expected state (or `want`). */
