@@ -1,12 +1,16 @@
-// The Dataplane contract: every case runs on FakeDataplane and on
-// LinuxDataplane (in a network namespace of its own), so the fake the unit
-// tests trust does what the kernel does. More cases: dataplaneContract() of
-// test/support/dataplane-contract.ts, from another file.
+// The Dataplane contract: one suite for the whole seam, the plan (observe and
+// apply) and the operations outside it (link and miss watches, lazy-mode
+// entries, the routed ports' host side). Every case runs on FakeDataplane and
+// on LinuxDataplane (in a network namespace of its own), so the fake the unit
+// tests trust does what the kernel does. The harness (the hosts, their
+// probes, the runner) is test/support/dataplane-contract.ts.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Op, PlugState, VniState } from '../../src/agent/dataplane/dataplane.js';
 import { FakeDataplane } from '../../src/agent/dataplane/fake/fake-dataplane.js';
 import { type GuardPort, guardSpecHash } from '../../src/agent/dataplane/guard-spec.js';
+import { WeftError } from '../../src/model/errors.js';
+import { until } from '../../src/sys/until.js';
 import { type DataplaneCase, dataplaneContract, Expect, LOCAL } from '../support/dataplane-contract.js';
 
 const VNI = 5000;
@@ -30,7 +34,8 @@ const plugged = (p: PlugState): Op[] => [
   { op: 'fdb.set', vni: p.vni, mac: p.mac, dst: `@${p.ifname}` },
 ];
 
-export const dataplaneCases: DataplaneCase[] = [
+/** observe and apply: a plan's steps, read back. */
+const planCases: DataplaneCase[] = [
   {
     name: 'observe: a host with nothing of weft on it is empty; port interfaces are listed',
     async run(h) {
@@ -260,7 +265,164 @@ export const dataplaneCases: DataplaneCase[] = [
   },
 ];
 
-dataplaneContract('Dataplane contract', dataplaneCases);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const code = (e: unknown) => (e instanceof WeftError ? e.code : String(e));
+
+/** The operations outside observe/apply, checked with the host's probes. */
+const hostCases: DataplaneCase[] = [
+  {
+    name: 'watchLinks hears a port interface appear, observeLinks lists it; nothing after stop',
+    async run(h) {
+      let calls = 0;
+      const w = h.dataplane.watchLinks(() => calls++);
+      try {
+        await sleep(h.settleMs);
+        await h.addLink('wpc0000000001');
+        await until('the link watch fires', async () => calls > 0, 5000);
+        assert.ok((await h.dataplane.observeLinks()).has('wpc0000000001'));
+      } finally {
+        w.stop();
+      }
+      await sleep(h.settleMs);
+      const before = calls;
+      await h.removeLink('wpc0000000001');
+      await sleep(h.settleMs);
+      assert.equal(calls, before, 'a stopped watch calls no more');
+      assert.ok(!(await h.dataplane.observeLinks()).has('wpc0000000001'));
+    },
+  },
+  {
+    name: 'lazySet refuses a missing vxlan device',
+    async run(h) {
+      await assert.rejects(h.dataplane.lazySet({ kind: 'l2', vni: 7999, mac: '02:57:46:00:09:01', dst: '192.0.2.9' }), (e) => code(e) === 'E_DATAPLANE');
+    },
+  },
+  {
+    name: 'lazy entries: set (replace), delete, deleting what is gone is fine, and they go with their device',
+    async run(h) {
+      const n = 7001;
+      assert.deepEqual((await h.dataplane.apply({ ops: [{ op: 'vni.add', vni: vni(n, { lazy: true }) }], waiting: [] })).failed, []);
+      await h.dataplane.lazySet({ kind: 'l3', vni: n, ip: '10.77.0.5', mac: '02:57:46:00:07:05', dst: '192.0.2.5' });
+      await h.dataplane.lazySet({ kind: 'l2', vni: n, mac: '02:57:46:00:07:06', dst: '192.0.2.6' });
+      let e = await h.lazyEntries(n);
+      assert.deepEqual([...e.fdb].sort(), [
+        ['02:57:46:00:07:05', '192.0.2.5'],
+        ['02:57:46:00:07:06', '192.0.2.6'],
+      ]);
+      assert.deepEqual([...e.neigh], [['10.77.0.5', '02:57:46:00:07:05']]);
+      // A moved port: the same key, another VTEP.
+      await h.dataplane.lazySet({ kind: 'l2', vni: n, mac: '02:57:46:00:07:06', dst: '192.0.2.7' });
+      assert.equal((await h.lazyEntries(n)).fdb.get('02:57:46:00:07:06'), '192.0.2.7');
+
+      await h.dataplane.lazyDelete([
+        { kind: 'l3', vni: n, ip: '10.77.0.5' },
+        { kind: 'l2', vni: n, mac: '02:57:46:00:07:05' },
+      ]);
+      e = await h.lazyEntries(n);
+      assert.deepEqual([...e.fdb], [['02:57:46:00:07:06', '192.0.2.7']]);
+      assert.deepEqual([...e.neigh], []);
+      // Shoot-downs of entries (or devices) already gone succeed.
+      await h.dataplane.lazyDelete([
+        { kind: 'l3', vni: n, ip: '10.77.0.5' },
+        { kind: 'l2', vni: 7998, mac: '02:57:46:00:07:05' },
+      ]);
+
+      assert.deepEqual((await h.dataplane.apply({ ops: [{ op: 'vni.del', vni: n }], waiting: [] })).failed, []);
+      e = await h.lazyEntries(n);
+      assert.equal(e.fdb.size + e.neigh.size, 0);
+    },
+  },
+  {
+    name: 'watchMisses reports an l3 miss on a lazy vxlan device',
+    async run(h) {
+      const n = 7002;
+      assert.deepEqual((await h.dataplane.apply({ ops: [{ op: 'vni.add', vni: vni(n, { lazy: true }) }], waiting: [] })).failed, []);
+      const seen: unknown[] = [];
+      const w = h.dataplane.watchMisses((m) => seen.push(m));
+      try {
+        await sleep(h.settleMs);
+        await until(
+          'a miss for 10.77.0.9',
+          async () => {
+            await h.raiseMiss(n, '10.77.0.9');
+            return seen.some((m) => JSON.stringify(m) === JSON.stringify({ kind: 'l3', vni: n, ip: '10.77.0.9' }));
+          },
+          10_000,
+        );
+      } finally {
+        w.stop();
+        await h.dataplane.apply({ ops: [{ op: 'vni.del', vni: n }], waiting: [] });
+      }
+    },
+  },
+  {
+    name: 'applyRouted: ports whose interface exists get gateways and the guard; the others once it appears',
+    async run(h) {
+      const [a, b] = ['wpr0000000000a', 'wpr0000000000b'];
+      await h.addLink(a);
+      const ports = [
+        { ifname: a, mtu: 1500 },
+        { ifname: b, mtu: 9000 },
+      ];
+      assert.deepEqual([...(await h.dataplane.applyRouted(ports, []))], [a]);
+      let r = await h.routed([a, b]);
+      assert.deepEqual([...r.ports], [[a, { mtu: 1500, gateways: true, rpFilter: true }]]);
+      assert.deepEqual(r.table, { ports: [a], vips: [] });
+
+      await h.addLink(b);
+      assert.deepEqual([...(await h.dataplane.applyRouted(ports, []))].sort(), [a, b]);
+      r = await h.routed([a, b]);
+      assert.deepEqual(r.ports.get(b), { mtu: 9000, gateways: true, rpFilter: true });
+      assert.deepEqual(r.table?.ports, [a, b]);
+
+      // The interface goes (the VM stops): no longer guarded; made again, it is configured again.
+      await h.removeLink(a);
+      assert.deepEqual([...(await h.dataplane.applyRouted(ports, []))], [b]);
+      assert.deepEqual((await h.routed([a, b])).table?.ports, [b]);
+      await h.addLink(a);
+      assert.deepEqual([...(await h.dataplane.applyRouted(ports, []))].sort(), [a, b]);
+      assert.equal((await h.routed([a])).ports.get(a)?.gateways, true);
+    },
+  },
+  {
+    name: 'applyRouted: a VIP is DNATed only while it has healthy backends; removeRouted drops the table, the next call writes it again',
+    async run(h) {
+      const p = 'wpr0000000000c';
+      await h.addLink(p);
+      const ports = [{ ifname: p, mtu: 1500 }];
+      await h.dataplane.applyRouted(ports, [
+        { vip: '198.51.100.80', backends: ['203.0.113.11', '203.0.113.10'] },
+        { vip: '198.51.100.81', backends: [] },
+        { vip: '2001:db8:ffff::80', backends: ['2001:db8:1:2::10'] },
+      ]);
+      assert.deepEqual((await h.routed([p])).table?.vips, ['198.51.100.80', '2001:db8:ffff::80']);
+      await h.dataplane.applyRouted(ports, [{ vip: '198.51.100.80', backends: [] }]);
+      assert.deepEqual((await h.routed([p])).table?.vips, []);
+
+      await h.dataplane.removeRouted();
+      assert.equal((await h.routed([p])).table, null);
+      await h.dataplane.removeRouted();
+      await h.dataplane.applyRouted(ports, []);
+      assert.deepEqual((await h.routed([p])).table?.ports.includes(p), true);
+      h.dataplane.resetRouted();
+      await h.dataplane.applyRouted(ports, []);
+      assert.equal((await h.routed([p])).ports.get(p)?.gateways, true);
+    },
+  },
+  {
+    name: 'applyRouted refuses a bad MTU with E_INVALID_ARG',
+    async run(h) {
+      const p = 'wpr0000000000d';
+      await h.addLink(p);
+      await assert.rejects(
+        h.dataplane.applyRouted([{ ifname: p, mtu: 100 }], []),
+        (e) => code(e) === 'E_INVALID_ARG' && /port\.mtu 100/.test((e as Error).message),
+      );
+    },
+  },
+];
+
+dataplaneContract('Dataplane contract', [...planCases, ...hostCases]);
 
 test('FakeDataplane: failNext fails the next steps of that kind only, then lets them through', async () => {
   const dp = new FakeDataplane();

@@ -164,11 +164,13 @@ export interface VipNat {
 /**
  * A host's kernel as weft sees it. Implementations: `LinuxDataplane`
  * (iproute2 and nftables, batched) and `FakeDataplane` (in memory, enforcing
- * the kernel's rules, failing on demand); test/contract/dataplane.contract.test.ts
- * holds both to this contract. Every kernel write of the agent goes through
- * it: the overlay and its guards (observe/apply), the watches of interfaces
- * and misses, lazy-mode entries, and the host side of routed networks and
- * VIPs (applyRouted). Observed back, an applied plan reads as applyToState
+ * the kernel's rules, failing on demand). Every kernel write of the agent
+ * goes through it: the overlay and its guards (observe/apply), the watches of
+ * interfaces and misses, lazy-mode entries, and the host side of routed
+ * networks and VIPs (applyRouted). One contract suite holds both
+ * implementations to all of it, each case on each: its cases are
+ * test/contract/dataplane.contract.test.ts, its harness
+ * test/support/dataplane-contract.ts. Observed back, an applied plan reads as applyToState
  * (kernel-state.ts) says, with one rule of the kernel's: a plugged port's MAC
  * is read from its `@ifname` FDB entry, so a plug without that entry is
  * observed with mac '' (and reconcile re-plugs it).
