@@ -5,8 +5,8 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import prom from 'prom-client';
 import { parseIp, parseMac } from '../model/addr.js';
-import { listenOn } from '../server/listen.js';
 import type { Store } from '../store/store.js';
+import { listenOn } from '../sys/listen.js';
 import { decodeLogReq, decodeLogRm, encodeFrame, ip16, type LogEntry, logAck, statusOnly } from './codec.js';
 import { crc32Range } from './crc32.js';
 import { FrameError, Framer } from './framer.js';

@@ -10,7 +10,7 @@ import * as ref from '../core/resolve.js';
 import { authenticate } from '../core/tokens.js';
 import type { MappingIndex } from '../mapping/index.js';
 import type { LoggedChange } from '../model/changes.js';
-import { listenOn } from '../server/listen.js';
+import { listenOn } from '../sys/listen.js';
 import { desiredState } from './desired.js';
 import {
   type AgentMessage,
