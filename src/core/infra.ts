@@ -4,12 +4,13 @@ import { cidrContains, cidrsOverlap, formatIp, parseCidr, parseIp, usableRange }
 import { conflict, invalid } from '../model/errors.js';
 import { HOST_STATES, type Host, type HostState, type Rack, type Site } from '../model/types.js';
 import * as v from '../model/validate.js';
+import { hostInfo } from '../store/records.js';
 import type { Repo } from '../store/repo.js';
 import type { HostRow, SiteRow } from '../store/schema.js';
 import { logChange } from './changelog.js';
 import { type Ctx, same, stamp } from './context.js';
 import * as ref from './resolve.js';
-import { hostInfo, hostView, rackView, siteView } from './views.js';
+import { hostView, rackView, siteView } from './views.js';
 
 export interface SiteInput {
   name: string;

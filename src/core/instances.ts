@@ -6,13 +6,14 @@ import { capacity, conflict, invalid, WeftError } from '../model/errors.js';
 import { type Candidate, fits, place, SIZES } from '../model/placement.js';
 import { INSTANCE_STATES, type Instance, type InstanceState, type Port, type Resources } from '../model/types.js';
 import * as v from '../model/validate.js';
+import { portMapping } from '../store/records.js';
 import type { Repo } from '../store/repo.js';
 import type { HostRow, InstanceRow, NetworkRow, PortRow } from '../store/schema.js';
 import { logChange } from './changelog.js';
 import { type Ctx, type Scope, stamp } from './context.js';
 import { pools } from './infra.js';
 import * as ref from './resolve.js';
-import { instanceView, portMapping, portView, siteView } from './views.js';
+import { instanceView, portView, siteView } from './views.js';
 import { touchVips, touchVipsOf } from './vips.js';
 
 export interface PortSpec {

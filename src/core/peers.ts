@@ -4,11 +4,12 @@ import { parseIp } from '../model/addr.js';
 import { conflict, invalid, notFound } from '../model/errors.js';
 import { IMPORT_POLICIES, type ImportPolicy, MAX_PREFIX_ACTIONS, type MaxPrefixAction, type Peer } from '../model/types.js';
 import * as v from '../model/validate.js';
+import { peerInfo } from '../store/records.js';
 import type { Repo } from '../store/repo.js';
 import type { PeerRow } from '../store/schema.js';
 import { type Ctx, same, stamp } from './context.js';
 import * as ref from './resolve.js';
-import { peerInfo, peerView } from './views.js';
+import { peerView } from './views.js';
 
 export interface PeerInput {
   host?: string;

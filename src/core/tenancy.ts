@@ -4,11 +4,12 @@ import { cidrsOverlap, parseCidr, usableRange } from '../model/addr.js';
 import { conflict, invalid, WeftError } from '../model/errors.js';
 import { NETWORK_KINDS, type Network, type NetworkKind, type Tenant } from '../model/types.js';
 import * as v from '../model/validate.js';
+import { networkInfo } from '../store/records.js';
 import type { NetworkRow } from '../store/schema.js';
 import { type Ctx, type Scope, same, stamp } from './context.js';
 import { pools } from './infra.js';
 import * as ref from './resolve.js';
-import { networkInfo, networkView, tenantView } from './views.js';
+import { networkView, tenantView } from './views.js';
 
 export async function createTenant(ctx: Ctx, input: { name: string }): Promise<Tenant> {
   v.name('name', input.name);

@@ -1,6 +1,5 @@
-// Rows to the entities the API shows, and to the self-contained records the
-// change log carries.
-import type { HostInfo, NetworkInfo, PeerInfo, PortMapping } from '../model/changes.js';
+// Rows to the entities the API shows (the change log's records are built
+// beside the store's queries, in store/records.ts).
 import type {
   HealthCheck,
   Host,
@@ -119,53 +118,4 @@ export const tokenView = (r: TokenRow): Token => ({
   tenantId: r.tenantId,
   hostId: r.hostId,
   createdAt: r.createdAt,
-});
-
-export const hostInfo = (r: HostRow): HostInfo => ({
-  hostId: r.id,
-  name: r.name,
-  siteId: r.siteId,
-  rackId: r.rackId,
-  underlayIp: r.underlayIp,
-  asn: r.asn === null ? null : Number(r.asn),
-  state: r.state,
-  ipv6Prefix: r.ipv6Prefix,
-});
-
-export const networkInfo = (r: NetworkRow): NetworkInfo => ({
-  networkId: r.id,
-  tenantId: r.tenantId,
-  kind: r.kind as NetworkKind,
-  vni: r.vni,
-  mtu: r.mtu,
-  subnets: JSON.parse(r.subnets) as string[],
-  arpRate: r.arpRate,
-  ndRate: r.ndRate,
-});
-
-export const peerInfo = (r: PeerRow): PeerInfo => ({
-  peerId: r.id,
-  hostId: r.hostId,
-  rackId: r.rackId,
-  neighbor: r.neighbor,
-  remoteAsn: Number(r.remoteAsn),
-  importPolicy: r.importPolicy,
-  maxPrefix: r.maxPrefix,
-  maxPrefixAction: r.maxPrefixAction,
-  bfd: r.bfd === 1,
-  multiprotocol: r.multiprotocol === 1,
-});
-
-export const portMapping = (p: PortRow, n: NetworkRow, h: HostRow): PortMapping => ({
-  portId: p.id,
-  instanceId: p.instanceId,
-  tenantId: p.tenantId,
-  networkId: n.id,
-  networkKind: n.kind as NetworkKind,
-  vni: n.vni,
-  mac: p.mac,
-  ipv4: p.ipv4,
-  ipv6: p.ipv6,
-  hostId: h.id,
-  underlayIp: h.underlayIp,
 });

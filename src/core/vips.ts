@@ -1,10 +1,10 @@
 // Use cases for VIPs: anycast service addresses with backend ports and a
 // health check; each host with a healthy local backend announces the VIP.
 import { cidrContains, formatIp, parseCidr, parseIp, usableRange } from '../model/addr.js';
-import type { VipInfo } from '../model/changes.js';
 import { capacity, conflict, invalid, WeftError } from '../model/errors.js';
 import type { HealthCheck, Vip } from '../model/types.js';
 import * as v from '../model/validate.js';
+import { vipInfo } from '../store/records.js';
 import type { Repo } from '../store/repo.js';
 import type { SiteRow, VipRow } from '../store/schema.js';
 import { type Ctx, type Scope, same, stamp } from './context.js';
@@ -48,23 +48,6 @@ export function checkHealth(h: HealthCheckInput): HealthCheck {
   const rise = h.rise === undefined ? 3 : v.int('healthCheck.rise', h.rise, 1, 100);
   const fall = h.fall === undefined ? 2 : v.int('healthCheck.fall', h.fall, 1, 100);
   return { type, port, path, intervalMs, timeoutMs, rise, fall };
-}
-
-/** The self-contained record of a VIP for the change log: backends with their hosts. */
-export async function vipInfo(tx: Repo, vip: VipRow): Promise<VipInfo> {
-  const links = await tx.all('vipBackends', { vipId: vip.id });
-  const ports = await tx.all('ports', { id: links.map((l) => l.portId) });
-  const insts = await tx.all('instances', { id: [...new Set(ports.map((p) => p.instanceId))] });
-  const hostOf = new Map(insts.map((i) => [i.id, i.hostId]));
-  return {
-    vipId: vip.id,
-    tenantId: vip.tenantId,
-    address: vip.address,
-    backends: ports
-      .map((p) => ({ portId: p.id, hostId: hostOf.get(p.instanceId) as string, ipv4: p.ipv4, ipv6: p.ipv6 }))
-      .sort((a, b) => a.portId.localeCompare(b.portId)),
-    healthCheck: JSON.parse(vip.healthCheck),
-  };
 }
 
 /** Appends vip.updated for each of these VIPs that still exists. */

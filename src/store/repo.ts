@@ -6,6 +6,7 @@ import { fromKey, keyOf } from '../model/addr.js';
 import { firstGap } from '../model/alloc.js';
 import { type Change, changeEntity, changeVni, type LoggedChange, type PortMapping } from '../model/changes.js';
 import { capacity, conflict } from '../model/errors.js';
+import { PORT_MAPPING_SELECT } from './records.js';
 import type { DB, ShootdownRow } from './schema.js';
 
 export type Table = keyof DB;
@@ -201,19 +202,7 @@ export class Repo {
       .innerJoin('networks as n', 'n.id', 'p.networkId')
       .innerJoin('instances as i', 'i.id', 'p.instanceId')
       .innerJoin('hosts as h', 'h.id', 'i.hostId')
-      .select([
-        'p.id as portId',
-        'p.instanceId',
-        'p.tenantId',
-        'p.networkId',
-        'n.kind as networkKind',
-        'n.vni',
-        'p.mac',
-        'p.ipv4',
-        'p.ipv6',
-        'i.hostId',
-        'h.underlayIp',
-      ]);
+      .select(PORT_MAPPING_SELECT);
   }
 
   /**

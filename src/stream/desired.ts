@@ -1,8 +1,7 @@
 // A host's desired state read from the store in one consistent snapshot:
 // what the push stream sends an agent that cannot resume from deltas.
-import { hostInfo, networkInfo, peerInfo } from '../core/views.js';
-import { vipInfo } from '../core/vips.js';
 import { notFound } from '../model/errors.js';
+import { hostInfo, networkInfo, peerInfo, vipInfo } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import type { DesiredState } from './protocol.js';
 

@@ -6,6 +6,8 @@ import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import type { Change } from '../../src/model/changes.js';
+import { portMapping } from '../../src/store/records.js';
+import type { HostRow, NetworkRow, PortRow, SiteRow } from '../../src/store/schema.js';
 import type { Store } from '../../src/store/store.js';
 import { DIALECTS, pgAdminUrl, type TestDb, testDb } from '../support/stores.js';
 
@@ -279,6 +281,75 @@ for (const dialect of DIALECTS) {
       } finally {
         await old.drop();
       }
+    });
+
+    test("the store's port join and portMapping() build the same record", async () => {
+      const at = now();
+      const site: SiteRow = { id: 'pm-s', name: 'pm-s', underlayPool: null, ipv4Pools: '[]', ipv6Block: null, createdAt: at };
+      const host: HostRow = {
+        id: 'pm-h',
+        name: 'pm-h',
+        siteId: site.id,
+        rackId: null,
+        underlayIp: '192.0.2.9',
+        asn: null,
+        cpus: 8,
+        memoryMb: 8192,
+        diskGb: 100,
+        state: 'active',
+        ipv6Prefix: null,
+        createdAt: at,
+        usedCpus: 0,
+        usedMemoryMb: 0,
+        usedDiskGb: 0,
+        svpClient: 0,
+      };
+      const net: NetworkRow = {
+        id: 'pm-n',
+        tenantId: 't-pm',
+        name: 'pm-n',
+        kind: 'overlay',
+        vni: 4242,
+        subnets: '[]',
+        siteId: null,
+        mtu: 1450,
+        arpRate: null,
+        ndRate: null,
+        createdAt: at,
+      };
+      const port: PortRow = {
+        id: 'pm-p',
+        instanceId: 'pm-i',
+        networkId: net.id,
+        tenantId: 't-pm',
+        mac: '02:57:46:00:00:09',
+        ipv4: '10.9.0.2',
+        ipv6: null,
+        createdAt: at,
+      };
+      const mapped = await store.write(async (tx) => {
+        await tx.insert('sites', site);
+        await tx.insert('tenants', tenantRow('pm'));
+        await tx.insert('hosts', host);
+        await tx.insert('networks', net);
+        const inst = {
+          id: 'pm-i',
+          tenantId: 't-pm',
+          name: 'pm-i',
+          siteId: site.id,
+          hostId: host.id,
+          cpus: 1,
+          memoryMb: 512,
+          diskGb: 1,
+          state: 'running',
+          createdAt: at,
+        };
+        await tx.insert('instances', inst);
+        await tx.insert('ports', port);
+        return tx.portMappingsFor(host.id, []);
+      });
+      // Same fields in the same order: the change log stores these as JSON.
+      assert.equal(JSON.stringify(mapped), JSON.stringify([portMapping(port, net, host)]));
     });
 
     if (dialect === 'sqlite')
