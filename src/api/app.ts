@@ -15,7 +15,6 @@ import * as tokens from '../core/tokens.js';
 import * as vips from '../core/vips.js';
 import { WeftError } from '../model/errors.js';
 import type { Role, Token } from '../model/types.js';
-import type { AgentStatus } from '../stream/server.js';
 import { describeValidation, STATUS } from './errors.js';
 import { createMetrics } from './metrics.js';
 import * as S from './schemas.js';
@@ -49,12 +48,21 @@ declare module 'fastify' {
   }
 }
 
+/**
+ * The agents connected to this server's push stream, as GET /v1/agents
+ * reports them; wired by the composition root (server/server.ts).
+ */
+export interface Agents {
+  /** Each connected agent's applied version, lag and routing report, by host id. Synchronous, never throws. */
+  status(): S.AgentStatus[];
+}
+
 export interface ApiOptions {
   logger?: boolean | object;
   /** Where /metrics collects from; other components (the mapping service) register here too. */
   registry?: import('prom-client').Registry;
-  /** The push stream's view of connected agents (applied version and lag). */
-  agents?: () => AgentStatus[];
+  /** The push stream's view of connected agents (applied version and lag); none when absent. */
+  agents?: Agents;
   /**
    * Awaited before answering any request that may have written: the mapping
    * index has then applied it, so a lookup right after the answer sees it.
@@ -397,23 +405,11 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
         tags: ['agents'],
         summary: "Agents connected to this server's push stream: each host's applied change-log version and lag",
         response: {
-          200: T.Object({
-            head: T.Integer(),
-            items: T.Array(
-              T.Object({
-                hostId: T.String(),
-                connectedAt: T.String(),
-                appliedVersion: T.Integer(),
-                sentVersion: T.Integer(),
-                lag: T.Integer(),
-                routing: T.Union([S.AgentRouting, T.Null()]),
-              }),
-            ),
-          }),
+          200: T.Object({ head: T.Integer(), items: T.Array(S.AgentStatus) }),
         },
       },
     },
-    async () => ({ head: await ctx.store.headVersion(), items: opts.agents?.() ?? [] }),
+    async () => ({ head: await ctx.store.headVersion(), items: opts.agents?.status() ?? [] }),
   );
   app.get(
     '/v1/whoami',

@@ -1,7 +1,7 @@
 // Request and response shapes of the REST API (TypeBox: JSON Schema that is
 // also a TypeScript type). Shape only; meaning (CIDRs, ranges, uniqueness)
 // is checked in the core, so the CLI and API share one set of rules.
-import { Type as T, type TSchema } from '@sinclair/typebox';
+import { type Static, Type as T, type TSchema } from '@sinclair/typebox';
 
 const strict = { additionalProperties: false };
 const Nullable = <S extends TSchema>(s: S) => T.Union([s, T.Null()]);
@@ -305,5 +305,16 @@ export const AgentRouting = T.Object({
   ),
   announced: T.Array(T.String()),
 });
+
+/** A connected agent as the push stream sees it (GET /v1/agents). */
+export const AgentStatus = T.Object({
+  hostId: T.String(),
+  connectedAt: T.String(),
+  appliedVersion: T.Integer(),
+  sentVersion: T.Integer(),
+  lag: T.Integer(),
+  routing: T.Union([AgentRouting, T.Null()]),
+});
+export type AgentStatus = Static<typeof AgentStatus>;
 
 export const SHARED = [Resources, ApiError, Site, Rack, Host, Tenant, Network, Port, Instance, InstanceWithPorts, Vip, Peer, Token, Change];

@@ -1,12 +1,14 @@
-// `weft server`: opens the store (migrating it), bootstraps the admin token
-// from WEFT_ADMIN_TOKEN, serves the API, and shuts down cleanly on signals.
+// `weft server`, the composition root: opens the store (migrating it),
+// bootstraps the admin token from WEFT_ADMIN_TOKEN, wires the use cases into
+// the API and the push stream, and serves them until close().
 
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import prom from 'prom-client';
 import { buildApi } from '../api/app.js';
-import { createCtx } from '../core/context.js';
-import { ensureAdminToken } from '../core/tokens.js';
+import { type Ctx, createCtx } from '../core/context.js';
+import * as ref from '../core/resolve.js';
+import { authenticate, ensureAdminToken } from '../core/tokens.js';
 import { type MappingService, startMapping } from '../mapping/service.js';
 import { SVP_PORT } from '../mapping/wire.js';
 import { invalid } from '../model/errors.js';
@@ -14,7 +16,7 @@ import type { PlacementPolicy } from '../model/types.js';
 import { openStore } from '../store/open.js';
 import type { Store } from '../store/store.js';
 import { STREAM_PORT } from '../stream/protocol.js';
-import { StreamServer } from '../stream/server.js';
+import { type StreamContext, StreamServer } from '../stream/server.js';
 
 export interface ServerOptions {
   db: string;
@@ -53,6 +55,15 @@ export function parseListen(field: string, value: string, defaultPort: number): 
   return { host, port };
 }
 
+/** The stream server's view of the use cases: tokens and hosts as the API resolves them. */
+export function streamContext(ctx: Ctx): StreamContext {
+  return {
+    store: ctx.store,
+    authenticate: (secret) => authenticate(ctx, secret),
+    host: (hostRef) => ctx.store.read((tx) => ref.host(tx, hostRef)),
+  };
+}
+
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const listen = parseListen('api', o.api, 8080);
   const svpListen = o.svp === 'off' ? null : parseListen('svp', o.svp, SVP_PORT);
@@ -68,7 +79,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     mapping = await startMapping(store, { svp: svpListen, registry, onApplied: (c) => stream?.deliver(c) });
     let streamAddress: string | null = null;
     if (streamListen) {
-      stream = new StreamServer(ctx, mapping.follower.index, { registry, tls });
+      stream = new StreamServer(streamContext(ctx), mapping.follower.index, { registry, tls });
       const a = await stream.listen(streamListen.host, streamListen.port);
       streamAddress = `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
     }
@@ -84,7 +95,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     const app = await buildApi(ctx, {
       logger: o.logLevel === 'silent' ? false : { level: o.logLevel },
       registry,
-      agents: () => st?.status() ?? [],
+      agents: { status: () => st?.status() ?? [] },
       afterWrite,
     });
     await app.listen({ host: listen.host, port: listen.port });

@@ -5,11 +5,11 @@
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import prom from 'prom-client';
-import type { Ctx } from '../core/context.js';
-import * as ref from '../core/resolve.js';
-import { authenticate } from '../core/tokens.js';
 import type { MappingIndex } from '../mapping/index.js';
 import type { LoggedChange } from '../model/changes.js';
+import type { Token } from '../model/types.js';
+import type { HostRow } from '../store/schema.js';
+import type { Store } from '../store/store.js';
 import { listenOn } from '../sys/listen.js';
 import { desiredState } from './desired.js';
 import {
@@ -70,6 +70,19 @@ export interface AgentStatus {
   routing: AgentRouting | null;
 }
 
+/**
+ * What the stream server needs from the rest of the server, wired by the
+ * composition root (server/server.ts): the store it reads the change log
+ * and desired states from, and how a hello's token and host are checked.
+ */
+export interface StreamContext {
+  store: Store;
+  /** The token whose secret this is, or null when there is none (unknown or revoked); throws only when the store fails. */
+  authenticate(secret: string): Promise<Token | null>;
+  /** The host a hello names, by id or by name; throws a WeftError E_NOT_FOUND when there is none. */
+  host(ref: string): Promise<HostRow>;
+}
+
 export interface StreamTls {
   cert: Buffer;
   key: Buffer;
@@ -84,7 +97,7 @@ export class StreamServer {
   private readonly deadMs: number;
 
   constructor(
-    private readonly ctx: Ctx,
+    private readonly ctx: StreamContext,
     private readonly index: MappingIndex,
     o: { registry?: prom.Registry; tls?: StreamTls; heartbeatMs?: number; deadMs?: number } = {},
   ) {
@@ -188,9 +201,9 @@ export class StreamServer {
   private async hello(sock: Socket, m: Extract<AgentMessage, { t: 'hello' }>): Promise<Session> {
     if (m.v !== STREAM_VERSION)
       throw Object.assign(new Error(`stream version ${m.v} is not spoken; this server speaks ${STREAM_VERSION}`), { code: 'E_INVALID_ARG' });
-    const token = typeof m.token === 'string' ? await authenticate(this.ctx, m.token) : null;
+    const token = typeof m.token === 'string' ? await this.ctx.authenticate(m.token) : null;
     if (!token) throw Object.assign(new Error('unknown or revoked token'), { code: 'E_UNAUTHENTICATED' });
-    const host = await this.ctx.store.read((tx) => ref.host(tx, String(m.host)));
+    const host = await this.ctx.host(String(m.host));
     if (!(token.role === 'admin' || (token.role === 'agent' && token.hostId === host.id)))
       throw Object.assign(new Error(`a ${token.role} token may not follow host ${host.name}`), { code: 'E_FORBIDDEN' });
     const version = Number.isInteger(m.version) && m.version > 0 ? m.version : 0;

@@ -8,6 +8,7 @@ import { type Ctx, createCtx } from '../../src/core/context.js';
 import * as infra from '../../src/core/infra.js';
 import { ensureAdminToken } from '../../src/core/tokens.js';
 import { type MappingService, startMapping } from '../../src/mapping/service.js';
+import { streamContext } from '../../src/server/server.js';
 import type { Store } from '../../src/store/store.js';
 import { encode, MessageReader } from '../../src/stream/protocol.js';
 import { StreamServer } from '../../src/stream/server.js';
@@ -31,7 +32,7 @@ describe('push stream liveness', () => {
     await infra.createHost(ctx, { name: 'h1', site: 's', capacity: { cpus: 1, memoryMb: 1024, diskGb: 1 } });
     await infra.createHost(ctx, { name: 'h2', site: 's', capacity: { cpus: 1, memoryMb: 1024, diskGb: 1 } });
     mapping = await startMapping(store, { svp: null, registry: new prom.Registry(), onApplied: (c) => stream.deliver(c) });
-    stream = new StreamServer(ctx, mapping.follower.index, { heartbeatMs: 50, deadMs: 300 });
+    stream = new StreamServer(streamContext(ctx), mapping.follower.index, { heartbeatMs: 50, deadMs: 300 });
     port = (await stream.listen('127.0.0.1', 0)).port;
   });
   after(async () => {
