@@ -1,33 +1,43 @@
 // Request and response shapes of the REST API (TypeBox: JSON Schema that is
 // also a TypeScript type). Shape only; meaning (CIDRs, ranges, uniqueness)
-// is checked in the core, so the CLI and API share one set of rules.
+// is checked in the core, so the CLI and API share one set of rules. The
+// entities the API returns are defined once, in model/schema.ts.
 import { type Static, Type as T, type TSchema } from '@sinclair/typebox';
+import {
+  HealthCheckType,
+  Host,
+  HostState,
+  ImportPolicy,
+  Instance,
+  InstanceState,
+  instanceProps,
+  MaxPrefixAction,
+  Network,
+  NetworkKind,
+  Nullable,
+  Peer,
+  Port,
+  Rack,
+  Resources,
+  ResourcesIn,
+  Role,
+  Site,
+  Tenant,
+  Token,
+  Vip,
+} from '../model/schema.js';
+
+export { Host, Instance, Network, Peer, Port, Rack, Site, Tenant, Token, Vip };
 
 const strict = { additionalProperties: false };
-const Nullable = <S extends TSchema>(s: S) => T.Union([s, T.Null()]);
 /** No control characters (NUL among them, which PostgreSQL refuses) in any text we take. */
 export const NO_CONTROL = '^[^\\x00-\\x1f\\x7f]*$';
 const Str = T.String({ maxLength: 256, pattern: NO_CONTROL });
 const Ref = T.String({ minLength: 1, maxLength: 128, pattern: NO_CONTROL, description: 'an id, or a name where names are unique' });
 export const QueryStr = T.String({ maxLength: 256, pattern: NO_CONTROL });
-const resourceProps = { cpus: T.Integer(), memoryMb: T.Integer(), diskGb: T.Integer() };
-const Resources = T.Object(resourceProps, { ...strict, $id: 'Resources' });
-/** The same shape inline, for request bodies (a $ref would lose its static type). */
-const ResourcesIn = T.Object(resourceProps, strict);
 
 export const ApiError = T.Object({ code: T.String(), message: T.String(), field: T.Optional(T.String()) }, { $id: 'Error' });
 
-export const Site = T.Object(
-  {
-    id: T.String(),
-    name: T.String(),
-    underlayPool: Nullable(T.String()),
-    ipv4Pools: T.Array(T.String()),
-    ipv6Block: Nullable(T.String()),
-    createdAt: T.String(),
-  },
-  { $id: 'Site' },
-);
 export const SiteCreate = T.Object(
   {
     name: Str,
@@ -38,27 +48,8 @@ export const SiteCreate = T.Object(
   strict,
 );
 
-export const Rack = T.Object({ id: T.String(), siteId: T.String(), name: T.String(), createdAt: T.String() }, { $id: 'Rack' });
 export const RackCreate = T.Object({ site: Ref, name: Str }, strict);
 
-export const Host = T.Object(
-  {
-    id: T.String(),
-    name: T.String(),
-    siteId: T.String(),
-    rackId: Nullable(T.String()),
-    underlayIp: T.String(),
-    asn: Nullable(T.Number()),
-    capacity: T.Ref('Resources'),
-    used: T.Ref('Resources'),
-    svpClient: T.Boolean(),
-    state: T.String(),
-    ipv6Prefix: Nullable(T.String()),
-    createdAt: T.String(),
-  },
-  { $id: 'Host' },
-);
-const HostStateE = T.Union([T.Literal('active'), T.Literal('draining'), T.Literal('down')]);
 export const HostCreate = T.Object(
   {
     name: Str,
@@ -67,14 +58,14 @@ export const HostCreate = T.Object(
     underlayIp: T.Optional(Str),
     asn: T.Optional(Nullable(T.Integer())),
     capacity: ResourcesIn,
-    state: T.Optional(HostStateE),
+    state: T.Optional(HostState),
     ipv6Prefix: T.Optional(Str),
   },
   strict,
 );
 export const HostPatch = T.Object(
   {
-    state: T.Optional(HostStateE),
+    state: T.Optional(HostState),
     capacity: T.Optional(ResourcesIn),
     asn: T.Optional(Nullable(T.Integer())),
     rack: T.Optional(Nullable(Ref)),
@@ -83,30 +74,13 @@ export const HostPatch = T.Object(
   strict,
 );
 
-export const Tenant = T.Object({ id: T.String(), name: T.String(), createdAt: T.String() }, { $id: 'Tenant' });
 export const TenantCreate = T.Object({ name: Str }, strict);
 
-export const Network = T.Object(
-  {
-    id: T.String(),
-    tenantId: T.String(),
-    name: T.String(),
-    kind: T.String(),
-    vni: Nullable(T.Integer()),
-    subnets: T.Array(T.String()),
-    siteId: Nullable(T.String()),
-    mtu: T.Integer(),
-    arpRate: Nullable(T.Integer()),
-    ndRate: Nullable(T.Integer()),
-    createdAt: T.String(),
-  },
-  { $id: 'Network' },
-);
 export const NetworkCreate = T.Object(
   {
     tenant: T.Optional(Ref),
     name: Str,
-    kind: T.Union([T.Literal('overlay'), T.Literal('routed')]),
+    kind: NetworkKind,
     vni: T.Optional(T.Integer()),
     subnets: T.Optional(T.Array(Str, { maxItems: 16 })),
     site: T.Optional(Ref),
@@ -126,19 +100,6 @@ export const NetworkPatch = T.Object(
   strict,
 );
 
-export const Port = T.Object(
-  {
-    id: T.String(),
-    instanceId: T.String(),
-    networkId: T.String(),
-    tenantId: T.String(),
-    mac: T.String(),
-    ipv4: Nullable(T.String()),
-    ipv6: Nullable(T.String()),
-    createdAt: T.String(),
-  },
-  { $id: 'Port' },
-);
 const PortSpecProps = {
   network: Ref,
   mac: T.Optional(Str),
@@ -149,19 +110,7 @@ export const PortSpec = T.Object(PortSpecProps, strict);
 export const PortCreate = T.Object({ instance: Ref, ...PortSpecProps }, strict);
 export const PortPatch = T.Object({ ipv4: T.Optional(Nullable(Str)), ipv6: T.Optional(Nullable(Str)) }, strict);
 
-const InstanceProps = {
-  id: T.String(),
-  tenantId: T.String(),
-  name: T.String(),
-  siteId: T.String(),
-  hostId: T.String(),
-  size: T.Ref('Resources'),
-  state: T.String(),
-  createdAt: T.String(),
-};
-export const Instance = T.Object(InstanceProps, { $id: 'Instance' });
-export const InstanceWithPorts = T.Object({ ...InstanceProps, ports: T.Array(T.Ref('Port')) }, { $id: 'InstanceWithPorts' });
-const InstanceStateE = T.Union([T.Literal('running'), T.Literal('stopped')]);
+export const InstanceWithPorts = T.Object({ ...instanceProps, ports: T.Array(T.Ref('Port')) }, { $id: 'InstanceWithPorts' });
 export const InstanceCreate = T.Object(
   {
     tenant: T.Optional(Ref),
@@ -172,17 +121,17 @@ export const InstanceCreate = T.Object(
     memoryMb: T.Optional(T.Integer()),
     diskGb: T.Optional(T.Integer()),
     host: T.Optional(Ref),
-    state: T.Optional(InstanceStateE),
+    state: T.Optional(InstanceState),
     ports: T.Optional(T.Array(PortSpec, { maxItems: 64 })),
   },
   strict,
 );
-export const InstancePatch = T.Object({ name: T.Optional(Str), state: T.Optional(InstanceStateE) }, strict);
+export const InstancePatch = T.Object({ name: T.Optional(Str), state: T.Optional(InstanceState) }, strict);
 export const Migrate = T.Object({ target: T.Optional(Ref) }, strict);
 
 const HealthCheckIn = T.Object(
   {
-    type: T.Union([T.Literal('tcp'), T.Literal('http')]),
+    type: HealthCheckType,
     port: T.Integer(),
     path: T.Optional(Str),
     intervalMs: T.Optional(T.Integer()),
@@ -191,27 +140,6 @@ const HealthCheckIn = T.Object(
     fall: T.Optional(T.Integer()),
   },
   strict,
-);
-export const Vip = T.Object(
-  {
-    id: T.String(),
-    tenantId: T.String(),
-    name: T.String(),
-    siteId: Nullable(T.String()),
-    address: T.String(),
-    backends: T.Array(T.String()),
-    healthCheck: T.Object({
-      type: T.String(),
-      port: T.Integer(),
-      path: Nullable(T.String()),
-      intervalMs: T.Integer(),
-      timeoutMs: T.Integer(),
-      rise: T.Integer(),
-      fall: T.Integer(),
-    }),
-    createdAt: T.String(),
-  },
-  { $id: 'Vip' },
 );
 export const VipCreate = T.Object(
   {
@@ -226,30 +154,12 @@ export const VipCreate = T.Object(
 );
 export const VipPatch = T.Object({ backends: T.Optional(T.Array(Ref, { maxItems: 1024 })), healthCheck: T.Optional(HealthCheckIn) }, strict);
 
-const ImportPolicyE = T.Union([T.Literal('none'), T.Literal('default'), T.Literal('full')]);
-export const Peer = T.Object(
-  {
-    id: T.String(),
-    hostId: Nullable(T.String()),
-    rackId: Nullable(T.String()),
-    neighbor: T.String(),
-    remoteAsn: T.Number(),
-    importPolicy: T.String(),
-    maxPrefix: T.Integer(),
-    maxPrefixAction: T.String(),
-    bfd: T.Boolean(),
-    multiprotocol: T.Boolean(),
-    description: Nullable(T.String()),
-    createdAt: T.String(),
-  },
-  { $id: 'Peer' },
-);
 const PeerProps = {
   neighbor: Str,
   remoteAsn: T.Integer(),
-  importPolicy: T.Optional(ImportPolicyE),
+  importPolicy: T.Optional(ImportPolicy),
   maxPrefix: T.Optional(T.Integer()),
-  maxPrefixAction: T.Optional(T.Union([T.Literal('disable'), T.Literal('restart'), T.Literal('block'), T.Literal('warn')])),
+  maxPrefixAction: T.Optional(MaxPrefixAction),
   bfd: T.Optional(T.Boolean()),
   multiprotocol: T.Optional(T.Boolean()),
   description: T.Optional(Nullable(Str)),
@@ -257,21 +167,10 @@ const PeerProps = {
 export const PeerCreate = T.Object({ host: T.Optional(Ref), rack: T.Optional(Ref), ...PeerProps }, strict);
 export const PeerPatch = T.Partial(T.Object(PeerProps, strict), strict);
 
-export const Token = T.Object(
-  {
-    id: T.String(),
-    name: T.String(),
-    role: T.String(),
-    tenantId: Nullable(T.String()),
-    hostId: Nullable(T.String()),
-    createdAt: T.String(),
-  },
-  { $id: 'Token' },
-);
 export const TokenCreate = T.Object(
   {
     name: Str,
-    role: T.Union([T.Literal('admin'), T.Literal('tenant'), T.Literal('readonly'), T.Literal('agent')]),
+    role: Role,
     tenant: T.Optional(Ref),
     host: T.Optional(Ref),
   },

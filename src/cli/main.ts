@@ -5,7 +5,17 @@ import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { FAULT_HELP, FAULT_KIND_RULE, FAULT_KINDS, isFaultKind } from '../lab/faults/index.js';
 import { DEFAULT_CLOUD } from '../lab/plan.js';
 import { WeftError } from '../model/errors.js';
-import { PLACEMENT_POLICIES, type Role } from '../model/types.js';
+import {
+  HEALTH_CHECK_TYPES,
+  HOST_STATES,
+  IMPORT_POLICIES,
+  INSTANCE_STATES,
+  MAX_PREFIX_ACTIONS,
+  NETWORK_KINDS,
+  PLACEMENT_POLICIES,
+  ROLES,
+  type Role,
+} from '../model/types.js';
 import { ApiClient } from './client.js';
 import { printItems } from './output.js';
 import { seedExample } from './seed.js';
@@ -51,7 +61,7 @@ program
   )
   .option('--stream-tls-cert <file>', 'serve the push stream over TLS with this certificate (PEM)')
   .option('--stream-tls-key <file>', 'and this key (PEM)')
-  .addOption(new Option('--placement <policy>', 'placement policy').choices(PLACEMENT_POLICIES as string[]).default('spread'))
+  .addOption(new Option('--placement <policy>', 'placement policy').choices(PLACEMENT_POLICIES).default('spread'))
   .option(
     '--cpu-overcommit <ratio>',
     'vCPUs per physical CPU that placement allows',
@@ -254,7 +264,7 @@ entity({
         .option('--underlay-ip <ip>', 'default: from the site underlay pool')
         .option('--asn <asn>', 'BGP ASN', int('asn'))
         .option('--ipv6-prefix <cidr>', "the host's /64 (default: from the site's block)")
-        .addOption(new Option('--state <state>').choices(['active', 'draining', 'down'])),
+        .addOption(new Option('--state <state>').choices(HOST_STATES)),
     ),
   body: ([name], o) => ({
     name,
@@ -267,12 +277,7 @@ entity({
     capacity: { cpus: o.cpus ?? 16, memoryMb: o.memoryMb ?? 65536, diskGb: o.diskGb ?? 1000 },
   }),
   update: (c) =>
-    capacityOpts(
-      c
-        .addOption(new Option('--state <state>').choices(['active', 'draining', 'down']))
-        .option('--asn <asn>', 'BGP ASN', int('asn'))
-        .option('--underlay-ip <ip>'),
-    ),
+    capacityOpts(c.addOption(new Option('--state <state>').choices(HOST_STATES)).option('--asn <asn>', 'BGP ASN', int('asn')).option('--underlay-ip <ip>')),
   patch: (o) => ({
     state: o.state,
     asn: o.asn,
@@ -295,7 +300,7 @@ entity({
     c
       .argument('<name>')
       .option('--tenant <tenant>', 'owner (implied by a tenant token)')
-      .addOption(new Option('--kind <kind>').choices(['overlay', 'routed']).default('overlay'))
+      .addOption(new Option('--kind <kind>').choices(NETWORK_KINDS).default('overlay'))
       .option('--subnet <cidr>', 'IPv4 or IPv6 subnet (repeatable; overlay)', collect)
       .option('--vni <vni>', 'VXLAN id (default: allocated)', int('vni'))
       .option('--site <site>', 'site (routed networks)')
@@ -346,7 +351,7 @@ const instanceCmd = entity({
     diskGb: o.diskGb,
     ports: ((o.net as string[] | undefined) ?? []).map(parsePortSpec),
   }),
-  update: (c) => c.option('--name <name>').addOption(new Option('--state <state>').choices(['running', 'stopped'])),
+  update: (c) => c.option('--name <name>').addOption(new Option('--state <state>').choices(INSTANCE_STATES)),
   patch: (o) => ({ name: o.name, state: o.state }),
 });
 instanceCmd
@@ -377,7 +382,7 @@ entity({
       .option('--site <site>', 'allocate the address from this site')
       .option('--address <ip>')
       .option('--backend <port>', 'backend port id (repeatable)', collect)
-      .addOption(new Option('--check <type>', 'health check').choices(['tcp', 'http']).default('tcp'))
+      .addOption(new Option('--check <type>', 'health check').choices(HEALTH_CHECK_TYPES).default('tcp'))
       .requiredOption('--check-port <port>', 'port the check connects to', int('check-port'))
       .option('--check-path <path>', 'HTTP path')
       .option('--check-interval-ms <ms>', '', int('check-interval-ms'))
@@ -404,9 +409,9 @@ entity({
       .option('--rack <rack>', 'a session of every host in this rack')
       .requiredOption('--neighbor <ip>')
       .requiredOption('--remote-asn <asn>', '', int('remote-asn'))
-      .addOption(new Option('--import <policy>').choices(['none', 'default', 'full']))
+      .addOption(new Option('--import <policy>').choices(IMPORT_POLICIES))
       .option('--max-prefix <n>', '', int('max-prefix'))
-      .addOption(new Option('--max-prefix-action <action>', 'when the peer sends more (default restart)').choices(['disable', 'restart', 'block', 'warn']))
+      .addOption(new Option('--max-prefix-action <action>', 'when the peer sends more (default restart)').choices(MAX_PREFIX_ACTIONS))
       .option('--bfd <bool>', '', bool)
       .option('--multiprotocol <bool>', 'both families on this session (IPv6 neighbor)', bool)
       .option('--description <text>'),
@@ -415,9 +420,9 @@ entity({
     c
       .option('--neighbor <ip>')
       .option('--remote-asn <asn>', '', int('remote-asn'))
-      .addOption(new Option('--import <policy>').choices(['none', 'default', 'full']))
+      .addOption(new Option('--import <policy>').choices(IMPORT_POLICIES))
       .option('--max-prefix <n>', '', int('max-prefix'))
-      .addOption(new Option('--max-prefix-action <action>').choices(['disable', 'restart', 'block', 'warn']))
+      .addOption(new Option('--max-prefix-action <action>').choices(MAX_PREFIX_ACTIONS))
       .option('--bfd <bool>', '', bool)
       .option('--multiprotocol <bool>', '', bool)
       .option('--description <text>'),
@@ -442,7 +447,7 @@ const tokenCmd = entity({ name: 'token', path: 'tokens', filters: ['role', 'tena
 tokenCmd
   .command('create')
   .description('create an API token; prints the secret once')
-  .addOption(new Option('--role <role>').choices(['admin', 'tenant', 'readonly', 'agent']).makeOptionMandatory())
+  .addOption(new Option('--role <role>').choices(ROLES).makeOptionMandatory())
   .option('--name <name>', 'a label for the token')
   .option('--tenant <tenant>', 'the tenant (role tenant)')
   .option('--host <host>', 'the host (role agent)')

@@ -2,7 +2,7 @@
 // health check; each host with a healthy local backend announces the VIP.
 import { cidrContains, formatIp, parseCidr, parseIp, usableRange } from '../model/addr.js';
 import { capacity, conflict, invalid, WeftError } from '../model/errors.js';
-import type { HealthCheck, Vip } from '../model/types.js';
+import { HEALTH_CHECK_TYPES, type HealthCheck, type Vip } from '../model/types.js';
 import * as v from '../model/validate.js';
 import { vipInfo } from '../store/records.js';
 import type { Repo } from '../store/repo.js';
@@ -32,7 +32,7 @@ export interface VipInput {
 }
 
 export function checkHealth(h: HealthCheckInput): HealthCheck {
-  const type = v.oneOf('healthCheck.type', h.type, ['tcp', 'http'] as const);
+  const type = v.oneOf('healthCheck.type', h.type, HEALTH_CHECK_TYPES);
   const port = v.int('healthCheck.port', h.port, 1, 65535);
   let path: string | null = null;
   if (type === 'http') {

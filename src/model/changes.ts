@@ -1,67 +1,15 @@
 // The change log's entries: every change that affects forwarding, each
 // self-contained (before and after), so the mapping index and the agents'
 // push stream can follow the log without querying the store again.
+import type { Static } from '@sinclair/typebox';
+import type * as S from './schema.js';
 
-/** Where a port is and what it answers to: the unit of the mapping service. */
-export interface PortMapping {
-  portId: string;
-  instanceId: string;
-  tenantId: string;
-  networkId: string;
-  networkKind: 'overlay' | 'routed';
-  /** Null for routed networks. */
-  vni: number | null;
-  mac: string;
-  ipv4: string | null;
-  ipv6: string | null;
-  hostId: string;
-  /** The host's underlay (VTEP) address. */
-  underlayIp: string;
-}
-
-export interface HostInfo {
-  hostId: string;
-  name: string;
-  siteId: string;
-  rackId: string | null;
-  underlayIp: string;
-  asn: number | null;
-  state: string;
-  ipv6Prefix: string | null;
-}
-
-export interface NetworkInfo {
-  networkId: string;
-  tenantId: string;
-  kind: 'overlay' | 'routed';
-  vni: number | null;
-  mtu: number;
-  subnets: string[];
-  arpRate: number | null;
-  ndRate: number | null;
-}
-
-export interface VipInfo {
-  vipId: string;
-  tenantId: string;
-  address: string;
-  /** Backend ports with the host each is on. */
-  backends: { portId: string; hostId: string; ipv4: string | null; ipv6: string | null }[];
-  healthCheck: unknown;
-}
-
-export interface PeerInfo {
-  peerId: string;
-  hostId: string | null;
-  rackId: string | null;
-  neighbor: string;
-  remoteAsn: number;
-  importPolicy: string;
-  maxPrefix: number;
-  maxPrefixAction: string;
-  bfd: boolean;
-  multiprotocol: boolean;
-}
+// Each record's shape is defined once, as a schema in model/schema.ts.
+export type PortMapping = Static<typeof S.PortMapping>;
+export type HostInfo = Static<typeof S.HostInfo>;
+export type NetworkInfo = Static<typeof S.NetworkInfo>;
+export type VipInfo = Static<typeof S.VipInfo>;
+export type PeerInfo = Static<typeof S.PeerInfo>;
 
 export type Change =
   | { kind: 'port.created'; port: PortMapping }

@@ -1,36 +1,22 @@
 // Table shapes as Kysely sees them (camelCase here, snake_case in SQL via
 // CamelCasePlugin). JSON columns are text in both dialects; booleans are
 // integers 0/1 so that one query layer serves SQLite and PostgreSQL alike.
+// A column that holds an entity's field as it is takes its type from the
+// entity (model/schema.ts defines it); the rest are declared here.
+import type { Host, Instance, Network, Peer, Port, Rack, Site, Tenant, Token, Vip } from '../model/types.js';
 
-export interface SiteRow {
-  id: string;
-  name: string;
-  underlayPool: string | null;
+export interface SiteRow extends Omit<Site, 'ipv4Pools'> {
+  /** JSON array of CIDRs. */
   ipv4Pools: string;
-  ipv6Block: string | null;
-  createdAt: string;
 }
 
-export interface RackRow {
-  id: string;
-  siteId: string;
-  name: string;
-  createdAt: string;
-}
+export type RackRow = Rack;
 
-export interface HostRow {
-  id: string;
-  name: string;
-  siteId: string;
-  rackId: string | null;
-  underlayIp: string;
-  asn: number | null;
+export interface HostRow extends Omit<Host, 'capacity' | 'used' | 'svpClient' | 'state'> {
   cpus: number;
   memoryMb: number;
   diskGb: number;
   state: string;
-  ipv6Prefix: string | null;
-  createdAt: string;
   /** What its instances use; kept by the core under the write lock. */
   usedCpus: number;
   usedMemoryMb: number;
@@ -39,58 +25,27 @@ export interface HostRow {
   svpClient: number;
 }
 
-export interface TenantRow {
-  id: string;
-  name: string;
-  createdAt: string;
-}
+export type TenantRow = Tenant;
 
-export interface NetworkRow {
-  id: string;
-  tenantId: string;
-  name: string;
+export interface NetworkRow extends Omit<Network, 'kind' | 'subnets'> {
   kind: string;
-  vni: number | null;
+  /** JSON array of CIDRs. */
   subnets: string;
-  siteId: string | null;
-  mtu: number;
-  arpRate: number | null;
-  ndRate: number | null;
-  createdAt: string;
 }
 
-export interface InstanceRow {
-  id: string;
-  tenantId: string;
-  name: string;
-  siteId: string;
-  hostId: string;
+export interface InstanceRow extends Omit<Instance, 'size' | 'state'> {
   cpus: number;
   memoryMb: number;
   diskGb: number;
   state: string;
-  createdAt: string;
 }
 
-export interface PortRow {
-  id: string;
-  instanceId: string;
-  networkId: string;
-  tenantId: string;
-  mac: string;
-  ipv4: string | null;
-  ipv6: string | null;
-  createdAt: string;
-}
+export type PortRow = Port;
 
-export interface VipRow {
-  id: string;
-  tenantId: string;
-  name: string;
-  siteId: string | null;
-  address: string;
+/** Its backends are rows of vipBackends. */
+export interface VipRow extends Omit<Vip, 'backends' | 'healthCheck'> {
+  /** The HealthCheck as JSON. */
   healthCheck: string;
-  createdAt: string;
 }
 
 export interface VipBackendRow {
@@ -98,29 +53,17 @@ export interface VipBackendRow {
   portId: string;
 }
 
-export interface PeerRow {
-  id: string;
-  hostId: string | null;
-  rackId: string | null;
-  neighbor: string;
-  remoteAsn: number;
+export interface PeerRow extends Omit<Peer, 'importPolicy' | 'maxPrefixAction' | 'bfd' | 'multiprotocol'> {
   importPolicy: string;
-  maxPrefix: number;
   maxPrefixAction: string;
   bfd: number;
   multiprotocol: number;
-  description: string | null;
-  createdAt: string;
 }
 
-export interface TokenRow {
-  id: string;
-  name: string;
+/** Only the secret's hash is kept (core/tokens.ts). */
+export interface TokenRow extends Omit<Token, 'role'> {
   role: string;
-  tenantId: string | null;
-  hostId: string | null;
   secretHash: string;
-  createdAt: string;
 }
 
 /** One taken number of an allocation pool (IP, MAC, VNI, /64 slot). */

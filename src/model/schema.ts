@@ -1,0 +1,238 @@
+// The one definition of each entity's shape, as the API shows it, and of the
+// change log's records (TypeBox: JSON Schema that is also a TypeScript type).
+// model/types.ts and model/changes.ts take their types from here (Static<>),
+// api/schemas.ts registers these for responses and OpenAPI and builds its
+// request bodies beside them.
+import { type Static, Type as T, type TProperties, type TSchema } from '@sinclair/typebox';
+import { HEALTH_CHECK_TYPES, HOST_STATES, IMPORT_POLICIES, INSTANCE_STATES, MAX_PREFIX_ACTIONS, NETWORK_KINDS, ROLES } from './types.js';
+
+export const Nullable = <S extends TSchema>(s: S) => T.Union([s, T.Null()]);
+
+/** One of these strings, as a union of literals (what request bodies are checked against). */
+const OneOf = <const V extends string>(values: readonly V[]) => T.Union(values.map((v) => T.Literal(v)));
+
+/**
+ * A field the API shows as a plain string whose values are those of `e`:
+ * the type is the enumeration, the schema (OpenAPI, the response
+ * serializer) a string, as it always was. Request bodies use `e` itself.
+ */
+const Shown = <E extends TSchema>(_e: E) => T.Unsafe<Static<E>>(T.String());
+
+/** A `$ref` to a registered schema, typed as that schema. */
+const RefTo = <S extends TSchema>(s: S) => T.Unsafe<Static<S>>(T.Ref(s.$id as string));
+
+/** These properties of `props`, in this order. */
+const pick = <P extends TProperties, const K extends readonly (keyof P)[]>(props: P, keys: K): Pick<P, K[number]> =>
+  Object.fromEntries(keys.map((k) => [k, props[k]])) as Pick<P, K[number]>;
+
+// --- enumerations (the value lists themselves live in model/types.ts) ----
+
+export const HostState = OneOf(HOST_STATES);
+export const NetworkKind = OneOf(NETWORK_KINDS);
+export const InstanceState = OneOf(INSTANCE_STATES);
+export const Role = OneOf(ROLES);
+export const ImportPolicy = OneOf(IMPORT_POLICIES);
+export const MaxPrefixAction = OneOf(MAX_PREFIX_ACTIONS);
+export const HealthCheckType = OneOf(HEALTH_CHECK_TYPES);
+
+// --- entities ------------------------------------------------------------
+
+const resourceProps = { cpus: T.Integer(), memoryMb: T.Integer(), diskGb: T.Integer() };
+export const Resources = T.Object(resourceProps, { additionalProperties: false, $id: 'Resources' });
+/** The same shape inline, for request bodies (a $ref would lose its static type). */
+export const ResourcesIn = T.Object(resourceProps, { additionalProperties: false });
+
+export const Site = T.Object(
+  {
+    id: T.String(),
+    name: T.String(),
+    // Underlay range hosts' underlay IPs are taken from when not given.
+    underlayPool: Nullable(T.String()),
+    // Public IPv4 ranges (CIDRs) for routed networks and VIPs.
+    ipv4Pools: T.Array(T.String()),
+    // IPv6 block from which each host gets a /64.
+    ipv6Block: Nullable(T.String()),
+    createdAt: T.String(),
+  },
+  { $id: 'Site' },
+);
+
+export const Rack = T.Object({ id: T.String(), siteId: T.String(), name: T.String(), createdAt: T.String() }, { $id: 'Rack' });
+
+export const Host = T.Object(
+  {
+    id: T.String(),
+    name: T.String(),
+    siteId: T.String(),
+    rackId: Nullable(T.String()),
+    underlayIp: T.String(),
+    asn: Nullable(T.Number()),
+    capacity: RefTo(Resources),
+    // What the instances placed on it use.
+    used: RefTo(Resources),
+    // It has polled SVP's shoot-down log (varpd, or an agent in lazy mode), so it gets shoot-downs.
+    svpClient: T.Boolean(),
+    state: Shown(HostState),
+    // The host's /64 from its site's IPv6 block (null when the site has none).
+    ipv6Prefix: Nullable(T.String()),
+    createdAt: T.String(),
+  },
+  { $id: 'Host' },
+);
+
+export const Tenant = T.Object({ id: T.String(), name: T.String(), createdAt: T.String() }, { $id: 'Tenant' });
+
+export const Network = T.Object(
+  {
+    id: T.String(),
+    tenantId: T.String(),
+    name: T.String(),
+    kind: Shown(NetworkKind),
+    // VXLAN network identifier; overlay networks only.
+    vni: Nullable(T.Integer()),
+    // Overlay: the network's own IPv4/IPv6 subnets. Routed: empty (addresses come from the site).
+    subnets: T.Array(T.String()),
+    // Routed networks belong to a site; overlay networks span sites (null).
+    siteId: Nullable(T.String()),
+    mtu: T.Integer(),
+    // Per-port ARP and NDP guard limits, packets per second (null: the agent's default).
+    arpRate: Nullable(T.Integer()),
+    ndRate: Nullable(T.Integer()),
+    createdAt: T.String(),
+  },
+  { $id: 'Network' },
+);
+
+export const Port = T.Object(
+  {
+    id: T.String(),
+    instanceId: T.String(),
+    networkId: T.String(),
+    tenantId: T.String(),
+    mac: T.String(),
+    ipv4: Nullable(T.String()),
+    ipv6: Nullable(T.String()),
+    createdAt: T.String(),
+  },
+  { $id: 'Port' },
+);
+
+export const instanceProps = {
+  id: T.String(),
+  tenantId: T.String(),
+  name: T.String(),
+  siteId: T.String(),
+  hostId: T.String(),
+  size: RefTo(Resources),
+  state: Shown(InstanceState),
+  createdAt: T.String(),
+};
+export const Instance = T.Object(instanceProps, { $id: 'Instance' });
+
+export const HealthCheck = T.Object({
+  type: Shown(HealthCheckType),
+  port: T.Integer(),
+  path: Nullable(T.String()),
+  intervalMs: T.Integer(),
+  timeoutMs: T.Integer(),
+  rise: T.Integer(),
+  fall: T.Integer(),
+});
+
+export const Vip = T.Object(
+  {
+    id: T.String(),
+    tenantId: T.String(),
+    name: T.String(),
+    siteId: Nullable(T.String()),
+    address: T.String(),
+    backends: T.Array(T.String()),
+    healthCheck: HealthCheck,
+    createdAt: T.String(),
+  },
+  { $id: 'Vip' },
+);
+
+export const Peer = T.Object(
+  {
+    id: T.String(),
+    // Exactly one of hostId and rackId is set: the session is per host or for every host of a rack.
+    hostId: Nullable(T.String()),
+    rackId: Nullable(T.String()),
+    neighbor: T.String(),
+    remoteAsn: T.Number(),
+    importPolicy: Shown(ImportPolicy),
+    maxPrefix: T.Integer(),
+    // disable: shut the session until an operator enables it; restart: reset it (BIRD retries); block: keep it, drop the excess; warn: log only.
+    maxPrefixAction: Shown(MaxPrefixAction),
+    bfd: T.Boolean(),
+    // Both address families on this one session (e.g. IPv4 over an IPv6 session).
+    multiprotocol: T.Boolean(),
+    description: Nullable(T.String()),
+    createdAt: T.String(),
+  },
+  { $id: 'Peer' },
+);
+
+export const Token = T.Object(
+  {
+    id: T.String(),
+    name: T.String(),
+    role: Shown(Role),
+    tenantId: Nullable(T.String()),
+    hostId: Nullable(T.String()),
+    createdAt: T.String(),
+  },
+  { $id: 'Token' },
+);
+
+// --- the change log's records (store/records.ts builds them) ---------------
+
+/** Where a port is and what it answers to: the unit of the mapping service. */
+export const PortMapping = T.Object({
+  portId: T.String(),
+  instanceId: T.String(),
+  tenantId: T.String(),
+  networkId: T.String(),
+  networkKind: NetworkKind,
+  // Null for routed networks.
+  vni: Nullable(T.Integer()),
+  mac: T.String(),
+  ipv4: Nullable(T.String()),
+  ipv6: Nullable(T.String()),
+  hostId: T.String(),
+  // The host's underlay (VTEP) address.
+  underlayIp: T.String(),
+});
+
+export const HostInfo = T.Object({
+  hostId: T.String(),
+  ...pick(Host.properties, ['name', 'siteId', 'rackId', 'underlayIp', 'asn']),
+  // The state as stored: agents take it as text.
+  state: T.String(),
+  ipv6Prefix: Host.properties.ipv6Prefix,
+});
+
+export const NetworkInfo = T.Object({
+  networkId: T.String(),
+  ...pick(Network.properties, ['tenantId', 'kind', 'vni', 'mtu', 'subnets', 'arpRate', 'ndRate']),
+});
+
+export const VipInfo = T.Object({
+  vipId: T.String(),
+  ...pick(Vip.properties, ['tenantId', 'address']),
+  // Backend ports with the host each is on.
+  backends: T.Array(T.Object({ portId: T.String(), hostId: T.String(), ipv4: Nullable(T.String()), ipv6: Nullable(T.String()) })),
+  // The VIP's health check as stored; agents read the fields they know.
+  healthCheck: T.Unknown(),
+});
+
+export const PeerInfo = T.Object({
+  peerId: T.String(),
+  ...pick(Peer.properties, ['hostId', 'rackId', 'neighbor', 'remoteAsn']),
+  // As stored: agents check the values they act on.
+  importPolicy: T.String(),
+  maxPrefix: Peer.properties.maxPrefix,
+  maxPrefixAction: T.String(),
+  ...pick(Peer.properties, ['bfd', 'multiprotocol']),
+});
