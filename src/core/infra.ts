@@ -1,8 +1,10 @@
 // Use cases for the physical cloud: sites (address pools), racks and hosts
 // (underlay IP, /64, capacity, state).
+import type { Static } from '@sinclair/typebox';
 import { cidrContains, cidrsOverlap, formatIp, parseCidr, parseIp, usableRange } from '../model/addr.js';
 import { conflict, invalid } from '../model/errors.js';
-import { HOST_STATES, type Host, type HostState, type Rack, type Site } from '../model/types.js';
+import type * as I from '../model/inputs.js';
+import { HOST_STATES, type Host, type Rack, type Site } from '../model/types.js';
 import * as v from '../model/validate.js';
 import { hostInfo } from '../store/records.js';
 import type { Repo } from '../store/repo.js';
@@ -12,12 +14,7 @@ import { type Ctx, same, stamp } from './context.js';
 import * as ref from './resolve.js';
 import { hostView, rackView, siteView } from './views.js';
 
-export interface SiteInput {
-  name: string;
-  underlayPool?: string | null;
-  ipv4Pools?: string[];
-  ipv6Block?: string | null;
-}
+export type SiteInput = Static<typeof I.SiteCreate>;
 
 /** Pool names in the allocations table. */
 export const pools = {
@@ -115,7 +112,7 @@ export async function deleteSite(ctx: Ctx, siteRef: string): Promise<void> {
   });
 }
 
-export async function createRack(ctx: Ctx, input: { site: string; name: string }): Promise<Rack> {
+export async function createRack(ctx: Ctx, input: Static<typeof I.RackCreate>): Promise<Rack> {
   v.name('name', input.name);
   return ctx.store.write(async (tx) => {
     const s = await ref.site(tx, input.site);
@@ -138,16 +135,7 @@ export async function deleteRack(ctx: Ctx, rackRef: string): Promise<void> {
   });
 }
 
-export interface HostInput {
-  name: string;
-  site: string;
-  rack?: string | null;
-  underlayIp?: string;
-  asn?: number | null;
-  capacity: { cpus: number; memoryMb: number; diskGb: number };
-  state?: HostState;
-  ipv6Prefix?: string;
-}
+export type HostInput = Static<typeof I.HostCreate>;
 
 function checkCapacity(c: HostInput['capacity']) {
   v.int('capacity.cpus', c.cpus, 1, 4096);
@@ -222,13 +210,7 @@ export async function createHost(ctx: Ctx, input: HostInput): Promise<Host> {
   });
 }
 
-export interface HostPatch {
-  state?: HostState;
-  capacity?: HostInput['capacity'];
-  asn?: number | null;
-  rack?: string | null;
-  underlayIp?: string;
-}
+export type HostPatch = Static<typeof I.HostPatch>;
 
 export async function updateHost(ctx: Ctx, hostRef: string, patch: HostPatch): Promise<Host> {
   if (patch.state !== undefined) v.oneOf('state', patch.state, HOST_STATES);

@@ -1,10 +1,12 @@
 // Use cases for instances and their ports: placement, MAC and IP allocation,
 // IP changes, moves (migration) and deletes, each writing the change-log
 // entries that the mapping service and the agents follow.
+import type { Static } from '@sinclair/typebox';
 import { type Cidr, cidrContains, type Family, formatIp, formatMac, parseCidr, parseIpOf, parseMac, usableRange } from '../model/addr.js';
 import { capacity, conflict, invalid, WeftError } from '../model/errors.js';
+import type * as I from '../model/inputs.js';
 import { type Candidate, fits, place, SIZES } from '../model/placement.js';
-import { INSTANCE_STATES, type Instance, type InstanceState, type Port, type Resources } from '../model/types.js';
+import { INSTANCE_STATES, type Instance, type Port, type Resources } from '../model/types.js';
 import * as v from '../model/validate.js';
 import { portMapping } from '../store/records.js';
 import type { Repo } from '../store/repo.js';
@@ -16,27 +18,9 @@ import * as ref from './resolve.js';
 import { instanceView, portView, siteView } from './views.js';
 import { touchVips, touchVipsOf } from './vips.js';
 
-export interface PortSpec {
-  network: string;
-  mac?: string;
-  /** Absent: allocate if the network has a subnet of that family. null: none. */
-  ipv4?: string | null;
-  ipv6?: string | null;
-}
+export type PortSpec = Static<typeof I.PortSpec>;
 
-export interface InstanceInput {
-  tenant?: string;
-  name: string;
-  site: string;
-  size?: string;
-  cpus?: number;
-  memoryMb?: number;
-  diskGb?: number;
-  /** Pin to a host (operators only); otherwise placement chooses. */
-  host?: string;
-  state?: InstanceState;
-  ports?: PortSpec[];
-}
+export type InstanceInput = Static<typeof I.InstanceCreate>;
 
 export type InstanceWithPorts = Instance & { ports: Port[] };
 
@@ -236,7 +220,7 @@ export async function getInstance(ctx: Ctx, scope: Scope, instRef: string): Prom
   });
 }
 
-export async function updateInstance(ctx: Ctx, scope: Scope, instRef: string, patch: { name?: string; state?: InstanceState }): Promise<Instance> {
+export async function updateInstance(ctx: Ctx, scope: Scope, instRef: string, patch: Static<typeof I.InstancePatch>): Promise<Instance> {
   if (patch.name !== undefined) v.name('name', patch.name);
   if (patch.state !== undefined) v.oneOf('state', patch.state, INSTANCE_STATES);
   return ctx.store.write(async (tx) => {
@@ -289,7 +273,7 @@ export async function migrateInstance(ctx: Ctx, scope: Scope, instRef: string, t
   });
 }
 
-export async function createPort(ctx: Ctx, scope: Scope, input: PortSpec & { instance: string }): Promise<Port> {
+export async function createPort(ctx: Ctx, scope: Scope, input: Static<typeof I.PortCreate>): Promise<Port> {
   return ctx.store.write(async (tx) => {
     const i = await ref.owned(tx, 'instances', input.instance, scope);
     if ((await tx.count('ports', { instanceId: i.id })) >= MAX_PORTS)
@@ -300,7 +284,7 @@ export async function createPort(ctx: Ctx, scope: Scope, input: PortSpec & { ins
 }
 
 /** Changes a port's addresses (an explicit address, or null to drop it); the old ones are freed. */
-export async function updatePort(ctx: Ctx, scope: Scope, portRef: string, patch: { ipv4?: string | null; ipv6?: string | null }): Promise<Port> {
+export async function updatePort(ctx: Ctx, scope: Scope, portRef: string, patch: Static<typeof I.PortPatch>): Promise<Port> {
   return ctx.store.write(async (tx) => {
     const before = await ref.owned(tx, 'ports', portRef, scope);
     const net = (await tx.get('networks', before.networkId)) as NetworkRow;

@@ -1,8 +1,10 @@
 // Use cases for BGP peers: upstream sessions of one host, or of every host
 // in a rack (its ToR), with import policy, max-prefix and BFD.
+import type { Static } from '@sinclair/typebox';
 import { parseIp } from '../model/addr.js';
 import { conflict, invalid, notFound } from '../model/errors.js';
-import { IMPORT_POLICIES, type ImportPolicy, MAX_PREFIX_ACTIONS, type MaxPrefixAction, type Peer } from '../model/types.js';
+import type * as I from '../model/inputs.js';
+import { IMPORT_POLICIES, MAX_PREFIX_ACTIONS, type MaxPrefixAction, type Peer } from '../model/types.js';
 import * as v from '../model/validate.js';
 import { peerInfo } from '../store/records.js';
 import type { Repo } from '../store/repo.js';
@@ -11,18 +13,7 @@ import { type Ctx, same, stamp } from './context.js';
 import * as ref from './resolve.js';
 import { peerView } from './views.js';
 
-export interface PeerInput {
-  host?: string;
-  rack?: string;
-  neighbor: string;
-  remoteAsn: number;
-  importPolicy?: ImportPolicy;
-  maxPrefix?: number;
-  maxPrefixAction?: MaxPrefixAction;
-  bfd?: boolean;
-  multiprotocol?: boolean;
-  description?: string | null;
-}
+export type PeerInput = Static<typeof I.PeerCreate>;
 
 export const DEFAULT_MAX_PREFIX = 1000;
 /** Reset the session (BIRD retries it): a leak is cut, and the session heals once the peer stops leaking. */
@@ -117,7 +108,7 @@ export async function createPeer(ctx: Ctx, input: PeerInput): Promise<Peer> {
   });
 }
 
-export type PeerPatch = Partial<Omit<PeerInput, 'host' | 'rack'>>;
+export type PeerPatch = Static<typeof I.PeerPatch>;
 
 export async function updatePeer(ctx: Ctx, id: string, patch: PeerPatch): Promise<Peer> {
   return ctx.store.write(async (tx) => {

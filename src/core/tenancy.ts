@@ -1,8 +1,10 @@
 // Use cases for tenants and their networks: overlay networks (a VNI, their
 // own subnets) and routed networks (public addresses from a site's pools).
+import type { Static } from '@sinclair/typebox';
 import { cidrsOverlap, parseCidr, usableRange } from '../model/addr.js';
 import { conflict, invalid, WeftError } from '../model/errors.js';
-import { NETWORK_KINDS, type Network, type NetworkKind, type Tenant } from '../model/types.js';
+import type * as I from '../model/inputs.js';
+import { NETWORK_KINDS, type Network, type Tenant } from '../model/types.js';
 import * as v from '../model/validate.js';
 import { networkInfo } from '../store/records.js';
 import type { NetworkRow } from '../store/schema.js';
@@ -11,7 +13,7 @@ import { pools } from './infra.js';
 import * as ref from './resolve.js';
 import { networkView, tenantView } from './views.js';
 
-export async function createTenant(ctx: Ctx, input: { name: string }): Promise<Tenant> {
+export async function createTenant(ctx: Ctx, input: Static<typeof I.TenantCreate>): Promise<Tenant> {
   v.name('name', input.name);
   return ctx.store.write(async (tx) => {
     if (await tx.findOne('tenants', { name: input.name })) throw conflict(`tenant ${JSON.stringify(input.name)} already exists`, 'name');
@@ -37,17 +39,7 @@ export async function deleteTenant(ctx: Ctx, tenantRef: string): Promise<void> {
   });
 }
 
-export interface NetworkInput {
-  tenant?: string;
-  name: string;
-  kind: NetworkKind;
-  vni?: number;
-  subnets?: string[];
-  site?: string;
-  mtu?: number;
-  arpRate?: number | null;
-  ndRate?: number | null;
-}
+export type NetworkInput = Static<typeof I.NetworkCreate>;
 
 export const DEFAULT_MTU = 1500;
 const RATE_MAX = 100000;
@@ -123,12 +115,7 @@ export async function createNetwork(ctx: Ctx, scope: Scope, input: NetworkInput)
   });
 }
 
-export interface NetworkPatch {
-  name?: string;
-  mtu?: number;
-  arpRate?: number | null;
-  ndRate?: number | null;
-}
+export type NetworkPatch = Static<typeof I.NetworkPatch>;
 
 export async function updateNetwork(ctx: Ctx, scope: Scope, netRef: string, patch: NetworkPatch): Promise<Network> {
   if (patch.name !== undefined) v.name('name', patch.name);

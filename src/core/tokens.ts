@@ -1,20 +1,18 @@
 // API tokens: random secrets shown once, stored only as SHA-256 hashes
 // (the secrets carry 256 bits of entropy, so a fast hash is enough).
+
 import { createHash, randomBytes } from 'node:crypto';
+import type { Static } from '@sinclair/typebox';
 import { invalid, notFound } from '../model/errors.js';
-import { ROLES, type Role, type Token } from '../model/types.js';
+import type * as I from '../model/inputs.js';
+import { ROLES, type Token } from '../model/types.js';
 import * as v from '../model/validate.js';
 import type { TokenRow } from '../store/schema.js';
 import { type Ctx, stamp } from './context.js';
 import * as ref from './resolve.js';
 import { tokenView } from './views.js';
 
-export interface TokenInput {
-  name: string;
-  role: Role;
-  tenant?: string;
-  host?: string;
-}
+export type TokenInput = Static<typeof I.TokenCreate>;
 
 export const hashSecret = (secret: string): string => createHash('sha256').update(secret).digest('hex');
 

@@ -1,7 +1,9 @@
 // Use cases for VIPs: anycast service addresses with backend ports and a
 // health check; each host with a healthy local backend announces the VIP.
+import type { Static } from '@sinclair/typebox';
 import { cidrContains, formatIp, parseCidr, parseIp, usableRange } from '../model/addr.js';
 import { capacity, conflict, invalid, WeftError } from '../model/errors.js';
+import type * as I from '../model/inputs.js';
 import { HEALTH_CHECK_TYPES, type HealthCheck, type Vip } from '../model/types.js';
 import * as v from '../model/validate.js';
 import { vipInfo } from '../store/records.js';
@@ -12,24 +14,9 @@ import { pools } from './infra.js';
 import * as ref from './resolve.js';
 import { siteView, vipView } from './views.js';
 
-export interface HealthCheckInput {
-  type: 'tcp' | 'http';
-  port: number;
-  path?: string;
-  intervalMs?: number;
-  timeoutMs?: number;
-  rise?: number;
-  fall?: number;
-}
+export type HealthCheckInput = Static<typeof I.HealthCheckIn>;
 
-export interface VipInput {
-  tenant?: string;
-  name: string;
-  site?: string;
-  address?: string;
-  backends?: string[];
-  healthCheck: HealthCheckInput;
-}
+export type VipInput = Static<typeof I.VipCreate>;
 
 export function checkHealth(h: HealthCheckInput): HealthCheck {
   const type = v.oneOf('healthCheck.type', h.type, HEALTH_CHECK_TYPES);
@@ -155,10 +142,7 @@ export async function createVip(ctx: Ctx, scope: Scope, input: VipInput): Promis
   });
 }
 
-export interface VipPatch {
-  backends?: string[];
-  healthCheck?: HealthCheckInput;
-}
+export type VipPatch = Static<typeof I.VipPatch>;
 
 export async function updateVip(ctx: Ctx, scope: Scope, vipRef: string, patch: VipPatch): Promise<Vip> {
   const hc = patch.healthCheck === undefined ? null : checkHealth(patch.healthCheck);

@@ -1,0 +1,152 @@
+// What the use cases take, as schemas: the API checks request bodies
+// against them (shape only; meaning such as CIDRs, ranges and uniqueness is
+// checked in the core) and core/ takes their Static<> types as its inputs.
+import { Type as T } from '@sinclair/typebox';
+import { HealthCheckType, HostState, ImportPolicy, InstanceState, MaxPrefixAction, NetworkKind, Nullable, ResourcesIn, Role } from './schema.js';
+
+const strict = { additionalProperties: false };
+
+/** No control characters (NUL among them, which PostgreSQL refuses) in any text we take. */
+export const NO_CONTROL = '^[^\\x00-\\x1f\\x7f]*$';
+export const Str = T.String({ maxLength: 256, pattern: NO_CONTROL });
+export const Ref = T.String({ minLength: 1, maxLength: 128, pattern: NO_CONTROL, description: 'an id, or a name where names are unique' });
+
+export const SiteCreate = T.Object(
+  {
+    name: Str,
+    underlayPool: T.Optional(Nullable(Str)),
+    ipv4Pools: T.Optional(T.Array(Str, { maxItems: 64 })),
+    ipv6Block: T.Optional(Nullable(Str)),
+  },
+  strict,
+);
+
+export const RackCreate = T.Object({ site: Ref, name: Str }, strict);
+
+export const HostCreate = T.Object(
+  {
+    name: Str,
+    site: Ref,
+    rack: T.Optional(Nullable(Ref)),
+    underlayIp: T.Optional(Str),
+    asn: T.Optional(Nullable(T.Integer())),
+    capacity: ResourcesIn,
+    state: T.Optional(HostState),
+    ipv6Prefix: T.Optional(Str),
+  },
+  strict,
+);
+export const HostPatch = T.Object(
+  {
+    state: T.Optional(HostState),
+    capacity: T.Optional(ResourcesIn),
+    asn: T.Optional(Nullable(T.Integer())),
+    rack: T.Optional(Nullable(Ref)),
+    underlayIp: T.Optional(Str),
+  },
+  strict,
+);
+
+export const TenantCreate = T.Object({ name: Str }, strict);
+
+export const NetworkCreate = T.Object(
+  {
+    tenant: T.Optional(Ref),
+    name: Str,
+    kind: NetworkKind,
+    vni: T.Optional(T.Integer()),
+    subnets: T.Optional(T.Array(Str, { maxItems: 16 })),
+    site: T.Optional(Ref),
+    mtu: T.Optional(T.Integer()),
+    arpRate: T.Optional(Nullable(T.Integer())),
+    ndRate: T.Optional(Nullable(T.Integer())),
+  },
+  strict,
+);
+export const NetworkPatch = T.Object(
+  {
+    name: T.Optional(Str),
+    mtu: T.Optional(T.Integer()),
+    arpRate: T.Optional(Nullable(T.Integer())),
+    ndRate: T.Optional(Nullable(T.Integer())),
+  },
+  strict,
+);
+
+const PortSpecProps = {
+  network: Ref,
+  mac: T.Optional(Str),
+  // Absent: allocate if the network has a subnet of that family. null: none.
+  ipv4: T.Optional(Nullable(Str)),
+  ipv6: T.Optional(Nullable(Str)),
+};
+export const PortSpec = T.Object(PortSpecProps, strict);
+export const PortCreate = T.Object({ instance: Ref, ...PortSpecProps }, strict);
+export const PortPatch = T.Object({ ipv4: T.Optional(Nullable(Str)), ipv6: T.Optional(Nullable(Str)) }, strict);
+
+export const InstanceCreate = T.Object(
+  {
+    tenant: T.Optional(Ref),
+    name: Str,
+    site: Ref,
+    size: T.Optional(Str),
+    cpus: T.Optional(T.Integer()),
+    memoryMb: T.Optional(T.Integer()),
+    diskGb: T.Optional(T.Integer()),
+    // Pin to a host (operators only); otherwise placement chooses.
+    host: T.Optional(Ref),
+    state: T.Optional(InstanceState),
+    ports: T.Optional(T.Array(PortSpec, { maxItems: 64 })),
+  },
+  strict,
+);
+export const InstancePatch = T.Object({ name: T.Optional(Str), state: T.Optional(InstanceState) }, strict);
+export const Migrate = T.Object({ target: T.Optional(Ref) }, strict);
+
+export const HealthCheckIn = T.Object(
+  {
+    type: HealthCheckType,
+    port: T.Integer(),
+    path: T.Optional(Str),
+    intervalMs: T.Optional(T.Integer()),
+    timeoutMs: T.Optional(T.Integer()),
+    rise: T.Optional(T.Integer()),
+    fall: T.Optional(T.Integer()),
+  },
+  strict,
+);
+export const VipCreate = T.Object(
+  {
+    tenant: T.Optional(Ref),
+    name: Str,
+    site: T.Optional(Ref),
+    address: T.Optional(Str),
+    backends: T.Optional(T.Array(Ref, { maxItems: 1024 })),
+    healthCheck: HealthCheckIn,
+  },
+  strict,
+);
+export const VipPatch = T.Object({ backends: T.Optional(T.Array(Ref, { maxItems: 1024 })), healthCheck: T.Optional(HealthCheckIn) }, strict);
+
+const PeerProps = {
+  neighbor: Str,
+  remoteAsn: T.Integer(),
+  importPolicy: T.Optional(ImportPolicy),
+  maxPrefix: T.Optional(T.Integer()),
+  maxPrefixAction: T.Optional(MaxPrefixAction),
+  bfd: T.Optional(T.Boolean()),
+  multiprotocol: T.Optional(T.Boolean()),
+  description: T.Optional(Nullable(Str)),
+};
+export const PeerCreate = T.Object({ host: T.Optional(Ref), rack: T.Optional(Ref), ...PeerProps }, strict);
+export const PeerPatch = T.Partial(T.Object(PeerProps, strict), strict);
+
+export const TokenCreate = T.Object(
+  {
+    name: Str,
+    role: Role,
+    tenant: T.Optional(Ref),
+    host: T.Optional(Ref),
+  },
+  strict,
+);
