@@ -5,40 +5,36 @@ import type { NetworkKind } from '../model/types.js';
 import type { Repo } from './repo.js';
 import type { HostRow, NetworkRow, PeerRow, PortRow, VipRow } from './schema.js';
 
-type Source = readonly ['p', keyof PortRow] | readonly ['n', keyof NetworkRow] | readonly ['h', keyof HostRow];
+/**
+ * A port's mapping from its row, its network's and its host's. Every field
+ * is a column as it is: the store's port join selects by this function
+ * (PORT_MAPPING_SELECT), so it must stay a plain copy of columns.
+ */
+export const portMapping = (p: PortRow, n: NetworkRow, h: HostRow): PortMapping => ({
+  portId: p.id,
+  instanceId: p.instanceId,
+  tenantId: p.tenantId,
+  networkId: n.id,
+  networkKind: n.kind as NetworkKind,
+  vni: n.vni,
+  mac: p.mac,
+  ipv4: p.ipv4,
+  ipv6: p.ipv6,
+  hostId: h.id,
+  underlayIp: h.underlayIp,
+});
+
+/** A stand-in row whose every column reads as its qualified name (`p.id`). */
+const columnsOf = (table: string) => new Proxy({}, { get: (_, column) => `${table}.${String(column)}` }) as never;
 
 /**
- * Where each PortMapping field comes from: a column of the port (p), of its
- * network (n) or of the host its instance is on (h), in the record's field
- * order. portMapping() reads rows by it and the store's port join selects
- * by it, so a mapping is the same record whichever built it.
+ * The select list of a join of `ports as p`, `networks as n` and `hosts as h`
+ * that yields PortMappings: what portMapping() reads, aliased to the field it
+ * fills, in its order (so the JSON the change log stores is the same either way).
  */
-const PORT_MAPPING_COLUMNS = {
-  portId: ['p', 'id'],
-  instanceId: ['p', 'instanceId'],
-  tenantId: ['p', 'tenantId'],
-  networkId: ['n', 'id'],
-  networkKind: ['n', 'kind'],
-  vni: ['n', 'vni'],
-  mac: ['p', 'mac'],
-  ipv4: ['p', 'ipv4'],
-  ipv6: ['p', 'ipv6'],
-  hostId: ['h', 'id'],
-  underlayIp: ['h', 'underlayIp'],
-} as const satisfies Record<keyof PortMapping, Source>;
-
-const PORT_MAPPING_FIELDS = Object.entries(PORT_MAPPING_COLUMNS) as [keyof PortMapping, Source][];
-
-/** The select list of a join of `ports as p`, `networks as n` and `hosts as h` that yields PortMappings. */
-export const PORT_MAPPING_SELECT: readonly string[] = PORT_MAPPING_FIELDS.map(([field, [table, column]]) => `${table}.${column} as ${field}`);
-
-/** A port's mapping from its row, its network's and its host's. */
-export function portMapping(p: PortRow, n: NetworkRow, h: HostRow): PortMapping {
-  const rows = { p, n, h } as unknown as Record<Source[0], Record<string, unknown>>;
-  const m: Record<string, unknown> = {};
-  for (const [field, [table, column]] of PORT_MAPPING_FIELDS) m[field] = rows[table][column];
-  return m as unknown as PortMapping;
-}
+export const PORT_MAPPING_SELECT: readonly string[] = Object.entries(portMapping(columnsOf('p'), columnsOf('n'), columnsOf('h'))).map(
+  ([field, column]) => `${column} as ${field}`,
+);
 
 export const hostInfo = (r: HostRow): HostInfo => ({
   hostId: r.id,
