@@ -1,6 +1,5 @@
 // API tokens: random secrets shown once, stored only as SHA-256 hashes
 // (the secrets carry 256 bits of entropy, so a fast hash is enough).
-
 import { createHash, randomBytes } from 'node:crypto';
 import type { Static } from '@sinclair/typebox';
 import { invalid, notFound } from '../model/errors.js';

@@ -1,8 +1,6 @@
-// The one definition of each entity's shape, as the API shows it, and of the
-// change log's records (TypeBox: JSON Schema that is also a TypeScript type).
-// model/types.ts and model/changes.ts take their types from here (Static<>),
-// api/schemas.ts registers these for responses and OpenAPI and builds its
-// request bodies beside them.
+// The one definition of each entity's shape as the API shows it, and of the
+// change log's records (TypeBox: JSON Schema that is also a TypeScript type);
+// model/types.ts and model/changes.ts derive their types from these.
 import { type Static, Type as T, type TProperties, type TSchema } from '@sinclair/typebox';
 import { HEALTH_CHECK_TYPES, HOST_STATES, IMPORT_POLICIES, INSTANCE_STATES, MAX_PREFIX_ACTIONS, NETWORK_KINDS, ROLES } from './types.js';
 

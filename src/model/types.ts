@@ -1,10 +1,6 @@
-// Entities of the source of truth, as the API shows them. Ids are UUIDs;
-// names are unique in their scope (sites, hosts, tenants: cloud-wide; racks:
-// per site; networks, instances, VIPs: per tenant).
-//
-// Each entity's shape is defined once, as a schema in model/schema.ts; the
-// types here are derived from it. The value lists stay here, free of
-// TypeBox, so that the agent can use them without loading it.
+// Entities of the source of truth, as the API shows them: types derived from
+// their one definition in model/schema.ts, and the value lists, kept here
+// free of TypeBox so that the agent can use them without loading it.
 import type { Static } from '@sinclair/typebox';
 import type * as S from './schema.js';
 
@@ -33,6 +29,8 @@ export type HealthCheckType = (typeof HEALTH_CHECK_TYPES)[number];
 export const PLACEMENT_POLICIES = ['spread', 'pack'] as const;
 export type PlacementPolicy = (typeof PLACEMENT_POLICIES)[number];
 
+// Ids are UUIDs; names are unique in their scope (sites, hosts, tenants:
+// cloud-wide; racks: per site; networks, instances, VIPs: per tenant).
 export type Site = Static<typeof S.Site>;
 export type Rack = Static<typeof S.Rack>;
 export type Resources = Static<typeof S.Resources>;
