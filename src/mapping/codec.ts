@@ -1,6 +1,9 @@
 // SVP v1 messages to and from bytes: headers with their CRC, every request
-// and reply body, IPv4 as IPv4-mapped IPv6. Pure: no sockets here.
+// and reply body, IPv4 as IPv4-mapped IPv6. Pure: no sockets here. Replies
+// have writers into a caller's buffer at an offset (the server's
+// allocation-free path) and the allocating encoders are built on them.
 import { crc32 } from 'node:zlib';
+import { crc32Range } from './crc32.js';
 import { CRC_OFFSET, HEADER_SIZE, LOG_TYPE, SIZE, SVP_VERSION } from './wire.js';
 
 export interface Header {
@@ -19,15 +22,36 @@ export function frameCrc(header: Buffer, payload: Buffer): number {
   return crc32(payload, crc32(h));
 }
 
+/**
+ * Writes a header for a `size`-byte payload at `at`, its crc field zero;
+ * returns where the payload goes. Fill the payload, then `sealFrame`.
+ */
+export function writeHeader(out: Buffer, at: number, op: number, id: number, size: number): number {
+  out.writeUInt16BE(SVP_VERSION, at);
+  out.writeUInt16BE(op, at + 2);
+  out.writeUInt32BE(size, at + 4);
+  out.writeUInt32BE(id >>> 0, at + 8);
+  out.writeUInt32BE(0, at + CRC_OFFSET);
+  return at + HEADER_SIZE;
+}
+
+/**
+ * Computes and writes the CRC of the frame written at `at` (header by
+ * `writeHeader`, then `size` bytes of payload); returns the offset after it.
+ * In JS, allocation-free: for the small replies of lookups.
+ */
+export function sealFrame(out: Buffer, at: number, size: number): number {
+  const end = at + HEADER_SIZE + size;
+  out.writeUInt32BE(crc32Range(out, at, end, at + CRC_OFFSET), at + CRC_OFFSET);
+  return end;
+}
+
 /** A whole frame: header (with CRC) and payload. */
 export function encodeFrame(op: number, id: number, payload: Buffer = Buffer.alloc(0)): Buffer {
   const out = Buffer.allocUnsafe(HEADER_SIZE + payload.length);
-  out.writeUInt16BE(SVP_VERSION, 0);
-  out.writeUInt16BE(op, 2);
-  out.writeUInt32BE(payload.length, 4);
-  out.writeUInt32BE(id >>> 0, 8);
-  out.writeUInt32BE(0, CRC_OFFSET);
+  writeHeader(out, 0, op, id, payload.length);
   payload.copy(out, HEADER_SIZE);
+  // zlib's native CRC: these frames may be a 64 KiB LOG_ACK.
   out.writeUInt32BE(crc32(payload, crc32(out.subarray(0, HEADER_SIZE))), CRC_OFFSET);
   return out;
 }
@@ -145,22 +169,45 @@ export interface Vl3Ack {
   uip: Buffer;
 }
 
+/**
+ * Writes a VL2_ACK payload (SIZE.VL2_ACK bytes) at `at`: note the u16
+ * status (VL3_ACK's is u32). A null `addr` is written as zeros (NOTFOUND).
+ */
+export function writeVl2Ack(out: Buffer, at: number, status: number, port: number, addr: Uint8Array | null): void {
+  out.writeUInt16BE(status, at);
+  out.writeUInt16BE(port, at + 2);
+  if (addr) out.set(addr.subarray(0, 16), at + 4);
+  else out.fill(0, at + 4, at + SIZE.VL2_ACK);
+}
+
+/**
+ * Writes a VL3_ACK payload (SIZE.VL3_ACK bytes) at `at`; `mac` is 48 bits as
+ * a number. A null `uip` is written as zeros (NOTFOUND).
+ */
+export function writeVl3Ack(out: Buffer, at: number, status: number, mac: number, uport: number, uip: Uint8Array | null): void {
+  out.writeUInt32BE(status, at);
+  out.writeUIntBE(mac, at + 4, 6);
+  out.writeUInt16BE(uport, at + 10);
+  if (uip) out.set(uip.subarray(0, 16), at + 12);
+  else out.fill(0, at + 12, at + SIZE.VL3_ACK);
+}
+
+/** Writes a status-only payload (SIZE.STATUS bytes: BULK_ACK, LOG_RM_ACK, a failed LOG_ACK) at `at`. */
+export function writeStatus(out: Buffer, at: number, status: number): void {
+  out.writeUInt32BE(status, at);
+}
+
 /** VL2_ACK: note the u16 status (VL3_ACK's is u32). */
 export const vl2Ack = (a: Vl2Ack): Buffer => {
   const b = Buffer.alloc(SIZE.VL2_ACK);
-  b.writeUInt16BE(a.status, 0);
-  b.writeUInt16BE(a.port, 2);
-  a.addr.copy(b, 4, 0, 16);
+  writeVl2Ack(b, 0, a.status, a.port, a.addr);
   return b;
 };
 export const decodeVl2Ack = (p: Buffer): Vl2Ack => ({ status: p.readUInt16BE(0), port: p.readUInt16BE(2), addr: Buffer.from(p.subarray(4, 20)) });
 
 export const vl3Ack = (a: Vl3Ack): Buffer => {
   const b = Buffer.alloc(SIZE.VL3_ACK);
-  b.writeUInt32BE(a.status, 0);
-  mac6(a.mac).copy(b, 4);
-  b.writeUInt16BE(a.uport, 10);
-  a.uip.copy(b, 12, 0, 16);
+  writeVl3Ack(b, 0, a.status, Number(a.mac), a.uport, a.uip);
   return b;
 };
 export const decodeVl3Ack = (p: Buffer): Vl3Ack => ({
@@ -171,8 +218,8 @@ export const decodeVl3Ack = (p: Buffer): Vl3Ack => ({
 });
 
 export const statusOnly = (status: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(status, 0);
+  const b = Buffer.alloc(SIZE.STATUS);
+  writeStatus(b, 0, status);
   return b;
 };
 

@@ -39,6 +39,8 @@ export const SIZE = {
   VL3_ACK: 28,
   /** count u32 (reply budget in bytes), ip[16] (asking host's underlay) */
   LOG_REQ: 20,
+  /** status u32: weft answers every BULK_REQ with BADBULK */
+  BULK_ACK: 4,
   /** status u32 */
   LOG_RM_ACK: 4,
   /** LOG_ACK: status u32, then entries */
@@ -50,6 +52,8 @@ export const SIZE = {
   /** LOG_RM: count u32, then ids */
   LOG_RM_HEAD: 4,
   LOG_ID: 16,
+  /** A status-only payload (BULK_ACK, LOG_RM_ACK, a failed LOG_ACK): status u32. */
+  STATUS: 4,
 } as const;
 
 export const STATUS = {
