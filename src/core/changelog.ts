@@ -25,7 +25,7 @@ export async function logChange(tx: Repo, c: Change, at: string): Promise<number
     const clients = await tx.svpClients();
     if (clients.size === 0) return version;
     // Every MAC behind this host now lives at another VTEP: VL2 for each, to
-    // every host on its VNI (svp-v1.md has no row for it; this is the move case).
+    // every host on its VNI (docs/protocol.md's table has no row for it; this is the move case).
     for (const p of await tx.portMappingsFor(c.host.hostId, [])) {
       if (p.vni === null || p.hostId !== c.host.hostId) continue;
       const hosts = (await tx.hostsOnNetwork(p.networkId)).filter((h) => clients.has(h));

@@ -24,7 +24,7 @@ import {
 } from './codec.js';
 import { L3_TYPE, OP, SIZE, STATUS } from './wire.js';
 
-test('svp-v1.md test vectors, byte for byte', () => {
+test('the test vectors of docs/protocol.md, byte for byte', () => {
   assert.equal(encodeFrame(OP.PING, 1).toString('hex'), '000100010000000000000001b5b66088');
   const req = vl2Req({ mac: 0x000a959d6816n, vnetid: 12340 });
   assert.equal(encodeFrame(OP.VL2_REQ, 7, req).toString('hex'), '000100030000000c00000007cb8dc581000a959d6816000000003034');

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { HEADER_SIZE, L3_TYPE, LOG_TYPE, OP, SIZE, STATUS, SVP_PORT, SVP_VERSION, VXLAN_PORT } from './wire.js';
 
-test('every opcode, as svp-v1.md and varpd define them', () => {
+test('every opcode, as docs/protocol.md and varpd define them', () => {
   assert.deepEqual(OP, {
     PING: 1,
     PONG: 2,

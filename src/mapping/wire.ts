@@ -1,5 +1,5 @@
-// SVP v1 on the wire: every constant and size in one table (from
-// ../shared/svp-v1.md, as illumos varpd and Triton's Portolan speak it).
+// SVP v1 on the wire: every constant and size in one table (as illumos
+// varpd and Triton's Portolan speak it; docs/protocol.md is the reference).
 // The codec and framer use only these names; the unit test pins each value.
 
 export const SVP_VERSION = 1;

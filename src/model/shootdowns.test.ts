@@ -17,7 +17,7 @@ const port: PortMapping = {
   underlayIp: '192.0.2.2',
 };
 
-test('the svp-v1.md table: created VL3, deleted VL2, moved VL2+VL3, IP changed VL3 old and new', () => {
+test('the shoot-down table of docs/protocol.md: created VL3, deleted VL2, moved VL2+VL3, IP changed VL3 old and new', () => {
   assert.deepEqual(shootdownsFor({ kind: 'port.created', port }), [
     { kind: 'vl3', vni: 4096, ip: '10.0.0.5' },
     { kind: 'vl3', vni: 4096, ip: 'fd00::5' },

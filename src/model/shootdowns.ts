@@ -1,4 +1,4 @@
-// Which SVP shoot-down entries a change produces (svp-v1.md, as Triton's
+// Which SVP shoot-down entries a change produces (docs/protocol.md, as Triton's
 // NAPI writes them): the hosts with a port on the VNI must drop what they
 // cached. Pure; the core stores the entries in the change's transaction.
 import type { Change, PortMapping } from './changes.js';
