@@ -2,6 +2,7 @@
 // in whatever order they come. Used by tests, benchmarks and the agent's
 // lazy mode.
 import { connect, type Socket } from 'node:net';
+import { invalid, WeftError } from '../model/errors.js';
 import { decodeLogAck, decodeVl2Ack, decodeVl3Ack, encodeFrame, type LogEntry, logReq, logRm, type Vl2Ack, type Vl3Ack, vl2Req, vl3Req } from './codec.js';
 import { type Frame, Framer } from './framer.js';
 import { OP } from './wire.js';
@@ -31,7 +32,7 @@ export class SvpClient {
       }
     });
     sock.on('error', (e) => this.fail(e));
-    sock.on('close', () => this.fail(new Error('SVP connection closed')));
+    sock.on('close', () => this.fail(new WeftError('E_UNAVAILABLE', 'SVP connection closed')));
   }
 
   static connect(host: string, port: number): Promise<SvpClient> {
@@ -67,7 +68,7 @@ export class SvpClient {
 
   async ping(): Promise<void> {
     const f = await this.request(OP.PING);
-    if (f.header.op !== OP.PONG) throw new Error(`PING answered with op ${f.header.op}`);
+    if (f.header.op !== OP.PONG) throw invalid('PONG op', f.header.op, `must be ${OP.PONG}`);
   }
 
   async vl2(mac: bigint, vnetid: number): Promise<Vl2Ack> {
@@ -81,7 +82,7 @@ export class SvpClient {
   async log(underlay16: Buffer, count: number): Promise<{ status: number; entries: LogEntry[]; bytes: number }> {
     const f = await this.request(OP.LOG_REQ, logReq({ count, ip: underlay16 }));
     const d = decodeLogAck(f.payload);
-    if (!d) throw new Error('malformed LOG_ACK');
+    if (!d) throw new WeftError('E_INVALID_ARG', `malformed LOG_ACK of ${f.payload.length} bytes: an entry is cut short or of unknown type`);
     return { ...d, bytes: f.payload.length };
   }
 

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { WeftError } from '../model/errors.js';
 import { FlatTable } from './flat-table.js';
 
 test('behaves like a Map under random sets, overwrites and deletes, through growth and tombstones', () => {
@@ -31,5 +32,8 @@ test('behaves like a Map under random sets, overwrites and deletes, through grow
     assert.deepEqual([t.value(s, 0), t.value(s, 1), t.value(s, 2)], v);
   }
   assert.equal(t.find(51, 0, 0), -1);
-  assert.throws(() => t.set(0, 1, 1, 1), RangeError);
+  assert.throws(
+    () => t.set(0, 1, 1, 1),
+    (e: WeftError) => e instanceof WeftError && e.code === 'E_INVALID_ARG',
+  );
 });

@@ -4,6 +4,7 @@
 // through Map buckets, boxed keys and value objects, and the GC has nothing
 // to trace. Key word 0 must be 1..0xfffffffe (a VNI is 1..2^24-1): 0 marks an
 // empty slot and 0xffffffff a deleted one.
+import { invalid } from '../model/errors.js';
 
 const STRIDE = 6;
 const EMPTY = 0;
@@ -53,7 +54,7 @@ export class FlatTable {
   }
 
   set(a: number, b: number, c: number, v0: number, v1 = 0, v2 = 0): void {
-    if (a === EMPTY || a === GONE) throw new RangeError(`key word 0 must be 1..0xfffffffe, not ${a}`);
+    if (a === EMPTY || a === GONE) throw invalid('key word 0', a, 'must be 1..0xfffffffe');
     if ((this.filled + 1) * 2 > this.mask + 1) this.grow();
     const w = this.w;
     let i = hash(a, b, c) & this.mask;

@@ -3,6 +3,7 @@
 // synchronously with their changes (the index is current before the API
 // answers); other replicas' arrive by NOTIFY, or by polling if that fails.
 import type { LoggedChange } from '../model/changes.js';
+import { WeftError } from '../model/errors.js';
 import type { Store } from '../store/store.js';
 import { MappingIndex } from './index.js';
 
@@ -65,7 +66,7 @@ export class ChangeFollower {
       };
       const t = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w !== waiter);
-        reject(new Error(`index did not reach version ${version} in ${timeoutMs} ms (at ${this.index.version})`));
+        reject(new WeftError('E_UNAVAILABLE', `index did not reach version ${version} in ${timeoutMs} ms (at ${this.index.version})`));
       }, timeoutMs);
       this.waiters.push(waiter);
       this.kick();

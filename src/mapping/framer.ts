@@ -1,16 +1,22 @@
 // Cuts a TCP byte stream into SVP frames. Checks version, size and CRC on
 // every frame; the first bad one is a FrameError, after which the caller
 // closes that one connection (the stream can no longer be trusted).
+import { WeftError } from '../model/errors.js';
 import { decodeHeader, type Header } from './codec.js';
 import { crc32Range } from './crc32.js';
 import { CRC_OFFSET, HEADER_SIZE, MAX_REQUEST_PAYLOAD, SVP_VERSION } from './wire.js';
 
-export class FrameError extends Error {
+/**
+ * A frame that breaks the protocol (E_INVALID_ARG): `reason` says how, and
+ * is the label of the connection the server closes for it.
+ */
+export class FrameError extends WeftError {
   constructor(
     readonly reason: 'version' | 'size' | 'crc' | 'malformed',
     message: string,
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super('E_INVALID_ARG', message, undefined, options);
     this.name = 'FrameError';
   }
 }

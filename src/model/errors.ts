@@ -17,8 +17,9 @@ export class WeftError extends Error {
   /** The offending field, when there is one (dotted path, e.g. `ports[0].ipv4`). */
   readonly field: string | undefined;
 
-  constructor(code: ErrorCode, message: string, field?: string) {
-    super(message);
+  /** `options.cause`: the error this one wraps, when there is one. */
+  constructor(code: ErrorCode, message: string, field?: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = 'WeftError';
     this.code = code;
     this.field = field;

@@ -6,6 +6,7 @@
 import Database from 'better-sqlite3';
 import { CamelCasePlugin, CompiledQuery, type DatabaseConnection, Kysely, Migrator, SqliteDialect, SqliteDriver, sql } from 'kysely';
 import type { LoggedChange } from '../../model/changes.js';
+import { WeftError } from '../../model/errors.js';
 import { migrations } from '../migrations/index.js';
 import { Repo } from '../repo.js';
 import type { DB } from '../schema.js';
@@ -241,6 +242,6 @@ export async function migrate(db: Kysely<DB>, upTo?: string): Promise<void> {
   const { error, results } = upTo === undefined ? await m.migrateToLatest() : await m.migrateTo(upTo);
   if (error) {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? '?';
-    throw new Error(`schema migration ${failed} failed: ${(error as Error).message ?? String(error)}`);
+    throw new WeftError('E_INTERNAL', `schema migration ${failed} failed: ${(error as Error).message ?? String(error)}`, undefined, { cause: error });
   }
 }
