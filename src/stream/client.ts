@@ -5,7 +5,9 @@
 import { type Socket, connect as tcpConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { LoggedChange, PortMapping } from '../model/changes.js';
+import { type ErrorCode, invalid, WeftError } from '../model/errors.js';
 import { type AgentRouting, DEAD_MS, type DesiredState, encode, MessageReader, type ServerMessage, STREAM_VERSION } from './protocol.js';
+import { decodeServerMessage } from './validate.js';
 
 /**
  * What the client hands each snapshot and delta to, in the order they
@@ -96,7 +98,7 @@ export class StreamClient {
     this.version = o.version ?? 0;
     this.vnis = o.vnis ?? [];
     this.hosts = typeof o.host === 'string' ? [o.host] : [...o.host];
-    if (this.hosts.length === 0) throw new Error('StreamClient: no server address');
+    if (this.hosts.length === 0) throw invalid('host', o.host, 'must name at least one server address');
     this.watchdog = setInterval(() => {
       if (this.sock && Date.now() - this.lastRx > DEAD_MS) this.sock.destroy();
     }, 1000);
@@ -138,9 +140,19 @@ export class StreamClient {
         sock.destroy();
         return;
       }
-      for (const m of msgs as ServerMessage[]) {
+      for (const raw of msgs) {
         // After a failed handler, the rest of the connection is not applied.
         if (conn.broken || sock.destroyed) return;
+        let m: ServerMessage | null;
+        try {
+          m = decodeServerMessage(raw);
+        } catch (e) {
+          // A malformed message: nothing after it on this connection is trusted either.
+          conn.broken = true;
+          setImmediate(() => this.fail(conn, e as Error));
+          return;
+        }
+        if (m === null) continue;
         try {
           this.handle(conn, m);
         } catch (e) {
@@ -197,7 +209,7 @@ export class StreamClient {
         conn.sock.write(encode({ t: 'pong' }));
         break;
       case 'error':
-        this.o.onError?.(new Error(`${m.code}: ${m.message}`));
+        this.o.onError?.(new WeftError(m.code as ErrorCode, `${m.code}: ${m.message}`));
         break;
       default:
         break;

@@ -1,6 +1,7 @@
 // The agent push stream on the wire: frames of a 4-byte big-endian length
 // and a UTF-8 JSON message. docs/protocol.md describes every message.
 import type { HostInfo, LoggedChange, NetworkInfo, PeerInfo, PortMapping, VipInfo } from '../model/changes.js';
+import { WeftError } from '../model/errors.js';
 
 export const STREAM_VERSION = 1;
 export const STREAM_PORT = 1297;
@@ -105,7 +106,13 @@ export function encode(msg: AgentMessage | ServerMessage): Buffer {
   return out;
 }
 
-export class StreamFrameError extends Error {}
+/** A frame of the stream that cannot be read (E_INVALID_ARG): its connection is closed. */
+export class StreamFrameError extends WeftError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('E_INVALID_ARG', message, undefined, options);
+    this.name = 'StreamFrameError';
+  }
+}
 
 /** Cuts a byte stream into messages; throws StreamFrameError on an oversized frame or bad JSON. */
 export class MessageReader {
@@ -123,8 +130,8 @@ export class MessageReader {
       if (this.buf.length - at < 4 + len) break;
       try {
         out.push(JSON.parse(this.buf.toString('utf8', at + 4, at + 4 + len)));
-      } catch {
-        throw new StreamFrameError('frame is not JSON');
+      } catch (e) {
+        throw new StreamFrameError(`frame of ${len} bytes is not JSON: ${(e as Error).message}`, { cause: e });
       }
       at += 4 + len;
     }

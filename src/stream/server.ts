@@ -7,6 +7,7 @@ import { createServer as createTlsServer } from 'node:tls';
 import prom from 'prom-client';
 import type { MappingIndex } from '../mapping/index.js';
 import type { LoggedChange } from '../model/changes.js';
+import { WeftError } from '../model/errors.js';
 import type { Token } from '../model/types.js';
 import type { HostRow } from '../store/schema.js';
 import type { Store } from '../store/store.js';
@@ -25,6 +26,7 @@ import {
   sanitizeRouting,
 } from './protocol.js';
 import { concerns } from './relevance.js';
+import { decodeAgentMessage } from './validate.js';
 
 /** Resume with deltas only when the agent is at most this many changes behind. */
 const MAX_RESUME = 50_000;
@@ -88,6 +90,12 @@ export interface StreamTls {
   key: Buffer;
 }
 
+/** Where the server reports a connection it closed for bad input: one JSON line on stderr unless told otherwise. */
+export type StreamErrorLog = (e: Error, peer: string) => void;
+
+const stderrLog: StreamErrorLog = (e, peer) =>
+  process.stderr.write(`${JSON.stringify({ level: 'warn', time: new Date().toISOString(), msg: 'push stream: connection closed', peer, error: e.message })}\n`);
+
 export class StreamServer {
   private readonly server: Server;
   private readonly sessions = new Map<string, Session>();
@@ -95,13 +103,15 @@ export class StreamServer {
   private head = 0;
   /** Silence after which a connection is dead (DEAD_MS; shorter in tests). */
   private readonly deadMs: number;
+  private readonly onError: StreamErrorLog;
 
   constructor(
     private readonly ctx: StreamContext,
     private readonly index: MappingIndex,
-    o: { registry?: prom.Registry; tls?: StreamTls; heartbeatMs?: number; deadMs?: number } = {},
+    o: { registry?: prom.Registry; tls?: StreamTls; heartbeatMs?: number; deadMs?: number; onError?: StreamErrorLog } = {},
   ) {
     this.deadMs = o.deadMs ?? DEAD_MS;
+    this.onError = o.onError ?? stderrLog;
     const onConn = (s: Socket) => this.accept(s);
     this.server = o.tls ? createTlsServer({ cert: o.tls.cert, key: o.tls.key }, onConn) : createTcpServer(onConn);
     this.heartbeat = setInterval(() => this.beat(), o.heartbeatMs ?? HEARTBEAT_MS);
@@ -146,24 +156,38 @@ export class StreamServer {
   private accept(sock: Socket): void {
     sock.setNoDelay(true);
     const reader = new MessageReader(64 * 1024);
+    const peer = `${sock.remoteAddress}:${sock.remotePort}`;
     let session: Session | null = null;
     let helloSeen = false;
+    /** An error was sent: nothing more from this peer is read. */
+    let refused = false;
     const hello = setTimeout(() => sock.destroy(), this.deadMs);
     const refuse = (code: string, message: string) => {
+      refused = true;
       sock.end(encode({ t: 'error', code, message }));
       // A peer that does not close after the error is closed for it.
       setTimeout(() => sock.destroy(), 1000).unref();
     };
     sock.on('data', (chunk: Buffer) => {
+      if (refused) return;
       let msgs: unknown[];
       try {
         msgs = reader.push(chunk);
-      } catch {
+      } catch (e) {
+        this.onError(e as Error, peer);
         sock.destroy();
         return;
       }
       for (const raw of msgs) {
-        const m = raw as AgentMessage;
+        // Null: a type from a newer agent, ignored.
+        let m: AgentMessage | null;
+        try {
+          m = decodeAgentMessage(raw, STREAM_VERSION);
+        } catch (e) {
+          // A malformed message: named to the agent and logged; nothing after it is read.
+          this.onError(e as Error, peer);
+          return refuse((e as WeftError).code ?? 'E_INVALID_ARG', (e as Error).message);
+        }
         if (m?.t === 'hello') {
           if (helloSeen) return refuse('E_INVALID_ARG', 'one hello per connection');
           helloSeen = true;
@@ -179,7 +203,7 @@ export class StreamServer {
         if (!helloSeen) return refuse('E_INVALID_ARG', 'expected hello first');
         if (!session) continue;
         session.lastRx = Date.now();
-        if (m?.t === 'ack' && Number.isInteger(m.version)) this.ack(session, m.version);
+        if (m?.t === 'ack') this.ack(session, m.version);
         else if (m?.t === 'routing') session.routing = sanitizeRouting(m.routing);
         // A peer that does not read gets no more pongs: its output stays bounded.
         else if (m?.t === 'ping' && sock.writableLength < SLOW_BYTES) this.send(session, { t: 'pong' });
@@ -199,18 +223,17 @@ export class StreamServer {
   }
 
   private async hello(sock: Socket, m: Extract<AgentMessage, { t: 'hello' }>): Promise<Session> {
-    if (m.v !== STREAM_VERSION)
-      throw Object.assign(new Error(`stream version ${m.v} is not spoken; this server speaks ${STREAM_VERSION}`), { code: 'E_INVALID_ARG' });
+    if (m.v !== STREAM_VERSION) throw new WeftError('E_INVALID_ARG', `stream version ${m.v} is not spoken; this server speaks ${STREAM_VERSION}`, 'hello.v');
     const token = typeof m.token === 'string' ? await this.ctx.authenticate(m.token) : null;
-    if (!token) throw Object.assign(new Error('unknown or revoked token'), { code: 'E_UNAUTHENTICATED' });
+    if (!token) throw new WeftError('E_UNAUTHENTICATED', 'unknown or revoked token');
     const host = await this.ctx.host(String(m.host));
     if (!(token.role === 'admin' || (token.role === 'agent' && token.hostId === host.id)))
-      throw Object.assign(new Error(`a ${token.role} token may not follow host ${host.name}`), { code: 'E_FORBIDDEN' });
+      throw new WeftError('E_FORBIDDEN', `a ${token.role} token may not follow host ${host.name}`);
     const version = Number.isInteger(m.version) && m.version > 0 ? m.version : 0;
     const head = Math.max(this.index.version, await this.ctx.store.headVersion());
     // What the host has now, from the server's own records: the agent's claims only decide resume or snapshot.
     const held = await this.ctx.store.read((tx) => tx.hostHoldings(host.id));
-    if (sock.destroyed) throw Object.assign(new Error('connection closed during hello'), { code: 'E_UNAVAILABLE' });
+    if (sock.destroyed) throw new WeftError('E_UNAVAILABLE', 'connection closed during hello');
     const now = this.index.vnisOf(host.id);
     const claimed = new Set(Array.isArray(m.vnis) ? m.vnis.filter(Number.isInteger) : []);
     const canResume = version > 0 && version <= head && head - version <= MAX_RESUME && now.every((v) => claimed.has(v));
