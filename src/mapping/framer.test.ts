@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { encodeFrame, vl2Req } from './codec.js';
-import { FrameError, Framer } from './framer.js';
+import { WeftError } from '../model/errors.js';
+import { encodeFrame, ip16, logReq, vl2Req, vl3Req } from './codec.js';
+import { type Frame, FrameError, Framer } from './framer.js';
 import { OP } from './wire.js';
 
 const ping = (id: number) => encodeFrame(OP.PING, id);
@@ -81,5 +82,69 @@ test('fuzz: random and truncated input yields frames or FrameError, never anythi
       assert.ok(e instanceof FrameError, `unexpected ${(e as Error).stack}`);
     }
     assert.ok(f.pending <= 16 + 65536, 'never holds more than one frame');
+  }
+});
+
+test('a FrameError is a WeftError (E_INVALID_ARG) whose message says what was wrong', () => {
+  const v9 = Buffer.from(ping(1));
+  v9.writeUInt16BE(9, 0);
+  assert.throws(
+    () => new Framer().push(v9),
+    (e: FrameError) => e instanceof WeftError && e.code === 'E_INVALID_ARG' && e.message === 'version 9, only 1 is spoken',
+  );
+  const big = Buffer.from(ping(1));
+  big.writeUInt32BE(70_000, 4);
+  assert.throws(
+    () => new Framer().push(big),
+    (e: FrameError) => e.reason === 'size' && e.message === 'payload of 70000 bytes exceeds 65536',
+  );
+});
+
+test('fuzz: no single corrupted byte of a request is ever delivered as a frame', () => {
+  const frames = [
+    vl2(5),
+    encodeFrame(OP.VL3_REQ, 6, vl3Req({ ip: ip16(4, 0x0a000001n), type: 1, vnetid: 6 })),
+    encodeFrame(OP.LOG_REQ, 7, logReq({ count: 1024, ip: ip16(4, 0xc0000201n) })),
+  ];
+  for (const good of frames) {
+    for (let at = 0; at < good.length; at++) {
+      for (const flip of [0x01, 0x80, 0xff]) {
+        const bad = Buffer.from(good);
+        bad[at] = (bad[at] as number) ^ flip;
+        const f = new Framer();
+        const got: Frame[] = [];
+        try {
+          // Followed by a good ping: a size made larger swallows it, and must still not yield the bad frame.
+          for (const fr of f.push(Buffer.concat([bad, ping(99)]))) got.push(fr);
+        } catch (e) {
+          assert.ok(e instanceof FrameError, `unexpected ${(e as Error).stack}`);
+          assert.ok(['version', 'size', 'crc'].includes(e.reason));
+        }
+        for (const fr of got) assert.deepEqual([fr.header.op, fr.header.id], [OP.PING, 99], `byte ${at} ^ ${flip} was delivered`);
+      }
+    }
+  }
+});
+
+test('fuzz: good frames with garbage between them: everything before the garbage is delivered, then a FrameError', () => {
+  for (let i = 0; i < 500; i++) {
+    const head = Array.from({ length: 1 + (i % 5) }, (_, k) => (k % 2 ? ping(k) : vl2(k)));
+    const garbage = randomBytes(16 + (i % 30));
+    // A garbage header that happens to be a valid PING with a right CRC is (2^-48) not worth handling.
+    garbage.writeUInt16BE(2 + (i % 100), 0);
+    const f = new Framer();
+    const got: number[] = [];
+    const stream = Buffer.concat([...head, garbage, ping(1000)]);
+    let err: unknown = null;
+    try {
+      for (let at = 0; at < stream.length; at += 7) for (const fr of f.push(stream.subarray(at, at + 7))) got.push(fr.header.id);
+    } catch (e) {
+      err = e;
+    }
+    assert.ok(err instanceof FrameError && err.reason === 'version', `round ${i}: ${err}`);
+    assert.deepEqual(
+      got,
+      head.map((_, k) => k),
+    );
   }
 });
