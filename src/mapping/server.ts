@@ -9,7 +9,7 @@ import prom from 'prom-client';
 import type { Store } from '../store/store.js';
 import { listenOn } from '../sys/listen.js';
 import { IndexBackend, type SvpBackend } from './backend.js';
-import { decodeLogReq, decodeLogRm, encodeFrame, logAck, sealFrame, statusOnly, writeHeader, writeStatus, writeVl2Ack, writeVl3Ack } from './codec.js';
+import { decodeLogReq, decodeLogRm, encodeFrame, logAck, statusOnly, writeEmptyFrame, writeStatusFrame, writeVl2AckFrame, writeVl3AckFrame } from './codec.js';
 import { FrameError, Framer } from './framer.js';
 import type { MappingIndex } from './index.js';
 import { HEADER_SIZE, L3_TYPE, OP, SIZE, STATUS, VXLAN_PORT } from './wire.js';
@@ -109,10 +109,7 @@ export class SvpServer {
               counts.VL2_REQ = (counts.VL2_REQ as number) + 1;
               if (size !== SIZE.VL2_REQ) wrongSize('VL2_REQ', size, SIZE.VL2_REQ);
               const h = backend.lookupVl2(buf, p);
-              const body = writeHeader(out, o, OP.VL2_ACK, id, SIZE.VL2_ACK);
-              if (h) writeVl2Ack(out, body, STATUS.OK, VXLAN_PORT, h.underlay16);
-              else writeVl2Ack(out, body, STATUS.NOTFOUND, 0, null);
-              o = sealFrame(out, o, SIZE.VL2_ACK);
+              o = h ? writeVl2AckFrame(out, o, id, STATUS.OK, VXLAN_PORT, h.underlay16) : writeVl2AckFrame(out, o, id, STATUS.NOTFOUND, 0, null);
               break;
             }
             case OP.VL3_REQ: {
@@ -121,21 +118,18 @@ export class SvpServer {
               const type = buf.readUInt32BE(p + 16);
               const known = type === L3_TYPE.IPV4 || type === L3_TYPE.IPV6;
               const e = known ? backend.lookupVl3(buf, p) : undefined;
-              const body = writeHeader(out, o, OP.VL3_ACK, id, SIZE.VL3_ACK);
-              if (e) writeVl3Ack(out, body, STATUS.OK, e.mac, VXLAN_PORT, e.host.underlay16);
-              else writeVl3Ack(out, body, known ? STATUS.NOTFOUND : STATUS.BADL3TYPE, 0, 0, null);
-              o = sealFrame(out, o, SIZE.VL3_ACK);
+              o = e
+                ? writeVl3AckFrame(out, o, id, STATUS.OK, e.mac, VXLAN_PORT, e.host.underlay16)
+                : writeVl3AckFrame(out, o, id, known ? STATUS.NOTFOUND : STATUS.BADL3TYPE, 0, 0, null);
               break;
             }
             case OP.PING:
               counts.PING = (counts.PING as number) + 1;
-              writeHeader(out, o, OP.PONG, id, SIZE.PONG);
-              o = sealFrame(out, o, SIZE.PONG);
+              o = writeEmptyFrame(out, o, OP.PONG, id);
               break;
             case OP.BULK_REQ:
               counts.BULK_REQ = (counts.BULK_REQ as number) + 1;
-              writeStatus(out, writeHeader(out, o, OP.BULK_ACK, id, SIZE.BULK_ACK), STATUS.BADBULK);
-              o = sealFrame(out, o, SIZE.BULK_ACK);
+              o = writeStatusFrame(out, o, OP.BULK_ACK, id, STATUS.BADBULK);
               break;
             case OP.LOG_REQ: {
               counts.LOG_REQ = (counts.LOG_REQ as number) + 1;
@@ -159,8 +153,7 @@ export class SvpServer {
               const ids = decodeLogRm(buf.subarray(p, p + size));
               if (!ids) throw new FrameError('malformed', `LOG_RM of ${size} bytes: its count does not match its size`);
               if (ids.length === 0) {
-                writeStatus(out, writeHeader(out, o, OP.LOG_RM_ACK, id, SIZE.LOG_RM_ACK), STATUS.OK);
-                o = sealFrame(out, o, SIZE.LOG_RM_ACK);
+                o = writeStatusFrame(out, o, OP.LOG_RM_ACK, id, STATUS.OK);
                 break;
               }
               if (inflight >= MAX_INFLIGHT) tooMany();
