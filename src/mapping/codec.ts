@@ -23,9 +23,9 @@ export function frameCrc(header: Buffer, payload: Buffer): number {
 }
 
 // The writers below run once per lookup: plain byte stores, which V8 inlines
-// (Buffer's writeUInt32BE and friends, nested in them, measured 1.5x slower
-// per reply). Like any typed-array store they do not check bounds: the
-// caller sizes `out`.
+// (with Buffer's writeUInt32BE and friends nested in them a reply measured
+// about 1.5x the cost). Like any typed-array store they do not check
+// bounds: the caller sizes `out`.
 function put16(b: Uint8Array, at: number, v: number): void {
   b[at] = v >>> 8;
   b[at + 1] = v;
