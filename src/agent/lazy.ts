@@ -7,6 +7,7 @@ import { SvpClient } from '../mapping/client.js';
 import { fromIp16, ip16 } from '../mapping/codec.js';
 import { L3_TYPE, STATUS } from '../mapping/wire.js';
 import { formatIp, formatMac, parseIp, parseMac } from '../model/addr.js';
+import { WeftError } from '../model/errors.js';
 import type { Log } from '../sys/log.js';
 import type { Dataplane, LazyKey, Miss, Watch } from './dataplane/dataplane.js';
 
@@ -51,7 +52,7 @@ export class LazyResolver {
 
   constructor(private readonly o: LazyOptions) {
     this.hosts = typeof o.svpHost === 'string' ? [o.svpHost] : [...o.svpHost];
-    if (this.hosts.length === 0) throw new Error('LazyResolver: no SVP address');
+    if (this.hosts.length === 0) throw new WeftError('E_INVALID_ARG', 'lazy mode needs at least one SVP server address (--server)', 'server');
   }
 
   start(): void {

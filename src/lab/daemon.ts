@@ -191,7 +191,7 @@ export async function runDaemon(o: CloudOptions): Promise<void> {
       let body: Record<string, unknown>;
       try {
         body = text.trim() ? (JSON.parse(text) as Record<string, unknown>) : {};
-        if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new Error('not an object');
+        if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new WeftError('E_INVALID_ARG', 'not an object');
       } catch {
         return reply(400, { error: `invalid body ${JSON.stringify(text.slice(0, 80))}: must be a JSON object`, code: 'E_INVALID_ARG' });
       }
@@ -241,7 +241,7 @@ function call<T>(name: string, method: string, path: string, body?: unknown, tim
         }
       });
     });
-    req.on('timeout', () => req.destroy(new Error(`lab daemon did not answer ${path} within ${timeoutMs / 1000} s`)));
+    req.on('timeout', () => req.destroy(new WeftError('E_UNAVAILABLE', `lab daemon did not answer ${path} within ${timeoutMs / 1000} s`)));
     req.on('error', (e) =>
       reject(new WeftError('E_UNAVAILABLE', `lab ${name} is not answering (${e.message}); \`weft lab down --name ${name}\` removes what is left`)),
     );

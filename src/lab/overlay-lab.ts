@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { portIfname } from '../agent/names.js';
 import { ApiClient } from '../cli/client.js';
-import { capacity, invalid, WeftError } from '../model/errors.js';
+import { capacity, invalid, notFound, WeftError } from '../model/errors.js';
 import { run } from '../sys/exec.js';
 import { until } from '../sys/until.js';
 import { type Host, Lab, type Vm } from './builder.js';
@@ -377,7 +377,7 @@ export class OverlayLab {
       const states = await Promise.all(
         [...this.hosts.values()].map(async (h) => `${h.name}: ${JSON.stringify(await this.health(h.name).catch((x) => String(x)))}`),
       );
-      throw new Error(`${(e as Error).message}\n${states.join('\n')}\n${this.logs()}`);
+      throw new WeftError('E_UNAVAILABLE', `${(e as Error).message}\n${states.join('\n')}\n${this.logs()}`, undefined, { cause: e });
     });
   }
 
@@ -401,7 +401,7 @@ export class OverlayLab {
    * host's, else `lab`), on `host` or where placement puts it.
    */
   async instance(name: string, o: { tenant: string; network: string; host?: string; site?: string; via?: number }): Promise<InstanceView> {
-    if (!this.nets.has(`${o.tenant}/${o.network}`)) throw new Error(`no network ${o.tenant}/${o.network}`);
+    if (!this.nets.has(`${o.tenant}/${o.network}`)) throw notFound('network', `${o.tenant}/${o.network}`);
     const api = o.via === undefined ? this.api : this.replica(o.via).api;
     return api.post<InstanceView>('/v1/instances', {
       tenant: o.tenant,
@@ -416,7 +416,7 @@ export class OverlayLab {
   /** The lab half of `vm`: the VM namespace of `inst` (made by `instance`), plugged into its host. */
   async plug(name: string, o: { tenant: string; network: string; host?: string }, inst: InstanceView): Promise<LabVm> {
     const net = this.nets.get(`${o.tenant}/${o.network}`);
-    if (!net) throw new Error(`no network ${o.tenant}/${o.network}`);
+    if (!net) throw notFound('network', `${o.tenant}/${o.network}`);
     const port = inst.ports[0] as PortView;
     const host = o.host ?? this.hostName(inst.hostId);
     const len = (fam: string) => net.subnets.find((s) => s.includes(':') === (fam === '6'))?.split('/')[1];
@@ -436,7 +436,7 @@ export class OverlayLab {
   /** The lab name of the host with this id. */
   hostName(hostId: string): string {
     for (const h of this.hosts.values()) if (h.hostId === hostId) return h.name;
-    throw new Error(`no lab host has id ${hostId}`);
+    throw notFound('lab host with id', hostId);
   }
 
   /**
@@ -445,7 +445,7 @@ export class OverlayLab {
    */
   async move(name: string, to?: string): Promise<string> {
     const v = this.vms.get(name);
-    if (!v) throw new Error(`no vm ${name}`);
+    if (!v) throw notFound('vm', name);
     v.instance = await this.api.post<InstanceView>(`/v1/instances/${v.instance.id}/migrate`, to ? { target: to } : {});
     const host = this.hostName(v.instance.hostId);
     v.vm = await this.lab.moveVm(name, host, portIfname(v.port.id));
@@ -491,13 +491,13 @@ export class OverlayLab {
 
   vmNs(name: string): string {
     const v = this.vms.get(name);
-    if (!v) throw new Error(`no vm ${name}`);
+    if (!v) throw notFound('vm', name);
     return v.vm.ns;
   }
 
   host(name: string): LabHost {
     const h = this.hosts.get(name);
-    if (!h) throw new Error(`no host ${name}`);
+    if (!h) throw notFound('host', name);
     return h;
   }
 
@@ -524,7 +524,7 @@ function readSafe(path: string): string {
 
 export function pingStats(out: string): { sent: number; received: number } {
   const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
-  if (!m) throw new Error(`no ping summary in: ${out}`);
+  if (!m) throw new WeftError('E_INTERNAL', `no ping summary in: ${out}`);
   return { sent: Number(m[1]), received: Number(m[2]) };
 }
 

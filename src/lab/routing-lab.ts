@@ -6,6 +6,7 @@
 // outside every rack and site. destroy() removes it all.
 import { readFileSync } from 'node:fs';
 import { portIfname } from '../agent/names.js';
+import { notFound } from '../model/errors.js';
 import { pool } from '../sys/pool.js';
 import { until } from '../sys/until.js';
 import { type BirdProcess, type BirdProtocol, enableL4Hashing, kernelRoute, kernelRoutesVia, linkEnds, protocols, startBird } from './bird.js';
@@ -269,7 +270,7 @@ export class RoutingLab {
    */
   async moveRouted(name: string, to?: string): Promise<string> {
     const v = this.routed.get(name);
-    if (!v) throw new Error(`no routed vm ${name}`);
+    if (!v) throw notFound('routed vm', name);
     v.instance = await this.api.post<InstanceView>(`/v1/instances/${v.instance.id}/migrate`, to ? { target: to } : {});
     const host = this.overlay.hostName(v.instance.hostId);
     await this.overlay.lab.moveVm(name, host, portIfname(v.port.id));
@@ -292,7 +293,7 @@ export class RoutingLab {
   /** Kills host `name`'s BIRD with SIGKILL (a crash: no session is closed, no route withdrawn) and waits until it is gone. */
   async killBird(name: string): Promise<void> {
     const b = this.birds.get(name);
-    if (!b) throw new Error(`no bird on host ${name}`);
+    if (!b) throw notFound('BIRD on host', name);
     const p = b.process;
     if (p.exitCode !== null || p.signalCode !== null) return;
     const gone = new Promise((r) => p.once('exit', r));
@@ -308,7 +309,7 @@ export class RoutingLab {
    */
   async restartBird(name: string): Promise<void> {
     const old = this.birds.get(name);
-    if (!old) throw new Error(`no bird on host ${name}`);
+    if (!old) throw notFound('BIRD on host', name);
     await old.stop();
     const bird = await startBird(this.overlay.lab, this.overlay.host(name).lab.ns, readFileSync(old.confPath, 'utf8'), { name: 'host' });
     this.birds.set(name, bird);

@@ -3,6 +3,7 @@
 // after a grace period) so no test leaves a server behind; kill() crashes it.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { WeftError } from '../model/errors.js';
 
 export const WEFT_BIN = join(import.meta.dirname, '../../bin/weft');
 
@@ -39,7 +40,7 @@ export async function startServerProcess(o: { db: string; adminToken: string; ar
   let err = '';
   proc.stderr?.setEncoding('utf8');
   const started = await new Promise<{ url: string; svp: { host: string; port: number }; stream: { host: string; port: number } }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`weft server did not start in ${startMs / 1000} s: ${err}`)), startMs);
+    const timer = setTimeout(() => reject(new WeftError('E_UNAVAILABLE', `weft server did not start in ${startMs / 1000} s: ${err}`)), startMs);
     proc.stderr?.on('data', (d: string) => {
       err += d;
       const m = /API (http:\/\/[^\s,]+), SVP ([\d.]+):(\d+), stream ([\d.]+):(\d+)/.exec(err);
@@ -50,7 +51,7 @@ export async function startServerProcess(o: { db: string; adminToken: string; ar
     });
     proc.once('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`weft server exited ${code}: ${err}`));
+      reject(new WeftError('E_UNAVAILABLE', `weft server exited ${code}: ${err}`));
     });
   });
   const gone = () => proc.exitCode !== null || proc.signalCode !== null;

@@ -5,6 +5,8 @@
 // A config that changes BGP sessions is applied with an undo timer and
 // confirmed only once the push stream shows the host still reaches the
 // control plane; otherwise the agent rolls it back itself.
+
+import { WeftError } from '../../model/errors.js';
 import { type Log, quietLog } from '../../sys/log.js';
 import type { Dataplane } from '../dataplane/dataplane.js';
 import type { AgentState } from '../state/agent-state.js';
@@ -80,7 +82,7 @@ export interface ConfirmedStore {
 }
 
 /** Errors of a pass that are the host side's (nft, ip), retried apart from BIRD's. */
-class HostNetError extends Error {}
+class HostNetError extends WeftError {}
 
 const MIN_RETRY_REFUSED_MS = 60_000;
 const MAX_RETRY_REFUSED_MS = 30 * 60_000;
@@ -216,7 +218,7 @@ export class Routing {
           [...nat].map(([vip, list]) => ({ vip, backends: list })),
         );
       } catch (e) {
-        hostError = new HostNetError(`routed ports and VIP NAT: ${(e as Error).message}`);
+        hostError = new HostNetError('E_DATAPLANE', `routed ports and VIP NAT: ${(e as Error).message}`, undefined, { cause: e });
       }
     }
     await this.applyBird(inputs);
