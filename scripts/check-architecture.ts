@@ -1,6 +1,7 @@
 // The repository's layout rules, checked by `npm test`: imports flow one way
 // between layers (docs/architecture.md draws them), production code never
-// imports test/, and no import or Markdown link points outside the repository.
+// imports test/ and throws only WeftErrors, and no import or Markdown link
+// points outside the repository.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import ts from 'typescript';
@@ -164,10 +165,32 @@ export function checkOutsideRefs(root: string): Violation[] {
   return out;
 }
 
+/**
+ * Every error production code throws is a WeftError (a stable code, and the
+ * error it wraps as its cause): no bare Error, SyntaxError, TypeError or
+ * RangeError, and no error class of its own outside src/model/errors.ts.
+ */
+export function checkErrors(root: string): Violation[] {
+  const out: Violation[] = [];
+  for (const file of walk(root, 'src', '.ts')) {
+    if (isTest(file) || file === 'src/model/errors.ts') continue;
+    readFileSync(join(root, file), 'utf8')
+      .split('\n')
+      .forEach((text, i) => {
+        const code = text.replace(/\/\/.*$/, '');
+        const m = /\bnew (Error|SyntaxError|TypeError|RangeError)\(|\bextends (Error)\b/.exec(code);
+        if (m) out.push({ file, line: i + 1, what: `${m[0].trim()}: production code throws WeftError (src/model/errors.ts), with { cause } when it wraps` });
+      });
+  }
+  return out;
+}
+
 if (import.meta.filename === process.argv[1]) {
   const root = process.argv[2] ?? join(import.meta.dirname, '..');
-  const all = [...checkImports(root), ...checkLinks(root), ...checkOutsideRefs(root)];
+  const all = [...checkImports(root), ...checkLinks(root), ...checkOutsideRefs(root), ...checkErrors(root)];
   for (const v of all) process.stdout.write(`${v.file}:${v.line}: ${v.what}\n`);
-  process.stdout.write(all.length === 0 ? 'architecture: imports flow one way, every link resolves\n' : `architecture: ${all.length} violations\n`);
+  process.stdout.write(
+    all.length === 0 ? 'architecture: imports flow one way, every link resolves, every error is a WeftError\n' : `architecture: ${all.length} violations\n`,
+  );
   process.exit(all.length === 0 ? 0 : 1);
 }

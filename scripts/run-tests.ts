@@ -1,4 +1,4 @@
-// `npm test`: lint, typecheck, then every suite under node's test runner,
+// `npm test`: lint, typecheck, the architecture check, then every suite under node's test runner,
 // with a throwaway PostgreSQL cluster so the store contract suite and the
 // API suites run on both stores. The cluster is removed however it ends.
 import { spawn, spawnSync } from 'node:child_process';
@@ -31,6 +31,7 @@ function testFiles(dir: string): string[] {
 if (only.length === 0) {
   step('lint (biome)', join(root, 'node_modules/.bin/biome'), ['check', '.']);
   step('typecheck (tsc)', join(root, 'node_modules/.bin/tsc'), ['--noEmit']);
+  step('architecture (import directions, links)', process.execPath, ['--import', 'tsx', join(root, 'scripts/check-architecture.ts')]);
 }
 
 process.stdout.write('\n== PostgreSQL for the store suites\n');

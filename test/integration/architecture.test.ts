@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { checkImports, checkLinks, checkOutsideRefs, LAYERS, layerOf } from '../../scripts/check-architecture.js';
+import { checkErrors, checkImports, checkLinks, checkOutsideRefs, LAYERS, layerOf } from '../../scripts/check-architecture.js';
 
 const repo = join(import.meta.dirname, '..', '..');
 
@@ -13,6 +13,7 @@ describe('the repository', () => {
   test('imports flow one way between layers', () => assert.deepEqual(checkImports(repo), []));
   test('every relative Markdown link names a file of the repository', () => assert.deepEqual(checkLinks(repo), []));
   test('nothing points at the folder beside the checkout', () => assert.deepEqual(checkOutsideRefs(repo), []));
+  test('production code throws only WeftErrors', () => assert.deepEqual(checkErrors(repo), []));
 });
 
 describe('the checker', () => {
@@ -29,7 +30,9 @@ describe('the checker', () => {
   put('src/agent/dataplane/fake/f.ts', "export { plan } from '../../reconcile/p.js';\n");
   put('src/agent/reconcile/p.ts', 'export const plan = 1;\n');
   put('src/agent/reconcile/p.test.ts', "import '../../../test/support/x.js';\nimport '../dataplane/fake/f.js';\n");
-  put('src/newthing/n.ts', 'export const n = 1;\n');
+  put('src/newthing/n.ts', 'export const n = 1;\nexport class Oops extends Error {}\n// a comment may say new Error(\n');
+  put('src/core/e.ts', "export const f = () => {\n  // new Error( in a comment is not a throw\n  throw new TypeError('bad');\n};\n");
+  put('src/core/e.test.ts', "throw new Error('tests may');\n");
   put('bench/b.ts', "import '../test/support/x.js';\n");
   put('test/support/x.ts', "import '../../src/core/c.js';\n");
   put('docs/a.md', `[ok](../README.md) [gone](missing.md) [out](${sibling}) [web](https://example.org/)\n`);
@@ -57,6 +60,13 @@ describe('the checker', () => {
     assert.ok(!v.some((x) => x.includes('.test.ts')), 'tests may import anything inside the repository');
     assert.ok(!v.some((x) => x.startsWith('test/')));
     assert.equal(v.length, 5, v.join('\n'));
+  });
+
+  test('errors that are not WeftErrors, in production code only', () => {
+    assert.deepEqual(
+      checkErrors(root).map((v) => `${v.file}:${v.line}`),
+      ['src/core/e.ts:3', 'src/newthing/n.ts:2'],
+    );
   });
 
   test('links that leave the repository or name no file', () => {
