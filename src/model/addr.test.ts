@@ -66,3 +66,18 @@ test('linkLocalOf derives the modified EUI-64 link-local address', () => {
   assert.throws(() => linkLocalOf('01:00:5e:00:00:01'), /invalid mac "01:00:5e:00:00:01": must be a unicast MAC/);
   assert.throws(() => linkLocalOf('nope'), /invalid mac "nope"/);
 });
+
+test('junk after a CIDR and zone ids are refused, not trimmed', () => {
+  for (const bad of ['10.5.0.0/24/junk', '10.5.0.0/24/', '2001:db8::/64/1', 'fe80::%eth0/64']) {
+    assert.throws(
+      () => parseCidr('s', bad),
+      (e: Error & { code: string }) => e.code === 'E_INVALID_ARG' && e.message.startsWith(`invalid s ${JSON.stringify(bad)}`),
+    );
+  }
+  for (const bad of ['fe80::1%eth0', 'fe80::1%1', '10.0.0.1%eth0']) {
+    assert.throws(
+      () => parseIp('f', bad),
+      (e: Error & { code: string }) => e.code === 'E_INVALID_ARG' && /zone id/.test(e.message),
+    );
+  }
+});

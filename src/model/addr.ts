@@ -20,8 +20,15 @@ export function bitsOf(family: Family): number {
   return BITS[family];
 }
 
-/** Parses an IPv4 or IPv6 address (no prefix). IPv4-mapped IPv6 stays IPv6. */
+/**
+ * Parses an IPv4 or IPv6 address (no prefix). IPv4-mapped IPv6 stays IPv6.
+ * A zone id (`fe80::1%eth0`) is refused, not dropped: it means nothing to a
+ * control plane, and trimming it would store something else than was sent.
+ */
 export function parseIp(field: string, value: unknown): { family: Family; n: bigint; text: string } {
+  if (typeof value === 'string' && value.includes('%')) {
+    throw invalid(field, value, 'must be an IPv4 or IPv6 address without a zone id (%...)');
+  }
   if (typeof value !== 'string' || !ipaddr.isValid(value) || value.includes('/')) {
     throw invalid(field, value, 'must be an IPv4 or IPv6 address');
   }
@@ -50,7 +57,10 @@ export function parseCidr(field: string, value: unknown): Cidr {
   if (typeof value !== 'string' || !value.includes('/')) {
     throw invalid(field, value, 'must be a CIDR prefix such as 10.0.0.0/24 or 2001:db8::/64');
   }
-  const [addr, len] = value.split('/', 2) as [string, string];
+  if (value.includes('%')) throw invalid(field, value, 'must be a CIDR prefix without a zone id (%...)');
+  const parts = value.split('/');
+  if (parts.length !== 2) throw invalid(field, value, 'must be one address and one prefix length, such as 10.0.0.0/24');
+  const [addr, len] = parts as [string, string];
   const { family, n } = parseIp(field, addr);
   const bits = BITS[family];
   if (!/^\d{1,3}$/.test(len) || Number(len) > bits) {
