@@ -4,6 +4,7 @@ import type { Static } from '@sinclair/typebox';
 import { cidrContains, cidrsOverlap, formatIp, parseCidr, parseIp, usableRange } from '../model/addr.js';
 import { conflict, invalid } from '../model/errors.js';
 import type * as I from '../model/inputs.js';
+import { checkTenantPrefix, MIN_PREFIX } from '../model/tenant-addr.js';
 import { HOST_STATES, type Host, type Rack, type Site } from '../model/types.js';
 import * as v from '../model/validate.js';
 import { hostInfo } from '../store/records.js';
@@ -33,6 +34,7 @@ function checkPools(input: SiteInput) {
   const v4 = (input.ipv4Pools ?? []).map((p, i) => {
     const c = parseCidr(`ipv4Pools[${i}]`, p);
     if (c.family !== 4) throw invalid(`ipv4Pools[${i}]`, p, 'must be an IPv4 prefix');
+    checkTenantPrefix(`ipv4Pools[${i}]`, c, p);
     return c;
   });
   for (let i = 0; i < v4.length; i++)
@@ -42,7 +44,9 @@ function checkPools(input: SiteInput) {
   let v6 = null;
   if (input.ipv6Block != null) {
     v6 = parseCidr('ipv6Block', input.ipv6Block);
-    if (v6.family !== 6 || v6.prefix > 64) throw invalid('ipv6Block', input.ipv6Block, 'must be an IPv6 prefix of length 0..64 (hosts get a /64 each)');
+    if (v6.family !== 6 || v6.prefix > 64)
+      throw invalid('ipv6Block', input.ipv6Block, `must be an IPv6 prefix of length ${MIN_PREFIX[6]}..64 (hosts get a /64 each)`);
+    checkTenantPrefix('ipv6Block', v6, input.ipv6Block);
   }
   return { underlay, v4, v6 };
 }

@@ -6,6 +6,7 @@ import { type Cidr, cidrContains, type Family, formatIp, formatMac, parseCidr, p
 import { capacity, conflict, invalid, WeftError } from '../model/errors.js';
 import type * as I from '../model/inputs.js';
 import { type Candidate, fits, place, SIZES } from '../model/placement.js';
+import { checkTenantAddress } from '../model/tenant-addr.js';
 import { INSTANCE_STATES, type Instance, type Port, type Resources } from '../model/types.js';
 import * as v from '../model/validate.js';
 import { portMapping } from '../store/records.js';
@@ -119,6 +120,7 @@ async function pickIp(
   }
   if (value !== undefined) {
     const n = parseIpOf(field, value, family);
+    checkTenantAddress(field, family, n, value);
     const c = ranges.find((r) => cidrContains(r, family, n));
     const usable = c ? usableRange(c) : null;
     if (!c || !usable || n < usable.lo || n > usable.hi)

@@ -4,6 +4,7 @@ import type { Static } from '@sinclair/typebox';
 import { cidrsOverlap, parseCidr, usableRange } from '../model/addr.js';
 import { conflict, invalid, WeftError } from '../model/errors.js';
 import type * as I from '../model/inputs.js';
+import { checkTenantPrefix } from '../model/tenant-addr.js';
 import { NETWORK_KINDS, type Network, type Tenant } from '../model/types.js';
 import * as v from '../model/validate.js';
 import { networkInfo } from '../store/records.js';
@@ -47,6 +48,7 @@ const RATE_MAX = 100000;
 function checkSubnets(subnets: string[]) {
   const cs = subnets.map((s, i) => {
     const c = parseCidr(`subnets[${i}]`, s);
+    checkTenantPrefix(`subnets[${i}]`, c, s);
     const { lo, hi } = usableRange(c);
     if (hi < lo) throw invalid(`subnets[${i}]`, s, 'has no usable addresses');
     return c;

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { linkLocalOf, parseIp, parseMac } from '../../model/addr.js';
 import { invalid } from '../../model/errors.js';
 import { checkIfname } from '../../model/ifname.js';
+import { checkTenantAddress } from '../../model/tenant-addr.js';
 
 /** What the guards of one local port are rendered from. Rates are packets/second for this port. */
 export interface GuardPort {
@@ -35,8 +36,10 @@ export interface NormalGuardPort {
 /**
  * Validates a port and puts its addresses in canonical form. Throws
  * E_INVALID_ARG naming the field: ifname (IFNAME: 1-15 chars, letter or
- * digit first, then letters, digits, `_.-`), unicast MAC, IPv4 / IPv6 (not unspecified,
- * multicast, broadcast or link-local), rates integers 1..RATE_MAX.
+ * digit first, then letters, digits, `_.-`), unicast MAC, IPv4 / IPv6 outside the
+ * special-purpose ranges (model/tenant-addr.ts: the server's rule, so a port
+ * the server accepted always renders; the EUI-64 link-local is always allowed
+ * by the guards themselves), rates integers 1..RATE_MAX.
  */
 export function normalGuardPort(p: GuardPort, at = 'port'): NormalGuardPort {
   checkIfname(`${at}.ifname`, p.ifname, 'must be 1-15 characters: a letter or digit, then letters, digits, _ . -');
@@ -47,17 +50,13 @@ export function normalGuardPort(p: GuardPort, at = 'port'): NormalGuardPort {
   if (p.ipv4 !== null) {
     const a = parseIp(`${at}.ipv4`, p.ipv4);
     if (a.family !== 4) throw invalid(`${at}.ipv4`, p.ipv4, 'must be an IPv4 address');
-    if (a.n === 0n || a.n === 0xffffffffn || a.n >> 28n === 0xen) {
-      throw invalid(`${at}.ipv4`, p.ipv4, 'must be a unicast address (not 0.0.0.0, broadcast or multicast)');
-    }
+    checkTenantAddress(`${at}.ipv4`, 4, a.n, p.ipv4);
     ipv4Text = a.text;
   }
   if (p.ipv6 !== null) {
     const a = parseIp(`${at}.ipv6`, p.ipv6);
     if (a.family !== 6) throw invalid(`${at}.ipv6`, p.ipv6, 'must be an IPv6 address');
-    if (a.n === 0n || a.n >> 120n === 0xffn || a.n >> 118n === 0x3fan) {
-      throw invalid(`${at}.ipv6`, p.ipv6, 'must be a unicast address that is not link-local (the EUI-64 link-local is always allowed)');
-    }
+    checkTenantAddress(`${at}.ipv6`, 6, a.n, p.ipv6);
     ipv6 = a.n;
     ipv6Text = a.text;
   }
