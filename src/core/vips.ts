@@ -4,6 +4,7 @@ import type { Static } from '@sinclair/typebox';
 import { cidrContains, formatIp, parseCidr, parseIp, usableRange } from '../model/addr.js';
 import { capacity, conflict, invalid, WeftError } from '../model/errors.js';
 import type * as I from '../model/inputs.js';
+import { checkTenantAddress } from '../model/tenant-addr.js';
 import { HEALTH_CHECK_TYPES, type HealthCheck, type Vip } from '../model/types.js';
 import * as v from '../model/validate.js';
 import { vipInfo } from '../store/records.js';
@@ -60,7 +61,11 @@ export async function touchVipsOf(tx: Repo, portIds: string[], at: string): Prom
  * never also be handed to a port: inside a site's public IPv4 pools, that
  * site's pool; IPv6, the pool routed IPv6 addresses come from. Addresses
  * outside every site's pools (an operator's own anycast range) are for
- * operators only, and never inside an underlay pool.
+ * operators only, and never inside an underlay pool. The address gets the
+ * checks a port's does: not a special-purpose address, not the network or
+ * broadcast address of the pool it is in, not a subnet-router anycast
+ * address (the all-zeros host of a /64), and an IPv6 one from the VIP's own
+ * site's block when it has a site.
  */
 async function claimVipAddress(tx: Repo, scope: Scope, site: SiteRow | null, ip: { family: 4 | 6; n: bigint; text: string }, owner: string) {
   const sites = (await tx.all('sites', {})).map(siteView);
@@ -69,13 +74,24 @@ async function claimVipAddress(tx: Repo, scope: Scope, site: SiteRow | null, ip:
       throw invalid('address', ip.text, `is inside site ${o.name}'s underlayPool ${o.underlayPool}`);
   const what = `address ${ip.text}`;
   if (ip.family === 4) {
-    const home = sites.find((o) => o.ipv4Pools.some((p) => cidrContains(parseCidr('ipv4Pools', p), 4, ip.n)));
+    for (const home of sites)
+      for (const p of home.ipv4Pools) {
+        const c = parseCidr('ipv4Pools', p);
+        if (!cidrContains(c, 4, ip.n)) continue;
+        if (site && home.id !== site.id) throw invalid('address', ip.text, `is in site ${home.name}'s pool, not site ${site.name}'s`);
+        const { lo, hi } = usableRange(c);
+        if (ip.n < lo || ip.n > hi)
+          throw invalid('address', ip.text, `is the network or broadcast address of site ${home.name}'s pool ${c.text}; must be a usable address of it`);
+        return tx.claim(pools.sitePublic4(home.id), ip.n, owner, what, 'address');
+      }
+  } else {
+    const home = sites.find((o) => o.ipv6Block && cidrContains(parseCidr('ipv6Block', o.ipv6Block), 6, ip.n));
     if (home) {
-      if (site && home.id !== site.id) throw invalid('address', ip.text, `is in site ${home.name}'s pool, not site ${site.name}'s`);
-      return tx.claim(pools.sitePublic4(home.id), ip.n, owner, what, 'address');
+      if (site && home.id !== site.id) throw invalid('address', ip.text, `is in site ${home.name}'s ipv6Block ${home.ipv6Block}, not site ${site.name}'s`);
+      if ((ip.n & ((1n << 64n) - 1n)) === 0n)
+        throw invalid('address', ip.text, 'is the subnet-router anycast address of its /64 (all-zeros host part); must have a non-zero host part');
+      return tx.claim(pools.routed6, ip.n, owner, what, 'address');
     }
-  } else if (sites.some((o) => o.ipv6Block && cidrContains(parseCidr('ipv6Block', o.ipv6Block), 6, ip.n))) {
-    return tx.claim(pools.routed6, ip.n, owner, what, 'address');
   }
   if (scope.tenantId !== null)
     throw new WeftError('E_FORBIDDEN', `address ${ip.text} is outside every site's pools; only operators may use such addresses`, 'address');
@@ -106,6 +122,7 @@ export async function createVip(ctx: Ctx, scope: Scope, input: VipInput): Promis
   v.name('name', input.name);
   const hc = checkHealth(input.healthCheck);
   const explicit = input.address === undefined ? null : parseIp('address', input.address);
+  if (explicit) checkTenantAddress('address', explicit.family, explicit.n, input.address);
   const tenantRef = scope.tenantId ?? input.tenant;
   if (tenantRef === undefined) throw invalid('tenant', undefined, 'required');
   return ctx.store.write(async (tx) => {
