@@ -1,6 +1,7 @@
 // Field validators used at every boundary (API bodies, CLI, config): each
 // throws a WeftError naming the field, the value and what is allowed.
 import { invalid } from './errors.js';
+import { isId } from './ids.js';
 
 const NAME_RE = /^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$/;
 
@@ -8,6 +9,9 @@ export function name(field: string, v: unknown): string {
   if (typeof v !== 'string' || !NAME_RE.test(v)) {
     throw invalid(field, v, 'must be 1-63 characters of a-z, 0-9, ".", "_" or "-", starting and ending with a letter or digit');
   }
+  // References take "an id or a name" (core/resolve.ts): a name that reads
+  // as an id would be ambiguous, or shadow the object that has that id.
+  if (isId(v)) throw invalid(field, v, 'must not look like an id (a UUID such as 0190a1b2-...): references take an id or a name');
   return v;
 }
 
