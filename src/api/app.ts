@@ -373,10 +373,20 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
       config: { perm: 'admin' },
       schema: {
         tags: ['instances'],
-        summary: 'Move an instance to another host (the target, or one placement picks)',
+        summary: 'Move an instance to another host (the target, or one placement picks); the body is optional',
         params: S.IdParam,
         body: T.Optional(S.Migrate),
         response: { 200: T.Ref('InstanceWithPorts') },
+      },
+      // The body is optional: an empty one (Content-Length 0) is no body,
+      // whatever Content-Type says (Fastify refuses an empty JSON body), and
+      // no body is `{}` (the schema alone would refuse undefined).
+      preParsing: async (req, _reply, payload) => {
+        if (req.headers['content-length'] === '0' && req.headers['transfer-encoding'] === undefined) delete req.headers['content-type'];
+        return payload;
+      },
+      preValidation: async (req) => {
+        if (req.body === undefined || req.body === null) req.body = {};
       },
     },
     async (req) => inst.migrateInstance(ctx, ALL, (req.params as { id: string }).id, (req.body as { target?: string } | undefined)?.target),
