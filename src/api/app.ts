@@ -15,7 +15,7 @@ import * as tokens from '../core/tokens.js';
 import * as vips from '../core/vips.js';
 import { WeftError } from '../model/errors.js';
 import type { Role, Token } from '../model/types.js';
-import { describeValidation, STATUS } from './errors.js';
+import { answerFor, BODY_LIMIT, describeValidation, rawAnswer } from './errors.js';
 import { createMetrics } from './metrics.js';
 import * as S from './schemas.js';
 
@@ -72,7 +72,24 @@ export interface ApiOptions {
 
 export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<FastifyInstance> {
   // One log line per request (in onResponse below) instead of Fastify's two.
-  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: 1024 * 1024, disableRequestLogging: true }).withTypeProvider<TypeBoxTypeProvider>();
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    bodyLimit: BODY_LIMIT,
+    disableRequestLogging: true,
+    // The errors Fastify answers before a route's error handler (a bad URL) and
+    // those Node's HTTP parser reports on the socket get the one error body too.
+    frameworkErrors: (err, req, reply: FastifyReply) => {
+      const a = answerFor(err, req.id);
+      reply.status(a.status).send(a.body);
+    },
+    clientErrorHandler: (err, socket) => {
+      if ((err as { code?: string }).code === 'ECONNRESET' || socket.destroyed) return;
+      if (socket.writable) socket.write(rawAnswer(err));
+      socket.destroy(err);
+    },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+  // JSON only: any other content type (text/plain included) is refused with 415.
+  app.removeContentTypeParser('text/plain');
   const metrics = createMetrics(ctx, opts.registry);
 
   // Bodies are checked strictly (no coercion, unknown fields are errors); query strings are coerced.
@@ -130,26 +147,20 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
     );
   });
 
-  app.setErrorHandler((err: Error & { validation?: never; validationContext?: string; statusCode?: number; code?: string }, req, reply) => {
-    if (err instanceof WeftError) {
-      return reply.status(STATUS[err.code]).send({ code: err.code, message: err.message, ...(err.field ? { field: err.field } : {}) });
-    }
+  app.setErrorHandler((err: Error & { validation?: never; validationContext?: string }, req, reply) => {
     if (err.validation) {
-      const part = err.validationContext ?? 'body';
-      const data = part === 'body' ? req.body : part === 'params' ? req.params : part === 'headers' ? req.headers : req.query;
-      const d = describeValidation(err.validation, part, data);
-      return reply.status(400).send({ code: 'E_INVALID_ARG', message: d.message, field: d.field });
+      try {
+        const part = err.validationContext ?? 'body';
+        const data = part === 'body' ? req.body : part === 'params' ? req.params : part === 'headers' ? req.headers : req.query;
+        const d = describeValidation(err.validation, part, data);
+        return reply.status(400).send({ code: 'E_INVALID_ARG', message: d.message, field: d.field });
+      } catch {
+        return reply.status(400).send({ code: 'E_INVALID_ARG', message: `invalid ${err.validationContext ?? 'body'}` });
+      }
     }
-    // PostgreSQL refuses NUL in text (22021); the schemas already reject control
-    // characters, this keeps any path that slips through a 400, not a 500.
-    if (err.code === '22021' || err.code === '22P05') {
-      return reply.status(400).send({ code: 'E_INVALID_ARG', message: 'request: text must not contain NUL or other control characters' });
-    }
-    if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
-      return reply.status(err.statusCode).send({ code: 'E_INVALID_ARG', message: `request: ${err.message}` });
-    }
-    req.log.error({ err }, 'internal error');
-    return reply.status(500).send({ code: 'E_INTERNAL', message: `internal error (request ${req.id}); see the server log` });
+    const a = answerFor(err, req.id);
+    if (a.internal) req.log.error({ err }, 'internal error');
+    return reply.status(a.status).send(a.body);
   });
 
   app.setNotFoundHandler((req, reply) => {

@@ -10,7 +10,15 @@ export type ErrorCode =
   | 'E_FORBIDDEN'
   | 'E_UNAVAILABLE'
   | 'E_DATAPLANE'
-  | 'E_INTERNAL';
+  | 'E_INTERNAL'
+  /** An HTTP request body above the API's limit. */
+  | 'E_TOO_LARGE'
+  /** HTTP request headers above the server's limit. */
+  | 'E_HEADERS_TOO_LARGE'
+  /** An HTTP request body that is not JSON. */
+  | 'E_UNSUPPORTED_MEDIA_TYPE'
+  /** An HTTP request that was not received in time. */
+  | 'E_TIMEOUT';
 
 export class WeftError extends Error {
   readonly code: ErrorCode;
@@ -43,13 +51,21 @@ export function capacity(message: string, field?: string): WeftError {
   return new WeftError('E_CAPACITY', message, field);
 }
 
+/**
+ * A value as an error message shows it: as JSON, cut to 80 characters unless
+ * it is a string. Never throws, whatever it is given (a value nested too
+ * deeply for JSON, a cycle, a BigInt), so no error path can fail on hostile input.
+ */
 export function show(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
   if (value === undefined) return '(missing)';
+  let s: string | undefined;
   try {
-    const s = JSON.stringify(value);
-    return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+    s = JSON.stringify(value);
   } catch {
-    return String(value);
+    // Too deep or cyclic: name the kind only. String() would recurse (arrays) or throw (no prototype).
+    s = Array.isArray(value) ? '(an array nested too deeply to show)' : '(a value that cannot be shown)';
   }
+  if (s === undefined) s = `(${typeof value})`;
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
