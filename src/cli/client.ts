@@ -9,6 +9,9 @@ export class ApiClient {
   ) {}
 
   async call<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+    // fetch's own error for a bad header value quotes the header, token and all.
+    if (this.token !== undefined && this.token !== '' && !/^[\x21-\x7e]+$/.test(this.token))
+      throw new WeftError('E_INVALID_ARG', 'invalid token (not shown): must be printable ASCII without spaces or line breaks', 'token');
     let res: Response;
     try {
       res = await fetch(new URL(path, this.base), {
@@ -21,7 +24,10 @@ export class ApiClient {
       });
     } catch (e) {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-      throw new WeftError('E_UNAVAILABLE', `cannot reach the API at ${this.base}: ${cause?.code ?? cause?.message ?? (e as Error).message}`);
+      // fetch's messages may quote the URL (with its password) or a header: neither is shown.
+      let why = String(cause?.code ?? cause?.message ?? (e as Error).message);
+      for (const secret of [this.token, urlPassword(this.base)]) if (secret) why = why.split(secret).join('***');
+      throw new WeftError('E_UNAVAILABLE', `cannot reach the API at ${shownUrl(this.base)}: ${why}`);
     }
     if (res.status === 204) return undefined as T;
     const text = await res.text();
@@ -66,4 +72,18 @@ export class ApiClient {
       after = page.next;
     }
   }
+}
+
+function urlPassword(base: string): string {
+  try {
+    return new URL(base).password;
+  } catch {
+    return '';
+  }
+}
+
+/** A URL as messages show it: a password in it is replaced by `***`. */
+function shownUrl(base: string): string {
+  const pw = urlPassword(base);
+  return pw ? base.split(pw).join('***') : base;
 }

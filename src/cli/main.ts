@@ -22,11 +22,12 @@ import { seedExample } from './seed.js';
 
 const program = new Command('weft')
   .description('Weft: network control plane for clouds of Linux hypervisors')
-  .option('--api <url>', 'API base URL (env WEFT_API)', process.env.WEFT_API ?? 'http://127.0.0.1:8080')
-  .option('--token <token>', 'API bearer token (env WEFT_TOKEN)', process.env.WEFT_TOKEN)
+  // Values from the environment are read with Option.env(), never as a default:
+  // help shows a default, and a token, or a URL with a password, must never be printed.
+  .addOption(new Option('--api <url>', 'API base URL').env('WEFT_API').default('http://127.0.0.1:8080'))
+  .addOption(new Option('--token <token>', 'API bearer token').env('WEFT_TOKEN'))
   .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
-  .option('--debug', 'show stacks on errors')
-  .showHelpAfterError();
+  .option('--debug', 'show stacks on errors');
 
 const globals = () => program.opts<{ api: string; token?: string; output: 'table' | 'json'; debug?: boolean }>();
 const client = () => new ApiClient(globals().api, globals().token);
@@ -51,14 +52,10 @@ const defined = (o: Record<string, unknown>) => Object.fromEntries(Object.entrie
 program
   .command('server')
   .description('run the control plane server (REST API)')
-  .option('--db <url>', 'store: sqlite:PATH or postgres://... (env WEFT_DB)', process.env.WEFT_DB ?? 'sqlite:weft.db')
+  .addOption(new Option('--db <url>', 'store: sqlite:PATH or postgres://...').env('WEFT_DB').default('sqlite:weft.db'))
   .option('--api-listen <host:port>', 'where the API listens (env WEFT_API_LISTEN; `weft server --api HOST:PORT` works too)')
-  .option('--svp <host:port>', 'where the SVP lookup service listens, or "off" (env WEFT_SVP_LISTEN)', process.env.WEFT_SVP_LISTEN ?? '127.0.0.1:1296')
-  .option(
-    '--stream <host:port>',
-    'where the agents\' push stream listens, or "off" (env WEFT_STREAM_LISTEN)',
-    process.env.WEFT_STREAM_LISTEN ?? '127.0.0.1:1297',
-  )
+  .addOption(new Option('--svp <host:port>', 'where the SVP lookup service listens, or "off"').env('WEFT_SVP_LISTEN').default('127.0.0.1:1296'))
+  .addOption(new Option('--stream <host:port>', 'where the agents\' push stream listens, or "off"').env('WEFT_STREAM_LISTEN').default('127.0.0.1:1297'))
   .option('--stream-tls-cert <file>', 'serve the push stream over TLS with this certificate (PEM)')
   .option('--stream-tls-key <file>', 'and this key (PEM)')
   .addOption(new Option('--placement <policy>', 'placement policy').choices(PLACEMENT_POLICIES).default('spread'))
@@ -109,12 +106,12 @@ program
 program
   .command('agent')
   .description('run the host agent on a hypervisor (root): programs VXLAN, bridges, FDB, neighbours and port guards')
-  .requiredOption(
-    '--server <address[,address...]>',
-    "the server's address on the management network, or its replicas' comma-separated, tried in order (env WEFT_SERVER)",
-    process.env.WEFT_SERVER,
+  .addOption(
+    new Option('--server <address[,address...]>', "the server's address on the management network, or its replicas' comma-separated, tried in order")
+      .env('WEFT_SERVER')
+      .makeOptionMandatory(),
   )
-  .requiredOption('--host <host>', 'this hypervisor: host name or id (env WEFT_HOST)', process.env.WEFT_HOST)
+  .addOption(new Option('--host <host>', 'this hypervisor: host name or id').env('WEFT_HOST').makeOptionMandatory())
   .option('--token-file <file>', "file holding this host's agent token (or env WEFT_AGENT_TOKEN)")
   .option('--stream-port <port>', "the server's push-stream port", int('--stream-port'), 1297)
   .option('--svp-port <port>', "the server's SVP port (lazy mode)", int('--svp-port'), 1296)
@@ -122,7 +119,7 @@ program
   .option('--lazy', 'program nothing remote up front: answer kernel misses with SVP lookups, apply SVP shoot-downs')
   .option('--arp-rate <pps>', 'per-port ARP limit for networks that set none', int('--arp-rate'))
   .option('--nd-rate <pps>', 'per-port ND limit for networks that set none', int('--nd-rate'))
-  .option('--metrics <host:port>', '/metrics and /healthz listen address, or "off"', process.env.WEFT_AGENT_METRICS ?? '0.0.0.0:9478')
+  .addOption(new Option('--metrics <host:port>', '/metrics and /healthz listen address, or "off"').env('WEFT_AGENT_METRICS').default('0.0.0.0:9478'))
   .option('--no-routing', 'no BGP: leave BIRD, routed ports and VIPs alone')
   .option('--bird-socket <path>', "BIRD's control socket", '/run/bird/bird.ctl')
   .option('--bird-conf <path>', 'the BIRD config file weft owns and rewrites', '/etc/bird/bird.conf')
@@ -668,6 +665,13 @@ function parsePortSpec(s: string): Record<string, string> {
   }
   return spec;
 }
+
+// A usage error prints the error and where help is, never the help itself:
+// help shows option values, and one of them may be a secret.
+(function hint(c: Command, path: string) {
+  c.showHelpAfterError(`(see ${path} --help)`);
+  for (const sub of c.commands) hint(sub, `${path} ${sub.name()}`);
+})(program, 'weft');
 
 // `weft ... | head` closes our stdout early: that is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
