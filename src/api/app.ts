@@ -13,7 +13,7 @@ import * as q from '../core/queries.js';
 import * as tenancy from '../core/tenancy.js';
 import * as tokens from '../core/tokens.js';
 import * as vips from '../core/vips.js';
-import { WeftError } from '../model/errors.js';
+import { invalid, WeftError } from '../model/errors.js';
 import type { Role, Token } from '../model/types.js';
 import { answerFor, BODY_LIMIT, describeValidation, rawAnswer } from './errors.js';
 import { createMetrics } from './metrics.js';
@@ -57,8 +57,38 @@ export interface Agents {
   status(): S.AgentStatus[];
 }
 
+/**
+ * How long the API's listener waits for a client, in milliseconds, so a
+ * client that sends a byte at a time (slow loris) or idles cannot hold a
+ * connection for long. Node checks the header and request limits every
+ * quarter of the smaller one (at most every second).
+ */
+export interface ApiTimeouts {
+  /** From a request's first byte to the end of its headers. */
+  headersMs: number;
+  /** From a request's first byte to the end of its body. */
+  requestMs: number;
+  /** A keep-alive connection idle between requests. */
+  keepAliveMs: number;
+  /** A connection with no traffic either way (a client that stops reading its answer, too). */
+  idleMs: number;
+}
+
+export const DEFAULT_API_TIMEOUTS: ApiTimeouts = { headersMs: 10_000, requestMs: 30_000, keepAliveMs: 10_000, idleMs: 60_000 };
+
+/** The timeouts with the defaults filled in; refuses values Node would not take. */
+export function apiTimeouts(t: Partial<ApiTimeouts> = {}): ApiTimeouts {
+  const o = { ...DEFAULT_API_TIMEOUTS, ...t };
+  for (const [k, v] of Object.entries(o))
+    if (!(Number.isInteger(v) && v >= 1 && v <= 3_600_000)) throw invalid(`timeouts.${k}`, v, 'must be an integer 1..3600000 (milliseconds)');
+  if (o.headersMs > o.requestMs) throw invalid('timeouts.headersMs', o.headersMs, `must be at most timeouts.requestMs (${o.requestMs})`);
+  return o;
+}
+
 export interface ApiOptions {
   logger?: boolean | object;
+  /** The listener's timeouts (DEFAULT_API_TIMEOUTS when absent). */
+  timeouts?: Partial<ApiTimeouts>;
   /** Where /metrics collects from; other components (the mapping service) register here too. */
   registry?: import('prom-client').Registry;
   /** The push stream's view of connected agents (applied version and lag); none when absent. */
@@ -72,8 +102,13 @@ export interface ApiOptions {
 
 export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<FastifyInstance> {
   // One log line per request (in onResponse below) instead of Fastify's two.
+  const t = apiTimeouts(opts.timeouts);
   const app = Fastify({
     logger: opts.logger ?? false,
+    requestTimeout: t.requestMs,
+    keepAliveTimeout: t.keepAliveMs,
+    connectionTimeout: t.idleMs,
+    http: { headersTimeout: t.headersMs, connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(Math.min(t.headersMs, t.requestMs) / 4))) },
     bodyLimit: BODY_LIMIT,
     disableRequestLogging: true,
     // The errors Fastify answers before a route's error handler (a bad URL) and

@@ -70,6 +70,10 @@ program
     1,
   )
   .addOption(new Option('--log-level <level>', 'log level').choices(['silent', 'error', 'warn', 'info', 'debug']).default('info'))
+  .option('--api-headers-timeout <ms>', 'the API closes a request whose headers took longer (default 10000)', int('--api-headers-timeout'))
+  .option('--api-request-timeout <ms>', 'the API closes a request whose headers and body took longer (default 30000)', int('--api-request-timeout'))
+  .option('--api-keepalive-timeout <ms>', 'the API closes a keep-alive connection idle longer between requests (default 10000)', int('--api-keepalive-timeout'))
+  .option('--api-idle-timeout <ms>', 'the API closes a connection with no traffic for longer (default 60000)', int('--api-idle-timeout'))
   .action(async (o) => {
     // `weft server --api HOST:PORT` (the global --api, given on the command
     // line) names the listen address too; WEFT_API in the environment does not.
@@ -91,6 +95,7 @@ program
       cpuOvercommit: o.cpuOvercommit,
       adminToken: process.env.WEFT_ADMIN_TOKEN,
       logLevel: o.logLevel,
+      apiTimeouts: defined({ headersMs: o.apiHeadersTimeout, requestMs: o.apiRequestTimeout, keepAliveMs: o.apiKeepaliveTimeout, idleMs: o.apiIdleTimeout }),
     });
     process.stderr.write(`weft server: store ${s.store.location}, API ${s.apiUrl}, SVP ${s.svpAddress ?? 'off'}, stream ${s.streamAddress ?? 'off'}\n`);
     const stop = async (sig: string) => {

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import prom from 'prom-client';
-import { buildApi } from '../api/app.js';
+import { type ApiTimeouts, buildApi } from '../api/app.js';
 import { type Ctx, createCtx } from '../core/context.js';
 import * as ref from '../core/resolve.js';
 import { authenticate, ensureAdminToken } from '../core/tokens.js';
@@ -31,6 +31,8 @@ export interface ServerOptions {
   cpuOvercommit: number;
   adminToken?: string | undefined;
   logLevel: string;
+  /** The API listener's timeouts (DEFAULT_API_TIMEOUTS for those not given). */
+  apiTimeouts?: Partial<ApiTimeouts> | undefined;
 }
 
 export interface RunningServer {
@@ -97,6 +99,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       registry,
       agents: { status: () => st?.status() ?? [] },
       afterWrite,
+      timeouts: o.apiTimeouts,
     });
     await app.listen({ host: listen.host, port: listen.port });
     const addr = app.server.address();

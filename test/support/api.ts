@@ -2,7 +2,7 @@
 // given dialect, with an admin token; closed and dropped by close().
 import type { FastifyInstance } from 'fastify';
 import prom from 'prom-client';
-import { buildApi } from '../../src/api/app.js';
+import { type ApiTimeouts, buildApi } from '../../src/api/app.js';
 import { ApiClient } from '../../src/cli/client.js';
 import { type Ctx, createCtx, type Settings } from '../../src/core/context.js';
 import { ensureAdminToken } from '../../src/core/tokens.js';
@@ -25,14 +25,18 @@ export interface TestApi {
   close(): Promise<void>;
 }
 
-export async function startTestApi(dialect: Dialect, settings: Partial<Settings> = {}, o: { mapping?: boolean } = {}): Promise<TestApi> {
+export async function startTestApi(
+  dialect: Dialect,
+  settings: Partial<Settings> = {},
+  o: { mapping?: boolean; timeouts?: Partial<ApiTimeouts> } = {},
+): Promise<TestApi> {
   const db = await testDb(dialect);
   const store = await db.open();
   const ctx = createCtx(store, { settings });
   await ensureAdminToken(ctx, ADMIN_SECRET);
   const registry = new prom.Registry();
   const mapping = o.mapping ? await startMapping(store, { svp: { host: '127.0.0.1', port: 0 }, registry }) : null;
-  const app = await buildApi(ctx, { registry });
+  const app = await buildApi(ctx, { registry, ...(o.timeouts ? { timeouts: o.timeouts } : {}) });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
   return {
