@@ -3,43 +3,20 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import prom from 'prom-client';
-import { type Ctx, createCtx } from '../../src/core/context.js';
-import * as infra from '../../src/core/infra.js';
-import { ensureAdminToken } from '../../src/core/tokens.js';
-import { type MappingService, startMapping } from '../../src/mapping/service.js';
-import { streamContext } from '../../src/server/server.js';
-import type { Store } from '../../src/store/store.js';
 import { encode, MessageReader } from '../../src/stream/protocol.js';
-import { StreamServer } from '../../src/stream/server.js';
-import { type TestDb, testDb } from '../support/stores.js';
+import { type StreamFixture, startStreamFixture } from '../support/stream.js';
 
 const TOKEN = 'liveness-test-admin-token-0123456789';
 
 describe('push stream liveness', () => {
-  let db: TestDb;
-  let store: Store;
-  let ctx: Ctx;
-  let mapping: MappingService;
-  let stream: StreamServer;
+  let fx: StreamFixture;
   let port: number;
   before(async () => {
-    db = await testDb('sqlite');
-    store = await db.open();
-    ctx = createCtx(store);
-    await ensureAdminToken(ctx, TOKEN);
-    await infra.createSite(ctx, { name: 's', underlayPool: '192.0.2.0/24' });
-    await infra.createHost(ctx, { name: 'h1', site: 's', capacity: { cpus: 1, memoryMb: 1024, diskGb: 1 } });
-    await infra.createHost(ctx, { name: 'h2', site: 's', capacity: { cpus: 1, memoryMb: 1024, diskGb: 1 } });
-    mapping = await startMapping(store, { svp: null, registry: new prom.Registry(), onApplied: (c) => stream.deliver(c) });
-    stream = new StreamServer(streamContext(ctx), mapping.follower.index, { heartbeatMs: 50, deadMs: 300 });
-    port = (await stream.listen('127.0.0.1', 0)).port;
+    fx = await startStreamFixture({ token: TOKEN, hosts: ['h1', 'h2'], stream: { heartbeatMs: 50, deadMs: 300 } });
+    port = fx.port;
   });
   after(async () => {
-    await stream?.close();
-    await mapping?.close();
-    await store?.close();
-    await db?.drop();
+    await fx?.close();
   });
 
   /** A raw agent: says hello, then answers pings only if `answer`. */
@@ -66,13 +43,13 @@ describe('push stream liveness', () => {
     const alive = rawAgent('h2', true);
     // Both say hello (a fixed wait here failed on a loaded machine); the silent one must not be dropped before.
     const up = Date.now() + 3000;
-    while (stream.status().length < 2 && !silent.closed() && Date.now() < up) await new Promise((r) => setTimeout(r, 10));
-    assert.equal(stream.status().length, 2);
+    while (fx.stream.status().length < 2 && !silent.closed() && Date.now() < up) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(fx.stream.status().length, 2);
     const end = Date.now() + 3000;
     while (!silent.closed() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
     assert.ok(silent.closed(), 'the silent agent was closed');
     assert.equal(alive.closed(), false, 'the live agent stays');
-    const hosts = stream.status().map((s) => s.hostId);
+    const hosts = fx.stream.status().map((s) => s.hostId);
     assert.equal(hosts.length, 1);
     alive.sock.destroy();
   });

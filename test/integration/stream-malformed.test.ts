@@ -4,45 +4,23 @@
 import assert from 'node:assert/strict';
 import { connect, createServer, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import prom from 'prom-client';
-import { type Ctx, createCtx } from '../../src/core/context.js';
-import * as infra from '../../src/core/infra.js';
-import { ensureAdminToken } from '../../src/core/tokens.js';
-import { type MappingService, startMapping } from '../../src/mapping/service.js';
-import { streamContext } from '../../src/server/server.js';
-import type { Store } from '../../src/store/store.js';
 import { StreamClient } from '../../src/stream/client.js';
 import { encode, MessageReader } from '../../src/stream/protocol.js';
-import { StreamServer } from '../../src/stream/server.js';
 import { until } from '../../src/sys/until.js';
-import { type TestDb, testDb } from '../support/stores.js';
+import { type StreamFixture, startStreamFixture } from '../support/stream.js';
 
 const TOKEN = 'malformed-test-admin-token-0123456789';
 
 describe('push stream server: malformed agent messages', () => {
-  let db: TestDb;
-  let store: Store;
-  let ctx: Ctx;
-  let mapping: MappingService;
-  let stream: StreamServer;
+  let fx: StreamFixture;
   let port: number;
   const logged: { message: string; peer: string }[] = [];
   before(async () => {
-    db = await testDb('sqlite');
-    store = await db.open();
-    ctx = createCtx(store);
-    await ensureAdminToken(ctx, TOKEN);
-    await infra.createSite(ctx, { name: 's', underlayPool: '192.0.2.0/24' });
-    await infra.createHost(ctx, { name: 'h1', site: 's', capacity: { cpus: 1, memoryMb: 1024, diskGb: 1 } });
-    mapping = await startMapping(store, { svp: null, registry: new prom.Registry(), onApplied: (c) => stream.deliver(c) });
-    stream = new StreamServer(streamContext(ctx), mapping.follower.index, { onError: (e, peer) => logged.push({ message: e.message, peer }) });
-    port = (await stream.listen('127.0.0.1', 0)).port;
+    fx = await startStreamFixture({ token: TOKEN, hosts: ['h1'], stream: { onError: (e, peer) => logged.push({ message: e.message, peer }) } });
+    port = fx.port;
   });
   after(async () => {
-    await stream?.close();
-    await mapping?.close();
-    await store?.close();
-    await db?.drop();
+    await fx?.close();
   });
 
   /** Sends `frames` (a hello first unless told otherwise) and collects what the server says until it closes. */
