@@ -236,6 +236,8 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
     path: string;
     tag: string;
     item: TSchema;
+    /** What get and update answer, when more than a list item (a tenant's limits and usage). */
+    detail?: TSchema;
     read: Perm;
     write: Perm;
     create?: { body: C; handler: (req: FastifyRequest, body: Static<C>) => Promise<unknown> };
@@ -257,7 +259,7 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
       `/v1/${o.path}/:id`,
       {
         config: { perm: o.read, agentOwnHost: o.agentOwnHost ?? false },
-        schema: { tags, summary: `Get one of ${o.path} by id or name`, params: S.IdParam, response: { 200: o.item } },
+        schema: { tags, summary: `Get one of ${o.path} by id or name`, params: S.IdParam, response: { 200: o.detail ?? o.item } },
       },
       async (req) => {
         const { id } = req.params as { id: string };
@@ -276,7 +278,10 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
       const u = o.update;
       app.patch(
         `/v1/${o.path}/:id`,
-        { config: { perm: o.write }, schema: { tags, summary: `Update one of ${o.path}`, params: S.IdParam, body: u.body, response: { 200: o.item } } },
+        {
+          config: { perm: o.write },
+          schema: { tags, summary: `Update one of ${o.path}`, params: S.IdParam, body: u.body, response: { 200: o.detail ?? o.item } },
+        },
         async (req) => u.handler(req, (req.params as { id: string }).id, req.body as Static<P>),
       );
     }
@@ -330,9 +335,13 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
     path: 'tenants',
     tag: 'tenancy',
     item: T.Ref('Tenant'),
+    detail: T.Ref('TenantWithUsage'),
     read: 'tenant-read',
+    // Operators only, quotas included: a tenant token gets E_FORBIDDEN.
     write: 'infra-write',
+    get: (r, id) => tenancy.getTenant(ctx, scope(r), id),
     create: { body: S.TenantCreate, handler: (_r, b) => tenancy.createTenant(ctx, b) },
+    update: { body: S.TenantPatch, handler: (_r, id, b) => tenancy.updateTenant(ctx, id, b) },
     remove: (_r, id) => tenancy.deleteTenant(ctx, id),
   });
   crud({

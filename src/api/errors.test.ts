@@ -25,4 +25,5 @@ test('every error code has a status', () => {
   assert.equal(STATUS.E_CAPACITY, 409);
   assert.equal(STATUS.E_UNAUTHENTICATED, 401);
   assert.equal(STATUS.E_FORBIDDEN, 403);
+  assert.equal(STATUS.E_QUOTA, 403);
 });

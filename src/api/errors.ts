@@ -15,6 +15,10 @@ export const STATUS: Record<ErrorCode, number> = {
   E_NOT_FOUND: 404,
   E_CONFLICT: 409,
   E_CAPACITY: 409,
+  // 403, not 409 (E_CAPACITY: the cloud is full) nor 429 (retry later): the
+  // request is refused by a policy on the caller, and stays refused until an
+  // operator raises the quota or the tenant frees something.
+  E_QUOTA: 403,
   E_UNAVAILABLE: 503,
   E_DATAPLANE: 502,
   E_INTERNAL: 500,

@@ -5,7 +5,23 @@
 // request bodies, which are the use cases' inputs, in model/inputs.ts.
 import { type Static, Type as T, type TSchema } from '@sinclair/typebox';
 import { NO_CONTROL, Ref } from '../model/inputs.js';
-import { Host, Instance, instanceProps, Network, Nullable, Peer, Port, Rack, Resources, Site, Tenant, Token, Vip } from '../model/schema.js';
+import {
+  Host,
+  Instance,
+  instanceProps,
+  Network,
+  Nullable,
+  Peer,
+  Port,
+  QuotaCounts,
+  Rack,
+  Resources,
+  Site,
+  Tenant,
+  Token,
+  tenantProps,
+  Vip,
+} from '../model/schema.js';
 
 export {
   HostCreate,
@@ -24,6 +40,7 @@ export {
   RackCreate,
   SiteCreate,
   TenantCreate,
+  TenantPatch,
   TokenCreate,
   VipCreate,
   VipPatch,
@@ -35,6 +52,9 @@ export const QueryStr = T.String({ maxLength: 256, pattern: NO_CONTROL });
 export const ApiError = T.Object({ code: T.String(), message: T.String(), field: T.Optional(T.String()) }, { $id: 'Error' });
 
 export const InstanceWithPorts = T.Object({ ...instanceProps, ports: T.Array(T.Ref('Port')) }, { $id: 'InstanceWithPorts' });
+
+/** A tenant with the limits that apply to it and what it holds (GET and PATCH /v1/tenants/{id}). */
+export const TenantWithUsage = T.Object({ ...tenantProps, limits: QuotaCounts, usage: QuotaCounts }, { $id: 'TenantWithUsage' });
 
 export const TokenCreated = T.Object({ token: T.Ref('Token'), secret: T.String() });
 
@@ -76,4 +96,4 @@ export const AgentStatus = T.Object({
 export type AgentStatus = Static<typeof AgentStatus>;
 
 /** Schemas registered by $id, so responses and the OpenAPI document refer to them. */
-export const SHARED = [Resources, ApiError, Site, Rack, Host, Tenant, Network, Port, Instance, InstanceWithPorts, Vip, Peer, Token, Change];
+export const SHARED = [Resources, ApiError, Site, Rack, Host, Tenant, TenantWithUsage, Network, Port, Instance, InstanceWithPorts, Vip, Peer, Token, Change];

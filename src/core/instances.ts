@@ -11,10 +11,11 @@ import { INSTANCE_STATES, type Instance, type Port, type Resources } from '../mo
 import * as v from '../model/validate.js';
 import { portMapping } from '../store/records.js';
 import type { Repo } from '../store/repo.js';
-import type { HostRow, InstanceRow, NetworkRow, PortRow } from '../store/schema.js';
+import type { HostRow, InstanceRow, NetworkRow, PortRow, TenantRow } from '../store/schema.js';
 import { logChange } from './changelog.js';
 import { type Ctx, type Scope, stamp } from './context.js';
 import { pools } from './infra.js';
+import { beginQuota } from './quotas.js';
 import * as ref from './resolve.js';
 import { instanceView, portView, siteView } from './views.js';
 import { touchVips, touchVipsOf } from './vips.js';
@@ -204,12 +205,14 @@ export async function createInstance(ctx: Ctx, scope: Scope, input: InstanceInpu
     const s = await ref.site(tx, input.site);
     if (await tx.findOne('instances', { tenantId: t.id, name: input.name }))
       throw conflict(`instance ${JSON.stringify(input.name)} already exists in tenant ${t.name}`, 'name');
+    const quota = await beginQuota(ctx, tx, scope, t, { instances: 1, ports: specs.length, publicIpv4: 0 });
     const host = await chooseHost(ctx, tx, s.id, s.name, want, input.host);
     const row: InstanceRow = { ...stamp(ctx), tenantId: t.id, name: input.name, siteId: s.id, hostId: host.id, ...want, state };
     await tx.insert('instances', row);
     await tx.addHostUsage(host.id, want, 1);
     const ports: PortRow[] = [];
     for (const [i, spec] of specs.entries()) ports.push(await addPort(ctx, tx, row, host, spec, `ports[${i}]`, scope));
+    await quota();
     return { ...instanceView(row), ports: ports.map(portView) };
   });
 }
@@ -280,8 +283,11 @@ export async function createPort(ctx: Ctx, scope: Scope, input: Static<typeof I.
     const i = await ref.owned(tx, 'instances', input.instance, scope);
     if ((await tx.count('ports', { instanceId: i.id })) >= MAX_PORTS)
       throw capacity(`instance ${i.name} already has ${MAX_PORTS} ports, the most allowed`, 'instance');
+    const quota = await beginQuota(ctx, tx, scope, (await tx.get('tenants', i.tenantId)) as TenantRow, { ports: 1, publicIpv4: 0 });
     const host = (await tx.get('hosts', i.hostId)) as HostRow;
-    return portView(await addPort(ctx, tx, i, host, input, 'port', scope));
+    const port = await addPort(ctx, tx, i, host, input, 'port', scope);
+    await quota();
+    return portView(port);
   });
 }
 
@@ -292,6 +298,8 @@ export async function updatePort(ctx: Ctx, scope: Scope, portRef: string, patch:
     const net = (await tx.get('networks', before.networkId)) as NetworkRow;
     const inst = (await tx.get('instances', before.instanceId)) as InstanceRow;
     const host = (await tx.get('hosts', inst.hostId)) as HostRow;
+    // A routed port that had no IPv4 address and gets one takes a public address.
+    const quota = await beginQuota(ctx, tx, scope, (await tx.get('tenants', before.tenantId)) as TenantRow, { publicIpv4: 0 });
     const after: PortRow = { ...before };
     for (const family of [4, 6] as const) {
       const k = family === 4 ? 'ipv4' : 'ipv6';
@@ -306,6 +314,7 @@ export async function updatePort(ctx: Ctx, scope: Scope, portRef: string, patch:
     }
     if (after.ipv4 === before.ipv4 && after.ipv6 === before.ipv6) return portView(before);
     await tx.update('ports', before.id, { ipv4: after.ipv4, ipv6: after.ipv6 });
+    await quota();
     const at = ctx.clock.now().toISOString();
     await logChange(tx, { kind: 'port.updated', port: portMapping(after, net, host), before: portMapping(before, net, host) }, at);
     await touchVipsOf(tx, [before.id], at);

@@ -4,13 +4,16 @@ import type { Static } from '@sinclair/typebox';
 import { cidrsOverlap, parseCidr, usableRange } from '../model/addr.js';
 import { conflict, invalid, WeftError } from '../model/errors.js';
 import type * as I from '../model/inputs.js';
+import { QUOTA_KINDS, QUOTA_MAX, type Quotas } from '../model/quotas.js';
 import { checkTenantPrefix } from '../model/tenant-addr.js';
 import { NETWORK_KINDS, type Network, type Tenant } from '../model/types.js';
 import * as v from '../model/validate.js';
 import { networkInfo } from '../store/records.js';
-import type { NetworkRow } from '../store/schema.js';
+import type { Repo } from '../store/repo.js';
+import type { NetworkRow, TenantRow } from '../store/schema.js';
 import { type Ctx, type Scope, same, stamp } from './context.js';
 import { pools } from './infra.js';
+import { beginQuota, limitsOfTenant } from './quotas.js';
 import * as ref from './resolve.js';
 import { networkView, tenantView } from './views.js';
 
@@ -18,9 +21,55 @@ export async function createTenant(ctx: Ctx, input: Static<typeof I.TenantCreate
   v.name('name', input.name);
   return ctx.store.write(async (tx) => {
     if (await tx.findOne('tenants', { name: input.name })) throw conflict(`tenant ${JSON.stringify(input.name)} already exists`, 'name');
-    const row = { ...stamp(ctx), name: input.name };
+    const row: TenantRow = {
+      ...stamp(ctx),
+      name: input.name,
+      quotaInstances: null,
+      quotaPorts: null,
+      quotaNetworks: null,
+      quotaPublicIpv4: null,
+      quotaVips: null,
+    };
     await tx.insert('tenants', row);
     return tenantView(row);
+  });
+}
+
+/** A tenant with the limits that apply to it and what it holds now. */
+export type TenantWithUsage = Tenant & { limits: Quotas; usage: Quotas };
+
+async function withUsage(ctx: Ctx, tx: Repo, t: TenantRow): Promise<TenantWithUsage> {
+  return { ...tenantView(t), limits: limitsOfTenant(ctx, t), usage: (await tx.tenantUsage(t.id, QUOTA_KINDS)) as Quotas };
+}
+
+export async function getTenant(ctx: Ctx, scope: Scope, tenantRef: string): Promise<TenantWithUsage> {
+  return ctx.store.read(async (tx) => withUsage(ctx, tx, await ref.tenant(tx, tenantRef, scope)));
+}
+
+const QUOTA_COLUMN = {
+  instances: 'quotaInstances',
+  ports: 'quotaPorts',
+  networks: 'quotaNetworks',
+  publicIpv4: 'quotaPublicIpv4',
+  vips: 'quotaVips',
+} as const satisfies Record<keyof Quotas, keyof TenantRow>;
+
+/**
+ * Sets a tenant's own quotas (operators only: the API refuses other roles).
+ * Each given kind is a limit 0..QUOTA_MAX, or null for the server's default;
+ * a limit below what the tenant holds keeps what it has and refuses more.
+ */
+export async function updateTenant(ctx: Ctx, tenantRef: string, patch: Static<typeof I.TenantPatch>): Promise<TenantWithUsage> {
+  const set: Partial<TenantRow> = {};
+  for (const k of QUOTA_KINDS) {
+    const q = patch.quotas?.[k];
+    if (q === undefined) continue;
+    set[QUOTA_COLUMN[k]] = q === null ? null : v.int(`quotas.${k}`, q, 0, QUOTA_MAX);
+  }
+  return ctx.store.write(async (tx) => {
+    const t = await ref.tenant(tx, tenantRef, { tenantId: null });
+    await tx.update('tenants', t.id, set);
+    return withUsage(ctx, tx, { ...t, ...set });
   });
 }
 
@@ -43,7 +92,19 @@ export async function deleteTenant(ctx: Ctx, tenantRef: string): Promise<void> {
 export type NetworkInput = Static<typeof I.NetworkCreate>;
 
 export const DEFAULT_MTU = 1500;
-const RATE_MAX = 100000;
+
+/**
+ * A network's per-port rate limit as `scope` may set it: operators up to
+ * RATE_MAX, tenants up to the server's maximum for them, so a tenant cannot
+ * lift the ARP/ND guard that protects the hosts and its neighbours.
+ */
+function rate(ctx: Ctx, scope: Scope, field: 'arpRate' | 'ndRate', value: number): number {
+  v.int(field, value, 1, v.RATE_MAX);
+  const max = ctx.settings.tenantRateMax[field];
+  if (scope.tenantId !== null && value > max)
+    throw invalid(field, value, `must be 1..${max} packets/s for a tenant (the server's maximum); only operators may set more`);
+  return value;
+}
 
 function checkSubnets(subnets: string[]) {
   const cs = subnets.map((s, i) => {
@@ -64,8 +125,8 @@ export async function createNetwork(ctx: Ctx, scope: Scope, input: NetworkInput)
   v.name('name', input.name);
   const kind = v.oneOf('kind', input.kind, NETWORK_KINDS);
   const mtu = input.mtu === undefined ? DEFAULT_MTU : v.int('mtu', input.mtu, v.MTU_MIN, v.MTU_MAX);
-  const arpRate = input.arpRate == null ? null : v.int('arpRate', input.arpRate, 1, RATE_MAX);
-  const ndRate = input.ndRate == null ? null : v.int('ndRate', input.ndRate, 1, RATE_MAX);
+  const arpRate = input.arpRate == null ? null : rate(ctx, scope, 'arpRate', input.arpRate);
+  const ndRate = input.ndRate == null ? null : rate(ctx, scope, 'ndRate', input.ndRate);
   let subnets: string[] = [];
   if (kind === 'overlay') {
     if (input.site !== undefined) throw invalid('site', input.site, 'only routed networks belong to a site; overlay networks span sites');
@@ -87,6 +148,7 @@ export async function createNetwork(ctx: Ctx, scope: Scope, input: NetworkInput)
     const t = await ref.tenant(tx, tenantRef, scope);
     if (await tx.findOne('networks', { tenantId: t.id, name: input.name }))
       throw conflict(`network ${JSON.stringify(input.name)} already exists in tenant ${t.name}`, 'name');
+    const quota = await beginQuota(ctx, tx, scope, t, { networks: 1 });
     const siteId = input.site === undefined ? null : (await ref.site(tx, input.site)).id;
     const { id, createdAt } = stamp(ctx);
     let vni: number | null = null;
@@ -112,6 +174,7 @@ export async function createNetwork(ctx: Ctx, scope: Scope, input: NetworkInput)
       ndRate,
     };
     await tx.insert('networks', row);
+    await quota();
     await tx.appendChange({ kind: 'network.created', network: networkInfo(row) }, createdAt);
     return networkView(row);
   });
@@ -122,8 +185,8 @@ export type NetworkPatch = Static<typeof I.NetworkPatch>;
 export async function updateNetwork(ctx: Ctx, scope: Scope, netRef: string, patch: NetworkPatch): Promise<Network> {
   if (patch.name !== undefined) v.name('name', patch.name);
   if (patch.mtu !== undefined) v.int('mtu', patch.mtu, v.MTU_MIN, v.MTU_MAX);
-  if (patch.arpRate != null) v.int('arpRate', patch.arpRate, 1, RATE_MAX);
-  if (patch.ndRate != null) v.int('ndRate', patch.ndRate, 1, RATE_MAX);
+  if (patch.arpRate != null) rate(ctx, scope, 'arpRate', patch.arpRate);
+  if (patch.ndRate != null) rate(ctx, scope, 'ndRate', patch.ndRate);
   return ctx.store.write(async (tx) => {
     const n = await ref.owned(tx, 'networks', netRef, scope);
     if (patch.name !== undefined && patch.name !== n.name && (await tx.findOne('networks', { tenantId: n.tenantId, name: patch.name })))

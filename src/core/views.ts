@@ -47,7 +47,12 @@ export const hostView = (r: HostRow): Host => ({
   createdAt: r.createdAt,
 });
 
-export const tenantView = (r: TenantRow): Tenant => ({ id: r.id, name: r.name, createdAt: r.createdAt });
+export const tenantView = (r: TenantRow): Tenant => ({
+  id: r.id,
+  name: r.name,
+  quotas: { instances: r.quotaInstances, ports: r.quotaPorts, networks: r.quotaNetworks, publicIpv4: r.quotaPublicIpv4, vips: r.quotaVips },
+  createdAt: r.createdAt,
+});
 
 export const networkView = (r: NetworkRow): Network => ({
   id: r.id,

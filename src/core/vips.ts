@@ -12,6 +12,7 @@ import type { Repo } from '../store/repo.js';
 import type { SiteRow, VipRow } from '../store/schema.js';
 import { type Ctx, type Scope, same, stamp } from './context.js';
 import { pools } from './infra.js';
+import { beginQuota } from './quotas.js';
 import * as ref from './resolve.js';
 import { siteView, vipView } from './views.js';
 
@@ -129,6 +130,8 @@ export async function createVip(ctx: Ctx, scope: Scope, input: VipInput): Promis
     const t = await ref.tenant(tx, tenantRef, scope);
     if (await tx.findOne('vips', { tenantId: t.id, name: input.name }))
       throw conflict(`vip ${JSON.stringify(input.name)} already exists in tenant ${t.name}`, 'name');
+    // Without an explicit address the VIP takes one from the site's public IPv4 pools.
+    const quota = await beginQuota(ctx, tx, scope, t, { vips: 1, publicIpv4: explicit?.family === 6 ? 0 : 1 });
     const s = input.site === undefined ? null : await ref.site(tx, input.site);
     const { id, createdAt } = stamp(ctx);
     let address: string;
@@ -153,6 +156,7 @@ export async function createVip(ctx: Ctx, scope: Scope, input: VipInput): Promis
     }
     const row: VipRow = { id, createdAt, tenantId: t.id, name: input.name, siteId: s?.id ?? null, address, healthCheck: JSON.stringify(hc) };
     await tx.insert('vips', row);
+    await quota();
     const backends = await setBackends(tx, row, input.backends ?? [], scope);
     await tx.appendChange({ kind: 'vip.created', vip: await vipInfo(tx, row) }, createdAt);
     return vipView(row, backends);

@@ -6,6 +6,8 @@ export type ErrorCode =
   | 'E_NOT_FOUND'
   | 'E_CONFLICT'
   | 'E_CAPACITY'
+  /** A tenant's quota (instances, ports, networks, public IPv4 addresses, VIPs) would be exceeded. */
+  | 'E_QUOTA'
   | 'E_UNAUTHENTICATED'
   | 'E_FORBIDDEN'
   | 'E_UNAVAILABLE'

@@ -48,6 +48,24 @@ export const HostPatch = T.Object(
 );
 
 export const TenantCreate = T.Object({ name: Str }, strict);
+/** Operators only. Each quota: a number, null for the server's default, absent to keep it. */
+export const TenantPatch = T.Object(
+  {
+    quotas: T.Optional(
+      T.Object(
+        {
+          instances: T.Optional(Nullable(T.Integer())),
+          ports: T.Optional(Nullable(T.Integer())),
+          networks: T.Optional(Nullable(T.Integer())),
+          publicIpv4: T.Optional(Nullable(T.Integer())),
+          vips: T.Optional(Nullable(T.Integer())),
+        },
+        strict,
+      ),
+    ),
+  },
+  strict,
+);
 
 export const NetworkCreate = T.Object(
   {

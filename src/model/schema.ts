@@ -78,7 +78,14 @@ export const Host = T.Object(
   { $id: 'Host' },
 );
 
-export const Tenant = T.Object({ id: T.String(), name: T.String(), createdAt: T.String() }, { $id: 'Tenant' });
+const quotaProps = <S extends TSchema>(s: () => S) => ({ instances: s(), ports: s(), networks: s(), publicIpv4: s(), vips: s() });
+/** A tenant's own quotas as set by an operator; null: the server's default (--default-quota-*). */
+export const TenantQuotas = T.Object(quotaProps(() => Nullable(T.Integer())));
+/** A count per quota kind: the limits that apply, or what the tenant holds. */
+export const QuotaCounts = T.Object(quotaProps(() => T.Integer()));
+
+export const tenantProps = { id: T.String(), name: T.String(), quotas: TenantQuotas, createdAt: T.String() };
+export const Tenant = T.Object(tenantProps, { $id: 'Tenant' });
 
 export const Network = T.Object(
   {

@@ -60,5 +60,8 @@ export const VNI_MAX = 16777215;
 /** VNIs weft hands out itself when none is given; lower ones are left for operators. */
 export const VNI_AUTO_MIN = 4096;
 
+/** Per-port ARP/ND limits (packets/s) a network may have; tenants get at most the server's maximum. */
+export const RATE_MAX = 100000;
+
 export const MTU_MIN = 1280;
 export const MTU_MAX = 9000;

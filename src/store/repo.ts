@@ -6,6 +6,7 @@ import { fromKey, keyOf } from '../model/addr.js';
 import { firstGap } from '../model/alloc.js';
 import { type Change, changeEntity, changeVni, type LoggedChange, type PortMapping } from '../model/changes.js';
 import { capacity, conflict } from '../model/errors.js';
+import type { QuotaKind, Quotas } from '../model/quotas.js';
 import { PORT_MAPPING_SELECT } from './records.js';
 import type { DB, ShootdownRow } from './schema.js';
 
@@ -121,6 +122,35 @@ export class Repo {
       }))
       .where('id', '=', hostId)
       .execute();
+  }
+
+  /**
+   * What a tenant holds of each of these quota kinds, counted from the rows
+   * (model/quotas.ts says what each counts). Under the write lock the count
+   * cannot change before commit.
+   */
+  async tenantUsage(tenantId: string, kinds: readonly QuotaKind[]): Promise<Partial<Quotas>> {
+    const out: Partial<Quotas> = {};
+    for (const k of kinds) {
+      if (k === 'publicIpv4') {
+        const ports = await this.db
+          .selectFrom('ports as p')
+          .innerJoin('networks as n', 'n.id', 'p.networkId')
+          .select(sql<number>`count(*)`.as('n'))
+          .where('p.tenantId', '=', tenantId)
+          .where('n.kind', '=', 'routed')
+          .where('p.ipv4', 'is not', null)
+          .executeTakeFirstOrThrow();
+        const vips = await this.db
+          .selectFrom('vips')
+          .select(sql<number>`count(*)`.as('n'))
+          .where('tenantId', '=', tenantId)
+          .where('address', 'not like', '%:%')
+          .executeTakeFirstOrThrow();
+        out[k] = Number(ports.n) + Number(vips.n);
+      } else out[k] = await this.count(k, { tenantId });
+    }
+    return out;
   }
 
   // --- allocation pools -------------------------------------------------

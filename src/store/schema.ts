@@ -25,7 +25,14 @@ export interface HostRow extends Omit<Host, 'capacity' | 'used' | 'svpClient' | 
   svpClient: number;
 }
 
-export type TenantRow = Tenant;
+export interface TenantRow extends Omit<Tenant, 'quotas'> {
+  /** The tenant's own quotas; null: the server's default. */
+  quotaInstances: number | null;
+  quotaPorts: number | null;
+  quotaNetworks: number | null;
+  quotaPublicIpv4: number | null;
+  quotaVips: number | null;
+}
 
 export interface NetworkRow extends Omit<Network, 'kind' | 'subnets'> {
   kind: string;

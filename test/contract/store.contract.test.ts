@@ -16,7 +16,8 @@ const change = (i: number): Change => ({
   host: { hostId: `h${i}`, name: `h${i}`, siteId: 's', rackId: null, underlayIp: `192.0.2.${i % 250}`, asn: null, state: 'active', ipv6Prefix: null },
 });
 const now = () => new Date().toISOString();
-const tenantRow = (name: string) => ({ id: `t-${name}`, name, createdAt: now() });
+const NO_QUOTAS = { quotaInstances: null, quotaPorts: null, quotaNetworks: null, quotaPublicIpv4: null, quotaVips: null };
+const tenantRow = (name: string) => ({ id: `t-${name}`, name, createdAt: now(), ...NO_QUOTAS });
 
 for (const dialect of DIALECTS) {
   describe(`Store contract: ${dialect}`, () => {
@@ -246,7 +247,8 @@ for (const dialect of DIALECTS) {
         const at = now();
         await v1.write(async (tx) => {
           await tx.insert('sites', { id: 's1', name: 's1', underlayPool: null, ipv4Pools: '[]', ipv6Block: null, createdAt: at });
-          await tx.insert('tenants', tenantRow('t1'));
+          // A 0001 tenant row has no quota columns yet.
+          await tx.insert('tenants', { id: 't-t1', name: 't1', createdAt: at } as never);
           // A 0001 host row has no usage columns yet.
           const host = { siteId: 's1', rackId: null, asn: null, cpus: 8, memoryMb: 8192, diskGb: 100, state: 'active', ipv6Prefix: null, createdAt: at };
           await tx.insert('hosts', { ...host, id: 'h1', name: 'h1', underlayIp: '192.0.2.1' } as never);
@@ -281,6 +283,70 @@ for (const dialect of DIALECTS) {
       } finally {
         await old.drop();
       }
+    });
+
+    test('migration 0007 gives existing tenants no quotas of their own; the quota columns round-trip', async () => {
+      const old = await testDb(dialect);
+      try {
+        const v5 = await old.open('0005-peer-max-prefix-action');
+        await v5.write((tx) => tx.insert('tenants', { id: 't-old', name: 'old', createdAt: now() } as never));
+        await v5.close();
+        const latest = await old.open();
+        try {
+          const t = await latest.read((tx) => tx.get('tenants', 't-old'));
+          assert.deepEqual({ ...t, createdAt: undefined }, { id: 't-old', name: 'old', createdAt: undefined, ...NO_QUOTAS });
+          await latest.write((tx) => tx.update('tenants', 't-old', { quotaPublicIpv4: 7, quotaInstances: 0 }));
+          const u = await latest.read((tx) => tx.get('tenants', 't-old'));
+          assert.deepEqual([u?.quotaPublicIpv4, u?.quotaInstances, u?.quotaPorts], [7, 0, null]);
+        } finally {
+          await latest.close();
+        }
+      } finally {
+        await old.drop();
+      }
+    });
+
+    test("tenantUsage counts a tenant's rows; public IPv4 is its routed ports' IPv4 and its IPv4 VIPs", async () => {
+      const at = now();
+      await store.write(async (tx) => {
+        await tx.insert('sites', { id: 'qu-s', name: 'qu-s', underlayPool: null, ipv4Pools: '[]', ipv6Block: null, createdAt: at });
+        for (const t of ['qu', 'qu-other']) await tx.insert('tenants', tenantRow(t));
+        const host = { siteId: 'qu-s', rackId: null, asn: null, cpus: 8, memoryMb: 8192, diskGb: 100, state: 'active', ipv6Prefix: null, createdAt: at };
+        await tx.insert('hosts', { ...host, id: 'qu-h', name: 'qu-h', underlayIp: '192.0.2.77', usedCpus: 0, usedMemoryMb: 0, usedDiskGb: 0, svpClient: 0 });
+        const net = { siteId: null, mtu: 1500, arpRate: null, ndRate: null, subnets: '[]', createdAt: at };
+        await tx.insert('networks', { ...net, id: 'qu-o', tenantId: 't-qu', name: 'o', kind: 'overlay', vni: 7001 });
+        await tx.insert('networks', { ...net, id: 'qu-r', tenantId: 't-qu', name: 'r', kind: 'routed', vni: null, siteId: 'qu-s' });
+        await tx.insert('networks', { ...net, id: 'qu-r2', tenantId: 't-qu-other', name: 'r', kind: 'routed', vni: null, siteId: 'qu-s' });
+        const inst = { siteId: 'qu-s', hostId: 'qu-h', cpus: 1, memoryMb: 512, diskGb: 1, state: 'running', createdAt: at };
+        await tx.insert('instances', { ...inst, id: 'qu-i', tenantId: 't-qu', name: 'i' });
+        await tx.insert('instances', { ...inst, id: 'qu-i2', tenantId: 't-qu-other', name: 'i' });
+        const ports: [string, string, string, string | null, string | null][] = [
+          ['qu-p1', 'qu-i', 'qu-o', '10.0.0.2', 'fd00::2'],
+          ['qu-p2', 'qu-i', 'qu-r', '203.0.113.2', '2001:db8::2'],
+          ['qu-p3', 'qu-i', 'qu-r', null, '2001:db8::3'],
+          ['qu-p4', 'qu-i2', 'qu-r2', '203.0.113.4', null],
+        ];
+        for (const [id, instanceId, networkId, ipv4, ipv6] of ports)
+          await tx.insert('ports', {
+            id,
+            instanceId,
+            networkId,
+            tenantId: instanceId === 'qu-i' ? 't-qu' : 't-qu-other',
+            mac: `02:57:46:00:77:0${id.slice(-1)}`,
+            ipv4,
+            ipv6,
+            createdAt: at,
+          });
+        for (const [id, address] of [
+          ['qu-v4', '203.0.113.10'],
+          ['qu-v6', '2001:db8::10'],
+        ] as const)
+          await tx.insert('vips', { id, tenantId: 't-qu', name: id, siteId: 'qu-s', address, healthCheck: '{}', createdAt: at });
+      });
+      const usage = await store.read((tx) => tx.tenantUsage('t-qu', ['instances', 'ports', 'networks', 'publicIpv4', 'vips']));
+      assert.deepEqual(usage, { instances: 1, ports: 3, networks: 2, publicIpv4: 2, vips: 2 });
+      assert.deepEqual(await store.read((tx) => tx.tenantUsage('t-qu-other', ['publicIpv4', 'vips'])), { publicIpv4: 1, vips: 0 });
+      assert.deepEqual(await store.read((tx) => tx.tenantUsage('t-nobody', ['instances'])), { instances: 0 });
     });
 
     test("the store's port join and portMapping() build the same record", async () => {

@@ -218,6 +218,18 @@ const peerMaxPrefixAction: Migration = {
   },
 };
 
+/**
+ * Per-tenant quotas set by an operator, one nullable column per kind (null:
+ * the server's default). Use is counted from the rows themselves, under the
+ * write lock, so there is no counter to drift.
+ */
+const tenantQuotas: Migration = {
+  async up(db: Kysely<unknown>) {
+    for (const col of ['quota_instances', 'quota_ports', 'quota_networks', 'quota_public_ipv4', 'quota_vips'])
+      await db.schema.alterTable('tenants').addColumn(col, 'integer').execute();
+  },
+};
+
 class StaticProvider implements MigrationProvider {
   async getMigrations(): Promise<Record<string, Migration>> {
     return {
@@ -226,6 +238,7 @@ class StaticProvider implements MigrationProvider {
       '0003-shootdowns': shootdowns,
       '0004-svp-clients': svpClients,
       '0005-peer-max-prefix-action': peerMaxPrefixAction,
+      '0007-tenant-quotas': tenantQuotas,
     };
   }
 }
