@@ -2,9 +2,11 @@
 // REST API (`weft site|host|... create|get|list|delete`). Errors print as
 // `error: <message>` with a non-zero exit; --debug adds the stack.
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
+import { DEFAULT_TENANT_RATE_MAX } from '../core/context.js';
 import { FAULT_HELP, FAULT_KIND_RULE, FAULT_KINDS, isFaultKind } from '../lab/faults/index.js';
 import { DEFAULT_CLOUD } from '../lab/plan.js';
 import { WeftError } from '../model/errors.js';
+import { DEFAULT_QUOTAS, QUOTA_KINDS, QUOTA_MAX, QUOTA_WHAT, type QuotaKind } from '../model/quotas.js';
 import {
   HEALTH_CHECK_TYPES,
   HOST_STATES,
@@ -16,6 +18,7 @@ import {
   ROLES,
   type Role,
 } from '../model/types.js';
+import { RATE_MAX } from '../model/validate.js';
 import { ApiClient } from './client.js';
 import { printItems } from './output.js';
 import { seedExample } from './seed.js';
@@ -39,6 +42,26 @@ function int(name: string) {
     return Number(v);
   };
 }
+/** An integer lo..hi, or a usage error naming the option. */
+function intIn(name: string, lo: number, hi: number) {
+  return (v: string) => {
+    const n = int(name)(v);
+    if (n < lo || n > hi) throw new InvalidArgumentError(`${name} must be an integer ${lo}..${hi}`);
+    return n;
+  };
+}
+/** A quota: an integer 0..QUOTA_MAX, or "default" (sent as null: the server's default). */
+function quotaArg(name: string) {
+  // Not null itself: commander turns a parser's null into ''.
+  return (v: string): number | 'default' => (v === 'default' ? 'default' : intIn(name, 0, QUOTA_MAX)(v));
+}
+/** publicIpv4 -> public-ipv4: the flag spelling of a quota kind. */
+const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+/** `weft server --default-quota-<kind> N` (env WEFT_DEFAULT_QUOTA_<KIND>). */
+const defaultQuotaOption = (k: QuotaKind) =>
+  new Option(`--default-quota-${kebab(k)} <n>`, `${QUOTA_WHAT[k]} a tenant without its own quota may hold (default ${DEFAULT_QUOTAS[k]})`)
+    .env(`WEFT_DEFAULT_QUOTA_${kebab(k).toUpperCase().replaceAll('-', '_')}`)
+    .argParser(intIn(`--default-quota-${kebab(k)}`, 0, QUOTA_MAX));
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 const bool = (v: string) => {
   if (v === 'true' || v === 'yes' || v === 'on') return true;
@@ -74,6 +97,27 @@ program
   .option('--api-request-timeout <ms>', 'the API closes a request whose headers and body took longer (default 30000)', int('--api-request-timeout'))
   .option('--api-keepalive-timeout <ms>', 'the API closes a keep-alive connection idle longer between requests (default 10000)', int('--api-keepalive-timeout'))
   .option('--api-idle-timeout <ms>', 'the API closes a connection with no traffic for longer (default 60000)', int('--api-idle-timeout'))
+  .addOption(
+    new Option(
+      '--max-tenant-arp-rate <pps>',
+      `most a tenant may set a network's arpRate to; operators may go to ${RATE_MAX} (default ${DEFAULT_TENANT_RATE_MAX.arpRate})`,
+    )
+      .env('WEFT_MAX_TENANT_ARP_RATE')
+      .argParser(intIn('--max-tenant-arp-rate', 1, RATE_MAX)),
+  )
+  .addOption(
+    new Option(
+      '--max-tenant-nd-rate <pps>',
+      `most a tenant may set a network's ndRate to; operators may go to ${RATE_MAX} (default ${DEFAULT_TENANT_RATE_MAX.ndRate})`,
+    )
+      .env('WEFT_MAX_TENANT_ND_RATE')
+      .argParser(intIn('--max-tenant-nd-rate', 1, RATE_MAX)),
+  )
+  .addOption(defaultQuotaOption('instances'))
+  .addOption(defaultQuotaOption('ports'))
+  .addOption(defaultQuotaOption('networks'))
+  .addOption(defaultQuotaOption('publicIpv4'))
+  .addOption(defaultQuotaOption('vips'))
   .action(async (o) => {
     // `weft server --api HOST:PORT` (the global --api, given on the command
     // line) names the listen address too; WEFT_API in the environment does not.
@@ -96,6 +140,8 @@ program
       adminToken: process.env.WEFT_ADMIN_TOKEN,
       logLevel: o.logLevel,
       apiTimeouts: defined({ headersMs: o.apiHeadersTimeout, requestMs: o.apiRequestTimeout, keepAliveMs: o.apiKeepaliveTimeout, idleMs: o.apiIdleTimeout }),
+      tenantRateMax: defined({ arpRate: o.maxTenantArpRate, ndRate: o.maxTenantNdRate }),
+      quotas: defined(Object.fromEntries(QUOTA_KINDS.map((k) => [k, o[`defaultQuota${k[0]?.toUpperCase()}${k.slice(1)}`]]))),
     });
     process.stderr.write(`weft server: store ${s.store.location}, API ${s.apiUrl}, SVP ${s.svpAddress ?? 'off'}, stream ${s.streamAddress ?? 'off'}\n`);
     const stop = async (sig: string) => {
@@ -293,6 +339,16 @@ entity({
   filters: ['name'],
   create: (c) => c.argument('<name>'),
   body: ([name]) => ({ name }),
+  // Operators only. `--quota-public-ipv4 default` goes back to the server's default.
+  update: (c) => {
+    for (const k of QUOTA_KINDS) c.option(`--quota-${kebab(k)} <n>`, `${QUOTA_WHAT[k]} it may hold, or "default"`, quotaArg(`--quota-${kebab(k)}`));
+    return c;
+  },
+  patch: (o) => {
+    const given = (k: string) => o[`quota${k[0]?.toUpperCase()}${k.slice(1)}`];
+    const quotas = defined(Object.fromEntries(QUOTA_KINDS.map((k) => [k, given(k) === 'default' ? null : given(k)])));
+    return { quotas: Object.keys(quotas).length > 0 ? quotas : undefined };
+  },
 });
 entity({
   name: 'network',

@@ -6,12 +6,13 @@ import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import prom from 'prom-client';
 import { type ApiTimeouts, buildApi } from '../api/app.js';
-import { type Ctx, createCtx } from '../core/context.js';
+import { type Ctx, createCtx, DEFAULT_TENANT_RATE_MAX, type Settings } from '../core/context.js';
 import * as ref from '../core/resolve.js';
 import { authenticate, ensureAdminToken } from '../core/tokens.js';
 import { type MappingService, startMapping } from '../mapping/service.js';
 import { SVP_PORT } from '../mapping/wire.js';
 import { invalid } from '../model/errors.js';
+import { DEFAULT_QUOTAS, type Quotas } from '../model/quotas.js';
 import type { PlacementPolicy } from '../model/types.js';
 import { openStore } from '../store/open.js';
 import type { Store } from '../store/store.js';
@@ -33,6 +34,10 @@ export interface ServerOptions {
   logLevel: string;
   /** The API listener's timeouts (DEFAULT_API_TIMEOUTS for those not given). */
   apiTimeouts?: Partial<ApiTimeouts> | undefined;
+  /** The most a tenant token may set a network's arpRate/ndRate to (DEFAULT_TENANT_RATE_MAX for those not given). */
+  tenantRateMax?: Partial<Settings['tenantRateMax']> | undefined;
+  /** The quotas of tenants without their own (DEFAULT_QUOTAS for those not given). */
+  quotas?: Partial<Quotas> | undefined;
 }
 
 export interface RunningServer {
@@ -75,7 +80,13 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   let mapping: MappingService | null = null;
   let stream: StreamServer | null = null;
   try {
-    const ctx = createCtx(store, { settings: { placement: { policy: o.placement, cpuOvercommit: o.cpuOvercommit } } });
+    const ctx = createCtx(store, {
+      settings: {
+        placement: { policy: o.placement, cpuOvercommit: o.cpuOvercommit },
+        tenantRateMax: { ...DEFAULT_TENANT_RATE_MAX, ...o.tenantRateMax },
+        quotas: { ...DEFAULT_QUOTAS, ...o.quotas },
+      },
+    });
     if (o.adminToken) await ensureAdminToken(ctx, o.adminToken);
     const registry = new prom.Registry();
     mapping = await startMapping(store, { svp: svpListen, registry, onApplied: (c) => stream?.deliver(c) });

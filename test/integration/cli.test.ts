@@ -112,6 +112,46 @@ describe('weft CLI', () => {
     }
   });
 
+  test('weft server takes the tenant rate maximum and default quotas (flags and env); tenant update sets quotas, tenant get shows them', async () => {
+    const bad = await weft(['server', '--max-tenant-arp-rate', '0'], env);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.err, /--max-tenant-arp-rate must be an integer 1\.\.100000/);
+    const db2 = await testDb('sqlite');
+    process.env.WEFT_DEFAULT_QUOTA_VIPS = '3';
+    const s2 = await startServerProcess({
+      db: db2.url,
+      adminToken: TOKEN,
+      args: ['--log-level', 'warn', '--max-tenant-arp-rate', '30', '--default-quota-public-ipv4', '1'],
+    }).finally(() => delete process.env.WEFT_DEFAULT_QUOTA_VIPS);
+    try {
+      const e2 = { WEFT_API: s2.url, WEFT_TOKEN: TOKEN };
+      assert.equal((await weft(['tenant', 'create', 'acme'], e2)).code, 0);
+      const u = await weft(['tenant', 'update', 'acme', '--quota-instances', '5', '--quota-ports', '7'], e2);
+      assert.equal(u.code, 0, u.err);
+      const g = await weft(['tenant', 'get', 'acme'], e2);
+      assert.match(g.out.split('\n')[0] ?? '', /^ID\s+NAME\s+QUOTAS/);
+      assert.match(g.out, /instances 0\/5\*, ports 0\/7\*, networks 0\/50, publicIpv4 0\/1, vips 0\/3$/m);
+      const d = await weft(['-o', 'json', 'tenant', 'update', 'acme', '--quota-ports', 'default'], e2);
+      assert.equal(d.code, 0, d.err);
+      const back = JSON.parse(d.out) as { quotas: { instances: number | null; ports: number | null }; limits: { ports: number } };
+      assert.deepEqual([back.quotas.instances, back.quotas.ports, back.limits.ports], [5, null, 500]);
+      assert.match((await weft(['tenant', 'list'], e2)).out, /acme\s+instances 5$/m);
+      assert.notEqual((await weft(['tenant', 'update', 'acme', '--quota-vips', 'lots'], e2)).code, 0);
+      const t = JSON.parse((await weft(['-o', 'json', 'token', 'create', '--role', 'tenant', '--tenant', 'acme'], e2)).out) as { secret: string };
+      const et = { WEFT_API: s2.url, WEFT_TOKEN: t.secret };
+      const loud = await weft(['network', 'create', 'loud', '--subnet', '10.0.0.0/24', '--arp-rate', '31'], et);
+      assert.notEqual(loud.code, 0);
+      assert.match(loud.err, /error: invalid arpRate 31: must be 1\.\.30 packets\/s for a tenant/);
+      assert.equal((await weft(['network', 'create', 'ok', '--subnet', '10.0.0.0/24', '--arp-rate', '30'], et)).code, 0);
+      const mine = await weft(['tenant', 'update', 'acme', '--quota-instances', '100'], et);
+      assert.notEqual(mine.code, 0);
+      assert.match(mine.err, /error: a tenant token may not PATCH/);
+    } finally {
+      await s2.stop();
+      await db2.drop();
+    }
+  });
+
   test('weft seed builds the example cloud and is idempotent', async () => {
     const db2 = await testDb('sqlite');
     const s2 = await startServerProcess({ db: db2.url, adminToken: TOKEN });
