@@ -1,6 +1,8 @@
 // The `weft` executable: `weft server`, and thin operator commands over the
 // REST API (`weft site|host|... create|get|list|delete`). Errors print as
 // `error: <message>` with a non-zero exit; --debug adds the stack.
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_TENANT_RATE_MAX } from '../core/context.js';
 import { FAULT_HELP, FAULT_KIND_RULE, FAULT_KINDS, isFaultKind } from '../lab/faults/index.js';
@@ -22,9 +24,11 @@ import { RATE_MAX } from '../model/validate.js';
 import { ApiClient } from './client.js';
 import { printItems } from './output.js';
 import { seedExample } from './seed.js';
+import { weftVersion } from './version.js';
 
-const program = new Command('weft')
+export const program = new Command('weft')
   .description('Weft: network control plane for clouds of Linux hypervisors')
+  .version(weftVersion(), '-V, --version', 'print the version')
   // Values from the environment are read with Option.env(), never as a default:
   // help shows a default, and a token, or a URL with a password, must never be printed.
   .addOption(new Option('--api <url>', 'API base URL').env('WEFT_API').default('http://127.0.0.1:8080'))
@@ -68,6 +72,21 @@ const bool = (v: string) => {
   if (v === 'false' || v === 'no' || v === 'off') return false;
   throw new InvalidArgumentError('must be true or false');
 };
+/**
+ * A switch (`--lazy`) set from its environment variable is on or off as the
+ * value says; commander alone would take any value, `WEFT_LAZY=no` too, as on.
+ * Undefined when the switch did not come from the environment; empty is off.
+ */
+function envSwitch(c: Command, key: string, env: string): boolean | undefined {
+  if (c.getOptionValueSource(key) !== 'env') return undefined;
+  const v = (process.env[env] ?? '').trim().toLowerCase();
+  if (v === '') return false;
+  try {
+    return bool(v);
+  } catch {
+    throw new WeftError('E_INVALID_ARG', `invalid ${env} ${JSON.stringify(process.env[env])}: must be true or false (yes/no, on/off)`, env);
+  }
+}
 /** Drops undefined fields so the API sees only what the operator set. */
 const defined = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
 
@@ -76,27 +95,45 @@ program
   .command('server')
   .description('run the control plane server (REST API)')
   .addOption(new Option('--db <url>', 'store: sqlite:PATH or postgres://...').env('WEFT_DB').default('sqlite:weft.db'))
-  .option('--api-listen <host:port>', 'where the API listens (env WEFT_API_LISTEN; `weft server --api HOST:PORT` works too)')
+  .addOption(
+    new Option('--api-listen <host:port>', 'where the API listens (`weft server --api HOST:PORT` works too; default 127.0.0.1:8080)').env('WEFT_API_LISTEN'),
+  )
   .addOption(new Option('--svp <host:port>', 'where the SVP lookup service listens, or "off"').env('WEFT_SVP_LISTEN').default('127.0.0.1:1296'))
   .addOption(new Option('--stream <host:port>', 'where the agents\' push stream listens, or "off"').env('WEFT_STREAM_LISTEN').default('127.0.0.1:1297'))
-  .option('--stream-tls-cert <file>', 'serve the push stream over TLS with this certificate (PEM)')
-  .option('--stream-tls-key <file>', 'and this key (PEM)')
-  .addOption(new Option('--placement <policy>', 'placement policy').choices(PLACEMENT_POLICIES).default('spread'))
-  .option(
-    '--cpu-overcommit <ratio>',
-    'vCPUs per physical CPU that placement allows',
-    (v) => {
-      const n = Number(v);
-      if (!(n >= 1 && n <= 64)) throw new InvalidArgumentError('must be a number 1..64');
-      return n;
-    },
-    1,
+  .addOption(new Option('--stream-tls-cert <file>', 'serve the push stream over TLS with this certificate (PEM)').env('WEFT_STREAM_TLS_CERT'))
+  .addOption(new Option('--stream-tls-key <file>', 'and this key (PEM)').env('WEFT_STREAM_TLS_KEY'))
+  .addOption(new Option('--placement <policy>', 'placement policy').choices(PLACEMENT_POLICIES).default('spread').env('WEFT_PLACEMENT'))
+  .addOption(
+    new Option('--cpu-overcommit <ratio>', 'vCPUs per physical CPU that placement allows')
+      .argParser((v) => {
+        const n = Number(v);
+        if (!(n >= 1 && n <= 64)) throw new InvalidArgumentError('must be a number 1..64');
+        return n;
+      })
+      .default(1)
+      .env('WEFT_CPU_OVERCOMMIT'),
   )
-  .addOption(new Option('--log-level <level>', 'log level').choices(['silent', 'error', 'warn', 'info', 'debug']).default('info'))
-  .option('--api-headers-timeout <ms>', 'the API closes a request whose headers took longer (default 10000)', int('--api-headers-timeout'))
-  .option('--api-request-timeout <ms>', 'the API closes a request whose headers and body took longer (default 30000)', int('--api-request-timeout'))
-  .option('--api-keepalive-timeout <ms>', 'the API closes a keep-alive connection idle longer between requests (default 10000)', int('--api-keepalive-timeout'))
-  .option('--api-idle-timeout <ms>', 'the API closes a connection with no traffic for longer (default 60000)', int('--api-idle-timeout'))
+  .addOption(new Option('--log-level <level>', 'log level').choices(['silent', 'error', 'warn', 'info', 'debug']).default('info').env('WEFT_LOG_LEVEL'))
+  .addOption(
+    new Option('--api-headers-timeout <ms>', 'the API closes a request whose headers took longer (default 10000)')
+      .argParser(int('--api-headers-timeout'))
+      .env('WEFT_API_HEADERS_TIMEOUT'),
+  )
+  .addOption(
+    new Option('--api-request-timeout <ms>', 'the API closes a request whose headers and body took longer (default 30000)')
+      .argParser(int('--api-request-timeout'))
+      .env('WEFT_API_REQUEST_TIMEOUT'),
+  )
+  .addOption(
+    new Option('--api-keepalive-timeout <ms>', 'the API closes a keep-alive connection idle longer between requests (default 10000)')
+      .argParser(int('--api-keepalive-timeout'))
+      .env('WEFT_API_KEEPALIVE_TIMEOUT'),
+  )
+  .addOption(
+    new Option('--api-idle-timeout <ms>', 'the API closes a connection with no traffic for longer (default 60000)')
+      .argParser(int('--api-idle-timeout'))
+      .env('WEFT_API_IDLE_TIMEOUT'),
+  )
   .addOption(
     new Option(
       '--max-tenant-arp-rate <pps>',
@@ -118,9 +155,9 @@ program
   .addOption(defaultQuotaOption('networks'))
   .addOption(defaultQuotaOption('publicIpv4'))
   .addOption(defaultQuotaOption('vips'))
-  .action(async (o) => {
+  .action(async (o, cmd: Command) => {
     // `weft server --api HOST:PORT` (the global --api, given on the command
-    // line) names the listen address too; WEFT_API in the environment does not.
+    // line) names the listen address too, before WEFT_API_LISTEN; WEFT_API in the environment does not.
     const fromApi =
       program.getOptionValueSource('api') === 'cli'
         ? globals()
@@ -131,7 +168,7 @@ program
     const { startServer } = await import('../server/server.js');
     const s = await startServer({
       db: o.db,
-      api: o.apiListen ?? fromApi ?? process.env.WEFT_API_LISTEN ?? '127.0.0.1:8080',
+      api: (cmd.getOptionValueSource('apiListen') === 'cli' ? o.apiListen : (fromApi ?? o.apiListen)) ?? '127.0.0.1:8080',
       svp: o.svp,
       stream: o.stream,
       streamTls: o.streamTlsCert && o.streamTlsKey ? { cert: o.streamTlsCert, key: o.streamTlsKey } : undefined,
@@ -163,24 +200,38 @@ program
       .makeOptionMandatory(),
   )
   .addOption(new Option('--host <host>', 'this hypervisor: host name or id').env('WEFT_HOST').makeOptionMandatory())
-  .option('--token-file <file>', "file holding this host's agent token (or env WEFT_AGENT_TOKEN)")
-  .option('--stream-port <port>', "the server's push-stream port", int('--stream-port'), 1297)
-  .option('--svp-port <port>', "the server's SVP port (lazy mode)", int('--svp-port'), 1296)
-  .option('--tls-ca <file>', 'connect to the push stream with TLS, trusting this CA (PEM)')
-  .option('--lazy', 'program nothing remote up front: answer kernel misses with SVP lookups, apply SVP shoot-downs')
-  .option('--arp-rate <pps>', 'per-port ARP limit for networks that set none', int('--arp-rate'))
-  .option('--nd-rate <pps>', 'per-port ND limit for networks that set none', int('--nd-rate'))
+  .addOption(
+    new Option('--token-file <file>', "file holding this host's agent token (or the token itself in env WEFT_AGENT_TOKEN)").env('WEFT_AGENT_TOKEN_FILE'),
+  )
+  .addOption(new Option('--stream-port <port>', "the server's push-stream port").argParser(int('--stream-port')).default(1297).env('WEFT_STREAM_PORT'))
+  .addOption(new Option('--svp-port <port>', "the server's SVP port (lazy mode)").argParser(int('--svp-port')).default(1296).env('WEFT_SVP_PORT'))
+  .addOption(new Option('--tls-ca <file>', 'connect to the push stream with TLS, trusting this CA (PEM)').env('WEFT_TLS_CA'))
+  .addOption(
+    new Option(
+      '--lazy',
+      'program nothing remote up front: answer kernel misses with SVP lookups, apply SVP shoot-downs (from the environment: true or false)',
+    ).env('WEFT_LAZY'),
+  )
+  .addOption(new Option('--arp-rate <pps>', 'per-port ARP limit for networks that set none').argParser(int('--arp-rate')).env('WEFT_ARP_RATE'))
+  .addOption(new Option('--nd-rate <pps>', 'per-port ND limit for networks that set none').argParser(int('--nd-rate')).env('WEFT_ND_RATE'))
   .addOption(new Option('--metrics <host:port>', '/metrics and /healthz listen address, or "off"').env('WEFT_AGENT_METRICS').default('0.0.0.0:9478'))
-  .option('--no-routing', 'no BGP: leave BIRD, routed ports and VIPs alone')
-  .option('--bird-socket <path>', "BIRD's control socket", '/run/bird/bird.ctl')
-  .option('--bird-conf <path>', 'the BIRD config file weft owns and rewrites', '/etc/bird/bird.conf')
-  .option('--rpki <host:port>', 'RTR validator for RPKI origin validation (default: the static --roa-file set)')
-  .option('--roa-file <file>', 'JSON list of ROAs [{prefix, maxLength, asn}] used when no --rpki validator is set')
-  .option('--irr-file <file>', 'JSON of IRR prefix lists by peer ASN {"64500": ["203.0.113.0/24{24,32}"]}, cached offline')
-  .option('--bfd-interval <ms>', 'BFD transmit/receive interval for sessions with bfd', int('--bfd-interval'), 100)
-  .option('--bfd-multiplier <n>', 'BFD detection multiplier', int('--bfd-multiplier'), 3)
-  .addOption(new Option('--netns <name>', "program this named network namespace instead of the agent's own (labs, benchmarks)").hideHelp())
-  .action(async (o) => {
+  .addOption(new Option('--no-routing', 'no BGP: leave BIRD, routed ports and VIPs alone (from the environment: true or false)').env('WEFT_NO_ROUTING'))
+  .addOption(new Option('--bird-socket <path>', "BIRD's control socket").default('/run/bird/bird.ctl').env('WEFT_BIRD_SOCKET'))
+  .addOption(new Option('--bird-conf <path>', 'the BIRD config file weft owns and rewrites').default('/etc/bird/bird.conf').env('WEFT_BIRD_CONF'))
+  .addOption(new Option('--rpki <host:port>', 'RTR validator for RPKI origin validation (default: the static --roa-file set)').env('WEFT_RPKI'))
+  .addOption(new Option('--roa-file <file>', 'JSON list of ROAs [{prefix, maxLength, asn}] used when no --rpki validator is set').env('WEFT_ROA_FILE'))
+  .addOption(new Option('--irr-file <file>', 'JSON of IRR prefix lists by peer ASN {"64500": ["203.0.113.0/24{24,32}"]}, cached offline').env('WEFT_IRR_FILE'))
+  .addOption(
+    new Option('--bfd-interval <ms>', 'BFD transmit/receive interval for sessions with bfd')
+      .argParser(int('--bfd-interval'))
+      .default(100)
+      .env('WEFT_BFD_INTERVAL'),
+  )
+  .addOption(new Option('--bfd-multiplier <n>', 'BFD detection multiplier').argParser(int('--bfd-multiplier')).default(3).env('WEFT_BFD_MULTIPLIER'))
+  .addOption(new Option('--netns <name>', "program this named network namespace instead of the agent's own (labs, benchmarks)").env('WEFT_NETNS').hideHelp())
+  .action(async (o, cmd: Command) => {
+    const lazy = envSwitch(cmd, 'lazy', 'WEFT_LAZY') ?? o.lazy === true;
+    const routing = envSwitch(cmd, 'routing', 'WEFT_NO_ROUTING') === true ? false : o.routing;
     const { readFileSync } = await import('node:fs');
     const { parseServers, runAgent } = await import('../agent/main.js');
     const servers = parseServers(o.server);
@@ -199,13 +250,13 @@ program
       host: o.host,
       token,
       tlsCa: o.tlsCa,
-      lazy: o.lazy === true,
+      lazy,
       arpRate: o.arpRate,
       ndRate: o.ndRate,
       metrics: o.metrics,
       netns: o.netns,
       routing:
-        o.routing === false
+        routing === false
           ? null
           : {
               birdSocket: o.birdSocket,
@@ -213,7 +264,7 @@ program
               flags: { rpki: o.rpki, roaFile: o.roaFile, irrFile: o.irrFile, bfdIntervalMs: o.bfdInterval, bfdMultiplier: o.bfdMultiplier },
             },
     });
-    process.stderr.write(`weft agent: host ${o.host}, server ${servers.join(', ')}${o.lazy ? ' (lazy)' : ''}, metrics ${a.metricsAddress ?? 'off'}\n`);
+    process.stderr.write(`weft agent: host ${o.host}, server ${servers.join(', ')}${lazy ? ' (lazy)' : ''}, metrics ${a.metricsAddress ?? 'off'}\n`);
     const stop = async (sig: string) => {
       process.stderr.write(`weft agent: ${sig}, stopping (kernel state is left in place)\n`);
       await a.stop();
@@ -734,15 +785,18 @@ function parsePortSpec(s: string): Record<string, string> {
   for (const sub of c.commands) hint(sub, `${path} ${sub.name()}`);
 })(program, 'weft');
 
-// `weft ... | head` closes our stdout early: that is not an error.
-process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-  if (e.code === 'EPIPE') process.exit(0);
-  throw e;
-});
+// Run only as the executable (bin/weft); a test imports `program` to walk its options.
+if (process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  // `weft ... | head` closes our stdout early: that is not an error.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
 
-program.parseAsync(process.argv).catch((e: unknown) => {
-  const msg = e instanceof WeftError ? e.message : e instanceof Error ? e.message : String(e);
-  process.stderr.write(`error: ${msg}\n`);
-  if (globals().debug && e instanceof Error) process.stderr.write(`${e.stack}\n`);
-  process.exit(e instanceof WeftError && e.code === 'E_UNAVAILABLE' ? 3 : 1);
-});
+  program.parseAsync(process.argv).catch((e: unknown) => {
+    const msg = e instanceof WeftError ? e.message : e instanceof Error ? e.message : String(e);
+    process.stderr.write(`error: ${msg}\n`);
+    if (globals().debug && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+    process.exit(e instanceof WeftError && e.code === 'E_UNAVAILABLE' ? 3 : 1);
+  });
+}
