@@ -2,7 +2,7 @@
 // a real server, into a network namespace of the bench's own, next to the
 // raw `bridge -batch` / `ip -batch` rate for the same entries measured in
 // the same run; plus the agent's RSS once synced. The agent runs built
-// (`npm run build`, WEFT_RUN_BUILD=1: no TypeScript loader in the process),
+// (`npm run build`, what bin/weft runs: no TypeScript loader in the process),
 // or through tsx with BENCH_AGENT_TSX=1.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -110,7 +110,7 @@ export async function agentSync(): Promise<Result[]> {
         ns,
       ],
       // Its own process group, so that killing it also kills its helpers (`ip monitor`), which hold its stderr open.
-      { stdio: ['ignore', 'ignore', 'pipe'], detached: true, env: { ...process.env, WEFT_RUN_BUILD: tsx ? '0' : '1' } },
+      { stdio: ['ignore', 'ignore', 'pipe'], detached: true, env: { ...process.env, WEFT_RUN_TSX: tsx ? '1' : '0' } },
     );
     let err = '';
     agent.stderr?.setEncoding('utf8');
@@ -142,7 +142,7 @@ export async function agentSync(): Promise<Result[]> {
     if (process.env.BENCH_DEBUG) process.stderr.write(err);
     const rss = procStat(agent.pid as number).rssMb;
     const peak = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${agent.pid}/status`, 'utf8'))?.[1]) / 1024;
-    // The build, or tsx when a source changed after it.
+    // The build, or tsx with BENCH_AGENT_TSX=1.
     const runtime = readFileSync(`/proc/${agent.pid}/cmdline`, 'utf8').includes('tsx') ? 'tsx' : 'js';
     // Idle for a while: V8 shrinks its heap once the sync's garbage is collected.
     await new Promise((r) => setTimeout(r, 15_000));

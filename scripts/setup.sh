@@ -44,3 +44,9 @@ if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules
   echo "setup: installing npm dependencies (builds better-sqlite3 from source if needed; about 75 s the first time)"
   npm install --no-audit --no-fund --loglevel=error
 fi
+
+# The JavaScript that bin/weft runs (dist/current), when src/ changed since the last build.
+if [[ ! -f dist/current/BUILT || -n $(find src -newer dist/current/BUILT -print -quit) ]]; then
+  echo "setup: building dist/ (npm run build)"
+  npm run --silent build
+fi

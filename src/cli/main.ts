@@ -21,10 +21,10 @@ import {
   type Role,
 } from '../model/types.js';
 import { RATE_MAX } from '../model/validate.js';
+import { weftVersion } from '../sys/install.js';
 import { ApiClient } from './client.js';
 import { printItems } from './output.js';
 import { seedExample } from './seed.js';
-import { weftVersion } from './version.js';
 
 export const program = new Command('weft')
   .description('Weft: network control plane for clouds of Linux hypervisors')

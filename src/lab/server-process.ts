@@ -4,8 +4,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { WeftError } from '../model/errors.js';
+import { weftRoot } from '../sys/install.js';
 
-export const WEFT_BIN = join(import.meta.dirname, '../../bin/weft');
+/** The weft executable of this installation (a checkout's, or the package's). */
+export const WEFT_BIN = join(weftRoot(), 'bin/weft');
 
 export interface ServerProcess {
   url: string;
