@@ -8,6 +8,7 @@ import { lab } from './lab.js';
 import { overlayThroughput } from './overlay-throughput.js';
 import { report } from './report.js';
 import { routing } from './routing.js';
+import { startup } from './startup.js';
 import { svpLookup } from './svp-lookup.js';
 
 const benches: Record<string, { title: string; run: () => Promise<Parameters<typeof report>[1]> }> = {
@@ -20,6 +21,10 @@ const benches: Record<string, { title: string; run: () => Promise<Parameters<typ
     run: overlayThroughput,
   },
   routing: { title: 'routing: VIP withdrawal after a failed health check, and BFD detection, at the ToR (real BIRD, lab)', run: routing },
+  startup: {
+    title: 'startup: weft --version, weft host list and a server start to /healthz, through tsx and compiled (what bin/weft runs), interleaved',
+    run: startup,
+  },
   'svp-lookup': { title: 'svp-lookup: SVP VL2/VL3 lookups against a real server process holding 1M mappings', run: svpLookup },
 };
 
