@@ -26,8 +26,11 @@ trap 'rm -rf "$stage"' EXIT
 pkg=$stage/weft_${version}_$arch
 lib=$pkg/usr/lib/weft
 
-echo "package: building the JavaScript (npm run build)"
-npm run --silent build
+# The JavaScript, built again only when a source is newer than dist/current.
+if [[ ! -f dist/current/BUILT || -n $(find src -newer dist/current/BUILT -print -quit) ]]; then
+  echo "package: building the JavaScript (npm run build)"
+  npm run --silent build
+fi
 mkdir -p "$lib/bin" "$lib/dist" "$pkg/usr/bin" "$pkg/lib/systemd/system" "$pkg/etc/weft" "$pkg/usr/share/doc/weft" "$pkg/DEBIAN"
 # dist/current as a directory of its own: BUILT and the modules, no src/ beside it (bin/weft then never rebuilds).
 cp -rL dist/current "$lib/dist/current"

@@ -14,9 +14,9 @@ if ! command -v node >/dev/null; then
   echo "setup: Node.js 20 or newer is required and not installed (Debian 12's nodejs package is 18, too old)." >&2
   exit 1
 fi
-node_major=$(node -p 'process.versions.node.split(".")[0]')
-if (( node_major < 20 )); then
-  echo "setup: Node.js $(node --version) is too old; weft needs 20 or newer." >&2
+# package.json's engines: 20.11 is the first with import.meta.dirname.
+if [[ $(node -p 'const [a, b] = process.versions.node.split(".").map(Number); a > 20 || (a === 20 && b >= 11)') != true ]]; then
+  echo "setup: Node.js $(node --version) is too old; weft needs 20.11 or newer (22 preferred: 20 is past its end of life)." >&2
   exit 1
 fi
 
