@@ -1,5 +1,8 @@
 // The API client the CLI (and the benchmarks) use: JSON over HTTP with a
 // bearer token; an error reply becomes a WeftError with the server's code.
+// node:http rather than fetch: fetch loads undici (with http2, tls and a wasm
+// parser), some 100 ms of CPU at the start of every CLI call.
+import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { type ErrorCode, WeftError } from '../model/errors.js';
 
 export class ApiClient {
@@ -9,35 +12,43 @@ export class ApiClient {
   ) {}
 
   async call<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
-    // fetch's own error for a bad header value quotes the header, token and all.
+    // A bad header value's own error would quote the header, token and all.
     if (this.token !== undefined && this.token !== '' && !/^[\x21-\x7e]+$/.test(this.token))
       throw new WeftError('E_INVALID_ARG', 'invalid token (not shown): must be printable ASCII without spaces or line breaks', 'token');
-    let res: Response;
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    let res: { status: number; text: string };
     try {
-      res = await fetch(new URL(path, this.base), {
-        method,
-        headers: {
-          ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      const url = new URL(path, this.base);
+      // As fetch did: credentials in the URL are refused, never sent as basic auth.
+      if (url.username !== '' || url.password !== '') throw new WeftError('E_INVALID_ARG', 'a URL with credentials is not supported');
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new WeftError('E_INVALID_ARG', `unsupported protocol ${url.protocol} (http: or https:)`);
+      res = await send(
+        url,
+        {
+          method,
+          headers: {
+            ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
+            ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
+          },
         },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
+        payload,
+      );
     } catch (e) {
-      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-      // fetch's messages may quote the URL (with its password) or a header: neither is shown.
-      let why = String(cause?.code ?? cause?.message ?? (e as Error).message);
+      // Messages may quote the URL (with its password) or a header: neither is shown.
+      const err = e as { code?: string; message?: string };
+      let why = String(err instanceof WeftError ? err.message : (err.code ?? err.message));
       for (const secret of [this.token, urlPassword(this.base)]) if (secret) why = why.split(secret).join('***');
       throw new WeftError('E_UNAVAILABLE', `cannot reach the API at ${shownUrl(this.base)}: ${why}`);
     }
     if (res.status === 204) return undefined as T;
-    const text = await res.text();
+    const text = res.text;
     let data: unknown;
     try {
       data = text === '' ? undefined : JSON.parse(text);
     } catch {
       data = text;
     }
-    if (!res.ok) {
+    if (res.status < 200 || res.status > 299) {
       const d = data as { code?: string; message?: string; field?: string } | undefined;
       throw new WeftError((d?.code as ErrorCode) ?? 'E_INTERNAL', d?.message ?? `HTTP ${res.status}: ${text.slice(0, 200)}`, d?.field);
     }
@@ -86,4 +97,23 @@ function urlPassword(base: string): string {
 function shownUrl(base: string): string {
   const pw = urlPassword(base);
   return pw ? base.split(pw).join('***') : base;
+}
+
+/** One request; resolves with the status and the whole body once it has ended. */
+async function send(url: URL, opts: RequestOptions, payload: string | undefined): Promise<{ status: number; text: string }> {
+  // node:https (and tls) load only for an https: API.
+  const request = url.protocol === 'https:' ? (await import('node:https')).request : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = request(url, opts, (res: IncomingMessage) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => {
+        text += d;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
 }
