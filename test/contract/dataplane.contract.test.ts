@@ -6,7 +6,7 @@
 // probes, the runner) is test/support/dataplane-contract.ts.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { Op, PlugState, VniState } from '../../src/agent/dataplane/dataplane.js';
+import type { KernelState, Op, PlugState, VniState } from '../../src/agent/dataplane/dataplane.js';
 import { FakeDataplane } from '../../src/agent/dataplane/fake/fake-dataplane.js';
 import { type GuardPort, guardSpecHash } from '../../src/agent/dataplane/guard-spec.js';
 import { WeftError } from '../../src/model/errors.js';
@@ -202,34 +202,65 @@ const planCases: DataplaneCase[] = [
       const ops: Op[] = [];
       for (let i = 0; i < Math.max(bad.length, good.length); i++) for (const op of [bad[i], good[i]]) if (op) ops.push(op);
       await x.apply(ops, bad);
-      // An invalid guard spec is refused (alone here: LinuxDataplane sets a plan's guards in one nft transaction).
+      // An invalid guard spec is refused; the neighbour entry beside it is not.
       const badGuard: Op = { op: 'guard.set', port: guardOf(3, { ipv4: '224.0.0.1' }), hash: 'invalid' };
       await x.apply([badGuard, { op: 'neigh.set', vni: VNI, ip: '10.1.0.4', mac: mac(4) }], [badGuard]);
     },
   },
   {
-    name: 'failures: a plug into a VNI that does not exist fails on its own',
-    todo: {
-      // iproute2 exits on an unknown `master` (`Device does not exist`): the rest of the ip
-      // batch is lost, and every device step of the apply is reported failed.
-      LinuxDataplane: 'the plug ends the ip batch: the other device steps are reported failed too',
-    },
+    name: 'failures: a plug into a VNI that does not exist fails on its own (its static entry with it)',
     async run(h) {
       const x = new Expect(h);
       await x.addLink(ifname(1));
       await x.addLink(ifname(2));
       await x.apply([{ op: 'vni.add', vni: vni() }]);
-      const bad: Op = { op: 'port.plug', plug: plugOf(2, { vni: 6000 }) };
-      await x.apply([bad, ...plugged(plugOf(1)), { op: 'vni.add', vni: vni(5001) }], [bad]);
+      // iproute2 exits on an unknown `master`: LinuxDataplane must not hand it such a line.
+      const bad = plugged(plugOf(2, { vni: 6000 }));
+      await x.apply([...bad, ...plugged(plugOf(1)), { op: 'vni.add', vni: vni(5001) }], bad);
+      // And into a VNI the same plan deletes.
+      const gone = plugged(plugOf(2, { vni: 5001 }));
+      await x.apply([{ op: 'vni.del', vni: 5001 }, ...gone, { op: 'neigh.set', vni: VNI, ip: '10.1.0.2', mac: mac(2) }], gone);
     },
   },
   {
-    name: 'failures: an invalid guard spec fails on its own',
-    todo: { LinuxDataplane: "a plan's guard.set steps are one nft transaction: the valid ones fail with it" },
+    name: 'failures: an invalid guard spec fails on its own; the other guards of the apply are set',
     async run(h) {
       const x = new Expect(h);
       const bad: Op = { op: 'guard.set', port: guardOf(3, { ipv4: '224.0.0.1' }), hash: 'invalid' };
-      await x.apply([bad, guardSet(guardOf(1))], [bad]);
+      const badV6: Op = { op: 'guard.set', port: guardOf(4, { ipv6: 'fe80::4' }), hash: 'invalid' };
+      await x.apply([bad, guardSet(guardOf(1)), badV6, guardSet(guardOf(2))], [bad, badV6]);
+    },
+  },
+  {
+    name: 'failures: a port whose guard fails is neither plugged nor pointed at; the ports beside it are guarded and plugged',
+    async run(h) {
+      const x = new Expect(h);
+      for (const i of [1, 2, 3]) await x.addLink(ifname(i));
+      // As reconcile plans it: devices, guards, plugs, then entries.
+      const badGuard: Op = { op: 'guard.set', port: guardOf(2, { ipv4: '169.254.0.2' }), hash: 'invalid' };
+      const [plug2, entry2] = plugged(plugOf(2)) as [Op, Op];
+      const ops: Op[] = [
+        { op: 'vni.add', vni: vni() },
+        guardSet(guardOf(1)),
+        badGuard,
+        guardSet(guardOf(3)),
+        ...plugged(plugOf(1)).slice(0, 1),
+        plug2,
+        ...plugged(plugOf(3)).slice(0, 1),
+        ...plugged(plugOf(1)).slice(1),
+        entry2,
+        ...plugged(plugOf(3)).slice(1),
+        { op: 'neigh.set', vni: VNI, ip: '10.1.0.2', mac: mac(2) },
+      ];
+      await x.apply(ops, [badGuard, plug2, entry2]);
+      // Its spec fixed, the port is guarded and plugged.
+      await x.apply([guardSet(guardOf(2)), ...plugged(plugOf(2))]);
+      // Without a plug in the plan (the port is plugged already), a failed guard keeps its static entry from being set.
+      const noMac = (want: KernelState) => want.plugs.set(ifname(3), plugOf(3, { mac: '' }));
+      await x.apply([{ op: 'fdb.del', vni: VNI, mac: mac(3), was: `@${ifname(3)}` }], [], noMac);
+      const bad3: Op = { op: 'guard.set', port: guardOf(3, { mac: '01:00:5e:00:00:03' }), hash: 'invalid' };
+      const entry3: Op = { op: 'fdb.set', vni: VNI, mac: mac(3), dst: `@${ifname(3)}` };
+      await x.apply([bad3, entry3], [bad3, entry3], noMac);
     },
   },
   {

@@ -198,12 +198,14 @@ export interface Dataplane {
    *
    * Fails: `vni.mtu`, `fdb.set`, `neigh.set` on a VNI that does not exist;
    * `port.plug` of a missing interface or into a missing VNI; `fdb.set` to
-   * `@ifname` of a port not plugged; `guard.set` of an invalid port.
-   * LinuxDataplane fails wider than the step in two cases: a plug into a
-   * missing VNI ends iproute2's batch (every device step of the apply is
-   * reported failed, some applied all the same: observe tells), and the
-   * `guard.set` steps of one apply are one nftables transaction (one refused
-   * fails them all). `announce` is best effort and leaves nothing to observe.
+   * `@ifname` of a port not plugged; `guard.set` of an invalid port (or one
+   * the kernel refuses). Each failure is the step's own: the other steps,
+   * other ports' guards included, are applied. One failure takes others
+   * with it, on purpose: a port whose `guard.set` failed is not put to use
+   * in that apply: its `port.plug` and every `fdb.set` to its `@ifname`
+   * after it fail too ("its guard is not in place"), so no port is plugged
+   * unguarded (a port plugged before keeps its plug: the caller decides).
+   * `announce` is best effort and leaves nothing to observe.
    */
   apply(plan: Plan): Promise<ApplyResult>;
   /**

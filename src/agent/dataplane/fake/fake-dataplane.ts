@@ -84,9 +84,19 @@ export class FakeDataplane implements Dataplane {
 
   async apply(plan: Plan): Promise<ApplyResult> {
     const failed: ApplyResult['failed'] = [];
+    /** Ports whose guard.set failed in this apply: they are not plugged, nor pointed at. */
+    const unguarded = new Map<string, string>();
     for (const op of plan.ops) {
       try {
-        this.check(op);
+        const held = op.op === 'port.plug' ? op.plug.ifname : op.op === 'fdb.set' && op.dst.startsWith('@') ? op.dst.slice(1) : null;
+        const why = held === null ? undefined : unguarded.get(held);
+        if (why !== undefined) throw new WeftError('E_DATAPLANE', `${op.op} ${held}: not done: its guard is not in place: ${why}`);
+        try {
+          this.check(op);
+        } catch (e) {
+          if (op.op === 'guard.set') unguarded.set(op.port.ifname, (e as Error).message);
+          throw e;
+        }
         applyToState(this.state, op);
         this.log.push(op);
         // Deleting the devices deletes their entries.

@@ -4,7 +4,7 @@
 
 import { WeftError } from '../../../model/errors.js';
 import type { Runner } from '../../../sys/exec.js';
-import type { GuardPort } from '../guard-spec.js';
+import { type GuardPort, normalGuardPort } from '../guard-spec.js';
 import { GUARD_FAMILY, GUARD_TABLE, PORT_CHAIN_PREFIX, PORTS_IN, PORTS_OUT, renderGuardChanges, renderGuardTable, SPEC_COMMENT_PREFIX } from './guards.js';
 
 /** Packets and bytes one guard dropped on one port; `ifname` is '' for the host-wide `egress-*` guards. */
@@ -22,6 +22,13 @@ interface NftObject {
   rule?: { chain: string; table: string; comment?: string; expr?: unknown[] };
   counter?: { name: string; table: string; packets: number; bytes: number };
 }
+
+/**
+ * nft runs setEach may spend looking for the ports a failed transaction's
+ * refusal comes from (halving it): some 2·log2(n) per refused port, so one
+ * or two such ports among 20k are found; past it the rest fail together.
+ */
+export const SPLIT_BUDGET = 48;
 
 export class NftGuards {
   /** `run` executes `nft`; `netns` (optional) is the named network namespace to work in. */
@@ -75,6 +82,63 @@ export class NftGuards {
   async apply(c: { add: GuardPort[]; remove: string[] }): Promise<void> {
     if (c.add.length === 0 && c.remove.length === 0) return;
     await this.nft(['-f', '-'], renderGuardChanges(c));
+  }
+
+  /**
+   * Adds or replaces the guards of `ports`, each port on its own: one
+   * failing port never costs the others theirs. A port the renderer refuses
+   * (normalGuardPort: E_INVALID_ARG) is never given to nft; the others go in
+   * one transaction (all or nothing, as `apply`), and when nft refuses it,
+   * in halves of it, recursively, until the ports it refuses are alone
+   * (at most SPLIT_BUDGET runs). Several entries for one port are applied in
+   * order (one transaction per repetition). Returns the ports whose guard is
+   * not in place, by index in `ports`, with why; never throws.
+   */
+  async setEach(ports: GuardPort[]): Promise<Map<number, string>> {
+    const failed = new Map<number, string>();
+    // Round k holds each port's k-th entry: a transaction names a port once.
+    const rounds: number[][] = [];
+    const seen = new Map<string, number>();
+    ports.forEach((p, i) => {
+      try {
+        normalGuardPort(p);
+      } catch (e) {
+        failed.set(i, (e as Error).message);
+        return;
+      }
+      const k = seen.get(p.ifname) ?? 0;
+      seen.set(p.ifname, k + 1);
+      let round = rounds[k];
+      if (!round) {
+        round = [];
+        rounds[k] = round;
+      }
+      round.push(i);
+    });
+    let budget = SPLIT_BUDGET;
+    let last = '';
+    const attempt = async (idx: number[]): Promise<void> => {
+      if (idx.length === 0) return;
+      if (budget <= 0) {
+        for (const i of idx) failed.set(i, `${last} (not retried alone: too many ports refused in one apply)`);
+        return;
+      }
+      budget--;
+      try {
+        await this.apply({ add: idx.map((i) => ports[i] as GuardPort), remove: [] });
+      } catch (e) {
+        last = (e as Error).message;
+        if (idx.length === 1) {
+          failed.set(idx[0] as number, last);
+          return;
+        }
+        const half = idx.length >> 1;
+        await attempt(idx.slice(0, half));
+        await attempt(idx.slice(half));
+      }
+    };
+    for (const round of rounds) await attempt(round);
+    return failed;
   }
 
   /**

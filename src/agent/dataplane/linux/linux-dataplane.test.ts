@@ -3,9 +3,12 @@
 // changed, a read of the kernel), and a lost batch failing all its steps.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { WeftError } from '../../../model/errors.js';
 import type { RunOptions } from '../../../sys/exec.js';
 import type { Op } from '../dataplane.js';
+import type { GuardPort } from '../guard-spec.js';
 import type { BatchOutcome, BatchProcess } from './batch-process.js';
+import { SPLIT_BUDGET } from './guards-nft.js';
 import { LinuxDataplane } from './linux-dataplane.js';
 
 /** Every batch and nft run of a test, in order. */
@@ -39,14 +42,30 @@ class FakeBatch implements BatchProcess {
   close(): void {}
 }
 
-function dataplane() {
+/** What the fake host has: its bridges, and the nft scripts it refuses (by a text they hold). */
+interface FakeHost {
+  bridges: string[];
+  nftRefuses: string[];
+  /** Every `nft -f -` script run. */
+  scripts: string[];
+}
+
+function dataplane(host: Partial<FakeHost> = {}) {
   const made = new Map<string, FakeBatch>();
   const runs: string[] = [];
+  const h: FakeHost = { bridges: ['wbr5000'], nftRefuses: [], scripts: [], ...host };
   order = [];
-  const runner = async (cmd: string, args: string[], _o?: RunOptions) => {
+  const runner = async (cmd: string, args: string[], o?: RunOptions) => {
     runs.push(`${cmd} ${args.join(' ')}`);
     order.push(`${cmd} ${args.join(' ')}`);
-    if (cmd === 'nft') return { code: 0, stdout: '{"nftables":[]}', stderr: '' };
+    if (cmd === 'nft') {
+      const script = typeof o?.input === 'string' ? o.input : '';
+      if (args[0] === '-f') h.scripts.push(script);
+      const refused = h.nftRefuses.find((t) => script.includes(t));
+      if (refused) throw new WeftError('E_DATAPLANE', `nft -f -: exit 1: Error: Could not process rule: No space left on device (${refused})`);
+      return { code: 0, stdout: '{"nftables":[]}', stderr: '' };
+    }
+    if (args.includes('type') && args.includes('bridge')) return { code: 0, stdout: JSON.stringify(h.bridges.map((ifname) => ({ ifname }))), stderr: '' };
     return { code: 0, stdout: '[]', stderr: '' };
   };
   const dp = new LinuxDataplane({
@@ -57,7 +76,7 @@ function dataplane() {
       return b;
     },
   });
-  return { dp, ip: made.get('ip') as FakeBatch, bridge: made.get('bridge') as FakeBatch, runs };
+  return { dp, ip: made.get('ip') as FakeBatch, bridge: made.get('bridge') as FakeBatch, runs, host: h };
 }
 
 const vni = { vni: 5000, mtu: 1450, local: '192.0.2.1', lazy: false };
@@ -92,7 +111,93 @@ test('LinuxDataplane: guards go before the plugs they protect, and after the ent
   assert.deepEqual(order, ['bridge: fdb replace', 'ip: neigh replace', 'nft -f -']);
   order = [];
   await dp.apply({ ops: [guard, plug, fdb(2)], waiting: [] });
-  assert.deepEqual(order, ['nft -f -', 'ip: link set', 'bridge: link set']);
+  // The plug goes into a bridge the plan does not make: it is checked first (iproute2 would exit on a missing one).
+  assert.deepEqual(order, ['nft -f -', 'ip -j link show type bridge', 'ip: link set', 'bridge: link set']);
+  order = [];
+  await dp.apply({ ops: [{ op: 'vni.add', vni }, guard, plug], waiting: [] });
+  assert.deepEqual(order, ['nft -f -', 'ip: link add', 'bridge: link set'], 'no check for a bridge the plan makes');
+});
+
+const port = (i: number, o: Partial<GuardPort> = {}): GuardPort => ({
+  ifname: `wp00000000000${i}`,
+  mac: `02:57:46:00:00:0${i}`,
+  ipv4: `10.0.0.${i}`,
+  ipv6: null,
+  arpRate: 20,
+  ndRate: 20,
+  ...o,
+});
+/** A local port as reconcile plans it: guard, plug, static entry, announcement. */
+const local = (i: number, o: Partial<GuardPort> = {}, vniOf = 5000): Op[] => [
+  { op: 'guard.set', port: port(i, o), hash: 'h' },
+  { op: 'port.plug', plug: { ifname: `wp00000000000${i}`, vni: vniOf, mtu: 1450, mac: `02:57:46:00:00:0${i}` } },
+  fdb(i, `@wp00000000000${i}`),
+  { op: 'announce', ifname: `wp00000000000${i}`, vni: vniOf, mac: `02:57:46:00:00:0${i}`, ips: [`10.0.0.${i}`] },
+];
+const failedOps = (r: { failed: { op: Op }[] }) =>
+  r.failed
+    .map(
+      (f) =>
+        f.op.op +
+        (f.op.op === 'port.plug' ? ` ${f.op.plug.ifname}` : f.op.op === 'guard.set' ? ` ${f.op.port.ifname}` : f.op.op === 'fdb.set' ? ` ${f.op.dst}` : ''),
+    )
+    .sort();
+
+test('LinuxDataplane: a guard the renderer refuses never reaches nft; its port is not plugged, pointed at or announced; the others are', async () => {
+  const { dp, ip, bridge, runs, host } = dataplane();
+  const ops = [...local(1), ...local(2, { ipv4: '224.0.0.2' }), ...local(3)];
+  const r = await dp.apply({ ops, waiting: [] });
+  assert.deepEqual(failedOps(r), ['fdb.set @wp000000000002', 'guard.set wp000000000002', 'port.plug wp000000000002']);
+  assert.match(r.failed.find((f) => f.op.op === 'guard.set')?.error ?? '', /^invalid port\.ipv4 "224\.0\.0\.2": must be a unicast address, not multicast/);
+  assert.match(
+    r.failed.find((f) => f.op.op === 'port.plug')?.error ?? '',
+    /^port\.plug wp000000000002: not plugged: its guard is not in place: invalid port\.ipv4/,
+  );
+  assert.equal(host.scripts.length, 1, 'the valid guards in one transaction');
+  assert.match(host.scripts[0] ?? '', /wp000000000001/);
+  assert.match(host.scripts[0] ?? '', /wp000000000003/);
+  assert.doesNotMatch(host.scripts[0] ?? '', /wp000000000002/);
+  const lines = [...ip.batches.flat(), ...bridge.batches.flat()];
+  assert.deepEqual(
+    lines.filter((l) => l.includes('wp000000000002') || l.includes(':02 ')),
+    [],
+  );
+  assert.equal(lines.filter((l) => l.includes('wp000000000001')).length, 3, 'plug, learning off, static entry');
+  assert.equal(lines.filter((l) => l.includes('wp000000000003')).length, 3);
+  assert.ok(!runs.some((x) => x.includes('wp000000000002')), 'no announcement for it');
+});
+
+test('LinuxDataplane: a transaction nft refuses is split until the refused port is alone; the rest are set', async () => {
+  const { dp, host } = dataplane({ nftRefuses: ['p_wp000000000005'] });
+  const ops: Op[] = [];
+  for (const i of [1, 2, 3, 4, 5, 6, 7]) ops.push(local(i)[0] as Op);
+  const r = await dp.apply({ ops, waiting: [] });
+  assert.deepEqual(failedOps(r), ['guard.set wp000000000005']);
+  assert.match(r.failed[0]?.error ?? '', /No space left on device/);
+  const applied = host.scripts.filter((t) => !t.includes('p_wp000000000005'));
+  const set = new Set(applied.flatMap((t) => [...t.matchAll(/add chain bridge weft (p_wp\d+)/g)].map((m) => m[1])));
+  assert.deepEqual(
+    [...set].sort(),
+    [1, 2, 3, 4, 6, 7].map((i) => `p_wp00000000000${i}`),
+  );
+  assert.ok(host.scripts.length <= 1 + 2 * Math.ceil(Math.log2(7)), `nft runs: ${host.scripts.length}`);
+});
+
+test('LinuxDataplane: when nft refuses everything, the split stops at its budget and every guard fails', async () => {
+  const ports = Array.from({ length: 200 }, (_, i) => ({ ...port(1), ifname: `wq${String(i).padStart(6, '0')}` }));
+  const { dp, host } = dataplane({ nftRefuses: ['add chain'] });
+  const r = await dp.apply({ ops: ports.map((p) => ({ op: 'guard.set', port: p, hash: 'h' })), waiting: [] });
+  assert.equal(r.failed.length, 200);
+  assert.equal(host.scripts.length, SPLIT_BUDGET);
+});
+
+test('LinuxDataplane: a plug into a bridge that is missing is left out with its static entry; the batch keeps the rest', async () => {
+  const { dp, ip } = dataplane({ bridges: ['wbr5000'] });
+  const ops = [...local(1), ...local(2, {}, 6000)];
+  const r = await dp.apply({ ops, waiting: [] });
+  assert.deepEqual(failedOps(r), ['fdb.set @wp000000000002', 'port.plug wp000000000002']);
+  assert.match(r.failed.find((f) => f.op.op === 'port.plug')?.error ?? '', /bridge wbr6000 does not exist \(VNI 6000 is not on this host\)/);
+  assert.deepEqual(ip.batches[0], ['link set dev wp000000000001 master wbr5000 mtu 1450 up']);
 });
 
 test('LinuxDataplane: a failed line fails its step and restarts that process; a gone deletion does neither', async () => {

@@ -6,7 +6,7 @@
 // and the `ip monitor` watches are here too.
 import { WeftError } from '../../../model/errors.js';
 import { run as defaultRun, type Runner } from '../../../sys/exec.js';
-import { PORT_PREFIX } from '../../names.js';
+import { bridgeName, PORT_PREFIX } from '../../names.js';
 import {
   type ApplyResult,
   type Dataplane,
@@ -17,6 +17,7 @@ import {
   type LazyEntry,
   type LazyKey,
   type Miss,
+  type Op,
   type Plan,
   type RoutedPortNet,
   type VipNat,
@@ -189,27 +190,38 @@ export class LinuxDataplane implements Dataplane {
   private async applyChunk(plan: Plan): Promise<ApplyResult> {
     const r = render(plan);
     const bad = new Map<number, string>();
+    /** Steps not to run at all (each already in `bad`, or an announcement of a port left unplugged). */
+    const skip = new Set<number>();
     const setGuards = async () => {
       if (r.guardsSet.length === 0) return;
-      try {
-        await this.guards.apply({ add: r.guardsSet.map((g) => g.port), remove: [] });
-      } catch (e) {
-        for (const g of r.guardsSet) bad.set(g.op, (e as Error).message);
+      const refused = await this.guards.setEach(r.guardsSet.map((g) => g.port));
+      if (refused.size === 0) return;
+      const unguarded = new Map<string, string>();
+      for (const [i, error] of refused) {
+        const g = r.guardsSet[i];
+        if (!g) continue;
+        bad.set(g.op, error);
+        unguarded.set(g.port.ifname, error);
       }
+      holdBack(plan, unguarded, 'its guard is not in place', bad, skip);
     };
-    // Guards go before the plugs they protect. A plan with no plug (a port whose interface
+    // Guards go before the plugs (and static entries) they protect, and a port whose guard
+    // failed is neither plugged nor pointed at. A plan with neither (a port whose interface
     // is not there yet) sets them after the entries: an nft run (tens to hundreds of ms)
     // then does not hold back the other ports' forwarding entries.
     const devices = hasLines(plan, 'links');
-    if (devices) await setGuards();
-    if (await this.batch(this.ip, plan, 'links', bad)) {
+    const first = devices || plan.ops.some((o) => o.op === 'fdb.set' && o.dst.startsWith('@'));
+    if (first) await setGuards();
+    if (devices) await this.checkBridges(plan, bad, skip);
+    const without = skip.size > 0 ? skip : undefined;
+    if (await this.batch(this.ip, plan, 'links', bad, without)) {
       // Interfaces were made or deleted: iproute2's cache of their indexes is stale
       // (bridge 6.1 then sends the old index of a re-made device: "unknown ifindex").
       this.linksChanged();
     }
-    await this.batch(this.bridge, plan, 'fdb', bad);
-    await this.batch(this.ip, plan, 'neigh', bad);
-    if (!devices) await setGuards();
+    await this.batch(this.bridge, plan, 'fdb', bad, without);
+    await this.batch(this.ip, plan, 'neigh', bad, without);
+    if (!first) await setGuards();
     if (r.guardsDel.length > 0) {
       try {
         await this.guards.apply({ add: [], remove: r.guardsDel.map((g) => g.ifname) });
@@ -217,10 +229,11 @@ export class LinuxDataplane implements Dataplane {
         for (const g of r.guardsDel) bad.set(g.op, (e as Error).message);
       }
     }
-    if (r.announce.length > 0 && this.o.announce !== false) {
+    const announce = r.announce.filter((a) => !skip.has(a.op));
+    if (announce.length > 0 && this.o.announce !== false) {
       // Announcements are best effort: a lost GARP is repaired by the control plane anyway.
-      await sendAnnouncements(this.run, r.announce, this.o.netns).catch((e) => {
-        for (const a of r.announce) bad.set(a.op, (e as Error).message);
+      await sendAnnouncements(this.run, announce, this.o.netns).catch((e) => {
+        for (const a of announce) bad.set(a.op, (e as Error).message);
       });
     }
     const failed: ApplyResult['failed'] = [];
@@ -231,10 +244,55 @@ export class LinuxDataplane implements Dataplane {
     return { failed };
   }
 
+  /**
+   * Fails (and leaves out) each plug into a bridge that neither exists nor
+   * is made by the plan: iproute2 exits on an unknown `master`, and the rest
+   * of its batch would be lost. One `ip link show type bridge`, only for a
+   * plan that plugs a port into a VNI it does not add.
+   */
+  private async checkBridges(plan: Plan, bad: Map<number, string>, skip: Set<number>): Promise<void> {
+    const made = new Set<number>();
+    const deleted = new Set<number>();
+    const into = new Map<number, number[]>();
+    plan.ops.forEach((o, i) => {
+      if (o.op === 'vni.add') made.add(o.vni.vni);
+      else if (o.op === 'vni.del') deleted.add(o.vni);
+      else if (o.op === 'port.plug' && !skip.has(i)) {
+        const list = into.get(o.plug.vni);
+        if (list) list.push(i);
+        else into.set(o.plug.vni, [i]);
+      }
+    });
+    for (const vni of made) into.delete(vni);
+    if (into.size === 0) return;
+    let present: Set<string>;
+    let why = 'does not exist';
+    try {
+      const out = await this.run('ip', [...this.ns, '-j', 'link', 'show', 'type', 'bridge']);
+      present = new Set((JSON.parse(out.stdout || '[]') as { ifname?: unknown }[]).map((l) => String(l.ifname)));
+    } catch (e) {
+      present = new Set();
+      why = `could not be checked (${(e as Error).message})`;
+    }
+    const missing = new Map<string, string>();
+    for (const [vni, ops] of into) {
+      const br = bridgeName(vni);
+      if (present.has(br) && !deleted.has(vni)) continue;
+      for (const i of ops) {
+        const o = plan.ops[i] as Extract<Op, { op: 'port.plug' }>;
+        const error = `port.plug ${o.plug.ifname}: bridge ${br} ${deleted.has(vni) ? 'is deleted by this plan' : why} (VNI ${vni} is not on this host)`;
+        bad.set(i, error);
+        skip.add(i);
+        missing.set(o.plug.ifname, error);
+      }
+    }
+    holdBack(plan, missing, 'it is not plugged', bad, skip, true);
+  }
+
   /** Runs one batch of the plan, if it has lines; returns whether it had. A failure restarts the process. */
-  private async batch(tool: BatchProcess, plan: Plan, name: BatchName, bad: Map<number, string>): Promise<boolean> {
-    if (!hasLines(plan, name)) return false;
-    const input = new BatchInput(plan, name);
+  private async batch(tool: BatchProcess, plan: Plan, name: BatchName, bad: Map<number, string>, skip?: ReadonlySet<number>): Promise<boolean> {
+    if (!hasLines(plan, name, skip)) return false;
+    const input = new BatchInput(plan, name, skip);
     const res = await tool.run(input.text());
     if (res.failed.length === 0 && res.lost === null) return true;
     const failed = input.failuresOf(res);
@@ -244,4 +302,28 @@ export class LinuxDataplane implements Dataplane {
     if (failed.length > 0) tool.restart();
     return true;
   }
+}
+
+/**
+ * Leaves out the steps that would put a port not plugged (or not guarded) to
+ * use: its plug (unless `plugsDone`: already handled), the static FDB entries
+ * pointing at it, and its announcement (best effort: not reported). Each
+ * left-out step but the announcement fails with why.
+ */
+function holdBack(plan: Plan, ports: Map<string, string>, what: string, bad: Map<number, string>, skip: Set<number>, plugsDone = false): void {
+  if (ports.size === 0) return;
+  plan.ops.forEach((o, i) => {
+    if (o.op === 'port.plug' && !plugsDone) {
+      const why = ports.get(o.plug.ifname);
+      if (why === undefined) return;
+      bad.set(i, `port.plug ${o.plug.ifname}: not plugged: ${what}: ${why}`);
+      skip.add(i);
+    } else if (o.op === 'fdb.set' && o.dst.startsWith('@')) {
+      const ifname = o.dst.slice(1);
+      const why = ports.get(ifname);
+      if (why === undefined || bad.has(i)) return;
+      bad.set(i, `fdb.set ${o.mac} -> ${ifname}: not set: ${what}: ${why}`);
+      skip.add(i);
+    } else if (o.op === 'announce' && ports.has(o.ifname)) skip.add(i);
+  });
 }

@@ -103,15 +103,16 @@ export function render(plan: Plan): Rendered {
   return r;
 }
 
-/** Whether the plan has a line for batch `name`. */
-export function hasLines(plan: Plan, name: BatchName): boolean {
+/** Whether the plan has a line for batch `name` (the steps in `skip` left out). */
+export function hasLines(plan: Plan, name: BatchName, skip?: ReadonlySet<number>): boolean {
   let any = false;
   const seen = () => {
     any = true;
   };
   for (const part of PARTS[name])
-    for (const o of plan.ops) {
-      stepLines(o, part, seen);
+    for (let at = 0; at < plan.ops.length; at++) {
+      if (skip?.has(at)) continue;
+      stepLines(plan.ops[at] as Op, part, seen);
       if (any) return true;
     }
   return false;
@@ -122,7 +123,8 @@ const PIECE = 1000;
 
 /**
  * One batch of a plan: its text a piece (of whole lines) at a time, and the
- * step and softness of every line handed out so far (for `failures`).
+ * step and softness of every line handed out so far (for `failures`). The
+ * steps in `skip` (not to be run: already reported failed) get no line.
  */
 export class BatchInput {
   lines = 0;
@@ -132,6 +134,7 @@ export class BatchInput {
   constructor(
     private readonly plan: Plan,
     readonly name: BatchName,
+    private readonly skip?: ReadonlySet<number>,
   ) {}
 
   *text(): Generator<string> {
@@ -143,6 +146,7 @@ export class BatchInput {
     };
     for (const part of PARTS[this.name])
       for (at = 0; at < this.plan.ops.length; at++) {
+        if (this.skip?.has(at)) continue;
         stepLines(this.plan.ops[at] as Op, part, line);
         if (out.length >= PIECE) {
           yield `${out.join('\n')}\n`;
@@ -178,7 +182,7 @@ export class BatchInput {
       // Every step with a line in this batch, written or not (the input may have stopped early).
       const seen = new Set(out.map((f) => f.op));
       for (let at = 0; at < this.plan.ops.length; at++) {
-        if (seen.has(at)) continue;
+        if (seen.has(at) || this.skip?.has(at)) continue;
         let first: string | null = null;
         for (const part of PARTS[this.name])
           stepLines(this.plan.ops[at] as Op, part, (text) => {
