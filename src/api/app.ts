@@ -53,7 +53,7 @@ declare module 'fastify' {
  * reports them; wired by the composition root (server/server.ts).
  */
 export interface Agents {
-  /** Each connected agent's applied version, lag and routing report, by host id. Synchronous, never throws. */
+  /** Each connected agent's applied version, lag, routing and guards reports, by host id. Synchronous, never throws. */
   status(): S.AgentStatus[];
 }
 
@@ -468,7 +468,8 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
       config: { perm: 'audit' },
       schema: {
         tags: ['agents'],
-        summary: "Agents connected to this server's push stream: each host's applied change-log version and lag",
+        summary:
+          "Agents connected to this server's push stream: each host's applied change-log version and lag, its BGP sessions and the local ports it keeps unplugged for want of a guard",
         response: {
           200: T.Object({ head: T.Integer(), items: T.Array(S.AgentStatus) }),
         },

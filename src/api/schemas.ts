@@ -84,6 +84,22 @@ export const AgentRouting = T.Object({
   announced: T.Array(T.String()),
 });
 
+/** An agent's report of the local ports it keeps unplugged because their guard is not in place (GET /v1/agents). */
+export const AgentGuards = T.Object({
+  unguarded: T.Integer({ description: 'local ports kept unplugged: their guard is not in place' }),
+  ports: T.Array(
+    T.Object({
+      portId: T.String(),
+      ifname: T.String(),
+      kind: T.Union([T.Literal('refused'), T.Literal('failed')], {
+        description: "refused: the guard cannot be rendered from the port's record; failed: nft did not take it (the agent retries)",
+      }),
+      reason: T.String(),
+    }),
+    { description: 'the first 50 of them, by port id' },
+  ),
+});
+
 /** A connected agent as the push stream sees it (GET /v1/agents). */
 export const AgentStatus = T.Object({
   hostId: T.String(),
@@ -92,6 +108,8 @@ export const AgentStatus = T.Object({
   sentVersion: T.Integer(),
   lag: T.Integer(),
   routing: T.Union([AgentRouting, T.Null()]),
+  /** Null until the agent reports (an agent older than the report sends none). */
+  guards: T.Union([AgentGuards, T.Null()]),
 });
 export type AgentStatus = Static<typeof AgentStatus>;
 

@@ -6,7 +6,17 @@ import { type Socket, connect as tcpConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { LoggedChange, PortMapping } from '../model/changes.js';
 import { type ErrorCode, invalid, WeftError } from '../model/errors.js';
-import { type AgentRouting, DEAD_MS, type DesiredState, encode, MessageReader, type ServerMessage, STREAM_VERSION } from './protocol.js';
+import {
+  type AgentGuards,
+  type AgentMessage,
+  type AgentRouting,
+  DEAD_MS,
+  type DesiredState,
+  encode,
+  MessageReader,
+  type ServerMessage,
+  STREAM_VERSION,
+} from './protocol.js';
 import { decodeServerMessage } from './validate.js';
 
 /**
@@ -111,8 +121,17 @@ export class StreamClient {
 
   /** Sends the agent's routing status to the server; false when it was dropped (disconnected, or the socket backed up). */
   report(routing: AgentRouting): boolean {
+    return this.send({ t: 'routing', routing });
+  }
+
+  /** Sends the agent's guards report (its unguarded ports) to the server; false when it was dropped, as `report`. */
+  reportGuards(guards: AgentGuards): boolean {
+    return this.send({ t: 'guards', guards });
+  }
+
+  private send(m: AgentMessage): boolean {
     if (!this.connected || !this.sock || this.sock.writableLength >= 1 << 20) return false;
-    this.sock.write(encode({ t: 'routing', routing }));
+    this.sock.write(encode(m));
     return true;
   }
 

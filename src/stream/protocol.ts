@@ -48,10 +48,32 @@ export interface AgentRouting {
   announced: string[];
 }
 
+/** A local port its agent keeps unplugged because the port's guard is not in place. */
+export interface UnguardedPort {
+  portId: string;
+  /** Its host-side interface (`wp…`). */
+  ifname: string;
+  /** `refused`: the guard cannot be rendered from the port's record (fix the record); `failed`: nft did not take it (retried). */
+  kind: 'refused' | 'failed';
+  reason: string;
+}
+
+/** What an agent reports of its ports' guards (shown by `GET /v1/agents`). */
+export interface AgentGuards {
+  /** Local ports kept unplugged because their guard is not in place. */
+  unguarded: number;
+  /** The first MAX_REPORTED_UNGUARDED of them, by port id. */
+  ports: UnguardedPort[];
+}
+
+/** Unguarded ports an agent lists in its report (the count has them all): the report stays well under the 64 KiB agent frame. */
+export const MAX_REPORTED_UNGUARDED = 50;
+
 export type AgentMessage =
   | { t: 'hello'; v: number; host: string; token: string; version: number; vnis: number[] }
   | { t: 'ack'; version: number }
   | { t: 'routing'; routing: AgentRouting }
+  | { t: 'guards'; guards: AgentGuards }
   | { t: 'ping' }
   | { t: 'pong' };
 
@@ -95,6 +117,24 @@ export function sanitizeRouting(raw: unknown): AgentRouting | null {
         exported: num(x.exported),
       })),
     announced: (Array.isArray(r.announced) ? r.announced.slice(0, 1000) : []).map((a) => str(a, 64)).filter((a): a is string => a !== null),
+  };
+}
+
+/**
+ * An agent's guards report as the server keeps it: the count, and the
+ * ports listed (at most MAX_REPORTED_UNGUARDED, strings bounded). Its shape
+ * was checked at decode (validate.ts); this bounds what a hostile agent
+ * could make the server hold.
+ */
+export function sanitizeGuards(g: AgentGuards): AgentGuards {
+  return {
+    unguarded: g.unguarded,
+    ports: g.ports.slice(0, MAX_REPORTED_UNGUARDED).map((p) => ({
+      portId: p.portId.slice(0, 64),
+      ifname: p.ifname.slice(0, 15),
+      kind: p.kind,
+      reason: p.reason.slice(0, 500),
+    })),
   };
 }
 

@@ -14,6 +14,7 @@ import type { Store } from '../store/store.js';
 import { listenOn } from '../sys/listen.js';
 import { desiredState } from './desired.js';
 import {
+  type AgentGuards,
   type AgentMessage,
   type AgentRouting,
   DEAD_MS,
@@ -23,6 +24,7 @@ import {
   type ServerMessage,
   SNAPSHOT_CHUNK,
   STREAM_VERSION,
+  sanitizeGuards,
   sanitizeRouting,
 } from './protocol.js';
 import { concerns } from './relevance.js';
@@ -60,6 +62,8 @@ interface Session {
   connectedAt: string;
   /** The agent's last routing report. */
   routing: AgentRouting | null;
+  /** The agent's last guards report. */
+  guards: AgentGuards | null;
 }
 
 export interface AgentStatus {
@@ -70,6 +74,8 @@ export interface AgentStatus {
   lag: number;
   /** BGP sessions and announced VIPs as the agent last reported them (null: no report, e.g. routing off). */
   routing: AgentRouting | null;
+  /** Its local ports kept unplugged for want of a guard, as it last reported them (null: no report yet, or an older agent). */
+  guards: AgentGuards | null;
 }
 
 /**
@@ -134,6 +140,7 @@ export class StreamServer {
         sentVersion: s.sent,
         lag: Math.max(0, head - s.applied),
         routing: s.routing,
+        guards: s.guards,
       }))
       .sort((a, b) => a.hostId.localeCompare(b.hostId));
   }
@@ -205,6 +212,7 @@ export class StreamServer {
         session.lastRx = Date.now();
         if (m?.t === 'ack') this.ack(session, m.version);
         else if (m?.t === 'routing') session.routing = sanitizeRouting(m.routing);
+        else if (m?.t === 'guards') session.guards = sanitizeGuards(m.guards);
         // A peer that does not read gets no more pongs: its output stays bounded.
         else if (m?.t === 'ping' && sock.writableLength < SLOW_BYTES) this.send(session, { t: 'pong' });
         // Anything else (pong, or a type from a newer agent) is ignored.
@@ -256,6 +264,7 @@ export class StreamServer {
       lastRx: Date.now(),
       connectedAt: new Date().toISOString(),
       routing: null,
+      guards: null,
     };
     this.sessions.set(host.id, s);
     this.send(s, { t: 'welcome', v: STREAM_VERSION, hostId: host.id, mode: canResume ? 'deltas' : 'snapshot', head });

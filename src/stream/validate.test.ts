@@ -4,6 +4,7 @@ import type { TObject } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { WeftError } from '../model/errors.js';
 import * as S from '../model/schema.js';
+import { MAX_REPORTED_UNGUARDED } from './protocol.js';
 import { decodeAgentMessage, decodeServerMessage } from './validate.js';
 
 const port = {
@@ -77,7 +78,16 @@ test('a malformed server message is an E_INVALID_ARG naming the field and the va
 
 test('agent messages: checked by type; a hello of another version is left for the server to refuse', () => {
   const hello = { t: 'hello', v: 1, host: 'h1', token: 'tok', version: 0, vnis: [7] };
-  for (const m of [hello, { t: 'ack', version: 4 }, { t: 'routing', routing: { birdUp: 'whatever' } }, { t: 'pong' }])
+  const unguarded = { portId: 'port-1', ifname: 'wp0123456789ab', kind: 'refused', reason: 'invalid port.ipv4 "224.0.0.1": must be a unicast address' };
+  const guards = { t: 'guards', guards: { unguarded: 1, ports: [unguarded] } };
+  for (const m of [
+    hello,
+    { t: 'ack', version: 4 },
+    { t: 'routing', routing: { birdUp: 'whatever' } },
+    guards,
+    { t: 'guards', guards: { unguarded: 0, ports: [] } },
+    { t: 'pong' },
+  ])
     assert.equal(decodeAgentMessage(m, 1), m);
   assert.equal(decodeAgentMessage({ t: 'hello', v: 2, hosts: ['h1'] }, 1)?.t, 'hello');
   assert.equal(decodeAgentMessage({ t: 'telemetry' }, 1), null);
@@ -88,6 +98,15 @@ test('agent messages: checked by type; a hello of another version is left for th
     [{ ...hello, v: '1' }, 'hello.v'],
     [{ t: 'ack', version: 'seven' }, 'ack.version'],
     [{ t: 'routing', routing: 'up' }, 'routing.routing'],
+    [{ t: 'guards' }, 'guards.guards'],
+    [{ t: 'guards', guards: { unguarded: -1, ports: [] } }, 'guards.guards.unguarded'],
+    [{ t: 'guards', guards: { unguarded: 1 } }, 'guards.guards.ports'],
+    [{ t: 'guards', guards: { unguarded: 1, ports: ['wp0123456789ab'] } }, 'guards.guards.ports[0]'],
+    [{ t: 'guards', guards: { unguarded: 1, ports: [{ ...unguarded, portId: 7 }] } }, 'guards.guards.ports[0].portId'],
+    [{ t: 'guards', guards: { unguarded: 1, ports: [{ ...unguarded, ifname: null }] } }, 'guards.guards.ports[0].ifname'],
+    [{ t: 'guards', guards: { unguarded: 2, ports: [unguarded, { ...unguarded, kind: 'broken' }] } }, 'guards.guards.ports[1].kind'],
+    [{ t: 'guards', guards: { unguarded: 1, ports: [{ ...unguarded, reason: undefined }] } }, 'guards.guards.ports[0].reason'],
+    [{ t: 'guards', guards: { unguarded: 51, ports: Array.from({ length: MAX_REPORTED_UNGUARDED + 1 }, () => unguarded) } }, 'guards.guards.ports'],
   ];
   for (const [m, field] of bad)
     assert.throws(

@@ -3,7 +3,7 @@
 // is an E_INVALID_ARG naming the field and the value. Plain typeof checks,
 // no allocation per port: snapshots and deltas carry up to 100k of them.
 import { invalid } from '../model/errors.js';
-import type { AgentMessage, ServerMessage } from './protocol.js';
+import { type AgentMessage, MAX_REPORTED_UNGUARDED, type ServerMessage } from './protocol.js';
 
 type Obj = Record<string, unknown>;
 
@@ -149,6 +149,22 @@ function change(v: unknown, i: number): void {
   }
 }
 
+/** An agent's guards report (AgentGuards): a count and at most MAX_REPORTED_UNGUARDED ports. */
+function guards(v: unknown, at: string): void {
+  const g = obj(v, at);
+  uint(g, 'unguarded', at);
+  const ports = arr(g, 'ports', at);
+  if (ports.length > MAX_REPORTED_UNGUARDED) throw invalid(`${at}.ports`, `${ports.length} ports`, `must list at most ${MAX_REPORTED_UNGUARDED}`);
+  for (let i = 0; i < ports.length; i++) {
+    const pat = `${at}.ports[${i}]`;
+    const p = obj(ports[i], pat);
+    str(p, 'portId', pat);
+    str(p, 'ifname', pat);
+    if (p.kind !== 'refused' && p.kind !== 'failed') throw invalid(`${pat}.kind`, p.kind, 'must be "refused" or "failed"');
+    str(p, 'reason', pat);
+  }
+}
+
 /** The message's `t`, or a throw when it is not an object with a string `t`. */
 function typeOf(raw: unknown): { m: Obj; t: string } {
   const m = obj(raw, 'message');
@@ -212,7 +228,8 @@ export function decodeServerMessage(raw: unknown): ServerMessage | null {
  * know (ignored). A hello of another stream version is passed on unchecked
  * beyond `v`, for the server to refuse by name. Throws a WeftError
  * E_INVALID_ARG naming the field and its value when a known type is
- * malformed. A routing report's contents are sanitized later, not here.
+ * malformed. A routing report's contents are sanitized later, not here; a
+ * guards report's shape is checked here, its lengths bounded later.
  */
 export function decodeAgentMessage(raw: unknown, streamVersion: number): AgentMessage | null {
   const { m, t } = typeOf(raw);
@@ -230,6 +247,9 @@ export function decodeAgentMessage(raw: unknown, streamVersion: number): AgentMe
       break;
     case 'routing':
       obj(m.routing, `${t}.routing`);
+      break;
+    case 'guards':
+      guards(m.guards, `${t}.guards`);
       break;
     case 'ping':
     case 'pong':
