@@ -5,9 +5,10 @@
 // and retried with capped backoff after re-reading the kernel.
 
 import type { LoggedChange, PortMapping } from '../model/changes.js';
-import type { DesiredState } from '../stream/protocol.js';
+import type { DesiredState, UnguardedPort } from '../stream/protocol.js';
 import { type Log, quietLog } from '../sys/log.js';
 import type { Dataplane, Op } from './dataplane/dataplane.js';
+import { portIfname } from './names.js';
 import { DEFAULT_ARP_RATE, DEFAULT_ND_RATE, type Desired, type DesiredOptions, desiredKernel } from './reconcile/desired.js';
 import { KernelModel } from './reconcile/kernel-model.js';
 import { PlanScratch, planPacked } from './reconcile/packed-plan.js';
@@ -37,6 +38,8 @@ export interface AgentStats {
   failures: Record<string, number>;
   lastReconcileMs: number;
   waiting: number;
+  /** Times a local port became unguarded (and so unplugged), by kind: its spec refused, or nft failed. */
+  guardFailures: Record<UnguardedPort['kind'], number>;
 }
 
 /**
@@ -52,7 +55,16 @@ export class Agent {
   readonly state: AgentState;
   /** The agent's model of what the kernel holds, kept up to date by its own applies. */
   current = new KernelModel();
-  readonly stats: AgentStats = { reconciles: 0, ops: {}, failures: {}, lastReconcileMs: 0, waiting: 0 };
+  readonly stats: AgentStats = { reconciles: 0, ops: {}, failures: {}, lastReconcileMs: 0, waiting: 0, guardFailures: { refused: 0, failed: 0 } };
+  /**
+   * Local ports kept unplugged because their guard is not in place, by
+   * ifname, as of the last reconcile: `refused` ones (the spec cannot be
+   * rendered) until their record changes, `failed` ones (nft did not take
+   * it) until a retry succeeds. A port is never plugged without its guard.
+   */
+  unguarded = new Map<string, UnguardedPort>();
+  /** Called after a reconcile that changed `unguarded` (reports, tests). */
+  onUnguarded: ((ports: UnguardedPort[]) => void) | null = null;
   private readonly opts: DesiredOptions;
   private readonly log: Log;
   private requested = 0;
@@ -196,10 +208,17 @@ export class Agent {
     const t0 = performance.now();
     const p = planPacked(this.state, this.opts, this.current, this.scratch);
     this.stats.waiting = p.waiting.length;
-    if (p.total === 0) return 0;
+    const unguarded = new Map<string, UnguardedPort>();
+    for (const [ifname, r] of p.refused) unguarded.set(ifname, { portId: r.portId, ifname, kind: 'refused', reason: r.reason });
+    if (p.total === 0) {
+      this.setUnguarded(unguarded);
+      return 0;
+    }
     let failures = 0;
     let firstError: string | undefined;
     let ops: Op[] = [];
+    /** Ports whose guard.set failed (nft did not take a spec the agent could render), with why. */
+    const guardFailed = new Map<string, string>();
     while (!p.done) {
       // A full sync: the last chunk's steps and batch text go before the next chunk's are made.
       if (ops.length > 0) {
@@ -208,19 +227,30 @@ export class Agent {
       }
       ops = p.take(APPLY_CHUNK);
       const res = await this.o.dataplane.apply({ ops, waiting: p.waiting });
-      const failed = new Set(res.failed.map((f) => f.op));
-      for (const op of ops) {
-        if (failed.has(op)) continue;
-        this.current.apply(op);
-        this.stats.ops[op.op] = (this.stats.ops[op.op] ?? 0) + 1;
-      }
-      for (const f of res.failed) this.stats.failures[f.op.op] = (this.stats.failures[f.op.op] ?? 0) + 1;
-      failures += res.failed.length;
+      for (const f of res.failed) if (f.op.op === 'guard.set') guardFailed.set(f.op.port.ifname, f.error);
       firstError ??= res.failed[0]?.error;
       this.stats.lastReconcileMs = performance.now() - t0;
       if (p.done) this.stats.reconciles++;
-      this.onApplied?.(failed.size > 0 ? ops.filter((op) => !failed.has(op)) : ops);
+      failures += this.took(ops, res.failed);
     }
+    if (guardFailed.size > 0) {
+      // The dataplane did not plug these ports; one plugged before has the guard of what it
+      // was (another MAC or address, maybe another port's by now), not of what it is: unplug it.
+      const unplug: Op[] = [];
+      for (const ifname of guardFailed.keys()) {
+        const plug = this.current.plugs.get(ifname);
+        if (plug) unplug.push({ op: 'port.unplug', plug });
+      }
+      if (unplug.length > 0) {
+        const res = await this.o.dataplane.apply({ ops: unplug, waiting: [] });
+        failures += this.took(unplug, res.failed);
+        firstError ??= res.failed[0]?.error;
+      }
+      const ids = new Map<string, string>();
+      for (const port of this.state.localPorts()) ids.set(portIfname(port.portId), port.portId);
+      for (const [ifname, reason] of guardFailed) unguarded.set(ifname, { portId: ids.get(ifname) ?? '', ifname, kind: 'failed', reason });
+    }
+    this.setUnguarded(unguarded);
     if (failures > 0) {
       this.log.warn('dataplane steps failed; retrying', { failed: failures, first: firstError });
       // The model may be wrong where steps failed: re-read the kernel before retrying.
@@ -228,6 +258,42 @@ export class Agent {
       this.scheduleRetry();
     } else this.retryMs = 0;
     return p.total;
+  }
+
+  /** Takes an applied chunk into the model and the stats; returns how many of its steps failed. */
+  private took(ops: Op[], failedSteps: { op: Op }[]): number {
+    const failed = new Set(failedSteps.map((f) => f.op));
+    for (const op of ops) {
+      if (failed.has(op)) continue;
+      this.current.apply(op);
+      this.stats.ops[op.op] = (this.stats.ops[op.op] ?? 0) + 1;
+    }
+    for (const f of failedSteps) this.stats.failures[f.op.op] = (this.stats.failures[f.op.op] ?? 0) + 1;
+    this.onApplied?.(failed.size > 0 ? ops.filter((op) => !failed.has(op)) : ops);
+    return failedSteps.length;
+  }
+
+  /** The unguarded ports after a reconcile: counts the ones that just became so, logs them, tells onUnguarded of a change. */
+  private setUnguarded(next: Map<string, UnguardedPort>): void {
+    const before = this.unguarded;
+    let changed = before.size !== next.size;
+    for (const [ifname, u] of next) {
+      const was = before.get(ifname);
+      if (was && was.kind === u.kind && was.reason === u.reason && was.portId === u.portId) continue;
+      changed = true;
+      if (was?.kind !== u.kind) {
+        this.stats.guardFailures[u.kind]++;
+        this.log.warn('port left unplugged: its guard is not in place', { port: u.portId, ifname, kind: u.kind, reason: u.reason });
+      }
+    }
+    for (const ifname of before.keys()) if (!next.has(ifname)) changed = true;
+    this.unguarded = next;
+    if (changed) this.onUnguarded?.(this.unguardedPorts());
+  }
+
+  /** The unguarded ports, by port id. */
+  unguardedPorts(): UnguardedPort[] {
+    return [...this.unguarded.values()].sort((a, b) => (a.portId < b.portId ? -1 : a.portId > b.portId ? 1 : 0));
   }
 
   private scheduleRetry(): void {

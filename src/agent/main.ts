@@ -8,7 +8,7 @@ import client from 'prom-client';
 import type { LoggedChange } from '../model/changes.js';
 import { invalid } from '../model/errors.js';
 import { StreamClient } from '../stream/client.js';
-import { type AgentRouting, STREAM_PORT } from '../stream/protocol.js';
+import { type AgentGuards, type AgentRouting, MAX_REPORTED_UNGUARDED, STREAM_PORT, type UnguardedPort } from '../stream/protocol.js';
 import type { Log } from '../sys/log.js';
 import { Agent } from './agent.js';
 import { stopAnnouncers } from './dataplane/linux/announce.js';
@@ -91,6 +91,16 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
   let routing: Routing | null = null;
   /** A new connection (maybe to another replica) knows nothing of the last report: send the next one. */
   let reportedReset = () => {};
+  /** The unguarded ports go to the server on every connection, on change and every 30 s (as routing's report). */
+  let guardsSent = '';
+  const sendGuards = (force: boolean) => {
+    const report = guardsReport(agent.unguardedPorts());
+    const text = JSON.stringify(report);
+    if ((force || text !== guardsSent) && stream.reportGuards(report)) guardsSent = text;
+  };
+  agent.onUnguarded = () => sendGuards(false);
+  const guardsTimer = setInterval(() => sendGuards(true), 30_000);
+  guardsTimer.unref();
   // The state is updated synchronously when a handler is called, so routing sees it before the kernel sync finishes.
   const handler = {
     // Snapshot chunks go to the state as they arrive: the stream client then holds none of them.
@@ -119,6 +129,7 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
       connected = true;
       agent.state.hostId = hostId;
       reportedReset();
+      sendGuards(true);
       void routing?.poll();
       log.info('connected to the push stream', { server: stream.server, hostId, mode });
     },
@@ -207,8 +218,11 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
       } else if (req.url === '/healthz') {
         res.writeHead(connected ? 200 : 503, { 'content-type': 'application/json' });
         const c = agent.current;
+        const unguarded = agent.unguardedPorts();
         res.end(
           JSON.stringify({
+            // unavailable: no push stream; degraded: some local ports are kept unplugged for want of a guard.
+            status: !connected ? 'unavailable' : unguarded.length > 0 ? 'degraded' : 'ok',
             connected,
             // The replica connected to (or being tried while not connected).
             server: stream.server,
@@ -218,6 +232,7 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
             lastReconcileMs: agent.stats.lastReconcileMs,
             failures: agent.stats.failures,
             objects: { vnis: c.vnis.size, ports: c.plugs.size, fdb: c.fdb.size, neigh: c.neigh.size, guards: c.guards.size },
+            unguarded,
             routing: routing ? routingReport(routing.status) : null,
           }),
         );
@@ -244,6 +259,7 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
     registry,
     async stop() {
       stream.stop();
+      clearInterval(guardsTimer);
       agent.stop();
       routing?.stop();
       lazy?.stop();
@@ -326,6 +342,14 @@ function routingReport(s: RoutingStatus): AgentRouting {
 
 const MAX_REPORTED_VIPS = 1000;
 
+/** The unguarded ports as the server's API shows them: all counted, the first listed, reasons bounded (the report must fit a 64 KiB frame). */
+function guardsReport(ports: UnguardedPort[]): AgentGuards {
+  return {
+    unguarded: ports.length,
+    ports: ports.slice(0, MAX_REPORTED_UNGUARDED).map((p) => ({ ...p, reason: p.reason.slice(0, 500) })),
+  };
+}
+
 function agentMetrics(agent: Agent, dp: LinuxDataplane, lazy: LazyResolver | null, connected: () => boolean, routing: Routing | null): client.Registry {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, prefix: 'weft_agent_process_' });
@@ -373,6 +397,21 @@ function agentMetrics(agent: Agent, dp: LinuxDataplane, lazy: LazyResolver | nul
     });
   fromStats('weft_agent_steps_total', 'Dataplane steps applied, by kind', 'ops');
   fromStats('weft_agent_step_failures_total', 'Dataplane steps that failed (and were retried), by kind', 'failures');
+  gauge('weft_agent_ports_unguarded', 'Local ports kept unplugged because their guard is not in place (listed in /healthz)', () => agent.unguarded.size);
+  const guardFailures = new Map<string, number>();
+  new client.Counter({
+    name: 'weft_agent_guard_failures_total',
+    help: 'Times a local port was left unplugged for want of a guard, by kind: refused (its spec cannot be rendered), failed (nft did not take it)',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+    collect() {
+      for (const [kind, n] of Object.entries(agent.stats.guardFailures)) {
+        const before = guardFailures.get(kind) ?? 0;
+        this.inc({ kind }, n - before);
+        guardFailures.set(kind, n);
+      }
+    },
+  });
   // nftables counters restart when a port's chain is rewritten; the exported counter never goes back.
   const last = new Map<string, number>();
   new client.Counter({

@@ -27,6 +27,8 @@ export interface Desired {
   guardPorts: Map<string, GuardPort>;
   /** The addresses of every local port, by ifname (for announcements). */
   ips: Map<string, string[]>;
+  /** Local ports left unguarded and unplugged because their guard spec is refused (DesiredDevices.refused). */
+  refused: Map<string, { portId: string; reason: string }>;
 }
 
 /** The part of the desired kernel that is not per remote port: VNIs, and the plugs and guards of local ports. */
@@ -38,11 +40,26 @@ export interface DesiredDevices {
   ips: Map<string, string[]>;
   /** The host-side interface of every local port on one of the VNIs, by its slot in `AgentState.ports`. */
   ifnames: Map<number, string>;
+  /**
+   * Local ports whose guard cannot be rendered (normalGuardPort refuses the
+   * spec, e.g. an address the server should have refused), by ifname. They
+   * get no guard and no plug (one plugged is unplugged): never forwarding
+   * unguarded. Their addresses' entries are kept, as for any port.
+   */
+  refused: Map<string, { portId: string; reason: string }>;
 }
 
 /** The VNIs, plugs and guards a host needs (a scan of its ports; strings only for its own). */
 export function desiredDevices(s: AgentState, o: DesiredOptions): DesiredDevices {
-  const d: DesiredDevices = { vnis: new Map(), plugs: new Map(), guards: new Map(), guardPorts: new Map(), ips: new Map(), ifnames: new Map() };
+  const d: DesiredDevices = {
+    vnis: new Map(),
+    plugs: new Map(),
+    guards: new Map(),
+    guardPorts: new Map(),
+    ips: new Map(),
+    ifnames: new Map(),
+    refused: new Map(),
+  };
   const host = s.host;
   if (!host) return d;
   const mtus = new Map<number, { mtu: number; arp: number; nd: number }>();
@@ -59,10 +76,17 @@ export function desiredDevices(s: AgentState, o: DesiredOptions): DesiredDevices
     const ipv4 = t.ipv4At(slot);
     const ipv6 = t.ipv6At(slot);
     d.ifnames.set(slot, ifname);
-    d.plugs.set(ifname, { ifname, vni, mtu: net?.mtu ?? DEFAULT_MTU, mac });
     const g: GuardPort = { ifname, mac, ipv4, ipv6, arpRate: net?.arp ?? o.arpRate, ndRate: net?.nd ?? o.ndRate };
+    let hash: string;
+    try {
+      hash = guardSpecHash(g);
+    } catch (e) {
+      d.refused.set(ifname, { portId: t.portIdAt(slot), reason: (e as Error).message });
+      continue;
+    }
+    d.plugs.set(ifname, { ifname, vni, mtu: net?.mtu ?? DEFAULT_MTU, mac });
     d.guardPorts.set(ifname, g);
-    d.guards.set(ifname, guardSpecHash(g));
+    d.guards.set(ifname, hash);
     const ips: string[] = [];
     if (ipv4) ips.push(ipv4);
     if (ipv6) ips.push(ipv6);
@@ -104,5 +128,5 @@ export function desiredKernel(s: AgentState, o: DesiredOptions): Desired {
     if (ipv4) state.neigh.set(neighKey(vni, ipv4), mac);
     if (ipv6) state.neigh.set(neighKey(vni, ipv6), mac);
   }
-  return { state, guardPorts: d.guardPorts, ips: d.ips };
+  return { state, guardPorts: d.guardPorts, ips: d.ips, refused: d.refused };
 }

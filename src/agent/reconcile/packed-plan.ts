@@ -101,6 +101,8 @@ export class PackedPlan {
     private readonly tail: Op[],
     readonly waiting: string[],
     private readonly model: KernelModel,
+    /** Local ports left unguarded and unplugged: their guard spec is refused (DesiredDevices.refused). */
+    readonly refused: Map<string, { portId: string; reason: string }> = new Map(),
   ) {
     this.segments = steps?.segments ?? [];
     this.used = steps?.used ?? [];
@@ -438,7 +440,7 @@ export function planPacked(s: AgentState, o: DesiredOptions, m: KernelModel, scr
     }
   }
 
-  return new PackedPlan(d.head, out.done(), d.tail, d.waiting, m);
+  return new PackedPlan(d.head, out.done(), d.tail, d.waiting, m, want.refused);
 
   /** Whether a neighbour entry given as text is desired (its key may pack where its MAC did not). */
   function wantsNeigh(vni: number, ip: string): boolean {
@@ -460,6 +462,7 @@ export function planPacked(s: AgentState, o: DesiredOptions, m: KernelModel, scr
 
 /** plan() on the model's content as a KernelState: for states the packed planner does not take (never made by the server). */
 function referencePlan(s: AgentState, o: DesiredOptions, m: KernelModel): PackedPlan {
-  const p = plan(desiredKernel(s, o), m.toKernelState());
-  return new PackedPlan(p.ops, null, [], p.waiting, m);
+  const want = desiredKernel(s, o);
+  const p = plan(want, m.toKernelState());
+  return new PackedPlan(p.ops, null, [], p.waiting, m, want.refused);
 }
