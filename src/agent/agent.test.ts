@@ -69,7 +69,10 @@ test('agent: a port whose guard spec is refused stays unplugged and is reported;
   // Its record fixed, it is guarded, then plugged, and no longer reported.
   await agent.handler.delta(3, [updated(3, port(2, { ipv4: '224.0.0.2' }), port(2))], [4096]);
   assert.deepEqual(plugged(dp), [1, 2, 3].map(ifname).sort());
-  assert.equal(dp.state.guards.get(ifname(2)), guardSpecHash({ ifname: ifname(2), mac: port(2).mac, ipv4: '10.0.0.2', ipv6: 'fd00::2', arpRate: 20, ndRate: 20 }));
+  assert.equal(
+    dp.state.guards.get(ifname(2)),
+    guardSpecHash({ ifname: ifname(2), mac: port(2).mac, ipv4: '10.0.0.2', ipv6: 'fd00::2', arpRate: 20, ndRate: 20 }),
+  );
   assert.deepEqual(agent.unguardedPorts(), []);
   assert.deepEqual(reports.at(-1), []);
   agent.stop();
