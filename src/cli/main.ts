@@ -67,6 +67,8 @@ const defaultQuotaOption = (k: QuotaKind) =>
     .env(`WEFT_DEFAULT_QUOTA_${kebab(k).toUpperCase().replaceAll('-', '_')}`)
     .argParser(intIn(`--default-quota-${kebab(k)}`, 0, QUOTA_MAX));
 const collect = (v: string, prev: string[] = []) => [...prev, v];
+/** Like collect, and each value may be a comma-separated list. */
+const collectList = (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((x) => x.trim())];
 const bool = (v: string) => {
   if (v === 'true' || v === 'yes' || v === 'on') return true;
   if (v === 'false' || v === 'no' || v === 'off') return false;
@@ -348,6 +350,17 @@ entity({
   create: (c) => c.argument('<name>').requiredOption('--site <site>'),
   body: ([name], o) => ({ name, site: o.site }),
 });
+/** Whether the host is an SVP client, and the addresses besides its underlay its shoot-down log is served to. */
+const svpClientOpts = (c: Command, update: boolean) => {
+  c.option('--svp-client', 'it polls SVP shoot-downs (varpd, or a lazy-mode agent): it gets them')
+    .option('--no-svp-client', 'it does not (the default): no shoot-downs are kept for it')
+    .option(
+      '--svp-client-address <ip[,ip...]>',
+      `another source address its SVP log is served to besides its underlay (repeatable${update ? '; replaces the list' : ''})`,
+      collectList,
+    );
+  return update ? c.option('--no-svp-client-addresses', 'serve its SVP log to its underlay address only') : c;
+};
 const capacityOpts = (c: Command) =>
   c.option('--cpus <n>', 'CPUs', int('cpus')).option('--memory-mb <n>', 'memory, MB', int('memory-mb')).option('--disk-gb <n>', 'disk, GB', int('disk-gb'));
 entity({
@@ -355,15 +368,18 @@ entity({
   path: 'hosts',
   filters: ['site', 'rack', 'state', 'name'],
   create: (c) =>
-    capacityOpts(
-      c
-        .argument('<name>')
-        .requiredOption('--site <site>')
-        .option('--rack <rack>')
-        .option('--underlay-ip <ip>', 'default: from the site underlay pool')
-        .option('--asn <asn>', 'BGP ASN', int('asn'))
-        .option('--ipv6-prefix <cidr>', "the host's /64 (default: from the site's block)")
-        .addOption(new Option('--state <state>').choices(HOST_STATES)),
+    svpClientOpts(
+      capacityOpts(
+        c
+          .argument('<name>')
+          .requiredOption('--site <site>')
+          .option('--rack <rack>')
+          .option('--underlay-ip <ip>', 'default: from the site underlay pool')
+          .option('--asn <asn>', 'BGP ASN', int('asn'))
+          .option('--ipv6-prefix <cidr>', "the host's /64 (default: from the site's block)")
+          .addOption(new Option('--state <state>').choices(HOST_STATES)),
+      ),
+      false,
     ),
   body: ([name], o) => ({
     name,
@@ -374,13 +390,20 @@ entity({
     ipv6Prefix: o.ipv6Prefix,
     state: o.state,
     capacity: { cpus: o.cpus ?? 16, memoryMb: o.memoryMb ?? 65536, diskGb: o.diskGb ?? 1000 },
+    svpClient: o.svpClient,
+    svpClientAddresses: o.svpClientAddress,
   }),
   update: (c) =>
-    capacityOpts(c.addOption(new Option('--state <state>').choices(HOST_STATES)).option('--asn <asn>', 'BGP ASN', int('asn')).option('--underlay-ip <ip>')),
+    svpClientOpts(
+      capacityOpts(c.addOption(new Option('--state <state>').choices(HOST_STATES)).option('--asn <asn>', 'BGP ASN', int('asn')).option('--underlay-ip <ip>')),
+      true,
+    ),
   patch: (o) => ({
     state: o.state,
     asn: o.asn,
     underlayIp: o.underlayIp,
+    svpClient: o.svpClient,
+    svpClientAddresses: o.svpClientAddresses === false ? [] : o.svpClientAddress,
     capacity: o.cpus !== undefined || o.memoryMb !== undefined || o.diskGb !== undefined ? { cpus: o.cpus, memoryMb: o.memoryMb, diskGb: o.diskGb } : undefined,
   }),
 });

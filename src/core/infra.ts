@@ -155,6 +155,8 @@ export async function createHost(ctx: Ctx, input: HostInput): Promise<Host> {
   const explicitUnderlay = input.underlayIp === undefined ? null : parseIp('underlayIp', input.underlayIp);
   const explicitPrefix = input.ipv6Prefix === undefined ? null : parseCidr('ipv6Prefix', input.ipv6Prefix);
   if (explicitPrefix && (explicitPrefix.family !== 6 || explicitPrefix.prefix !== 64)) throw invalid('ipv6Prefix', input.ipv6Prefix, 'must be an IPv6 /64');
+  const svpClient = input.svpClient === undefined ? false : v.bool('svpClient', input.svpClient);
+  const svpAddresses = input.svpClientAddresses === undefined ? [] : v.svpClientAddresses('svpClientAddresses', input.svpClientAddresses);
   return ctx.store.write(async (tx) => {
     const s = await ref.site(tx, input.site);
     const site = siteView(s);
@@ -206,7 +208,8 @@ export async function createHost(ctx: Ctx, input: HostInput): Promise<Host> {
       usedCpus: 0,
       usedMemoryMb: 0,
       usedDiskGb: 0,
-      svpClient: 0,
+      svpClient: svpClient ? 1 : 0,
+      svpClientAddresses: JSON.stringify(svpAddresses),
     };
     await tx.insert('hosts', row);
     await tx.appendChange({ kind: 'host.created', host: hostInfo(row) }, createdAt);
@@ -221,9 +224,15 @@ export async function updateHost(ctx: Ctx, hostRef: string, patch: HostPatch): P
   if (patch.capacity !== undefined) checkCapacity(patch.capacity);
   if (patch.asn != null) v.asn('asn', patch.asn);
   const newUnderlay = patch.underlayIp === undefined ? null : parseIp('underlayIp', patch.underlayIp);
+  if (patch.svpClient !== undefined) v.bool('svpClient', patch.svpClient);
+  const svpAddresses = patch.svpClientAddresses === undefined ? null : v.svpClientAddresses('svpClientAddresses', patch.svpClientAddresses);
   return ctx.store.write(async (tx) => {
     const before = await ref.host(tx, hostRef);
     const after: HostRow = { ...before };
+    if (patch.svpClient !== undefined) after.svpClient = patch.svpClient ? 1 : 0;
+    if (svpAddresses) after.svpClientAddresses = JSON.stringify(svpAddresses);
+    // No longer an SVP client: nothing will trim its log, so it goes now.
+    if (Number(before.svpClient) === 1 && after.svpClient === 0) await tx.remove('shootdowns', { hostId: before.id });
     if (patch.state !== undefined) after.state = patch.state;
     if (patch.asn !== undefined) after.asn = patch.asn;
     if (patch.asn != null && patch.asn !== before.asn) {

@@ -42,6 +42,7 @@ export const hostView = (r: HostRow): Host => ({
   capacity: { cpus: r.cpus, memoryMb: r.memoryMb, diskGb: r.diskGb },
   used: { cpus: Number(r.usedCpus), memoryMb: Number(r.usedMemoryMb), diskGb: Number(r.usedDiskGb) },
   svpClient: Number(r.svpClient) === 1,
+  svpClientAddresses: JSON.parse(r.svpClientAddresses) as string[],
   state: r.state as HostState,
   ipv6Prefix: r.ipv6Prefix,
   createdAt: r.createdAt,

@@ -3,6 +3,7 @@
 // checked in the core) and core/ takes their Static<> types as its inputs.
 import { Type as T } from '@sinclair/typebox';
 import { HealthCheckType, HostState, ImportPolicy, InstanceState, MaxPrefixAction, NetworkKind, Nullable, ResourcesIn, Role } from './schema.js';
+import { MAX_SVP_CLIENT_ADDRESSES } from './validate.js';
 
 const strict = { additionalProperties: false };
 
@@ -23,6 +24,11 @@ export const SiteCreate = T.Object(
 
 export const RackCreate = T.Object({ site: Ref, name: Str }, strict);
 
+const svpClientProps = {
+  svpClient: T.Optional(T.Boolean()),
+  svpClientAddresses: T.Optional(T.Array(Str, { maxItems: MAX_SVP_CLIENT_ADDRESSES })),
+};
+
 export const HostCreate = T.Object(
   {
     name: Str,
@@ -33,6 +39,7 @@ export const HostCreate = T.Object(
     capacity: ResourcesIn,
     state: T.Optional(HostState),
     ipv6Prefix: T.Optional(Str),
+    ...svpClientProps,
   },
   strict,
 );
@@ -43,6 +50,7 @@ export const HostPatch = T.Object(
     asn: T.Optional(Nullable(T.Integer())),
     rack: T.Optional(Nullable(Ref)),
     underlayIp: T.Optional(Str),
+    ...svpClientProps,
   },
   strict,
 );

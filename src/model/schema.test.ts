@@ -25,7 +25,18 @@ test('enumerated entity fields are shown as plain strings, resources by referenc
 });
 
 test("the change log's records take the entity's fields where they share them", () => {
-  assert.deepEqual(Object.keys(S.HostInfo.properties), ['hostId', 'name', 'siteId', 'rackId', 'underlayIp', 'asn', 'state', 'ipv6Prefix']);
+  assert.deepEqual(Object.keys(S.HostInfo.properties), [
+    'hostId',
+    'name',
+    'siteId',
+    'rackId',
+    'underlayIp',
+    'asn',
+    'state',
+    'ipv6Prefix',
+    'svpClient',
+    'svpClientAddresses',
+  ]);
   assert.equal(S.HostInfo.properties.underlayIp, S.Host.properties.underlayIp);
   assert.deepEqual(Object.keys(S.NetworkInfo.properties), ['networkId', 'tenantId', 'kind', 'vni', 'mtu', 'subnets', 'arpRate', 'ndRate']);
   assert.deepEqual(Object.keys(S.PeerInfo.properties), [

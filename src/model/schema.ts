@@ -68,8 +68,10 @@ export const Host = T.Object(
     capacity: RefTo(Resources),
     // What the instances placed on it use.
     used: RefTo(Resources),
-    // It has polled SVP's shoot-down log (varpd, or an agent in lazy mode), so it gets shoot-downs.
+    // The operator says it polls SVP's shoot-down log (varpd, or an agent in lazy mode): only then it gets shoot-downs.
     svpClient: T.Boolean(),
+    // Source addresses besides its underlay that may read and trim its shoot-down log (varpd on an admin network).
+    svpClientAddresses: T.Array(T.String()),
     state: Shown(HostState),
     // The host's /64 from its site's IPv6 block (null when the site has none).
     ipv6Prefix: Nullable(T.String()),
@@ -216,6 +218,10 @@ export const HostInfo = T.Object({
   // The state as stored: agents take it as text.
   state: T.String(),
   ipv6Prefix: Host.properties.ipv6Prefix,
+  // Who may read and trim its SVP shoot-down log (the mapping index binds LOG_REQ/LOG_RM to these).
+  // Always built (store/records.ts); absent only in changes logged before migration 0006: not a client.
+  svpClient: T.Optional(Host.properties.svpClient),
+  svpClientAddresses: T.Optional(Host.properties.svpClientAddresses),
 });
 
 export const NetworkInfo = T.Object({

@@ -1,5 +1,6 @@
 // Field validators used at every boundary (API bodies, CLI, config): each
 // throws a WeftError naming the field, the value and what is allowed.
+import { parseIp } from './addr.js';
 import { invalid } from './errors.js';
 import { isId } from './ids.js';
 
@@ -65,3 +66,32 @@ export const RATE_MAX = 100000;
 
 export const MTU_MIN = 1280;
 export const MTU_MAX = 9000;
+
+/** The most source addresses a host's SVP shoot-down log may be bound to besides its underlay. */
+export const MAX_SVP_CLIENT_ADDRESSES = 16;
+
+/**
+ * The source addresses an SVP client may connect from besides its underlay:
+ * distinct unicast IPv4 or IPv6 addresses, at most MAX_SVP_CLIENT_ADDRESSES,
+ * returned in canonical text. IPv4-mapped IPv6 is refused (a connection from
+ * it is matched as the IPv4 address it maps, so that is what to write).
+ */
+export function svpClientAddresses(field: string, v: unknown): string[] {
+  if (!Array.isArray(v)) throw invalid(field, v, 'must be a list of IPv4 or IPv6 addresses');
+  if (v.length > MAX_SVP_CLIENT_ADDRESSES) throw invalid(field, v.length, `must hold at most ${MAX_SVP_CLIENT_ADDRESSES} addresses`);
+  const seen = new Set<string>();
+  return v.map((x, i) => {
+    const at = `${field}[${i}]`;
+    const ip = parseIp(at, x);
+    if (ip.family === 6 && ip.n >> 32n === 0xffffn) {
+      throw invalid(at, x, 'must not be IPv4-mapped IPv6 (::ffff:a.b.c.d): give the IPv4 address itself');
+    }
+    const top8 = ip.n >> BigInt(ip.family === 4 ? 24 : 120);
+    const unspecified = ip.n === 0n;
+    const multicast = ip.family === 4 ? top8 >= 224n : top8 === 0xffn;
+    if (unspecified || multicast) throw invalid(at, x, 'must be a unicast address a connection can come from (not unspecified, multicast or broadcast)');
+    if (seen.has(ip.text)) throw invalid(at, x, 'is in the list twice');
+    seen.add(ip.text);
+    return ip.text;
+  });
+}

@@ -25,7 +25,8 @@ const host: HostRow = {
   usedCpus: 0,
   usedMemoryMb: 0,
   usedDiskGb: 0,
-  svpClient: 0,
+  svpClient: 1,
+  svpClientAddresses: '["198.51.100.7","2001:db8::7"]',
 };
 const net: NetworkRow = {
   id: 'n1',

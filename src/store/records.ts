@@ -45,6 +45,8 @@ export const hostInfo = (r: HostRow): HostInfo => ({
   asn: r.asn === null ? null : Number(r.asn),
   state: r.state,
   ipv6Prefix: r.ipv6Prefix,
+  svpClient: Number(r.svpClient) === 1,
+  svpClientAddresses: JSON.parse(r.svpClientAddresses) as string[],
 });
 
 export const networkInfo = (r: NetworkRow): NetworkInfo => ({

@@ -12,7 +12,7 @@ export interface SiteRow extends Omit<Site, 'ipv4Pools'> {
 
 export type RackRow = Rack;
 
-export interface HostRow extends Omit<Host, 'capacity' | 'used' | 'svpClient' | 'state'> {
+export interface HostRow extends Omit<Host, 'capacity' | 'used' | 'svpClient' | 'svpClientAddresses' | 'state'> {
   cpus: number;
   memoryMb: number;
   diskGb: number;
@@ -21,8 +21,10 @@ export interface HostRow extends Omit<Host, 'capacity' | 'used' | 'svpClient' | 
   usedCpus: number;
   usedMemoryMb: number;
   usedDiskGb: number;
-  /** 1 once the host has polled SVP's shoot-down log: only such hosts get entries. */
+  /** 1 when the operator made it an SVP client: only such hosts get shoot-downs. */
   svpClient: number;
+  /** JSON array of the source addresses besides the underlay its SVP log is served to. */
+  svpClientAddresses: string;
 }
 
 export interface TenantRow extends Omit<Tenant, 'quotas'> {

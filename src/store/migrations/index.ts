@@ -230,6 +230,21 @@ const tenantQuotas: Migration = {
   },
 };
 
+/**
+ * The source addresses besides its underlay from which a host's SVP log may
+ * be read and trimmed (JSON array of addresses). `svp_client` itself is set
+ * by the operator from now on, no longer by a LOG_REQ: hosts it was set for
+ * keep it (their lazy agents and varpd go on getting shoot-downs).
+ */
+const hostSvpClientAddresses: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema
+      .alterTable('hosts')
+      .addColumn('svp_client_addresses', 'text', (c) => c.notNull().defaultTo('[]'))
+      .execute();
+  },
+};
+
 class StaticProvider implements MigrationProvider {
   async getMigrations(): Promise<Record<string, Migration>> {
     return {
@@ -239,6 +254,7 @@ class StaticProvider implements MigrationProvider {
       '0004-svp-clients': svpClients,
       '0005-peer-max-prefix-action': peerMaxPrefixAction,
       '0007-tenant-quotas': tenantQuotas,
+      '0008-host-svp-client-addresses': hostSvpClientAddresses,
     };
   }
 }
