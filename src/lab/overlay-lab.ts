@@ -238,6 +238,8 @@ export class OverlayLab {
           rack: h.rack,
           underlayIp: h.underlayIp,
           ...(o.hostAsn ? { asn: o.hostAsn(n) } : {}),
+          // A lazy agent polls the shoot-down log over the management network, from its address there.
+          ...(o.lazy ? { svpClient: true, svpClientAddresses: [h.mgmtIp] } : {}),
           capacity: { cpus: 64, memoryMb: 262144, diskGb: 4000 },
         });
         c.hosts.set(h.name, { name: h.name, lab: h, site, hostId: made.id, agent: null, logFile: join(dir, `agent-${h.name}.log`) });

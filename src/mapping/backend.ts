@@ -1,10 +1,12 @@
 // The SVP server's backend stage: what a parsed request is answered from.
 // Lookups come from the in-memory index (synchronous, allocation-free);
-// the shoot-down log (LOG_REQ, LOG_RM) from the store.
+// the shoot-down log (LOG_REQ, LOG_RM) from the store, bound to the
+// connection's source address: a host's log is served and trimmed only for
+// an address the index has registered for it (docs/protocol.md).
 import { parseIp, parseMac } from '../model/addr.js';
 import type { Store } from '../store/store.js';
 import { ip16, type LogEntry, type LogReq } from './codec.js';
-import type { MappingIndex } from './index.js';
+import { type MappingIndex, svpSourceKey } from './index.js';
 import { SIZE, STATUS } from './wire.js';
 
 /** The most a LOG_ACK may carry, whatever budget the client asks for. */
@@ -26,17 +28,19 @@ export interface SvpBackend {
   lookupVl2(req: Buffer, at: number): SvpHost | undefined;
   /** The MAC (48 bits as a number) and host of the (VNI, IP) of a VL3_REQ payload at `at`; a type other than IPv4/IPv6 is a miss. */
   lookupVl3(req: Buffer, at: number): { mac: number; host: SvpHost } | undefined;
-  /** The status and entries of a LOG_ACK for this request, within its budget (capped at MAX_LOG_BUDGET), oldest first. */
-  log(req: LogReq): Promise<{ status: number; entries: LogEntry[]; budget: number }>;
-  /** Removes shoot-downs by id; ids already gone are fine (idempotent). */
-  remove(ids: Buffer[]): Promise<void>;
+  /**
+   * The status and entries of a LOG_ACK for this request from a connection
+   * whose remote address is `source`, within its budget (capped at
+   * MAX_LOG_BUDGET), oldest first. A source not registered for the host
+   * gets an empty log.
+   */
+  log(req: LogReq, source: string | undefined): Promise<{ status: number; entries: LogEntry[]; budget: number }>;
+  /** Removes shoot-downs by id, of the hosts `source` is registered for only; ids already gone are fine (idempotent). */
+  remove(ids: Buffer[], source: string | undefined): Promise<void>;
 }
 
 /** The real backend: the mapping index and the store's shoot-down log. */
 export class IndexBackend implements SvpBackend {
-  /** Hosts known to be marked as SVP clients in the store (saves a write per poll). */
-  private readonly svpClients = new Set<string>();
-
   constructor(
     private readonly index: MappingIndex,
     private readonly store: Store,
@@ -50,19 +54,13 @@ export class IndexBackend implements SvpBackend {
     return this.index.lookupVl3(req, at);
   }
 
-  /** LOG_ACK for the host whose underlay asks: its entries, oldest first, within the budget. */
-  async log(req: LogReq): Promise<{ status: number; entries: LogEntry[]; budget: number }> {
+  /** LOG_ACK for the host whose underlay the request names: its entries, oldest first, within the budget, if `source` may read them. */
+  async log(req: LogReq, source: string | undefined): Promise<{ status: number; entries: LogEntry[]; budget: number }> {
     const budget = Math.min(req.count, MAX_LOG_BUDGET);
     const host = this.index.hostByUnderlay16(req.ip);
     if (!host) return { status: STATUS.NOTFOUND, entries: [], budget };
-    // A host that polls the log is an SVP client from now on: later changes write it entries.
-    if (!this.svpClients.has(host.hostId)) {
-      await this.store.write(async (tx) => {
-        const h = await tx.get('hosts', host.hostId);
-        if (h && Number(h.svpClient) !== 1) await tx.update('hosts', host.hostId, { svpClient: 1 });
-      });
-      this.svpClients.add(host.hostId);
-    }
+    // Anyone can name a host's underlay; only its registered addresses may read its log.
+    if (!this.index.svpServes(host, svpSourceKey(source))) return { status: STATUS.OK, entries: [], budget };
     const most = Math.max(0, Math.floor((budget - SIZE.LOG_ACK_HEAD) / SIZE.LOG_VL2));
     // Only what this replica's index already has: a host told to look an entry up
     // again must get the new answer, not the one the shoot-down is about.
@@ -77,7 +75,13 @@ export class IndexBackend implements SvpBackend {
     return { status: STATUS.OK, entries, budget };
   }
 
-  remove(ids: Buffer[]): Promise<void> {
-    return this.store.removeShootdowns(ids.map((b) => b.toString('hex')));
+  remove(ids: Buffer[], source: string | undefined): Promise<void> {
+    // Ids are 128 random bits, but a connection trims only the logs it may read.
+    const hosts = this.index.svpHostsServed(svpSourceKey(source));
+    if (hosts.length === 0) return Promise.resolve();
+    return this.store.removeShootdowns(
+      ids.map((b) => b.toString('hex')),
+      hosts,
+    );
   }
 }

@@ -4,6 +4,7 @@
 // answers); other replicas' arrive by NOTIFY, or by polling if that fails.
 import type { LoggedChange } from '../model/changes.js';
 import { WeftError } from '../model/errors.js';
+import { hostInfo } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import { MappingIndex } from './index.js';
 
@@ -34,7 +35,10 @@ export class ChangeFollower {
   async start(): Promise<void> {
     await this.store.snapshot(async (tx) => {
       this.index.version = await tx.headVersion();
-      for (const h of await tx.all('hosts', {})) this.index.addHost(h.id, h.underlayIp);
+      for (const h of await tx.all('hosts', {})) {
+        const info = hostInfo(h);
+        this.index.addHost(info.hostId, info.underlayIp, info);
+      }
       let after = '';
       for (;;) {
         const page = await tx.portMappingsAfter(after, PAGE);

@@ -1,14 +1,15 @@
 // The in-memory mapping index: (VNI, MAC) -> host, (VNI, IP) -> MAC and
 // host, underlay IP -> host, and the VNIs present on each host. Fed only by
 // the change log, so it is never stale by more than the time to apply a
-// committed change; lookups never touch the store.
+// committed change; lookups never touch the store. It also knows, per host,
+// which connection source addresses may read and trim its SVP shoot-down log.
 //
 // VL2 and IPv4 VL3 live in flat tables (FlatTable: one Uint32Array, no
 // objects per entry) keyed by words read straight from the request: VNI,
 // MAC high 16 and low 32 bits, or VNI and IPv4. IPv6 VL3 uses Maps keyed by
 // the 16 address bytes as a one-byte-per-char string.
 import { parseIp, parseMac } from '../model/addr.js';
-import type { LoggedChange, PortMapping } from '../model/changes.js';
+import type { HostInfo, LoggedChange, PortMapping } from '../model/changes.js';
 import { ip16 } from './codec.js';
 import { FlatTable } from './flat-table.js';
 import { L3_TYPE } from './wire.js';
@@ -19,7 +20,14 @@ export interface HostRef {
   underlayIp: string;
   /** The underlay as SVP sends it (16 bytes, IPv4-mapped). */
   underlay16: Buffer;
+  /** The operator made it an SVP client: its log is served (to `svpSources` and its underlay). */
+  svpClient: boolean;
+  /** Its svpClientAddresses as source keys (svpSourceKey). */
+  svpSources: Set<string>;
 }
+
+/** Who may read and trim a host's SVP log, as its HostInfo says (absent before migration 0006: nobody). */
+export type SvpBinding = Pick<HostInfo, 'svpClient' | 'svpClientAddresses'>;
 
 export interface L3Entry {
   /** 48-bit MAC as a number (exact in a double). */
@@ -32,6 +40,24 @@ const underlayKey = (ip: string): string => {
   const p = parseIp('underlayIp', ip);
   return ip16(p.family, p.n).toString('latin1');
 };
+
+/**
+ * A connection's remote address as the key the index binds SVP logs by: the
+ * 16 bytes SVP would carry, so `::ffff:a.b.c.d` (IPv4 on a `::` listener)
+ * and `a.b.c.d` are the same source. A zone id is dropped (the kernel adds
+ * it to link-local peers); an address that does not parse is no source (null).
+ */
+export function svpSourceKey(remote: string | undefined): string | null {
+  if (remote === undefined) return null;
+  const zone = remote.indexOf('%');
+  try {
+    return underlayKey(zone < 0 ? remote : remote.slice(0, zone));
+  } catch {
+    return null;
+  }
+}
+
+const sourcesOf = (b: SvpBinding): Set<string> => new Set((b.svpClientAddresses ?? []).map(underlayKey));
 
 /** Gets or makes the inner map of a VNI. */
 function inner<K, V>(m: Map<number, Map<K, V>>, vni: number): Map<K, V> {
@@ -95,6 +121,24 @@ export class MappingIndex {
     return this.byUnderlay.get(ip.toString('latin1', 0, 16));
   }
 
+  /**
+   * Whether a connection from `source` (svpSourceKey) may read and trim the
+   * log of `host`: the host is an SVP client and the source is its underlay
+   * or one of its svpClientAddresses.
+   */
+  svpServes(host: HostRef, source: string | null): boolean {
+    if (!host.svpClient || source === null || this.hosts.get(host.hostId) !== host) return false;
+    return host.svpSources.has(source) || host.underlay16.toString('latin1') === source;
+  }
+
+  /** The hosts whose SVP log a connection from `source` may read and trim. */
+  svpHostsServed(source: string | null): string[] {
+    if (source === null) return [];
+    const out: string[] = [];
+    for (const h of this.hosts.values()) if (this.svpServes(h, source)) out.push(h.hostId);
+    return out;
+  }
+
   /** VNIs with at least one port on this host. */
   vnisOf(hostId: string): number[] {
     return [...(this.hostVnis.get(hostId)?.keys() ?? [])].sort((a, b) => a - b);
@@ -106,18 +150,32 @@ export class MappingIndex {
     return { hosts: this.hosts.size, vl2: this.vl2.size, vl3 };
   }
 
-  addHost(hostId: string, underlayIp: string): HostRef {
+  /** Adds or updates a host; `svp` (from its HostInfo) sets who may read its SVP log, left as it is when not given. */
+  addHost(hostId: string, underlayIp: string, svp?: SvpBinding): HostRef {
     const existing = this.hosts.get(hostId);
     if (existing) {
       if (existing.underlayIp !== underlayIp) this.setUnderlay(existing, underlayIp);
+      if (svp) this.setSvp(existing, svp);
       return existing;
     }
     const p = parseIp('underlayIp', underlayIp);
-    const ref: HostRef = { idx: this.hostList.length, hostId, underlayIp, underlay16: ip16(p.family, p.n) };
+    const ref: HostRef = {
+      idx: this.hostList.length,
+      hostId,
+      underlayIp,
+      underlay16: ip16(p.family, p.n),
+      svpClient: svp?.svpClient === true,
+      svpSources: svp ? sourcesOf(svp) : new Set(),
+    };
     this.hostList.push(ref);
     this.hosts.set(hostId, ref);
     this.byUnderlay.set(underlayKey(underlayIp), ref);
     return ref;
+  }
+
+  private setSvp(ref: HostRef, svp: SvpBinding): void {
+    ref.svpClient = svp.svpClient === true;
+    ref.svpSources = sourcesOf(svp);
   }
 
   /** Every entry shares its host's HostRef, so a new underlay is one update. */
@@ -181,19 +239,14 @@ export class MappingIndex {
   apply(c: LoggedChange): void {
     switch (c.kind) {
       case 'host.created':
-        this.addHost(c.host.hostId, c.host.underlayIp);
+      case 'host.updated':
+        this.addHost(c.host.hostId, c.host.underlayIp, c.host);
         break;
-      case 'host.updated': {
-        const ref = this.hosts.get(c.host.hostId);
-        if (ref) {
-          if (ref.underlayIp !== c.host.underlayIp) this.setUnderlay(ref, c.host.underlayIp);
-        } else this.addHost(c.host.hostId, c.host.underlayIp);
-        break;
-      }
       case 'host.deleted': {
         const ref = this.hosts.get(c.host.hostId);
         if (ref) {
           this.hosts.delete(c.host.hostId);
+          ref.svpClient = false;
           if (this.byUnderlay.get(underlayKey(ref.underlayIp)) === ref) this.byUnderlay.delete(underlayKey(ref.underlayIp));
         }
         break;

@@ -83,6 +83,8 @@ export class SvpServer {
     sock.setNoDelay(true);
     sock.setKeepAlive(true, 30_000);
     const framer = new Framer();
+    // The shoot-down log is bound to where the connection comes from (backend.ts).
+    const source = sock.remoteAddress;
     const counts = this.counts;
     const backend = this.backend;
     let inflight = 0;
@@ -139,7 +141,7 @@ export class SvpServer {
               const req = decodeLogReq(buf.subarray(p, p + size));
               inflight++;
               backend
-                .log(req)
+                .log(req, source)
                 .then((r) => send(OP.LOG_ACK, id, logAck(r.status, r.entries, r.budget).payload))
                 .catch(() => send(OP.LOG_ACK, id, statusOnly(STATUS.FATAL)))
                 .finally(() => {
@@ -159,7 +161,7 @@ export class SvpServer {
               if (inflight >= MAX_INFLIGHT) tooMany();
               inflight++;
               backend
-                .remove(ids)
+                .remove(ids, source)
                 .then(() => send(OP.LOG_RM_ACK, id, statusOnly(STATUS.OK)))
                 .catch(() => send(OP.LOG_RM_ACK, id, statusOnly(STATUS.FATAL)))
                 .finally(() => {

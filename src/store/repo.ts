@@ -274,7 +274,7 @@ export class Repo {
     return { networkIds: [...new Set(ports.map((p) => p.networkId as string))], vipIds: vips.map((v) => v.vipId as string) };
   }
 
-  /** Hosts that poll SVP's shoot-down log. */
+  /** Hosts the operator made SVP clients: the only ones that get shoot-downs. */
   async svpClients(): Promise<Set<string>> {
     const rows = await this.db.selectFrom('hosts').select('id').where('svpClient', '=', 1).execute();
     return new Set(rows.map((r) => r.id as string));
@@ -317,9 +317,10 @@ export class Repo {
       .execute()) as ShootdownRow[];
   }
 
-  /** Removes shoot-downs by id (a host's LOG_RM); ids that are gone already are fine. */
-  async removeShootdowns(ids: string[]): Promise<void> {
-    if (ids.length > 0) await this.db.deleteFrom('shootdowns').where('id', 'in', ids).execute();
+  /** Removes shoot-downs by id of these hosts only (a host's LOG_RM); ids that are gone already, or another host's, are left alone. */
+  async removeShootdowns(ids: string[], hostIds: string[]): Promise<void> {
+    if (ids.length === 0 || hostIds.length === 0) return;
+    await this.db.deleteFrom('shootdowns').where('id', 'in', ids).where('hostId', 'in', hostIds).execute();
   }
 
   // --- change log -------------------------------------------------------

@@ -31,10 +31,12 @@ export interface Store {
   snapshot<T>(fn: (tx: Repo) => Promise<T>): Promise<T>;
 
   /**
-   * Removes shoot-downs by id (an SVP LOG_RM). Idempotent. Needs no
-   * cloud-wide write lock: nothing else depends on these rows' absence.
+   * Removes shoot-downs by id (an SVP LOG_RM), only those of `hostIds` (the
+   * hosts whose log the asking connection may trim; none: nothing goes).
+   * Idempotent. Needs no cloud-wide write lock: nothing else depends on
+   * these rows' absence.
    */
-  removeShootdowns(ids: string[]): Promise<void>;
+  removeShootdowns(ids: string[], hostIds: string[]): Promise<void>;
 
   /** Changes with version > `after`, in order, at most `limit`. */
   changesSince(after: number, limit: number): Promise<LoggedChange[]>;

@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import type { Change } from '../../src/model/changes.js';
-import { portMapping } from '../../src/store/records.js';
+import { hostInfo, portMapping } from '../../src/store/records.js';
 import type { HostRow, NetworkRow, PortRow, SiteRow } from '../../src/store/schema.js';
 import type { Store } from '../../src/store/store.js';
 import { DIALECTS, pgAdminUrl, type TestDb, testDb } from '../support/stores.js';
@@ -285,6 +285,88 @@ for (const dialect of DIALECTS) {
       }
     });
 
+    const hostRow = (id: string, o: Partial<HostRow> = {}): HostRow => ({
+      id,
+      name: id,
+      siteId: 'svp-s',
+      rackId: null,
+      underlayIp: '192.0.2.77',
+      asn: null,
+      cpus: 8,
+      memoryMb: 8192,
+      diskGb: 100,
+      state: 'active',
+      ipv6Prefix: null,
+      createdAt: now(),
+      usedCpus: 0,
+      usedMemoryMb: 0,
+      usedDiskGb: 0,
+      svpClient: 0,
+      svpClientAddresses: '[]',
+      ...o,
+    });
+
+    test("a host's svpClient and svpClientAddresses round-trip, update, and reach its HostInfo", async () => {
+      await store.write(async (tx) => {
+        await tx.insert('sites', { id: 'svp-s', name: 'svp-s', underlayPool: null, ipv4Pools: '[]', ipv6Block: null, createdAt: now() });
+        await tx.insert('hosts', hostRow('svp-h1', { svpClient: 1, svpClientAddresses: '["198.51.100.7","2001:db8::7"]' }));
+      });
+      const got = (await store.read((tx) => tx.get('hosts', 'svp-h1'))) as HostRow;
+      assert.equal(Number(got.svpClient), 1);
+      assert.deepEqual(hostInfo(got).svpClientAddresses, ['198.51.100.7', '2001:db8::7']);
+      assert.equal(hostInfo(got).svpClient, true);
+      await store.write((tx) => tx.update('hosts', 'svp-h1', { svpClient: 0, svpClientAddresses: '[]' }));
+      const off = (await store.read((tx) => tx.get('hosts', 'svp-h1'))) as HostRow;
+      assert.deepEqual([hostInfo(off).svpClient, hostInfo(off).svpClientAddresses], [false, []]);
+      assert.deepEqual((await store.read((tx) => tx.svpClients())).has('svp-h1'), false, 'svpClients() follows the column');
+    });
+
+    test("removeShootdowns removes only the named hosts' rows among the ids", async () => {
+      const row = (id: string, hostId: string, idx: number) => ({ id, hostId, version: 1, idx, kind: 'vl2', vni: 7, mac: '02:00:00:00:00:07', ip: null });
+      const a = ['aa'.repeat(16), 'ab'.repeat(16)];
+      const b = ['ba'.repeat(16)];
+      await store.write((tx) => tx.insertMany('shootdowns', [row(a[0] as string, 'rm-a', 0), row(a[1] as string, 'rm-a', 1), row(b[0] as string, 'rm-b', 2)]));
+      const left = async () => (await store.read((tx) => tx.all('shootdowns', { hostId: ['rm-a', 'rm-b'] }))).map((r) => r.id).sort();
+      await store.removeShootdowns([...a, ...b], []);
+      assert.deepEqual(await left(), [...a, ...b].sort(), 'no host: nothing goes');
+      await store.removeShootdowns([...a, ...b], ['rm-a', 'rm-x']);
+      assert.deepEqual(await left(), b, "only rm-a's");
+      await store.removeShootdowns([...a, ...b], ['rm-a']);
+      assert.deepEqual(await left(), b, 'idempotent');
+      await store.removeShootdowns(b, ['rm-b']);
+      assert.deepEqual(await left(), []);
+    });
+
+    test('migration 0006 keeps svp_client and gives every host an empty svpClientAddresses list', async () => {
+      const old = await testDb(dialect);
+      try {
+        const v5 = await old.open('0005-peer-max-prefix-action');
+        const at = now();
+        await v5.write(async (tx) => {
+          await tx.insert('sites', { id: 's1', name: 's1', underlayPool: null, ipv4Pools: '[]', ipv6Block: null, createdAt: at });
+          const { svpClientAddresses: _gone, ...before } = hostRow('h1', { siteId: 's1', svpClient: 1 });
+          await tx.insert('hosts', before as never);
+          await tx.insert('hosts', { ...before, id: 'h2', name: 'h2', underlayIp: '192.0.2.78', svpClient: 0 } as never);
+        });
+        await v5.close();
+        const latest = await old.open();
+        try {
+          const hs = (await latest.read((tx) => tx.all('hosts', {}))).sort((x, y) => x.id.localeCompare(y.id));
+          assert.deepEqual(
+            hs.map((h) => [h.id, hostInfo(h).svpClient, hostInfo(h).svpClientAddresses]),
+            [
+              ['h1', true, []],
+              ['h2', false, []],
+            ],
+          );
+        } finally {
+          await latest.close();
+        }
+      } finally {
+        await old.drop();
+      }
+    });
+
     test('migration 0007 gives existing tenants no quotas of their own; the quota columns round-trip', async () => {
       const old = await testDb(dialect);
       try {
@@ -312,7 +394,7 @@ for (const dialect of DIALECTS) {
         await tx.insert('sites', { id: 'qu-s', name: 'qu-s', underlayPool: null, ipv4Pools: '[]', ipv6Block: null, createdAt: at });
         for (const t of ['qu', 'qu-other']) await tx.insert('tenants', tenantRow(t));
         const host = { siteId: 'qu-s', rackId: null, asn: null, cpus: 8, memoryMb: 8192, diskGb: 100, state: 'active', ipv6Prefix: null, createdAt: at };
-        await tx.insert('hosts', { ...host, id: 'qu-h', name: 'qu-h', underlayIp: '192.0.2.77', usedCpus: 0, usedMemoryMb: 0, usedDiskGb: 0, svpClient: 0 });
+        await tx.insert('hosts', { ...host, id: 'qu-h', name: 'qu-h', underlayIp: '192.0.2.77', usedCpus: 0, usedMemoryMb: 0, usedDiskGb: 0, svpClient: 0, svpClientAddresses: '[]' });
         const net = { siteId: null, mtu: 1500, arpRate: null, ndRate: null, subnets: '[]', createdAt: at };
         await tx.insert('networks', { ...net, id: 'qu-o', tenantId: 't-qu', name: 'o', kind: 'overlay', vni: 7001 });
         await tx.insert('networks', { ...net, id: 'qu-r', tenantId: 't-qu', name: 'r', kind: 'routed', vni: null, siteId: 'qu-s' });
@@ -369,6 +451,7 @@ for (const dialect of DIALECTS) {
         usedMemoryMb: 0,
         usedDiskGb: 0,
         svpClient: 0,
+        svpClientAddresses: '[]',
       };
       const net: NetworkRow = {
         id: 'pm-n',

@@ -36,7 +36,8 @@ for (const dialect of DIALECTS) {
       vm1 = await api.admin.post('/v1/instances', { tenant: 'acme', name: 'vm1', site: 'ams1', host: 'hv1', ports: [{ network: 'net' }] });
       vm2 = await api.admin.post('/v1/instances', { tenant: 'acme', name: 'vm2', site: 'ams1', host: 'hv2', ports: [{ network: 'net' }] });
       svp = await connectSvp();
-      // Like varpd, each host polls the shoot-down log from the start: that makes it an SVP client.
+      // Each host is an SVP client whose varpd is this test, connecting from loopback.
+      for (const h of ['hv1', 'hv2', 'hv3']) await api.admin.patch(`/v1/hosts/${h}`, { svpClient: true, svpClientAddresses: ['127.0.0.1'] });
       for (const h of ['hv1', 'hv2', 'hv3']) await svp.log(u16(underlay(h)), 4096);
     });
     after(async () => {
@@ -209,11 +210,15 @@ for (const dialect of DIALECTS) {
       hosts = await api.admin.all<Host>('/v1/hosts');
     });
 
-    test('a host that never polls the log (a push-mode agent) gets no shoot-downs', async () => {
+    test('a host that is no SVP client (a push-mode agent) gets no shoot-downs, even when its log is polled', async () => {
       const quiet = await api.admin.post<Host>('/v1/hosts', { name: 'hv-push', site: 'ams1', capacity: { cpus: 4, memoryMb: 8192, diskGb: 100 } });
       await api.admin.post('/v1/instances', { tenant: 'acme', name: 'pushvm', site: 'ams1', host: 'hv-push', size: 'nano', ports: [{ network: 'net' }] });
       await api.admin.post('/v1/instances', { tenant: 'acme', name: 'pushvm2', site: 'ams1', host: 'hv1', size: 'nano', ports: [{ network: 'net' }] });
       assert.equal(quiet.svpClient, false);
+      await svp.log(u16(quiet.underlayIp), 64);
+      assert.equal((await api.admin.get<Host>('/v1/hosts/hv-push')).svpClient, false, 'a LOG_REQ marks nothing');
+      await api.admin.delete('/v1/instances/pushvm2');
+      await api.admin.post('/v1/instances', { tenant: 'acme', name: 'pushvm2', site: 'ams1', host: 'hv1', size: 'nano', ports: [{ network: 'net' }] });
       assert.deepEqual(await api.store.read((tx) => tx.shootdownsOf(quiet.id, 100)), []);
       await api.admin.delete('/v1/instances/pushvm');
       await api.admin.delete('/v1/instances/pushvm2');
@@ -221,7 +226,7 @@ for (const dialect of DIALECTS) {
     });
 
     test("a deleted host's shoot-downs go with it", async () => {
-      await api.admin.post('/v1/hosts', { name: 'hv-gone', site: 'ams1', capacity: { cpus: 4, memoryMb: 8192, diskGb: 100 } });
+      await api.admin.post('/v1/hosts', { name: 'hv-gone', site: 'ams1', capacity: { cpus: 4, memoryMb: 8192, diskGb: 100 }, svpClient: true });
       const vm = await api.admin.post<WithPorts>('/v1/instances', {
         tenant: 'acme',
         name: 'short',
@@ -231,8 +236,7 @@ for (const dialect of DIALECTS) {
         ports: [{ network: 'net' }],
       });
       const gone = await api.admin.get<Host>('/v1/hosts/hv-gone');
-      await svp.log(u16(gone.underlayIp), 64);
-      assert.equal((await api.admin.get<Host>('/v1/hosts/hv-gone')).svpClient, true, 'polling made it an SVP client');
+      assert.equal(gone.svpClient, true);
       await api.admin.post('/v1/instances', { tenant: 'acme', name: 'other', site: 'ams1', host: 'hv1', size: 'nano', ports: [{ network: 'net' }] });
       await api.admin.delete(`/v1/instances/${vm.id}`);
       assert.ok((await api.store.read((tx) => tx.shootdownsOf(gone.id, 100))).length > 0);

@@ -75,8 +75,8 @@ export class PostgresStore implements Store {
       .execute((trx) => fn(new Repo(trx)));
   }
 
-  removeShootdowns(ids: string[]): Promise<void> {
-    return new Repo(this.db).removeShootdowns(ids);
+  removeShootdowns(ids: string[], hostIds: string[]): Promise<void> {
+    return new Repo(this.db).removeShootdowns(ids, hostIds);
   }
 
   changesSince(after: number, limit: number): Promise<LoggedChange[]> {

@@ -184,9 +184,10 @@ export class SqliteStore implements Store {
     return this.reader.transaction().execute((trx) => fn(new Repo(trx)));
   }
 
-  removeShootdowns(ids: string[]): Promise<void> {
+  removeShootdowns(ids: string[], hostIds: string[]): Promise<void> {
+    if (ids.length === 0 || hostIds.length === 0) return Promise.resolve();
     // SQLite has one writer: through the write queue, but it appends nothing.
-    return this.write((tx) => tx.removeShootdowns(ids));
+    return this.write((tx) => tx.removeShootdowns(ids, hostIds));
   }
 
   changesSince(after: number, limit: number): Promise<LoggedChange[]> {
