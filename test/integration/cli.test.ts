@@ -73,6 +73,29 @@ describe('weft CLI', () => {
     assert.match(noauth.err, /^error: missing bearer token/);
   });
 
+  test('host create|update --svp-client, --svp-client-address (repeatable, comma lists), --no-svp-client-addresses', async () => {
+    type H = { svpClient: boolean; svpClientAddresses: string[] };
+    const json = async (args: string[]) => {
+      const r = await weft(['-o', 'json', ...args], env);
+      assert.equal(r.code, 0, r.err);
+      return JSON.parse(r.out) as H;
+    };
+    const args = ['host', 'create', 'hv-svp', '--site', 'ams1', '--svp-client', '--svp-client-address', '198.51.100.7,2001:DB8::7'];
+    const made = await json([...args, '--svp-client-address', '198.51.100.8']);
+    assert.deepEqual([made.svpClient, made.svpClientAddresses], [true, ['198.51.100.7', '2001:db8::7', '198.51.100.8']]);
+    const off = await json(['host', 'update', 'hv-svp', '--no-svp-client']);
+    assert.deepEqual([off.svpClient, off.svpClientAddresses], [false, ['198.51.100.7', '2001:db8::7', '198.51.100.8']], 'the list stays');
+    const other = await json(['host', 'update', 'hv-svp', '--svp-client', '--svp-client-address', '10.0.0.9']);
+    assert.deepEqual([other.svpClient, other.svpClientAddresses], [true, ['10.0.0.9']], 'the list is replaced');
+    const none = await json(['host', 'update', 'hv-svp', '--no-svp-client-addresses']);
+    assert.deepEqual([none.svpClient, none.svpClientAddresses], [true, []]);
+    const plain = await json(['host', 'create', 'hv-nosvp', '--site', 'ams1']);
+    assert.deepEqual([plain.svpClient, plain.svpClientAddresses], [false, []]);
+    const bad = await weft(['host', 'update', 'hv-svp', '--svp-client-address', '10.0.0.1,10.0.0.x'], env);
+    assert.equal(bad.code, 1);
+    assert.match(bad.err, /^error: invalid svpClientAddresses\[1\] "10\.0\.0\.x": must be an IPv4 or IPv6 address/);
+  });
+
   test('token create --db bootstraps straight into the store, and the token works', async () => {
     const r = await weft(['token', 'create', '--role', 'readonly', '--name', 'boot', '--db', db.url]);
     assert.equal(r.code, 0, r.err);
