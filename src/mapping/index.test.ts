@@ -93,7 +93,7 @@ test("a host's SVP log is served to its underlay and its svpClientAddresses, as 
   });
   const h1 = () => ix.hostByUnderlay16(ip16(4, parseIp('ip', '192.0.2.1').n)) as NonNullable<ReturnType<MappingIndex['hostByUnderlay16']>>;
   const serves = (src: string) => ix.svpServes(h1(), svpSourceKey(src));
-  // Logged before migration 0006: no fields, no client.
+  // Logged before migration 0008: no fields, no client.
   ix.apply(at({ kind: 'host.created', host: host({}) }));
   assert.equal(serves('192.0.2.1'), false);
   ix.apply(at({ kind: 'host.updated', host: host({ svpClient: true, svpClientAddresses: ['198.51.100.7'] }), before: host({}) }));

@@ -26,7 +26,7 @@ export interface HostRef {
   svpSources: Set<string>;
 }
 
-/** Who may read and trim a host's SVP log, as its HostInfo says (absent before migration 0006: nobody). */
+/** Who may read and trim a host's SVP log, as its HostInfo says (absent before migration 0008: nobody). */
 export type SvpBinding = Pick<HostInfo, 'svpClient' | 'svpClientAddresses'>;
 
 export interface L3Entry {

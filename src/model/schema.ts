@@ -219,7 +219,7 @@ export const HostInfo = T.Object({
   state: T.String(),
   ipv6Prefix: Host.properties.ipv6Prefix,
   // Who may read and trim its SVP shoot-down log (the mapping index binds LOG_REQ/LOG_RM to these).
-  // Always built (store/records.ts); absent only in changes logged before migration 0006: not a client.
+  // Always built (store/records.ts); absent only in changes logged before migration 0008: not a client.
   svpClient: T.Optional(Host.properties.svpClient),
   svpClientAddresses: T.Optional(Host.properties.svpClientAddresses),
 });

@@ -337,7 +337,7 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(await left(), []);
     });
 
-    test('migration 0006 keeps svp_client and gives every host an empty svpClientAddresses list', async () => {
+    test('migration 0008 keeps svp_client and gives every host an empty svpClientAddresses list', async () => {
       const old = await testDb(dialect);
       try {
         const v5 = await old.open('0005-peer-max-prefix-action');
