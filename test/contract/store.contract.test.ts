@@ -394,7 +394,17 @@ for (const dialect of DIALECTS) {
         await tx.insert('sites', { id: 'qu-s', name: 'qu-s', underlayPool: null, ipv4Pools: '[]', ipv6Block: null, createdAt: at });
         for (const t of ['qu', 'qu-other']) await tx.insert('tenants', tenantRow(t));
         const host = { siteId: 'qu-s', rackId: null, asn: null, cpus: 8, memoryMb: 8192, diskGb: 100, state: 'active', ipv6Prefix: null, createdAt: at };
-        await tx.insert('hosts', { ...host, id: 'qu-h', name: 'qu-h', underlayIp: '192.0.2.77', usedCpus: 0, usedMemoryMb: 0, usedDiskGb: 0, svpClient: 0, svpClientAddresses: '[]' });
+        await tx.insert('hosts', {
+          ...host,
+          id: 'qu-h',
+          name: 'qu-h',
+          underlayIp: '192.0.2.77',
+          usedCpus: 0,
+          usedMemoryMb: 0,
+          usedDiskGb: 0,
+          svpClient: 0,
+          svpClientAddresses: '[]',
+        });
         const net = { siteId: null, mtu: 1500, arpRate: null, ndRate: null, subnets: '[]', createdAt: at };
         await tx.insert('networks', { ...net, id: 'qu-o', tenantId: 't-qu', name: 'o', kind: 'overlay', vni: 7001 });
         await tx.insert('networks', { ...net, id: 'qu-r', tenantId: 't-qu', name: 'r', kind: 'routed', vni: null, siteId: 'qu-s' });
