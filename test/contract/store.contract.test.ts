@@ -398,7 +398,7 @@ for (const dialect of DIALECTS) {
           ...host,
           id: 'qu-h',
           name: 'qu-h',
-          underlayIp: '192.0.2.77',
+          underlayIp: '192.0.2.177',
           usedCpus: 0,
           usedMemoryMb: 0,
           usedDiskGb: 0,
