@@ -13,6 +13,7 @@ import type { HostRow, SiteRow } from '../store/schema.js';
 import { logChange } from './changelog.js';
 import { type Ctx, same, stamp } from './context.js';
 import * as ref from './resolve.js';
+import { removeTokens } from './tokens.js';
 import { hostView, rackView, siteView } from './views.js';
 
 export type SiteInput = Static<typeof I.SiteCreate>;
@@ -273,10 +274,12 @@ export async function deleteHost(ctx: Ctx, hostRef: string): Promise<void> {
     if (n > 0) throw conflict(`host ${h.name} still has ${n} instances; migrate or delete them first`);
     const peers = await tx.count('peers', { hostId: h.id });
     if (peers > 0) throw conflict(`host ${h.name} still has ${peers} BGP peers; delete them first`);
-    await tx.remove('tokens', { hostId: h.id });
+    const at = ctx.clock.now().toISOString();
+    // Logged as deleted too; its stream session closes as "host deleted" (the stream reads the host first).
+    await removeTokens(tx, { hostId: h.id }, at);
     await tx.remove('shootdowns', { hostId: h.id });
     await tx.remove('allocations', { owner: h.id });
     await tx.remove('hosts', { id: h.id });
-    await tx.appendChange({ kind: 'host.deleted', host: hostInfo(h) }, ctx.clock.now().toISOString());
+    await tx.appendChange({ kind: 'host.deleted', host: hostInfo(h) }, at);
   });
 }

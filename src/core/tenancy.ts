@@ -15,6 +15,7 @@ import { type Ctx, type Scope, same, stamp } from './context.js';
 import { pools } from './infra.js';
 import { beginQuota, limitsOfTenant } from './quotas.js';
 import * as ref from './resolve.js';
+import { removeTokens } from './tokens.js';
 import { networkView, tenantView } from './views.js';
 
 export async function createTenant(ctx: Ctx, input: Static<typeof I.TenantCreate>): Promise<Tenant> {
@@ -84,7 +85,7 @@ export async function deleteTenant(ctx: Ctx, tenantRef: string): Promise<void> {
       const n = await tx.count(table, { tenantId: t.id });
       if (n > 0) throw conflict(`tenant ${t.name} still has ${n} ${what}; delete them first`);
     }
-    await tx.remove('tokens', { tenantId: t.id });
+    await removeTokens(tx, { tenantId: t.id }, ctx.clock.now().toISOString());
     await tx.remove('tenants', { id: t.id });
   });
 }

@@ -6,7 +6,10 @@ import { invalid, notFound } from '../model/errors.js';
 import type * as I from '../model/inputs.js';
 import { ROLES, type Token } from '../model/types.js';
 import * as v from '../model/validate.js';
+import { tokenInfo } from '../store/records.js';
+import type { Repo } from '../store/repo.js';
 import type { TokenRow } from '../store/schema.js';
+import { logChange } from './changelog.js';
 import { type Ctx, stamp } from './context.js';
 import * as ref from './resolve.js';
 import { tokenView } from './views.js';
@@ -55,8 +58,22 @@ export async function authenticate(ctx: Ctx, secret: string): Promise<Token | nu
   return row ? tokenView(row) : null;
 }
 
+/** Deletes a token; every replica's push stream closes the sessions it opened (the `token.deleted` entry, same transaction). */
 export async function deleteToken(ctx: Ctx, id: string): Promise<void> {
   await ctx.store.write(async (tx) => {
-    if ((await tx.remove('tokens', { id })) === 0) throw notFound('token', id);
+    if ((await removeTokens(tx, { id }, ctx.clock.now().toISOString())) === 0) throw notFound('token', id);
   });
+}
+
+/**
+ * Removes the tokens matching `where` (a host's, a tenant's, one by id) and
+ * logs a `token.deleted` for each, in the caller's transaction. Every token
+ * removal goes through here, so none leaves a session open. Returns how many.
+ */
+export async function removeTokens(tx: Repo, where: { id: string } | { hostId: string } | { tenantId: string }, at: string): Promise<number> {
+  const rows = await tx.all('tokens', where);
+  if (rows.length === 0) return 0;
+  await tx.remove('tokens', where);
+  for (const r of rows.sort((a, b) => a.id.localeCompare(b.id))) await logChange(tx, { kind: 'token.deleted', token: tokenInfo(r) }, at);
+  return rows.length;
 }

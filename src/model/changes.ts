@@ -1,4 +1,5 @@
-// The change log's entries: every change that affects forwarding, each
+// The change log's entries: every change that affects forwarding, and every
+// token deleted (so each replica's push stream ends its sessions), each
 // self-contained (before and after), so the mapping index and the agents'
 // push stream can follow the log without querying the store again.
 import type { Static } from '@sinclair/typebox';
@@ -10,6 +11,7 @@ export type HostInfo = Static<typeof S.HostInfo>;
 export type NetworkInfo = Static<typeof S.NetworkInfo>;
 export type VipInfo = Static<typeof S.VipInfo>;
 export type PeerInfo = Static<typeof S.PeerInfo>;
+export type TokenInfo = Static<typeof S.TokenInfo>;
 
 export type Change =
   | { kind: 'port.created'; port: PortMapping }
@@ -20,7 +22,9 @@ export type Change =
   | { kind: 'host.updated'; host: HostInfo; before: HostInfo }
   | { kind: 'network.created' | 'network.updated' | 'network.deleted'; network: NetworkInfo }
   | { kind: 'vip.created' | 'vip.updated' | 'vip.deleted'; vip: VipInfo }
-  | { kind: 'peer.created' | 'peer.updated' | 'peer.deleted'; peer: PeerInfo };
+  | { kind: 'peer.created' | 'peer.updated' | 'peer.deleted'; peer: PeerInfo }
+  // Not forwarding state: it tells every replica's stream server to close the token's sessions.
+  | { kind: 'token.deleted'; token: TokenInfo };
 
 export type ChangeKind = Change['kind'];
 
@@ -68,5 +72,7 @@ export function changeEntity(c: Change): string {
     case 'peer.updated':
     case 'peer.deleted':
       return c.peer.peerId;
+    case 'token.deleted':
+      return c.token.tokenId;
   }
 }

@@ -247,3 +247,9 @@ export const PeerInfo = T.Object({
   maxPrefixAction: T.String(),
   ...pick(Peer.properties, ['bfd', 'multiprotocol']),
 });
+
+/** A deleted token, as the change log tells the stream servers to end its sessions: never its secret or hash. */
+export const TokenInfo = T.Object({
+  tokenId: T.String(),
+  ...pick(Token.properties, ['name', 'role', 'tenantId', 'hostId']),
+});

@@ -1,9 +1,9 @@
 // The self-contained records the change log, the mapping index and the push
 // stream carry (PortMapping, HostInfo...), built from rows in this one place.
-import type { HostInfo, NetworkInfo, PeerInfo, PortMapping, VipInfo } from '../model/changes.js';
-import type { NetworkKind } from '../model/types.js';
+import type { HostInfo, NetworkInfo, PeerInfo, PortMapping, TokenInfo, VipInfo } from '../model/changes.js';
+import type { NetworkKind, Role } from '../model/types.js';
 import type { Repo } from './repo.js';
-import type { HostRow, NetworkRow, PeerRow, PortRow, VipRow } from './schema.js';
+import type { HostRow, NetworkRow, PeerRow, PortRow, TokenRow, VipRow } from './schema.js';
 
 /**
  * A port's mapping from its row, its network's and its host's. Every field
@@ -71,6 +71,15 @@ export const peerInfo = (r: PeerRow): PeerInfo => ({
   maxPrefixAction: r.maxPrefixAction,
   bfd: r.bfd === 1,
   multiprotocol: r.multiprotocol === 1,
+});
+
+/** What the log says of a deleted token: who it was, never its secret hash. */
+export const tokenInfo = (r: TokenRow): TokenInfo => ({
+  tokenId: r.id,
+  name: r.name,
+  role: r.role as Role,
+  tenantId: r.tenantId,
+  hostId: r.hostId,
 });
 
 /** The self-contained record of a VIP for the change log: backends with their hosts. */

@@ -39,5 +39,8 @@ export function concerns(c: LoggedChange, h: HostView): boolean {
     case 'peer.updated':
     case 'peer.deleted':
       return c.peer.hostId === h.hostId || (c.peer.rackId !== null && c.peer.rackId === h.rackId);
+    // No agent's business (and agents refuse kinds they do not know): the stream server acts on it, closing the token's sessions.
+    case 'token.deleted':
+      return false;
   }
 }
