@@ -2,6 +2,7 @@
 // from its last version with filtered deltas when it can, or sent a
 // snapshot when it cannot (new VNI on the host, too far behind, too slow to
 // keep up). Agents acknowledge what they applied; each host's lag is known.
+// A session ends when the log says its token or its host was deleted.
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import prom from 'prom-client';
@@ -28,6 +29,7 @@ import {
   sanitizeRouting,
 } from './protocol.js';
 import { concerns } from './relevance.js';
+import { mergeRevocations, REVOKED_MESSAGE, type Revocations, type RevokeReason, revocationsIn, revokedBy } from './revocation.js';
 import { decodeAgentMessage } from './validate.js';
 
 /** Resume with deltas only when the agent is at most this many changes behind. */
@@ -37,7 +39,13 @@ const SLOW_BYTES = 4 * 1024 * 1024;
 
 interface Session {
   sock: Socket;
+  /** host:port of the agent, for the log. */
+  peer: string;
   hostId: string;
+  /** The token the hello authenticated with: its deletion ends the session. */
+  tokenId: string;
+  /** Ended by a revocation: nothing more is sent or read. */
+  revoked: boolean;
   rackId: string | null;
   /** The host's VNIs as the agent was last told them. */
   vnis: Set<number>;
@@ -107,6 +115,11 @@ export class StreamServer {
   private readonly sessions = new Map<string, Session>();
   private readonly heartbeat: NodeJS.Timeout;
   private head = 0;
+  /** Hellos in flight, each with the index version from before it authenticated. */
+  private readonly hellos = new Set<{ since: number }>();
+  /** Deletions delivered while hellos were in flight: a hello that authenticated before one of them is refused. */
+  private late: Revocations | null = null;
+  private revokedSessions: prom.Counter<'reason'> | null = null;
   /** Silence after which a connection is dead (DEAD_MS; shorter in tests). */
   private readonly deadMs: number;
   private readonly onError: StreamErrorLog;
@@ -150,6 +163,8 @@ export class StreamServer {
     const last = changes.at(-1);
     if (!last) return;
     this.head = Math.max(this.head, last.version);
+    const revoked = revocationsIn(changes);
+    if (revoked) this.revoke(revoked);
     for (const s of this.sessions.values()) {
       if (s.mode === 'live') this.sendChanges(s, changes);
       else if (s.mode === 'catchup') s.pending.push(...changes);
@@ -157,7 +172,31 @@ export class StreamServer {
   }
 
   private send(s: Session, m: ServerMessage): void {
-    if (!s.sock.destroyed) s.sock.write(encode(m));
+    if (!s.sock.destroyed && !s.sock.writableEnded) s.sock.write(encode(m));
+  }
+
+  /** Ends every session whose token or host `r` deleted: an `error` E_UNAUTHENTICATED naming why, then the close. */
+  private revoke(r: Revocations): void {
+    // A hello between its token check and its session sees these too (hello()).
+    if (this.hellos.size > 0) {
+      this.late ??= { tokens: new Map(), hosts: new Map() };
+      mergeRevocations(this.late, r);
+    }
+    for (const s of [...this.sessions.values()]) {
+      const reason = revokedBy(r, s.tokenId, s.hostId);
+      if (reason) this.endRevoked(s, reason);
+    }
+  }
+
+  private endRevoked(s: Session, reason: RevokeReason): void {
+    s.revoked = true;
+    if (this.sessions.get(s.hostId) === s) this.sessions.delete(s.hostId);
+    this.revokedSessions?.inc({ reason });
+    const message = REVOKED_MESSAGE[reason];
+    this.onError(new WeftError('E_UNAUTHENTICATED', `session of host ${s.hostId} ended: ${message}`), s.peer);
+    if (!s.sock.destroyed && !s.sock.writableEnded) s.sock.end(encode({ t: 'error', code: 'E_UNAUTHENTICATED', message }));
+    // An agent that does not close after the error is closed for it.
+    setTimeout(() => s.sock.destroy(), 1000).unref();
   }
 
   private accept(sock: Socket): void {
@@ -199,7 +238,7 @@ export class StreamServer {
           if (helloSeen) return refuse('E_INVALID_ARG', 'one hello per connection');
           helloSeen = true;
           clearTimeout(hello);
-          this.hello(sock, m).then(
+          this.hello(sock, peer, m).then(
             (s) => {
               session = s;
             },
@@ -209,6 +248,7 @@ export class StreamServer {
         }
         if (!helloSeen) return refuse('E_INVALID_ARG', 'expected hello first');
         if (!session) continue;
+        if (session.revoked) return;
         session.lastRx = Date.now();
         if (m?.t === 'ack') this.ack(session, m.version);
         else if (m?.t === 'routing') session.routing = sanitizeRouting(m.routing);
@@ -230,8 +270,31 @@ export class StreamServer {
     });
   }
 
-  private async hello(sock: Socket, m: Extract<AgentMessage, { t: 'hello' }>): Promise<Session> {
+  private async hello(sock: Socket, peer: string, m: Extract<AgentMessage, { t: 'hello' }>): Promise<Session> {
     if (m.v !== STREAM_VERSION) throw new WeftError('E_INVALID_ARG', `stream version ${m.v} is not spoken; this server speaks ${STREAM_VERSION}`, 'hello.v');
+    // The token is read from the store after this version: a deletion delivered later may have committed after the read.
+    const mark = { since: this.index.version };
+    this.hellos.add(mark);
+    try {
+      return await this.open(sock, peer, m, mark.since);
+    } finally {
+      this.hellos.delete(mark);
+      this.pruneLate();
+    }
+  }
+
+  /** Forgets the deletions no hello in flight can have missed. */
+  private pruneLate(): void {
+    if (!this.late) return;
+    if (this.hellos.size === 0) {
+      this.late = null;
+      return;
+    }
+    const oldest = Math.min(...[...this.hellos].map((h) => h.since));
+    for (const ids of [this.late.tokens, this.late.hosts]) for (const [id, v] of ids) if (v <= oldest) ids.delete(id);
+  }
+
+  private async open(sock: Socket, peer: string, m: Extract<AgentMessage, { t: 'hello' }>, since: number): Promise<Session> {
     const token = typeof m.token === 'string' ? await this.ctx.authenticate(m.token) : null;
     if (!token) throw new WeftError('E_UNAUTHENTICATED', 'unknown or revoked token');
     const host = await this.ctx.host(String(m.host));
@@ -245,10 +308,16 @@ export class StreamServer {
     const now = this.index.vnisOf(host.id);
     const claimed = new Set(Array.isArray(m.vnis) ? m.vnis.filter(Number.isInteger) : []);
     const canResume = version > 0 && version <= head && head - version <= MAX_RESUME && now.every((v) => claimed.has(v));
+    // Deleted while this hello read the store: refused as a live session would have been closed.
+    const late = this.late && revokedBy(this.late, token.id, host.id, since);
+    if (late) throw new WeftError('E_UNAUTHENTICATED', REVOKED_MESSAGE[late]);
     this.sessions.get(host.id)?.sock.destroy();
     const s: Session = {
       sock,
+      peer,
       hostId: host.id,
+      tokenId: token.id,
+      revoked: false,
       rackId: host.rackId,
       vnis: new Set(now),
       nets: new Set(held.networkIds),
@@ -376,6 +445,13 @@ export class StreamServer {
 
   private metrics(registry: prom.Registry): void {
     const self = this;
+    this.revokedSessions = new prom.Counter({
+      name: 'weft_stream_sessions_revoked_total',
+      help: 'Push-stream sessions this server closed because their token (reason token) or their host (reason host) was deleted',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    });
+    for (const reason of ['token', 'host'] as const) this.revokedSessions.inc({ reason }, 0);
     new prom.Gauge({
       name: 'weft_agents_connected',
       help: 'Agents connected to this server by the push stream',
