@@ -138,6 +138,14 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
       connected = false;
     },
     onError: (e) => log.warn('push stream error', { error: e.message }),
+    // Revoked, unknown or another host's: nothing changes until the operator gives this agent a valid token.
+    onRefused: (e, retryMs) =>
+      log.warn("push stream refused this agent's token; give it a valid agent token for this host (--token-file) and restart it", {
+        server: stream.server,
+        host: o.host,
+        error: e.message,
+        retryInMs: retryMs,
+      }),
   });
   agent.onApplied = (ops) => {
     if (ops.length === 0) return;

@@ -1,7 +1,8 @@
 // The agent's side of the push stream: connects, resumes from its last
 // applied version (or takes a snapshot), hands each snapshot and delta to
 // the handler, acknowledges what was applied, answers heartbeats, and
-// reconnects with capped backoff. One instance per host.
+// reconnects with capped backoff (a long one when its token is refused,
+// which every replica would do too). One instance per host.
 import { type Socket, connect as tcpConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { LoggedChange, PortMapping } from '../model/changes.js';
@@ -18,6 +19,12 @@ import {
   STREAM_VERSION,
 } from './protocol.js';
 import { decodeServerMessage } from './validate.js';
+
+/** Codes with which a server refuses the agent's credentials (unknown or revoked token, wrong host): retrying soon cannot help. */
+const REFUSED_CODES: ReadonlySet<string> = new Set(['E_UNAUTHENTICATED', 'E_FORBIDDEN']);
+/** The wait after a refusal, doubling per refusal in a row up to the max; a welcome resets it. */
+export const REFUSED_RETRY_MS = 5_000;
+export const REFUSED_RETRY_MAX_MS = 60_000;
 
 /**
  * What the client hands each snapshot and delta to, in the order they
@@ -67,6 +74,12 @@ export interface StreamClientOptions {
   onWelcome?: (hostId: string, mode: 'deltas' | 'snapshot') => void;
   /** The connection closed (the client reconnects by itself). */
   onClose?: () => void;
+  /**
+   * The server refused the token (E_UNAUTHENTICATED: unknown, or revoked
+   * mid-session; E_FORBIDDEN: not this host's) and closed: the client tries
+   * again, at any replica, only after `retryMs`. Without it, `onError` hears it.
+   */
+  onRefused?: (e: WeftError, retryMs: number) => void;
 }
 
 /** One connection and what was handed over on it. */
@@ -80,6 +93,8 @@ interface Conn {
   broken: boolean;
   /** The connection closed: nothing more is acked on it. */
   closed: boolean;
+  /** The server refused the credentials on it (then closes). */
+  refused: WeftError | null;
 }
 
 export class StreamClient {
@@ -89,6 +104,8 @@ export class StreamClient {
   private sock: Socket | null = null;
   private stopped = false;
   private backoff = 100;
+  /** The wait after the next refusal of the token. */
+  private refusedBackoff = REFUSED_RETRY_MS;
   private timer: NodeJS.Timeout | null = null;
   private readonly hosts: string[];
   /** Index into `hosts` of the replica tried next. */
@@ -142,7 +159,7 @@ export class StreamClient {
     this.server = host;
     const sock = o.tlsCa ? tlsConnect({ host, port: o.port, ca: o.tlsCa, servername: host }) : tcpConnect(o.port, host);
     this.sock = sock;
-    const conn: Conn = { sock, unacked: [], flushing: false, broken: false, closed: false };
+    const conn: Conn = { sock, unacked: [], flushing: false, broken: false, closed: false, refused: null };
     const reader = new MessageReader();
     sock.setNoDelay(true);
     sock.on(o.tlsCa ? 'secureConnect' : 'connect', () => {
@@ -190,8 +207,17 @@ export class StreamClient {
       conn.unacked = [];
       this.o.onClose?.();
       if (this.stopped) return;
-      // The next replica at once; the backoff grows only once every one was tried.
       this.turn = (this.turn + 1) % this.hosts.length;
+      if (conn.refused) {
+        // Every replica reads the same tokens: none would take it now. Retried seldom, in case it comes back (a restored store).
+        const wait = this.refusedBackoff;
+        this.refusedBackoff = Math.min(this.refusedBackoff * 2, REFUSED_RETRY_MAX_MS);
+        if (this.o.onRefused) this.o.onRefused(conn.refused, wait);
+        else this.o.onError?.(conn.refused);
+        this.timer = setTimeout(() => this.open(), wait);
+        return;
+      }
+      // The next replica at once; the backoff grows only once every one was tried.
       const wrapped = this.turn === 0;
       this.timer = setTimeout(() => this.open(), wrapped ? this.backoff : 0);
       if (wrapped) this.backoff = Math.min(this.backoff * 2, 5000);
@@ -204,6 +230,7 @@ export class StreamClient {
       case 'welcome':
         this.connected = true;
         this.backoff = 100;
+        this.refusedBackoff = REFUSED_RETRY_MS;
         this.o.onWelcome?.(m.hostId, m.mode);
         break;
       case 'snapshot.begin':
@@ -227,9 +254,13 @@ export class StreamClient {
       case 'ping':
         conn.sock.write(encode({ t: 'pong' }));
         break;
-      case 'error':
-        this.o.onError?.(new WeftError(m.code as ErrorCode, `${m.code}: ${m.message}`));
+      case 'error': {
+        const e = new WeftError(m.code as ErrorCode, `${m.code}: ${m.message}`);
+        // Told when the connection closes, with the wait before the next try.
+        if (REFUSED_CODES.has(m.code)) conn.refused = e;
+        else this.o.onError?.(e);
         break;
+      }
       default:
         break;
     }
