@@ -55,7 +55,7 @@ test('only deletions after a version count (a hello that read the store later sa
   assert.equal(revokedBy(r, 't1', 'h1', 4), 'token', 'earlier ones kept');
 });
 
-test('no host is sent a token deletion, not even the token's own host', () => {
+test("no host is sent a token deletion, not even the token's own host", () => {
   const view = { hostId: 'h1', rackId: null, vnis: new Set([100]), nets: new Set(['n1']), vips: new Set(['v1']) };
   assert.equal(concerns(tokenDeleted('t1', 1), view), false);
 });

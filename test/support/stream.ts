@@ -8,7 +8,7 @@ import { ensureAdminToken } from '../../src/core/tokens.js';
 import { type MappingService, startMapping } from '../../src/mapping/service.js';
 import { streamContext } from '../../src/server/server.js';
 import type { Store } from '../../src/store/store.js';
-import { StreamServer } from '../../src/stream/server.js';
+import { type StreamContext, StreamServer } from '../../src/stream/server.js';
 import { type TestDb, testDb } from './stores.js';
 
 export interface StreamFixture {
@@ -23,6 +23,8 @@ export async function startStreamFixture(o: {
   token: string;
   hosts: string[];
   stream?: ConstructorParameters<typeof StreamServer>[2];
+  /** The stream's view of the server, from the real one (to slow a step down, say). */
+  context?: (real: StreamContext) => StreamContext;
 }): Promise<StreamFixture> {
   let db: TestDb | undefined;
   let store: Store | undefined;
@@ -42,7 +44,8 @@ export async function startStreamFixture(o: {
     await infra.createSite(ctx, { name: 's', underlayPool: '192.0.2.0/24' });
     for (const name of o.hosts) await infra.createHost(ctx, { name, site: 's', capacity: { cpus: 1, memoryMb: 1024, diskGb: 1 } });
     mapping = await startMapping(store, { svp: null, registry: new prom.Registry(), onApplied: (c) => stream?.deliver(c) });
-    stream = new StreamServer(streamContext(ctx), mapping.follower.index, o.stream);
+    const real = streamContext(ctx);
+    stream = new StreamServer(o.context ? o.context(real) : real, mapping.follower.index, o.stream);
     const port = (await stream.listen('127.0.0.1', 0)).port;
     return { store, ctx, stream, port, close };
   } catch (e) {
