@@ -1,12 +1,13 @@
 // The agent's side of the push stream: connects, resumes from its last
 // applied version (or takes a snapshot), hands each snapshot and delta to
 // the handler, acknowledges what was applied, answers heartbeats, and
-// reconnects with capped backoff (a long one when its token is refused,
-// which every replica would do too). One instance per host.
+// reconnects with capped, jittered backoff (backoff.ts; a long one when its
+// token is refused, which every replica would do too). One instance per host.
 import { type Socket, connect as tcpConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { LoggedChange, PortMapping } from '../model/changes.js';
 import { type ErrorCode, invalid, WeftError } from '../model/errors.js';
+import { type Backoff, DEFAULT_BACKOFF, reconnectDelay } from './backoff.js';
 import {
   type AgentGuards,
   type AgentMessage,
@@ -80,6 +81,12 @@ export interface StreamClientOptions {
    * again, at any replica, only after `retryMs`. Without it, `onError` hears it.
    */
   onRefused?: (e: WeftError, retryMs: number) => void;
+  /** The reconnect schedule's bounds (DEFAULT_BACKOFF when absent). */
+  backoff?: Backoff;
+  /** [0, 1), for the backoff's jitter (Math.random when absent; tests pass a seeded one). */
+  random?: () => number;
+  /** Called with each reconnect delay as it is chosen (after every replica failed), for logs and tests. */
+  onRetry?: (delayMs: number, attempt: number) => void;
 }
 
 /** One connection and what was handed over on it. */
@@ -103,7 +110,8 @@ export class StreamClient {
   private vnis: number[];
   private sock: Socket | null = null;
   private stopped = false;
-  private backoff = 100;
+  /** Rounds of every replica failing since the last welcome: the backoff's exponent. */
+  private attempt = 0;
   /** The wait after the next refusal of the token. */
   private refusedBackoff = REFUSED_RETRY_MS;
   private timer: NodeJS.Timeout | null = null;
@@ -218,9 +226,13 @@ export class StreamClient {
         return;
       }
       // The next replica at once; the backoff grows only once every one was tried.
-      const wrapped = this.turn === 0;
-      this.timer = setTimeout(() => this.open(), wrapped ? this.backoff : 0);
-      if (wrapped) this.backoff = Math.min(this.backoff * 2, 5000);
+      let delay = 0;
+      if (this.turn === 0) {
+        delay = reconnectDelay(this.attempt, this.o.random, this.o.backoff ?? DEFAULT_BACKOFF);
+        this.o.onRetry?.(delay, this.attempt);
+        this.attempt++;
+      }
+      this.timer = setTimeout(() => this.open(), delay);
     });
   }
 
@@ -229,7 +241,7 @@ export class StreamClient {
     switch (m.t) {
       case 'welcome':
         this.connected = true;
-        this.backoff = 100;
+        this.attempt = 0;
         this.refusedBackoff = REFUSED_RETRY_MS;
         this.o.onWelcome?.(m.hostId, m.mode);
         break;

@@ -15,6 +15,8 @@ export interface StreamFixture {
   store: Store;
   ctx: Ctx;
   stream: StreamServer;
+  /** The mapping service feeding the stream (a test that restarts the stream builds the new one on its index). */
+  mapping: MappingService;
   port: number;
   close(): Promise<void>;
 }
@@ -47,7 +49,7 @@ export async function startStreamFixture(o: {
     const real = streamContext(ctx);
     stream = new StreamServer(o.context ? o.context(real) : real, mapping.follower.index, o.stream);
     const port = (await stream.listen('127.0.0.1', 0)).port;
-    return { store, ctx, stream, port, close };
+    return { store, ctx, stream, mapping, port, close };
   } catch (e) {
     await close();
     throw e;
