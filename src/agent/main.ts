@@ -1,6 +1,8 @@
 // `weft agent`: wires the push stream, the Agent, the Linux dataplane, the
 // link watcher (ports appearing as the hypervisor makes them), lazy mode and
 // the agent's /metrics into one process. Runs as root on every hypervisor.
+import { createSocket } from 'node:dgram';
+import { lookup } from 'node:dns/promises';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { isIP } from 'node:net';
@@ -10,6 +12,7 @@ import { invalid } from '../model/errors.js';
 import { StreamClient } from '../stream/client.js';
 import { type AgentGuards, type AgentRouting, MAX_REPORTED_UNGUARDED, STREAM_PORT, type UnguardedPort } from '../stream/protocol.js';
 import type { Log } from '../sys/log.js';
+import { registerProcessMetrics } from '../sys/metrics.js';
 import { Agent } from './agent.js';
 import { stopAnnouncers } from './dataplane/linux/announce.js';
 import { LinuxDataplane } from './dataplane/linux/linux-dataplane.js';
@@ -55,7 +58,11 @@ export interface AgentProcessOptions {
   lazy?: boolean;
   arpRate?: number;
   ndRate?: number;
-  /** host:port for /metrics and /healthz, or "off". */
+  /**
+   * host:port for /metrics and /healthz, or "off". An empty host (":9478",
+   * the CLI's default) is the management address: the local address the
+   * kernel routes the first server's traffic from.
+   */
   metrics?: string;
   netns?: string;
   log?: Log;
@@ -83,6 +90,15 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
   const log = o.log ?? jsonLog;
   const servers = typeof o.server === 'string' ? parseServers(o.server) : o.server;
   if (servers.length === 0) throw invalid('server', o.server, 'must name at least one server address');
+  // Before anything starts: a bad --metrics (or no route to the server) stops the agent here.
+  let metricsListen: { host: string; port: number } | null = null;
+  if (o.metrics && o.metrics !== 'off') {
+    const i = o.metrics.lastIndexOf(':');
+    const port = Number(o.metrics.slice(i + 1));
+    if (i < 0 || o.metrics.slice(i + 1) === '' || !Number.isInteger(port) || port < 0 || port > 65535)
+      throw invalid('--metrics', o.metrics, 'must be HOST:PORT, :PORT (the management address) or off, with a port 0..65535');
+    metricsListen = { host: o.metrics.slice(0, i).replace(/^\[|\]$/g, '') || (await managementAddress(servers[0] as string)), port };
+  }
   const dataplane = new LinuxDataplane({ netns: o.netns });
   const agent = new Agent({ hostId: '', dataplane, lazy: o.lazy, arpRate: o.arpRate, ndRate: o.ndRate, log });
   let connected = false;
@@ -147,8 +163,10 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
         retryInMs: retryMs,
       }),
   });
+  let observeReconcile = (_ms: number) => {};
   agent.onApplied = (ops) => {
     if (ops.length === 0) return;
+    observeReconcile(agent.stats.lastReconcileMs);
     const kinds: Record<string, number> = {};
     for (const op of ops) kinds[op.op] = (kinds[op.op] ?? 0) + 1;
     log.info('applied', { version: agent.state.version, steps: kinds, ms: Math.round(agent.stats.lastReconcileMs) });
@@ -204,13 +222,12 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
   }
   stream.start();
 
-  const registry = agentMetrics(agent, dataplane, lazy, () => connected, routing);
+  const { registry, reconcileSeconds } = agentMetrics(agent, dataplane, lazy, () => connected, routing);
+  observeReconcile = (ms) => reconcileSeconds.observe(ms / 1000);
   let http: Server | null = null;
   let metricsAddress: string | null = null;
-  if (o.metrics && o.metrics !== 'off') {
-    const i = o.metrics.lastIndexOf(':');
-    const host = o.metrics.slice(0, i).replace(/^\[|\]$/g, '') || '0.0.0.0';
-    const port = Number(o.metrics.slice(i + 1));
+  if (metricsListen) {
+    const { host, port } = metricsListen as { host: string; port: number };
     http = createServer((req, res) => {
       if (req.url === '/metrics') {
         registry
@@ -279,6 +296,28 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
       await new Promise<void>((r) => (http ? http.close(() => r()) : r()));
     },
   };
+}
+
+/**
+ * The address this host reaches `server` from (its management address): the
+ * source the kernel's routing table picks, found by connecting a UDP socket
+ * (which sends nothing). Throws E_INVALID_ARG when there is no route.
+ */
+export async function managementAddress(server: string): Promise<string> {
+  const ip = isIP(server) ? server : (await lookup(server).catch(() => ({ address: '' }))).address;
+  if (!ip) throw invalid('--server', server, 'does not resolve: cannot find the management address to serve /metrics on (give --metrics HOST:PORT)');
+  const sock = createSocket(isIP(ip) === 6 ? 'udp6' : 'udp4');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', reject);
+      sock.connect(9, ip, () => resolve());
+    });
+    return sock.address().address;
+  } catch (e) {
+    throw invalid('--server', server, `has no route from this host (${(e as Error).message}): give --metrics HOST:PORT`);
+  } finally {
+    sock.close();
+  }
 }
 
 /** Whether a change can alter what routing renders: anything but a port on an overlay network. */
@@ -358,9 +397,21 @@ function guardsReport(ports: UnguardedPort[]): AgentGuards {
   };
 }
 
-function agentMetrics(agent: Agent, dp: LinuxDataplane, lazy: LazyResolver | null, connected: () => boolean, routing: Routing | null): client.Registry {
+function agentMetrics(
+  agent: Agent,
+  dp: LinuxDataplane,
+  lazy: LazyResolver | null,
+  connected: () => boolean,
+  routing: Routing | null,
+): { registry: client.Registry; reconcileSeconds: client.Histogram } {
   const registry = new client.Registry();
-  client.collectDefaultMetrics({ register: registry, prefix: 'weft_agent_process_' });
+  const reconcileSeconds = new client.Histogram({
+    name: 'weft_agent_reconcile_seconds',
+    help: 'Duration of each reconcile that changed something in the kernel',
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
+  registerProcessMetrics(registry);
   const gauge = (name: string, help: string, value: () => number) =>
     new client.Gauge({
       name,
@@ -373,7 +424,6 @@ function agentMetrics(agent: Agent, dp: LinuxDataplane, lazy: LazyResolver | nul
   gauge('weft_agent_connected', '1 while the push stream is connected', () => (connected() ? 1 : 0));
   gauge('weft_agent_applied_version', 'The change-log version the kernel holds', () => agent.appliedVersion);
   gauge('weft_agent_waiting_ports', 'Local ports whose interface the hypervisor has not made yet', () => agent.stats.waiting);
-  gauge('weft_agent_last_reconcile_seconds', 'Duration of the last reconcile that changed something', () => agent.stats.lastReconcileMs / 1000);
   new client.Gauge({
     name: 'weft_agent_kernel_objects',
     help: 'Objects weft holds in the kernel, by kind',
@@ -424,8 +474,8 @@ function agentMetrics(agent: Agent, dp: LinuxDataplane, lazy: LazyResolver | nul
   const last = new Map<string, number>();
   new client.Counter({
     name: 'weft_guard_drops_total',
-    help: 'Packets dropped by a port guard, by port and guard',
-    labelNames: ['port', 'ifname', 'guard'] as const,
+    help: 'Packets dropped by a port guard, by port id and guard (the interface name follows from the port id)',
+    labelNames: ['port', 'guard'] as const,
     registers: [registry],
     async collect() {
       const byIf = new Map<string, string>();
@@ -435,23 +485,40 @@ function agentMetrics(agent: Agent, dp: LinuxDataplane, lazy: LazyResolver | nul
         const before = last.get(key) ?? 0;
         const add = c.packets >= before ? c.packets - before : c.packets;
         last.set(key, c.packets);
-        this.inc({ port: byIf.get(c.ifname) ?? '', ifname: c.ifname, guard: c.guard }, add);
+        const port = byIf.get(c.ifname);
+        // A port no longer local: its chain is going away, its series stays where it ended.
+        if (port !== undefined) this.inc({ port, guard: c.guard }, add);
       }
     },
   });
   if (lazy) {
-    new client.Gauge({
-      name: 'weft_agent_lazy_events',
-      help: 'Lazy mode: misses seen, resolved, not found, shoot-downs applied, errors',
-      labelNames: ['event'] as const,
-      registers: [registry],
-      collect() {
-        for (const [event, n] of Object.entries(lazy.stats)) this.set({ event }, n);
-      },
-    });
+    monotonicCounter(registry, 'weft_agent_lazy_events_total', 'Lazy mode: misses seen, resolved, not found, shoot-downs applied, errors', () =>
+      Object.entries(lazy.stats),
+    );
   }
   if (routing) routingMetrics(registry, routing);
-  return registry;
+  return { registry, reconcileSeconds };
+}
+
+/**
+ * A counter of numbers that only grow (a component's own tallies, by one
+ * label `event`), read at scrape time: it adds what each grew since the last.
+ */
+function monotonicCounter(registry: client.Registry, name: string, help: string, read: () => [string, number][]): void {
+  const seen = new Map<string, number>();
+  new client.Counter({
+    name,
+    help,
+    labelNames: ['event'] as const,
+    registers: [registry],
+    collect() {
+      for (const [event, n] of read()) {
+        const before = seen.get(event) ?? 0;
+        this.inc({ event }, n > before ? n - before : 0);
+        seen.set(event, Math.max(n, before));
+      }
+    },
+  });
 }
 
 function routingMetrics(registry: client.Registry, routing: Routing): void {
@@ -472,17 +539,11 @@ function routingMetrics(registry: client.Registry, routing: Routing): void {
       this.set(s.inSync ? 1 : 0);
     },
   });
-  new client.Gauge({
-    name: 'weft_bird_events',
-    help: 'BIRD reconfigurations, configs BIRD refused, and session changes rolled back',
-    labelNames: ['event'] as const,
-    registers: [registry],
-    collect() {
-      this.set({ event: 'configured' }, s.configures);
-      this.set({ event: 'rejected' }, s.rejected);
-      this.set({ event: 'rolled_back' }, s.rollbacks);
-    },
-  });
+  monotonicCounter(registry, 'weft_bird_events_total', 'BIRD reconfigurations, configs BIRD refused, and session changes rolled back', () => [
+    ['configured', s.configures],
+    ['rejected', s.rejected],
+    ['rolled_back', s.rollbacks],
+  ]);
   new client.Gauge({
     name: 'weft_bgp_session_up',
     help: '1 while a BGP session is Established',
@@ -495,14 +556,14 @@ function routingMetrics(registry: client.Registry, routing: Routing): void {
   });
   new client.Gauge({
     name: 'weft_bgp_routes',
-    help: 'Routes per BGP session and family: received (before filters), accepted, exported',
-    labelNames: ['peer', 'neighbor', 'family', 'kind'] as const,
+    help: 'Routes per BGP session and family: received (before filters), accepted, exported (the neighbor is on weft_bgp_session_up)',
+    labelNames: ['peer', 'protocol', 'family', 'kind'] as const,
     registers: [registry],
     collect() {
       this.reset();
       for (const x of s.sessions)
         for (const c of x.channels) {
-          const l = { peer: x.peerId ?? '', neighbor: x.neighbor ?? '', family: c.family };
+          const l = { peer: x.peerId ?? '', protocol: x.name, family: c.family };
           this.set({ ...l, kind: 'received' }, c.imported + c.filtered);
           this.set({ ...l, kind: 'accepted' }, c.imported);
           this.set({ ...l, kind: 'exported' }, c.exported);
@@ -511,12 +572,23 @@ function routingMetrics(registry: client.Registry, routing: Routing): void {
   });
   new client.Gauge({
     name: 'weft_vip_backend_healthy',
-    help: 'Health of each local VIP backend (1 healthy, 0 not); suppressed=1 while flap damping holds it down',
-    labelNames: ['vip', 'address', 'suppressed'] as const,
+    help: 'Health of each local VIP backend (1 healthy, 0 not)',
+    labelNames: ['vip', 'address'] as const,
     registers: [registry],
     collect() {
       this.reset();
-      for (const b of s.backends) this.set({ vip: b.vipId, address: b.address, suppressed: b.suppressed ? '1' : '0' }, b.healthy ? 1 : 0);
+      for (const b of s.backends) this.set({ vip: b.vipId, address: b.address }, b.healthy ? 1 : 0);
+    },
+  });
+  // Its own series, so a backend's health keeps one identity while damping comes and goes.
+  new client.Gauge({
+    name: 'weft_vip_backend_suppressed',
+    help: '1 while flap damping holds a local VIP backend down',
+    labelNames: ['vip', 'address'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const b of s.backends) this.set({ vip: b.vipId, address: b.address }, b.suppressed ? 1 : 0);
     },
   });
   new client.Gauge({

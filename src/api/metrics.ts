@@ -3,6 +3,7 @@
 import client from 'prom-client';
 import type { Ctx } from '../core/context.js';
 import { stats } from '../core/queries.js';
+import { registerProcessMetrics } from '../sys/metrics.js';
 
 export interface ApiMetrics {
   registry: client.Registry;
@@ -11,7 +12,7 @@ export interface ApiMetrics {
 }
 
 export function createMetrics(ctx: Ctx, registry: client.Registry = new client.Registry()): ApiMetrics {
-  client.collectDefaultMetrics({ register: registry, prefix: 'weft_server_' });
+  registerProcessMetrics(registry);
   const requests = new client.Counter({
     name: 'weft_api_requests_total',
     help: 'API requests by method, route template and status',

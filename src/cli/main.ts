@@ -216,7 +216,14 @@ program
   )
   .addOption(new Option('--arp-rate <pps>', 'per-port ARP limit for networks that set none').argParser(int('--arp-rate')).env('WEFT_ARP_RATE'))
   .addOption(new Option('--nd-rate <pps>', 'per-port ND limit for networks that set none').argParser(int('--nd-rate')).env('WEFT_ND_RATE'))
-  .addOption(new Option('--metrics <host:port>', '/metrics and /healthz listen address, or "off"').env('WEFT_AGENT_METRICS').default('0.0.0.0:9478'))
+  .addOption(
+    new Option(
+      '--metrics <host:port>',
+      '/metrics and /healthz listen address, or "off"; no host (":9478") is the management address (the one the server is reached from)',
+    )
+      .env('WEFT_AGENT_METRICS')
+      .default(':9478'),
+  )
   .addOption(new Option('--no-routing', 'no BGP: leave BIRD, routed ports and VIPs alone (from the environment: true or false)').env('WEFT_NO_ROUTING'))
   .addOption(new Option('--bird-socket <path>', "BIRD's control socket").default('/run/bird/bird.ctl').env('WEFT_BIRD_SOCKET'))
   .addOption(new Option('--bird-conf <path>', 'the BIRD config file weft owns and rewrites').default('/etc/bird/bird.conf').env('WEFT_BIRD_CONF'))

@@ -20,8 +20,15 @@ test('the window doubles from the base and stops at the cap', () => {
   const top = () => 0.999999;
   const windows = [0, 1, 2, 3, 4, 5, 6, 7, 100, 5000].map((n) => reconnectDelay(n, top) + 1);
   assert.deepEqual(windows, [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000, 5000]);
-  assert.equal(reconnectDelay(3, () => 0), 0, 'full jitter: the window starts at 0');
-  assert.equal(reconnectDelay(2, () => 0.5, { baseMs: 1000, capMs: 60_000 }), 2000);
+  assert.equal(
+    reconnectDelay(3, () => 0),
+    0,
+    'full jitter: the window starts at 0',
+  );
+  assert.equal(
+    reconnectDelay(2, () => 0.5, { baseMs: 1000, capMs: 60_000 }),
+    2000,
+  );
 });
 
 test('every draw is an integer inside its window', () => {

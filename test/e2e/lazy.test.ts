@@ -55,7 +55,7 @@ test('misses answered over SVP give IPv4 and IPv6 connectivity across hosts', as
   await reach('a1', ip4('a3'));
   await reach('a3', ip6('a2'));
   const m = await c.metrics('h1');
-  const resolved = Number(/weft_agent_lazy_events\{event="resolved"\} (\d+)/.exec(m)?.[1] ?? 0);
+  const resolved = Number(/weft_agent_lazy_events_total\{event="resolved"\} (\d+)/.exec(m)?.[1] ?? 0);
   assert.ok(resolved >= 1, `h1 resolved ${resolved} misses`);
   const neigh = (
     await c.lab.exec(c.host('h1').lab.ns, 'ip', [
@@ -75,7 +75,7 @@ test('after a move, shoot-downs make every host look the port up again', async (
   await reach('a1', ip4('a2'));
   await reach('a2', ip6('a1'));
   const m = await c.metrics('h1');
-  const shot = Number(/weft_agent_lazy_events\{event="shootdowns"\} (\d+)/.exec(m)?.[1] ?? 0);
+  const shot = Number(/weft_agent_lazy_events_total\{event="shootdowns"\} (\d+)/.exec(m)?.[1] ?? 0);
   assert.ok(shot >= 1, `h1 applied ${shot} shoot-downs`);
   // h1's VTEP entry for a2 now points at h3.
   const fdb = (
