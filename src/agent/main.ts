@@ -11,7 +11,7 @@ import type { LoggedChange } from '../model/changes.js';
 import { invalid } from '../model/errors.js';
 import { StreamClient } from '../stream/client.js';
 import { type AgentGuards, type AgentRouting, MAX_REPORTED_UNGUARDED, STREAM_PORT, type UnguardedPort } from '../stream/protocol.js';
-import type { Log } from '../sys/log.js';
+import { type Log, pinoLog } from '../sys/log.js';
 import { registerProcessMetrics } from '../sys/metrics.js';
 import { Agent } from './agent.js';
 import { stopAnnouncers } from './dataplane/linux/announce.js';
@@ -81,10 +81,8 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
-export const jsonLog: Log = {
-  info: (msg, ctx) => process.stderr.write(`${JSON.stringify({ level: 'info', time: new Date().toISOString(), msg, ...ctx })}\n`),
-  warn: (msg, ctx) => process.stderr.write(`${JSON.stringify({ level: 'warn', time: new Date().toISOString(), msg, ...ctx })}\n`),
-};
+/** JSON lines at info on stdout, in the server's (pino's) format. */
+export const jsonLog: Log = pinoLog('info');
 
 export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
   const log = o.log ?? jsonLog;

@@ -40,6 +40,8 @@ interface Principal {
 declare module 'fastify' {
   interface FastifyRequest {
     principal: Principal | null;
+    /** The error code this request was answered with, for its log line. */
+    errorCode: string | null;
   }
   interface FastifyContextConfig {
     perm?: Perm;
@@ -115,6 +117,7 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
     // those Node's HTTP parser reports on the socket get the one error body too.
     frameworkErrors: (err, req, reply: FastifyReply) => {
       const a = answerFor(err, req.id);
+      req.errorCode = a.body.code;
       reply.status(a.status).send(a.body);
     },
     clientErrorHandler: (err, socket) => {
@@ -147,6 +150,12 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
   });
 
   app.decorateRequest('principal', null);
+  app.decorateRequest('errorCode', null);
+
+  /** Who did it, for the logs: the token's id and name (none on unauthenticated routes). */
+  const actor = (req: FastifyRequest) => (req.principal ? { tokenId: req.principal.token.id, token: req.principal.token.name } : null);
+  /** A domain event, logged at info once its write committed, with who caused it. */
+  const event = (req: FastifyRequest, name: string, fields: Record<string, unknown>) => req.log.info({ event: name, actor: actor(req), ...fields }, name);
 
   app.addHook('onRequest', async (req: FastifyRequest) => {
     const perm = req.routeOptions.config.perm;
@@ -177,7 +186,15 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
     metrics.requests.inc({ method: req.method, route, status: String(reply.statusCode) });
     metrics.latency.observe({ method: req.method, route }, reply.elapsedTime / 1000);
     req.log.info(
-      { method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, token: req.principal?.token.name },
+      {
+        method: req.method,
+        url: req.url,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+        token: req.principal?.token.name,
+        // What a 4xx or 5xx answered, so a log search finds every E_FORBIDDEN.
+        ...(reply.statusCode >= 400 && req.errorCode ? { code: req.errorCode } : {}),
+      },
       'request',
     );
   });
@@ -188,17 +205,21 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
         const part = err.validationContext ?? 'body';
         const data = part === 'body' ? req.body : part === 'params' ? req.params : part === 'headers' ? req.headers : req.query;
         const d = describeValidation(err.validation, part, data);
+        req.errorCode = 'E_INVALID_ARG';
         return reply.status(400).send({ code: 'E_INVALID_ARG', message: d.message, field: d.field });
       } catch {
+        req.errorCode = 'E_INVALID_ARG';
         return reply.status(400).send({ code: 'E_INVALID_ARG', message: `invalid ${err.validationContext ?? 'body'}` });
       }
     }
     const a = answerFor(err, req.id);
+    req.errorCode = a.body.code;
     if (a.internal) req.log.error({ err }, 'internal error');
     return reply.status(a.status).send(a.body);
   });
 
   app.setNotFoundHandler((req, reply) => {
+    req.errorCode = 'E_NOT_FOUND';
     reply.status(404).send({ code: 'E_NOT_FOUND', message: `no such route: ${req.method} ${req.url.split('?')[0]}` });
   });
 
@@ -327,7 +348,15 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
     write: 'infra-write',
     agentOwnHost: true,
     create: { body: S.HostCreate, handler: (_r, b) => infra.createHost(ctx, b) },
-    update: { body: S.HostPatch, handler: (_r, id, b) => infra.updateHost(ctx, id, b) },
+    update: {
+      body: S.HostPatch,
+      handler: async (r, id, b) => {
+        const before = b.state === undefined ? null : ((await q.get(ctx, ALL, 'hosts', id)) as { state: string });
+        const h = await infra.updateHost(ctx, id, b);
+        if (before && before.state !== h.state) event(r, 'host.state_changed', { host: h.id, name: h.name, from: before.state, to: h.state });
+        return h;
+      },
+    },
     remove: (_r, id) => infra.deleteHost(ctx, id),
   });
   crud({
@@ -363,13 +392,23 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
     read: 'tenant-read',
     write: 'tenant-write',
     get: (r, id) => inst.getInstance(ctx, scope(r), id),
-    create: { body: S.InstanceCreate, handler: (r, b) => inst.createInstance(ctx, scope(r), b) },
+    create: {
+      body: S.InstanceCreate,
+      handler: async (r, b) => {
+        const i = await inst.createInstance(ctx, scope(r), b);
+        event(r, 'instance.placed', { instance: i.id, name: i.name, tenant: i.tenantId, host: i.hostId });
+        return i;
+      },
+    },
     update: {
       body: S.InstancePatch,
       // Re-read by id: the reference may have been the old name.
       handler: async (r, id, b) => inst.getInstance(ctx, scope(r), (await inst.updateInstance(ctx, scope(r), id, b)).id),
     },
-    remove: (r, id) => inst.deleteInstance(ctx, scope(r), id),
+    remove: async (r, id) => {
+      await inst.deleteInstance(ctx, scope(r), id);
+      event(r, 'instance.deleted', { ref: id });
+    },
   });
   crud({
     kind: 'ports',
@@ -412,7 +451,10 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
     item: T.Ref('Token'),
     read: 'admin',
     write: 'admin',
-    remove: (_r, id) => tokens.deleteToken(ctx, id),
+    remove: async (r, id) => {
+      await tokens.deleteToken(ctx, id);
+      event(r, 'token.revoked', { tokenId: id });
+    },
   });
   app.post(
     '/v1/tokens',
@@ -420,7 +462,11 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
       config: { perm: 'admin' },
       schema: { tags: ['auth'], summary: 'Create a token; the secret is shown only in this reply', body: S.TokenCreate, response: { 201: S.TokenCreated } },
     },
-    async (req, reply) => created(reply, await tokens.createToken(ctx, req.body as Static<typeof S.TokenCreate>)),
+    async (req, reply) => {
+      const t = await tokens.createToken(ctx, req.body as Static<typeof S.TokenCreate>);
+      event(req, 'token.created', { tokenId: t.token.id, name: t.token.name, role: t.token.role });
+      return created(reply, t);
+    },
   );
   app.post(
     '/v1/instances/:id/migrate',
@@ -444,7 +490,11 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
         if (req.body === undefined || req.body === null) req.body = {};
       },
     },
-    async (req) => inst.migrateInstance(ctx, ALL, (req.params as { id: string }).id, (req.body as { target?: string } | undefined)?.target),
+    async (req) => {
+      const i = await inst.migrateInstance(ctx, ALL, (req.params as { id: string }).id, (req.body as { target?: string } | undefined)?.target);
+      event(req, 'instance.migrated', { instance: i.id, name: i.name, host: i.hostId });
+      return i;
+    },
   );
   app.get(
     '/v1/changes',

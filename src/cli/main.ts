@@ -22,6 +22,7 @@ import {
 } from '../model/types.js';
 import { RATE_MAX } from '../model/validate.js';
 import { weftVersion } from '../sys/install.js';
+import { LOG_LEVELS, pinoLog } from '../sys/log.js';
 import { ApiClient } from './client.js';
 import { printItems } from './output.js';
 import { seedExample } from './seed.js';
@@ -115,7 +116,7 @@ program
       .default(1)
       .env('WEFT_CPU_OVERCOMMIT'),
   )
-  .addOption(new Option('--log-level <level>', 'log level').choices(['silent', 'error', 'warn', 'info', 'debug']).default('info').env('WEFT_LOG_LEVEL'))
+  .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info').env('WEFT_LOG_LEVEL'))
   .addOption(
     new Option('--api-headers-timeout <ms>', 'the API closes a request whose headers took longer (default 10000)')
       .argParser(int('--api-headers-timeout'))
@@ -237,6 +238,7 @@ program
       .env('WEFT_BFD_INTERVAL'),
   )
   .addOption(new Option('--bfd-multiplier <n>', 'BFD detection multiplier').argParser(int('--bfd-multiplier')).default(3).env('WEFT_BFD_MULTIPLIER'))
+  .addOption(new Option('--log-level <level>', 'log level (JSON lines on stdout)').choices(LOG_LEVELS).default('info').env('WEFT_AGENT_LOG_LEVEL'))
   .addOption(new Option('--netns <name>', "program this named network namespace instead of the agent's own (labs, benchmarks)").env('WEFT_NETNS').hideHelp())
   .action(async (o, cmd: Command) => {
     const lazy = envSwitch(cmd, 'lazy', 'WEFT_LAZY') ?? o.lazy === true;
@@ -264,6 +266,7 @@ program
       ndRate: o.ndRate,
       metrics: o.metrics,
       netns: o.netns,
+      log: pinoLog(o.logLevel),
       routing:
         routing === false
           ? null

@@ -28,7 +28,7 @@ export interface TestApi {
 export async function startTestApi(
   dialect: Dialect,
   settings: Partial<Settings> = {},
-  o: { mapping?: boolean; timeouts?: Partial<ApiTimeouts> } = {},
+  o: { mapping?: boolean; timeouts?: Partial<ApiTimeouts>; logger?: object } = {},
 ): Promise<TestApi> {
   const db = await testDb(dialect);
   const store = await db.open();
@@ -36,7 +36,7 @@ export async function startTestApi(
   await ensureAdminToken(ctx, ADMIN_SECRET);
   const registry = new prom.Registry();
   const mapping = o.mapping ? await startMapping(store, { svp: { host: '127.0.0.1', port: 0 }, registry }) : null;
-  const app = await buildApi(ctx, { registry, ...(o.timeouts ? { timeouts: o.timeouts } : {}) });
+  const app = await buildApi(ctx, { registry, ...(o.timeouts ? { timeouts: o.timeouts } : {}), ...(o.logger ? { logger: o.logger } : {}) });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
   return {
