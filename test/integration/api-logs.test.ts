@@ -76,7 +76,7 @@ for (const dialect of DIALECTS) {
       const actor = { tokenId: made.token.id, token: 'ops-bot' };
       const created = events('token.created').at(-1);
       assert.equal(created?.tokenId, made.token.id);
-      assert.equal((created?.actor as { token: string }).token, 'bootstrap-admin');
+      assert.equal((created?.actor as { token?: string } | undefined)?.token, 'bootstrap-admin');
       const placed = events('instance.placed');
       assert.equal(placed.length, 1);
       assert.deepEqual(placed[0]?.actor, actor);
