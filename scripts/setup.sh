@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # iproute2, nftables, python3 and BIRD 2 are what the agent drives; tcpdump, iperf3, ping and
-# scapy (forged frames) are what the end-to-end tests and benchmarks use.
-need_pkgs=(g++ make python3 iproute2 ca-certificates curl openssl nftables tcpdump iperf3 iputils-ping python3-scapy bird2)
+# scapy (forged frames) are what the end-to-end tests and benchmarks use; prometheus brings
+# promtool, which test/integration/metrics.test.ts runs on the live /metrics.
+need_pkgs=(g++ make python3 iproute2 ca-certificates curl openssl nftables tcpdump iperf3 iputils-ping python3-scapy bird2 prometheus)
 if [[ "${1:-}" == "--with-postgres" ]]; then need_pkgs+=(postgresql); fi
 
 if ! command -v node >/dev/null; then
@@ -34,6 +35,8 @@ if (( ${#missing[@]} > 0 )); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian's postgresql package starts a cluster on port 5432; weft's tests run their own.
+  # Debian's prometheus package enables its server; only promtool is wanted here.
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
 fi
 
 # npm dependencies, only when node_modules is missing or older than the lock
