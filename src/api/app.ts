@@ -17,6 +17,7 @@ import { invalid, WeftError } from '../model/errors.js';
 import type { Role, Token } from '../model/types.js';
 import { answerFor, BODY_LIMIT, describeValidation, rawAnswer } from './errors.js';
 import { createMetrics } from './metrics.js';
+import { documentRoute, NO_CONTENT } from './openapi.js';
 import * as S from './schemas.js';
 
 /** What a role may do. Tenant tokens are further scoped to their tenant by the core. */
@@ -140,9 +141,19 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
   }
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? ajvBody : ajvQuery).compile(schema));
 
+  // Before swagger's own hook, so the spec it collects has them: every operation's id and error answers.
+  app.addHook('onRoute', (route) => documentRoute(route));
+
   await app.register(swagger, {
     openapi: {
-      info: { title: 'Weft API', version: '1', description: 'Network control plane: sites, hosts, tenants, networks, instances, ports, VIPs, BGP peers.' },
+      info: {
+        title: 'Weft API',
+        version: '1',
+        description: 'Network control plane: sites, hosts, tenants, networks, instances, ports, VIPs, BGP peers.',
+        license: { name: 'Apache-2.0', url: 'https://www.apache.org/licenses/LICENSE-2.0' },
+      },
+      // Relative: the API answers on whatever address it listens (--api-listen).
+      servers: [{ url: '/', description: 'the server this document was read from' }],
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
@@ -310,7 +321,7 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
       const r = o.remove;
       app.delete(
         `/v1/${o.path}/:id`,
-        { config: { perm: o.write }, schema: { tags, summary: `Delete one of ${o.path}`, params: S.IdParam } },
+        { config: { perm: o.write }, schema: { tags, summary: `Delete one of ${o.path}`, params: S.IdParam, response: { 204: NO_CONTENT } } },
         async (req, reply) => {
           await r(req, (req.params as { id: string }).id);
           return noContent(reply);
@@ -529,7 +540,7 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
   );
   app.get(
     '/v1/whoami',
-    { config: { perm: 'tenant-read' }, schema: { tags: ['auth'], response: { 200: T.Ref('Token') } } },
+    { config: { perm: 'tenant-read' }, schema: { tags: ['auth'], summary: 'The token this request authenticated with', response: { 200: T.Ref('Token') } } },
     async (req) => req.principal?.token,
   );
 

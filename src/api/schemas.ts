@@ -4,6 +4,7 @@
 // entities the API returns are defined once, in model/schema.ts, and the
 // request bodies, which are the use cases' inputs, in model/inputs.ts.
 import { type Static, Type as T, type TSchema } from '@sinclair/typebox';
+import { ERROR_CODES, type ErrorCode } from '../model/errors.js';
 import { NO_CONTROL, Ref } from '../model/inputs.js';
 import {
   Host,
@@ -49,7 +50,14 @@ export { Host, Instance, Network, Peer, Port, Rack, Site, Tenant, Token, Vip };
 
 export const QueryStr = T.String({ maxLength: 256, pattern: NO_CONTROL });
 
-export const ApiError = T.Object({ code: T.String(), message: T.String(), field: T.Optional(T.String()) }, { $id: 'Error' });
+export const ApiError = T.Object(
+  {
+    code: T.Unsafe<ErrorCode>({ type: 'string', enum: ERROR_CODES, description: 'Stable machine-readable code; its HTTP status is fixed per code' }),
+    message: T.String({ description: 'Names the field, the bad value and what is allowed' }),
+    field: T.Optional(T.String({ description: 'The offending field, as a dotted path (ports[0].ipv4)' })),
+  },
+  { $id: 'Error', additionalProperties: false },
+);
 
 export const InstanceWithPorts = T.Object({ ...instanceProps, ports: T.Array(T.Ref('Port')) }, { $id: 'InstanceWithPorts' });
 

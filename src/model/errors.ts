@@ -22,6 +22,25 @@ export type ErrorCode =
   /** An HTTP request that was not received in time. */
   | 'E_TIMEOUT';
 
+/** Every code, in one list (the API's OpenAPI Error schema enumerates it); the Record makes it exhaustive. */
+const CODES: Record<ErrorCode, true> = {
+  E_INVALID_ARG: true,
+  E_NOT_FOUND: true,
+  E_CONFLICT: true,
+  E_CAPACITY: true,
+  E_QUOTA: true,
+  E_UNAUTHENTICATED: true,
+  E_FORBIDDEN: true,
+  E_UNAVAILABLE: true,
+  E_DATAPLANE: true,
+  E_INTERNAL: true,
+  E_TOO_LARGE: true,
+  E_HEADERS_TOO_LARGE: true,
+  E_UNSUPPORTED_MEDIA_TYPE: true,
+  E_TIMEOUT: true,
+};
+export const ERROR_CODES = Object.keys(CODES) as ErrorCode[];
+
 export class WeftError extends Error {
   readonly code: ErrorCode;
   /** The offending field, when there is one (dotted path, e.g. `ports[0].ipv4`). */
