@@ -31,7 +31,7 @@ const until = async (what: string, ok: () => boolean, ms: number) => {
   }
 };
 
-test('50 clients reconnecting to a restarted server are spread, not in the same 100 ms', async () => {
+test('50 clients reconnecting to a restarted server are spread, not in the same 100 ms', async (t) => {
   const welcomes: number[][] = hosts.map(() => []);
   for (const [i, host] of hosts.entries()) {
     const c = new StreamClient({
@@ -61,6 +61,7 @@ test('50 clients reconnecting to a restarted server are spread, not in the same 
   for (const t of back) buckets.set(Math.floor((t - upAt) / 100), (buckets.get(Math.floor((t - upAt) / 100)) ?? 0) + 1);
   const busiest = Math.max(...buckets.values());
   const spread = Math.max(...back) - Math.min(...back);
+  t.diagnostic(`${AGENTS} clients back ${Math.min(...back) - upAt}..${Math.max(...back) - upAt} ms after the restart; busiest 100 ms: ${busiest}`);
   // A fixed schedule puts all 50 in one bucket; full jitter over a window of ~1.6 s gives a few per bucket.
   assert.ok(busiest <= AGENTS / 2, `at most half of the clients in one 100 ms bucket, got ${busiest} (buckets ${JSON.stringify([...buckets])})`);
   assert.ok(spread >= 300, `reconnects spread over ${spread} ms, want at least 300`);
