@@ -494,7 +494,7 @@ function agentMetrics(
       Object.entries(lazy.stats),
     );
   }
-  if (routing) routingMetrics(registry, routing);
+  if (routing) routingMetrics(registry, routing.status);
   return { registry, reconcileSeconds };
 }
 
@@ -519,8 +519,8 @@ function monotonicCounter(registry: client.Registry, name: string, help: string,
   });
 }
 
-function routingMetrics(registry: client.Registry, routing: Routing): void {
-  const s = routing.status;
+/** Routing's series, read from its status (one object Routing keeps current) at scrape time. */
+export function routingMetrics(registry: client.Registry, s: RoutingStatus): void {
   new client.Gauge({
     name: 'weft_bird_up',
     help: '1 while BIRD answers on its control socket',

@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { managementAddress, type RunningAgent, runAgent } from '../../src/agent/main.js';
+import prom from 'prom-client';
+import { managementAddress, type RunningAgent, routingMetrics, runAgent } from '../../src/agent/main.js';
+import type { RoutingStatus } from '../../src/agent/routing/routing.js';
 import { ApiClient } from '../../src/cli/client.js';
 import { type RunningServer, startServer } from '../../src/server/server.js';
 import { weftVersion } from '../../src/sys/install.js';
@@ -40,7 +42,8 @@ function families(text: string): Map<string, string> {
   return m;
 }
 
-function assertConventions(text: string, who: string) {
+/** Prometheus' naming: counters end in _total, weft's durations are histograms in seconds. */
+function assertNaming(text: string, who: string) {
   const fam = families(text);
   for (const [name, type] of fam) {
     if (type === 'counter') assert.match(name, /_total$/, `${who}: counter ${name} ends in _total`);
@@ -48,6 +51,11 @@ function assertConventions(text: string, who: string) {
       assert.equal(type, 'histogram', `${who}: the duration ${name} is a histogram (in seconds)`);
   }
   assert.ok(!/^weft_[a-z_]+_ms\b/m.test(text), `${who}: no durations in milliseconds`);
+}
+
+/** What every weft process exports besides its own series. */
+function assertStandard(text: string, who: string) {
+  const fam = families(text);
   assert.equal(fam.get('process_cpu_seconds_total'), 'counter', `${who}: standard process_ metrics`);
   assert.ok(
     [...fam.keys()].some((n) => n.startsWith('nodejs_')),
@@ -88,7 +96,8 @@ describe('metrics', () => {
     const text = await (await fetch(`${server.apiUrl}/metrics`)).text();
     const r = await promtool(text);
     assert.equal(r.code, 0, `promtool check metrics on the server:\n${r.out}`);
-    assertConventions(text, 'server');
+    assertNaming(text, 'server');
+    assertStandard(text, 'server');
     assert.match(text, /weft_api_requests_total\{method="GET",route="\/v1\/sites\/:id",status="404"\} 1/);
   });
 
@@ -119,9 +128,51 @@ describe('metrics', () => {
     const text = await (await fetch(`http://${agent.metricsAddress}/metrics`)).text();
     const r = await promtool(text);
     assert.equal(r.code, 0, `promtool check metrics on the agent:\n${r.out}`);
-    assertConventions(text, 'agent');
+    assertNaming(text, 'agent');
+    assertStandard(text, 'agent');
     assert.equal(families(text).get('weft_agent_lazy_events_total'), 'counter');
     assert.equal(families(text).get('weft_agent_reconcile_seconds'), 'histogram');
+  });
+
+  test("the agent's routing series pass promtool; BIRD's events are a counter, damping its own series", async () => {
+    const status: RoutingStatus = {
+      birdUp: true,
+      inSync: true,
+      lastError: null,
+      configures: 3,
+      rejected: 1,
+      rollbacks: 0,
+      pendingConfirm: false,
+      sessions: [
+        {
+          name: 'up_p1_4',
+          state: 'up',
+          bgpState: 'Established',
+          established: true,
+          since: '2026-01-01',
+          neighbor: '198.51.100.1',
+          lastError: null,
+          peerId: 'p1',
+          channels: [{ family: 'ipv4', imported: 5, filtered: 1, exported: 2, receiveLimit: null, limitHit: false }],
+        },
+      ],
+      announced: ['203.0.113.10'],
+      backends: [{ key: 'k', vipId: 'v1', address: '10.0.0.5', healthy: false, suppressed: true, lastError: null }],
+    };
+    const registry = new prom.Registry();
+    routingMetrics(registry, status);
+    await registry.metrics();
+    status.configures = 5;
+    status.backends[0] = { ...(status.backends[0] as RoutingStatus['backends'][number]), suppressed: false };
+    const text = await registry.metrics();
+    const r = await promtool(text);
+    assert.equal(r.code, 0, `promtool check metrics on the routing series:\n${r.out}`);
+    assertNaming(text, 'routing');
+    assert.equal(families(text).get('weft_bird_events_total'), 'counter');
+    assert.match(text, /weft_bird_events_total\{event="configured"\} 5/);
+    assert.match(text, /weft_vip_backend_healthy\{vip="v1",address="10.0.0.5"\} 0/);
+    assert.match(text, /weft_vip_backend_suppressed\{vip="v1",address="10.0.0.5"\} 0/);
+    assert.doesNotMatch(text, /suppressed="/, 'no label that changes a series identity');
   });
 
   test('a bad --metrics is refused before the agent starts, naming the flag', async () => {
