@@ -124,4 +124,6 @@ export const tokenView = (r: TokenRow): Token => ({
   tenantId: r.tenantId,
   hostId: r.hostId,
   createdAt: r.createdAt,
+  expiresAt: r.expiresAt,
+  lastUsedAt: r.lastUsedAt,
 });

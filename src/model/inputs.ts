@@ -173,6 +173,8 @@ export const TokenCreate = T.Object(
     role: Role,
     tenant: T.Optional(Ref),
     host: T.Optional(Ref),
+    /** When it stops working: an ISO 8601 time in the future. */
+    expiresAt: T.Optional(Str),
   },
   strict,
 );

@@ -189,6 +189,10 @@ export const Token = T.Object(
     tenantId: Nullable(T.String()),
     hostId: Nullable(T.String()),
     createdAt: T.String(),
+    /** When it stops working (ISO 8601), or null: never. */
+    expiresAt: Nullable(T.String()),
+    /** When it was last used, to within a minute, or null: never. */
+    lastUsedAt: Nullable(T.String()),
   },
   { $id: 'Token' },
 );

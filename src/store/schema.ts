@@ -69,10 +69,15 @@ export interface PeerRow extends Omit<Peer, 'importPolicy' | 'maxPrefixAction' |
   multiprotocol: number;
 }
 
-/** Only the secret's hash is kept (core/tokens.ts). */
+/** No secret is kept: its salted hash and a lookup key (core/tokens.ts). */
 export interface TokenRow extends Omit<Token, 'role'> {
   role: string;
+  /** HMAC-SHA256, keyed by `salt`, of the secret's SHA-256 (hex). */
   secretHash: string;
+  /** 16 random bytes, hex. */
+  salt: string;
+  /** The first 12 hex digits of the secret's SHA-256, indexed. */
+  lookup: string;
 }
 
 /** One taken number of an allocation pool (IP, MAC, VNI, /64 slot). */

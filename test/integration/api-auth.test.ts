@@ -2,7 +2,7 @@
 // reveals nothing about other tenants.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { hashSecret } from '../../src/core/tokens.js';
+import { saltedHash, sha256Hex } from '../../src/core/tokens.js';
 import { expectError, smallCloud, startTestApi, type TestApi } from '../support/api.js';
 import { DIALECTS } from '../support/stores.js';
 
@@ -34,7 +34,8 @@ for (const dialect of DIALECTS) {
       const rows = await api.store.read((tx) => tx.all('tokens', {}));
       assert.ok(rows.length >= 4);
       for (const r of rows) assert.match(r.secretHash, /^[0-9a-f]{64}$/);
-      assert.ok(rows.some((r) => r.secretHash === hashSecret(acme)));
+      assert.ok(rows.some((r) => r.secretHash === saltedHash(r.salt, acme)));
+      assert.ok(!rows.some((r) => r.secretHash === sha256Hex(acme)), 'no row keeps the plain SHA-256');
       assert.ok(!JSON.stringify(rows).includes(acme));
       const listed = await api.admin.get<{ items: object[] }>('/v1/tokens');
       assert.ok(!JSON.stringify(listed).includes('secret'), 'the token list shows no secrets or hashes');

@@ -1,5 +1,6 @@
 // Schema migrations, in order. Each runs once per database (Kysely's
 // Migrator records them) and must work on SQLite and PostgreSQL alike.
+import { createHmac, randomBytes } from 'node:crypto';
 import { type Kysely, type Migration, type MigrationProvider, sql } from 'kysely';
 
 const initial: Migration = {
@@ -245,6 +246,34 @@ const hostSvpClientAddresses: Migration = {
   },
 };
 
+/**
+ * Tokens lose their plain SHA-256: each row gets a random salt, its hash
+ * becomes the HMAC (keyed by the salt) of that SHA-256, and 12 hex digits of
+ * the SHA-256 stay as an indexed lookup key (core/tokens.ts). Old rows are
+ * converted here, so every secret handed out before keeps working and no
+ * row keeps a hash that can be checked against a guess without its salt.
+ * Also: an optional expiry, and when the token was last used. The hash is
+ * spelled out here rather than imported: a migration stays what it was when
+ * it shipped, whatever core/tokens.ts becomes (which must match it today;
+ * test/security/secrets.test.ts checks an old row still authenticates).
+ */
+const tokenSalts: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema.alterTable('tokens').addColumn('salt', 'text').execute();
+    await db.schema.alterTable('tokens').addColumn('lookup', 'text').execute();
+    await db.schema.alterTable('tokens').addColumn('expires_at', 'text').execute();
+    await db.schema.alterTable('tokens').addColumn('last_used_at', 'text').execute();
+    // Aliases without underscores: the dialects' camel-case plugin renames the others.
+    const rows = await sql<{ i: string; h: string }>`select id as i, secret_hash as h from tokens`.execute(db);
+    for (const r of rows.rows) {
+      const salt = randomBytes(16).toString('hex');
+      const hash = createHmac('sha256', Buffer.from(salt, 'hex')).update(r.h).digest('hex');
+      await sql`update tokens set salt = ${salt}, lookup = ${r.h.slice(0, 12)}, secret_hash = ${hash} where id = ${r.i}`.execute(db);
+    }
+    await db.schema.createIndex('tokens_lookup').on('tokens').column('lookup').execute();
+  },
+};
+
 class StaticProvider implements MigrationProvider {
   async getMigrations(): Promise<Record<string, Migration>> {
     return {
@@ -255,6 +284,7 @@ class StaticProvider implements MigrationProvider {
       '0005-peer-max-prefix-action': peerMaxPrefixAction,
       '0007-tenant-quotas': tenantQuotas,
       '0008-host-svp-client-addresses': hostSvpClientAddresses,
+      '0009-token-salts': tokenSalts,
     };
   }
 }
