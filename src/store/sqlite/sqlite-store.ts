@@ -3,6 +3,7 @@
 // second process (such as `weft token create --db`) waits instead of failing.
 // Reads use a second, read-only connection: in WAL mode they see the last
 // commit without ever waiting for a write transaction in progress.
+import { chmodSync, closeSync, existsSync, openSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { CamelCasePlugin, CompiledQuery, type DatabaseConnection, Kysely, Migrator, SqliteDialect, SqliteDriver, sql } from 'kysely';
 import type { LoggedChange } from '../../model/changes.js';
@@ -11,6 +12,21 @@ import { migrations } from '../migrations/index.js';
 import { Repo } from '../repo.js';
 import type { DB } from '../schema.js';
 import type { CommitListener, Store } from '../store.js';
+
+/**
+ * The database holds every token's hash and every tenant's layout: it is
+ * created 0600 (SQLite gives its -wal and -shm files the database's mode),
+ * and an existing file, or its -wal or -shm, that group or others may read
+ * is tightened to its owner's bits alone.
+ */
+function ownerOnly(path: string): void {
+  if (!existsSync(path)) closeSync(openSync(path, 'a', 0o600));
+  for (const f of [path, `${path}-wal`, `${path}-shm`]) {
+    if (!existsSync(f)) continue;
+    const mode = statSync(f).mode & 0o777;
+    if ((mode & 0o077) !== 0) chmodSync(f, mode & 0o700);
+  }
+}
 
 class ImmediateSqliteDriver extends SqliteDriver {
   override async beginTransaction(connection: DatabaseConnection): Promise<void> {
@@ -70,6 +86,7 @@ export class SqliteStore implements Store {
    * the migrations themselves).
    */
   static async open(path: string, opts: { upTo?: string } = {}): Promise<SqliteStore> {
+    if (path !== ':memory:' && path !== '') ownerOnly(path);
     const sqlite = new Database(path);
     sqlite.pragma('journal_mode = WAL');
     // FULL: a commit the API acknowledged survives a power cut.
