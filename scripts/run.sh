@@ -20,7 +20,7 @@ if bin/weft lab status >/dev/null 2>&1; then
 else
   bin/weft lab up "$@"
 fi
-bin/weft -o json lab status | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log(`export WEFT_API=${j.api} WEFT_TOKEN=${j.token}`)})' > .weft/lab.env
+bin/weft -o json lab status | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log(`export WEFT_API=${j.api} WEFT_TOKEN_FILE=${j.tokenFile}`)})' > .weft/lab.env
 bin/weft lab check
 cat <<MSG
 

@@ -23,6 +23,7 @@ import {
 import { RATE_MAX } from '../model/validate.js';
 import { weftVersion } from '../sys/install.js';
 import { LOG_LEVELS, pinoLog } from '../sys/log.js';
+import { readSecretFile, writeSecretFile } from '../sys/secret-file.js';
 import { ApiClient } from './client.js';
 import { printItems } from './output.js';
 import { seedExample } from './seed.js';
@@ -33,13 +34,34 @@ export const program = new Command('weft')
   // Values from the environment are read with Option.env(), never as a default:
   // help shows a default, and a token, or a URL with a password, must never be printed.
   .addOption(new Option('--api <url>', 'API base URL').env('WEFT_API').default('http://127.0.0.1:8080'))
-  .addOption(new Option('--token <token>', 'API bearer token').env('WEFT_TOKEN'))
+  .addOption(new Option('--token <token>', 'API bearer token (prefer --token-file: a command line is visible to other users)').env('WEFT_TOKEN'))
+  .addOption(new Option('--token-file <file>', 'read the API token from this file (mode 0600: refused if group or others may read it)').env('WEFT_TOKEN_FILE'))
   .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
   .option('--debug', 'show stacks on errors');
 
-const globals = () => program.opts<{ api: string; token?: string; output: 'table' | 'json'; debug?: boolean }>();
-const client = () => new ApiClient(globals().api, globals().token);
+const globals = () => program.opts<{ api: string; token?: string; tokenFile?: string; output: 'table' | 'json'; debug?: boolean }>();
+/** The API token: --token given on the command line, else --token-file (or WEFT_TOKEN_FILE), else WEFT_TOKEN. */
+function apiToken(): string | undefined {
+  const g = globals();
+  if (g.tokenFile !== undefined && program.getOptionValueSource('token') !== 'cli') return readSecretFile('--token-file', g.tokenFile);
+  return g.token;
+}
+const client = () => new ApiClient(globals().api, apiToken());
 const out = (kind: string, data: unknown) => printItems(kind, data, globals().output);
+
+/** A duration such as 90m, 12h, 30d or 2w, in milliseconds, for `flag`. */
+function durationMs(flag: string, v: string): number {
+  const m = /^(\d+)([mhdw])$/.exec(v);
+  const unit = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+  const ms = m ? Number(m[1]) * unit[m[2] as keyof typeof unit] : 0;
+  if (!m || ms <= 0 || ms > 100 * 365 * 86_400_000)
+    throw new WeftError(
+      'E_INVALID_ARG',
+      `invalid ${flag} ${JSON.stringify(v)}: must be a positive number with m, h, d or w (minutes, hours, days, weeks), e.g. 30d`,
+      flag,
+    );
+  return ms;
+}
 
 function int(name: string) {
   return (v: string) => {
@@ -243,10 +265,11 @@ program
   .action(async (o, cmd: Command) => {
     const lazy = envSwitch(cmd, 'lazy', 'WEFT_LAZY') ?? o.lazy === true;
     const routing = envSwitch(cmd, 'routing', 'WEFT_NO_ROUTING') === true ? false : o.routing;
-    const { readFileSync } = await import('node:fs');
     const { parseServers, runAgent } = await import('../agent/main.js');
     const servers = parseServers(o.server);
-    const token = o.tokenFile ? readFileSync(o.tokenFile, 'utf8').trim() : process.env.WEFT_AGENT_TOKEN;
+    // `weft agent --token-file F`: commander gives a flag both the program and the command know to the program.
+    const tokenFile = o.tokenFile ?? (program.getOptionValueSource('tokenFile') === 'cli' ? globals().tokenFile : undefined);
+    const token = tokenFile ? readSecretFile('--token-file', tokenFile) : process.env.WEFT_AGENT_TOKEN;
     if (!token)
       throw new WeftError('E_INVALID_ARG', 'invalid --token-file (none): an agent token is required (--token-file FILE or env WEFT_AGENT_TOKEN)', 'token');
     for (const [name, v] of [
@@ -593,28 +616,41 @@ tokenCmd
   .option('--name <name>', 'a label for the token')
   .option('--tenant <tenant>', 'the tenant (role tenant)')
   .option('--host <host>', 'the host (role agent)')
+  .option('--expires-in <duration>', 'it stops working after this long: 90m, 12h, 30d (default: never)')
+  .option('--expires-at <time>', 'it stops working at this ISO 8601 time, e.g. 2027-01-31T00:00:00Z')
+  .option('--output-file <file>', 'write the secret to this new file (mode 0600) instead of printing it')
   .option('--db <url>', 'write to this store directly instead of calling the API (bootstrap)')
-  .action(async (o: { role: Role; name?: string; tenant?: string; host?: string; db?: string }) => {
-    const input = { name: o.name ?? `${o.role}-${Date.now().toString(36)}`, role: o.role, ...defined({ tenant: o.tenant, host: o.host }) };
-    let r: { token: unknown; secret: string };
-    if (o.db) {
-      const [{ openStore }, { createCtx }, { createToken }] = await Promise.all([
-        import('../store/open.js'),
-        import('../core/context.js'),
-        import('../core/tokens.js'),
-      ]);
-      const store = await openStore(o.db);
-      try {
-        r = await createToken(createCtx(store), input);
-      } finally {
-        await store.close();
+  .action(
+    async (o: { role: Role; name?: string; tenant?: string; host?: string; db?: string; expiresIn?: string; expiresAt?: string; outputFile?: string }) => {
+      if (o.expiresIn !== undefined && o.expiresAt !== undefined)
+        throw new WeftError('E_INVALID_ARG', 'invalid --expires-in with --expires-at: give one of them', '--expires-in');
+      const expiresAt = o.expiresIn !== undefined ? new Date(Date.now() + durationMs('--expires-in', o.expiresIn)).toISOString() : o.expiresAt;
+      const input = { name: o.name ?? `${o.role}-${Date.now().toString(36)}`, role: o.role, ...defined({ tenant: o.tenant, host: o.host, expiresAt }) };
+      let r: { token: unknown; secret: string };
+      if (o.db) {
+        const [{ openStore }, { createCtx }, { createToken }] = await Promise.all([
+          import('../store/open.js'),
+          import('../core/context.js'),
+          import('../core/tokens.js'),
+        ]);
+        const store = await openStore(o.db);
+        try {
+          r = await createToken(createCtx(store), input);
+        } finally {
+          await store.close();
+        }
+      } else {
+        r = await client().post('/v1/tokens', input);
       }
-    } else {
-      r = await client().post('/v1/tokens', input);
-    }
-    if (globals().output === 'json') process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
-    else process.stdout.write(`${r.secret}\n`);
-  });
+      if (o.outputFile !== undefined) {
+        writeSecretFile('--output-file', o.outputFile, r.secret);
+        const t = r.token as { id: string; name: string };
+        if (globals().output === 'json') process.stdout.write(`${JSON.stringify({ token: r.token, secretFile: o.outputFile }, null, 2)}\n`);
+        else process.stdout.write(`token ${t.name} (${t.id}): secret written to ${o.outputFile}\n`);
+      } else if (globals().output === 'json') process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+      else process.stdout.write(`${r.secret}\n`);
+    },
+  );
 
 program
   .command('changes')
@@ -676,7 +712,7 @@ labSize(lab.command('up').description('build the lab and wait until it is ready 
     process.stderr.write(
       `weft lab ${o.name}: up in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${s.hosts.length} hosts, ${s.instances.length} instances, VIP ${s.vip}\n`,
     );
-    process.stdout.write(`export WEFT_API=${s.api} WEFT_TOKEN=${s.token}\n`);
+    process.stdout.write(`export WEFT_API=${s.api} WEFT_TOKEN_FILE=${s.tokenFile}\n`);
     process.stderr.write('then: bin/weft host list; bin/weft lab check; bin/weft lab down\n');
   });
 labSize(lab.command('daemon', { hidden: true }).description('the process that owns a lab (started by up)'))
@@ -705,7 +741,7 @@ lab
     const { labStatus } = await import('../lab/daemon.js');
     const s = await labStatus(o.name);
     if (globals().output === 'json') return void process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
-    process.stdout.write(`lab ${s.name}: ${s.status}, daemon pid ${s.daemon.pid}, API ${s.api} (token ${s.token})\n`);
+    process.stdout.write(`lab ${s.name}: ${s.status}, daemon pid ${s.daemon.pid}, API ${s.api} (token in ${s.tokenFile})\n`);
     for (const st of s.stages) process.stdout.write(`  [${(st.at / 1000).toFixed(1)} s] ${st.stage}\n`);
     const sh = s.shape;
     if (sh)

@@ -9,7 +9,7 @@ import { createServer, request } from 'node:http';
 import { join } from 'node:path';
 import { conflict, type ErrorCode, WeftError } from '../model/errors.js';
 import { type CheckItem, Cloud, type CloudOptions, checkCloudOptions, type EvacuationReport, type FaultReport, type MoveReport } from './cloud.js';
-import { checkLabDb, LAB_ADMIN_TOKEN, redactDb } from './overlay-lab.js';
+import { checkLabDb, redactDb } from './overlay-lab.js';
 import { destroyLab, isAlive, labDir, type ProcRef, procRef, readLab } from './registry.js';
 import { WEFT_BIN } from './server-process.js';
 
@@ -21,7 +21,8 @@ export interface LabState {
   startedAt: number;
   error: string | null;
   api: string | null;
-  token: string;
+  /** The file holding the lab's admin token (0600, root's), for `--token-file` / WEFT_TOKEN_FILE; null until the server runs. */
+  tokenFile: string | null;
   /** The lab's shape and the seed it was built from (the same seed builds the same lab). */
   shape: { sites: number; racksPerSite: number; hostsPerRack: number; tenants: number; instances: number; seed: number };
   /** Each site with its spine and pools. */
@@ -84,7 +85,7 @@ export async function runDaemon(o: CloudOptions): Promise<void> {
     startedAt: Date.now(),
     error: null,
     api: null,
-    token: LAB_ADMIN_TOKEN,
+    tokenFile: null,
     shape: { sites: o.sites, racksPerSite: o.racksPerSite, hostsPerRack: o.hostsPerRack, tenants: o.tenants, instances: o.instances, seed: o.seed },
     sites: [],
     hosts: [],
@@ -124,6 +125,7 @@ export async function runDaemon(o: CloudOptions): Promise<void> {
   }
   const c = cloud;
   state.api = c.routing.overlay.server.url;
+  state.tokenFile = c.routing.overlay.tokenFile;
   state.hosts = [...c.routing.overlay.hosts.values()].map((h) => ({
     name: h.name,
     site: h.site,

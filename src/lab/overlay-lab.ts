@@ -4,6 +4,7 @@
 // spread across them), one real `weft agent` per host namespace, and VMs as
 // namespaces made from the API's ports. destroy() removes it all.
 import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,14 +12,14 @@ import { portIfname } from '../agent/names.js';
 import { ApiClient } from '../cli/client.js';
 import { capacity, invalid, notFound, WeftError } from '../model/errors.js';
 import { run } from '../sys/exec.js';
+import { writeSecretFile } from '../sys/secret-file.js';
 import { until } from '../sys/until.js';
 import { type Host, Lab, type Vm } from './builder.js';
 import { addrOf, MAX_MGMT_HOSTS, mgmtHostCidr, rootLinkName } from './plan.js';
 import { type ServerProcess, startServerProcess, WEFT_BIN } from './server-process.js';
 
-/** The admin token of every lab's server (labs are throwaway, on a management network of this machine). */
-export const LAB_ADMIN_TOKEN = 'lab-admin-token-0123456789abcdef';
-const TOKEN = LAB_ADMIN_TOKEN;
+/** Where a lab keeps its admin token (in its own 0700 directory, the file 0600: only root reads it). */
+export const ADMIN_TOKEN_FILE = 'admin-token';
 export const AGENT_METRICS_PORT = 9478;
 
 export interface PortView {
@@ -133,6 +134,9 @@ export class OverlayLab {
   readonly vms = new Map<string, LabVm>();
   private readonly nets = new Map<string, { id: string; subnets: string[]; mtu: number }>();
 
+  /** This lab's admin token: random, made when it starts, in `tokenFile` for the CLI (`--token-file`). */
+  readonly adminToken = `weft_${randomBytes(32).toString('base64url')}`;
+
   private constructor(
     readonly lab: Lab,
     readonly servers: LabServer[],
@@ -140,6 +144,11 @@ export class OverlayLab {
     readonly dir: string,
     readonly lazy: boolean,
   ) {}
+
+  /** The file that holds the admin token (0600). */
+  get tokenFile(): string {
+    return join(this.dir, ADMIN_TOKEN_FILE);
+  }
 
   /** The API of the first replica that runs (replica 1 unless it is failed). */
   get api(): ApiClient {
@@ -194,6 +203,7 @@ export class OverlayLab {
     const db = want === 'sqlite' ? `sqlite:${join(dir, 'weft.db')}` : want;
     const servers: LabServer[] = [];
     const c = new OverlayLab(lab, servers, db, dir, o.lazy === true);
+    writeSecretFile('tokenFile', c.tokenFile, c.adminToken);
     try {
       const specs = o.hosts.map(hostSpec);
       const building = Promise.all(specs.map((h) => lab.addHost(h.name, { rack: h.rack, spine: h.spine, link: h.link })));
@@ -209,7 +219,7 @@ export class OverlayLab {
           // Replica 2 listens on the ports replica 1 got, on its own address: an agent names replicas by address only.
           const s = await c.spawnServer(ip, c.ports);
           c.ports = { svp: s.svp.port, stream: s.stream.port };
-          servers.push({ n: i + 1, ip, url: s.url, api: new ApiClient(s.url, TOKEN), proc: s });
+          servers.push({ n: i + 1, ip, url: s.url, api: new ApiClient(s.url, c.adminToken), proc: s });
         }
       })();
       // The servers start while the namespaces are built (neither needs the other); both settle before anything goes on or is cleaned up.
@@ -257,7 +267,7 @@ export class OverlayLab {
   private async spawnServer(ip: string, ports: { svp: number; stream: number }, api = '127.0.0.1:0'): Promise<ServerProcess> {
     const s = await startServerProcess({
       db: this.db,
-      adminToken: TOKEN,
+      adminToken: this.adminToken,
       args: ['--api-listen', api, '--svp', `${ip}:${ports.svp}`, '--stream', `${ip}:${ports.stream}`, '--log-level', 'warn'],
     });
     // Recorded with the lab: if its owner dies, the next lab (or `weft lab down`) kills the server too.

@@ -9,7 +9,6 @@ import { after, before, describe, test } from 'node:test';
 import { parseIpRoutes } from '../../src/lab/bird.js';
 import type { FaultReport, MoveReport } from '../../src/lab/cloud.js';
 import type { LabState } from '../../src/lab/daemon.js';
-import { LAB_ADMIN_TOKEN } from '../../src/lab/overlay-lab.js';
 import { WEFT_BIN } from '../../src/lab/server-process.js';
 import { run } from '../../src/sys/exec.js';
 
@@ -95,8 +94,10 @@ describe('weft lab: moves and faults', { skip: root ? false : 'needs root (netwo
     assert.ok(m.lost <= MOVE_LOST_MAX, `lost ${m.lost} pings: blackout ${m.blackoutMs} ms, more than ${MOVE_LOST_MAX * 10} ms`);
     s = await status();
     assert.equal(where('t1vm1'), m.to);
-    const api = JSON.parse((await run(WEFT_BIN, ['--api', s.api as string, '--token', LAB_ADMIN_TOKEN, '-o', 'json', 'instance', 'get', 't1vm1'])).stdout);
-    const hosts = JSON.parse((await run(WEFT_BIN, ['--api', s.api as string, '--token', LAB_ADMIN_TOKEN, '-o', 'json', 'host', 'list'])).stdout) as {
+    const api = JSON.parse(
+      (await run(WEFT_BIN, ['--api', s.api as string, '--token-file', s.tokenFile as string, '-o', 'json', 'instance', 'get', 't1vm1'])).stdout,
+    );
+    const hosts = JSON.parse((await run(WEFT_BIN, ['--api', s.api as string, '--token-file', s.tokenFile as string, '-o', 'json', 'host', 'list'])).stdout) as {
       id: string;
       name: string;
     }[];
@@ -192,7 +193,7 @@ describe('weft lab: moves and faults', { skip: root ? false : 'needs root (netwo
     for (const i of mine) assert.match(f.stdout, new RegExp(`^ +weft instance migrate ${i}$`, 'm'));
     assert.equal(routesVia(h.rack, h.name), 0);
     assert.ok(!nextHops(h.rack, `${s.vip}/32`).includes(h.underlayIp));
-    const hosts = JSON.parse((await run(WEFT_BIN, ['--api', s.api as string, '--token', LAB_ADMIN_TOKEN, '-o', 'json', 'host', 'list'])).stdout) as {
+    const hosts = JSON.parse((await run(WEFT_BIN, ['--api', s.api as string, '--token-file', s.tokenFile as string, '-o', 'json', 'host', 'list'])).stdout) as {
       name: string;
       state: string;
     }[];

@@ -12,9 +12,9 @@ import { ApiClient } from '../../src/cli/client.js';
 import { parseIpRoutes } from '../../src/lab/bird.js';
 import type { EvacuationReport, FaultReport } from '../../src/lab/cloud.js';
 import type { LabState } from '../../src/lab/daemon.js';
-import { LAB_ADMIN_TOKEN } from '../../src/lab/overlay-lab.js';
 import { WEFT_BIN } from '../../src/lab/server-process.js';
 import { run } from '../../src/sys/exec.js';
+import { readSecretFile } from '../../src/sys/secret-file.js';
 
 const root = process.getuid?.() === 0;
 const weft = (args: string[], okCodes: number[] = []) => run(WEFT_BIN, args, { okCodes, timeoutMs: 300_000 });
@@ -81,7 +81,7 @@ describe('weft lab on SQLite: the server restarted, a host failed and evacuated'
   const host = (name: string) => s.hosts.find((h) => h.name === name) as LabState['hosts'][number];
   const where = (instance: string) => s.instances.find((i) => i.name === instance)?.host as string;
   const cli = (args: string[], okCodes: number[] = []) =>
-    run(WEFT_BIN, ['--api', s.api as string, '--token', LAB_ADMIN_TOKEN, '-o', 'json', ...args], { okCodes });
+    run(WEFT_BIN, ['--api', s.api as string, '--token-file', s.tokenFile as string, '-o', 'json', ...args], { okCodes });
 
   before(async () => {
     await weft(['lab', 'down', '--name', NAME], [1]);
@@ -233,7 +233,7 @@ describe('weft lab on PostgreSQL: two server replicas, one killed mid-run', {
     assert.equal(on(1) + on(2), s.hosts.length);
     await lab.checkPasses(t);
 
-    const apis = (s.servers ?? []).map((x) => new ApiClient(x.api, LAB_ADMIN_TOKEN));
+    const apis = (s.servers ?? []).map((x) => new ApiClient(x.api, readSecretFile('tokenFile', s.tokenFile as string)));
     const [a1, a2] = apis as [ApiClient, ApiClient];
     const site = (await a2.get<{ siteId: string }>('/v1/instances/t1vm1')).siteId;
     // Instances created through both replicas, one every 20 ms, while replica 1 is killed.

@@ -4,7 +4,7 @@
 // same seed) and removes everything on `down`.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { labDir } from '../../src/lab/registry.js';
@@ -39,6 +39,7 @@ interface Status {
   status: string;
   daemon: { pid: number };
   api: string;
+  tokenFile: string;
   vip: string;
   shape: { seed: number };
   sites: { name: string; underlayPool: string }[];
@@ -53,7 +54,9 @@ test('weft lab: up, check, status, a killed daemon cleaned up by the next up, do
   t.diagnostic(`lab up (2 sites x 2 racks x 1 host, 8 instances) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   assert.match(up.stderr, /BGP sessions established \(hosts, ToRs, spines, WAN\)/);
   assert.match(up.stderr, /8 instances placed by the server \(seed 5\)/);
-  assert.match(up.stdout, /^export WEFT_API=http:\/\/127\.0\.0\.1:\d+ WEFT_TOKEN=\S+$/m);
+  // The lab's admin token is random and only in a file root alone reads: up prints where it is, never the token.
+  assert.match(up.stdout, /^export WEFT_API=http:\/\/127\.0\.0\.1:\d+ WEFT_TOKEN_FILE=\S+$/m);
+  assert.doesNotMatch(up.stdout + up.stderr, /weft_[A-Za-z0-9_-]{43}/, 'lab up prints no token');
 
   const again = await weft(['lab', 'up', ...size], [1]);
   assert.equal(again.code, 1);
@@ -85,8 +88,12 @@ test('weft lab: up, check, status, a killed daemon cleaned up by the next up, do
   const siteOf = new Map(status.hosts.map((h) => [h.name, h.site]));
   for (const t of ['t1', 't2'])
     assert.deepEqual([...new Set(status.instances.filter((i) => i.name.startsWith(`${t}vm`)).map((i) => siteOf.get(i.host)))].sort(), ['s1', 's2'], t);
-  // The API is reachable from the machine with the printed token, and holds the lab's sites with their own pools.
-  const cli = (args: string[]) => run(WEFT_BIN, ['--api', status.api, '--token', 'lab-admin-token-0123456789abcdef', '-o', 'json', ...args]);
+  assert.equal(statSync(status.tokenFile).mode & 0o777, 0o600, 'the token file is 0600');
+  const human = await weft(['lab', 'status', '--name', NAME]);
+  assert.doesNotMatch(human.stdout, /weft_[A-Za-z0-9_-]{43}/, 'lab status prints no token');
+  assert.match(human.stdout, new RegExp(`token in ${status.tokenFile}`));
+  // The API is reachable from the machine with the token in that file, and holds the lab's sites with their own pools.
+  const cli = (args: string[]) => run(WEFT_BIN, ['--api', status.api, '--token-file', status.tokenFile, '-o', 'json', ...args]);
   assert.equal((JSON.parse((await cli(['host', 'list'])).stdout) as unknown[]).length, 4);
   const sites = JSON.parse((await cli(['site', 'list'])).stdout) as { name: string; underlayPool: string }[];
   assert.deepEqual(sites.map((x) => `${x.name} ${x.underlayPool}`).sort(), ['s1 192.0.2.0/26', 's2 192.0.2.64/26']);

@@ -77,7 +77,7 @@ describe('security: the CLI never prints a secret', () => {
     const top = await weft(['--help'], env);
     assert.equal(top.code, 0);
     const flat = (t: string) => t.replace(/\s+/g, ' ');
-    assert.match(flat(top.out), /--token <token> API bearer token \(env: WEFT_TOKEN\)/);
+    assert.match(flat(top.out), /--token <token> API bearer token .*\(env: WEFT_TOKEN\) --token-file <file> .*\(env: WEFT_TOKEN_FILE\)/);
     assert.match(flat(top.out), /\(default: "http:\/\/127\.0\.0\.1:8080", env:\s+WEFT_API\)/, 'the built-in default, not the environment');
     const seen: string[] = [];
     const queue: string[][] = [[]];
