@@ -15,6 +15,7 @@ import * as tokens from '../core/tokens.js';
 import * as vips from '../core/vips.js';
 import { invalid, WeftError } from '../model/errors.js';
 import type { Role, Token } from '../model/types.js';
+import { ConnectionCaps, type ConnectionLimits, type RefuseReason } from '../sys/conn-caps.js';
 import { answerFor, BODY_LIMIT, describeValidation, rawAnswer } from './errors.js';
 import { createMetrics } from './metrics.js';
 import { documentRoute, NO_CONTENT } from './openapi.js';
@@ -88,7 +89,21 @@ export function apiTimeouts(t: Partial<ApiTimeouts> = {}): ApiTimeouts {
   return o;
 }
 
+/** API connections in total and per source; operators' scripts and dashboards, not thousands of clients. */
+export const DEFAULT_API_LIMITS: ConnectionLimits = { max: 1024, perSource: 256 };
+/**
+ * Connections past the cap still let in, to answer /healthz and /metrics
+ * (and E_BUSY to anything else) and be closed: a full listener stays
+ * observable. Each is closed after at most RESERVE_MS.
+ */
+export const API_RESERVE = 16;
+const RESERVE_MS = 5000;
+/** Paths answered on a connection over the cap. */
+const ALWAYS_ANSWERED = new Set(['/healthz', '/metrics']);
+
 export interface ApiOptions {
+  /** Connection caps (DEFAULT_API_LIMITS when absent). */
+  limits?: ConnectionLimits | undefined;
   logger?: boolean | object;
   /** The listener's timeouts (DEFAULT_API_TIMEOUTS when absent). */
   timeouts?: Partial<ApiTimeouts>;
@@ -114,6 +129,8 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
     http: { headersTimeout: t.headersMs, connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(Math.min(t.headersMs, t.requestMs) / 4))) },
     bodyLimit: BODY_LIMIT,
     disableRequestLogging: true,
+    // Requests during close get the API's own E_UNAVAILABLE body (the first onRequest hook).
+    return503OnClosing: false,
     // The errors Fastify answers before a route's error handler (a bad URL) and
     // those Node's HTTP parser reports on the socket get the one error body too.
     frameworkErrors: (err, req, reply: FastifyReply) => {
@@ -167,6 +184,43 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
   const actor = (req: FastifyRequest) => (req.principal ? { tokenId: req.principal.token.id, token: req.principal.token.name } : null);
   /** A domain event, logged at info once its write committed, with who caused it. */
   const event = (req: FastifyRequest, name: string, fields: Record<string, unknown>) => req.log.info({ event: name, actor: actor(req), ...fields }, name);
+
+  // Connection caps: a connection over them is let into a small reserve that
+  // answers only /healthz and /metrics, then closed; past the reserve too, closed at once.
+  const caps = new ConnectionCaps('api', opts.limits ?? DEFAULT_API_LIMITS, metrics.registry);
+  const reserve = new ConnectionCaps('api-reserve', { max: API_RESERVE, perSource: API_RESERVE });
+  const over = new WeakMap<object, RefuseReason>();
+  app.server.on('connection', (sock: import('node:net').Socket) => {
+    const reason = caps.admit(sock);
+    if (!reason) return;
+    if (reserve.admit(sock)) {
+      sock.destroy();
+      return;
+    }
+    over.set(sock, reason);
+    const t = setTimeout(() => sock.destroy(), RESERVE_MS);
+    sock.once('close', () => clearTimeout(t));
+  });
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
+    if (closing) {
+      reply.header('connection', 'close');
+      return reply.status(503).send({ code: 'E_UNAVAILABLE', message: 'the server is shutting down: retry against another replica or after its restart' });
+    }
+    const reason = over.get(req.raw.socket);
+    if (!reason) return;
+    reply.header('connection', 'close');
+    if (ALWAYS_ANSWERED.has(req.url.split('?')[0] as string)) return;
+    const l = caps.limits;
+    const message =
+      reason === 'total'
+        ? `the API is at its cap of ${l.max} connections: retry later`
+        : `the API is at its cap of ${l.perSource} connections from ${req.raw.socket.remoteAddress}: close some, or retry later`;
+    return reply.status(503).send({ code: 'E_BUSY', message });
+  });
 
   app.addHook('onRequest', async (req: FastifyRequest) => {
     const perm = req.routeOptions.config.perm;

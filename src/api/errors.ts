@@ -20,6 +20,7 @@ export const STATUS: Record<ErrorCode, number> = {
   // operator raises the quota or the tenant frees something.
   E_QUOTA: 403,
   E_UNAVAILABLE: 503,
+  E_BUSY: 503,
   E_DATAPLANE: 502,
   E_INTERNAL: 500,
   E_TOO_LARGE: 413,

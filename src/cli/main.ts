@@ -175,6 +175,51 @@ program
       .env('WEFT_MAX_TENANT_ND_RATE')
       .argParser(intIn('--max-tenant-nd-rate', 1, RATE_MAX)),
   )
+  .addOption(
+    new Option('--svp-max-connections <n>', 'connections the SVP listener holds open at once; more are refused (default 4096)')
+      .argParser(intIn('--svp-max-connections', 1, 1_000_000))
+      .env('WEFT_SVP_MAX_CONNECTIONS'),
+  )
+  .addOption(
+    new Option('--svp-max-connections-per-source <n>', 'of those, connections from one source address (default 16)')
+      .argParser(intIn('--svp-max-connections-per-source', 1, 1_000_000))
+      .env('WEFT_SVP_MAX_CONNECTIONS_PER_SOURCE'),
+  )
+  .addOption(
+    new Option('--stream-max-connections <n>', 'connections the push-stream listener holds open at once; more are refused (default 4096)')
+      .argParser(intIn('--stream-max-connections', 1, 1_000_000))
+      .env('WEFT_STREAM_MAX_CONNECTIONS'),
+  )
+  .addOption(
+    new Option('--stream-max-connections-per-source <n>', 'of those, connections from one source address (default 8)')
+      .argParser(intIn('--stream-max-connections-per-source', 1, 1_000_000))
+      .env('WEFT_STREAM_MAX_CONNECTIONS_PER_SOURCE'),
+  )
+  .addOption(
+    new Option('--api-max-connections <n>', 'connections the API listener holds open at once; more are refused (default 1024)')
+      .argParser(intIn('--api-max-connections', 1, 1_000_000))
+      .env('WEFT_API_MAX_CONNECTIONS'),
+  )
+  .addOption(
+    new Option('--api-max-connections-per-source <n>', 'of those, connections from one source address (default 256)')
+      .argParser(intIn('--api-max-connections-per-source', 1, 1_000_000))
+      .env('WEFT_API_MAX_CONNECTIONS_PER_SOURCE'),
+  )
+  .addOption(
+    new Option('--svp-idle-timeout <ms>', 'SVP closes a connection with no traffic for longer (default 300000)')
+      .argParser(intIn('--svp-idle-timeout', 1, 3_600_000))
+      .env('WEFT_SVP_IDLE_TIMEOUT'),
+  )
+  .addOption(
+    new Option('--stream-hello-timeout <ms>', 'the push stream closes a connection that has not said hello within this (default 10000)')
+      .argParser(intIn('--stream-hello-timeout', 1, 3_600_000))
+      .env('WEFT_STREAM_HELLO_TIMEOUT'),
+  )
+  .addOption(
+    new Option('--stream-stall-timeout <ms>', 'the push stream closes a connection that leaves a frame unfinished for longer (default 30000)')
+      .argParser(intIn('--stream-stall-timeout', 1, 3_600_000))
+      .env('WEFT_STREAM_STALL_TIMEOUT'),
+  )
   .addOption(defaultQuotaOption('instances'))
   .addOption(defaultQuotaOption('ports'))
   .addOption(defaultQuotaOption('networks'))
@@ -203,6 +248,14 @@ program
       logLevel: o.logLevel,
       apiTimeouts: defined({ headersMs: o.apiHeadersTimeout, requestMs: o.apiRequestTimeout, keepAliveMs: o.apiKeepaliveTimeout, idleMs: o.apiIdleTimeout }),
       tenantRateMax: defined({ arpRate: o.maxTenantArpRate, ndRate: o.maxTenantNdRate }),
+      limits: {
+        svp: defined({ max: o.svpMaxConnections, perSource: o.svpMaxConnectionsPerSource }),
+        stream: defined({ max: o.streamMaxConnections, perSource: o.streamMaxConnectionsPerSource }),
+        api: defined({ max: o.apiMaxConnections, perSource: o.apiMaxConnectionsPerSource }),
+      },
+      svpIdleMs: o.svpIdleTimeout,
+      streamHelloMs: o.streamHelloTimeout,
+      streamStallMs: o.streamStallTimeout,
       quotas: defined(Object.fromEntries(QUOTA_KINDS.map((k) => [k, o[`defaultQuota${k[0]?.toUpperCase()}${k.slice(1)}`]]))),
     });
     process.stderr.write(`weft server: store ${s.store.location}, API ${s.apiUrl}, SVP ${s.svpAddress ?? 'off'}, stream ${s.streamAddress ?? 'off'}\n`);

@@ -34,43 +34,86 @@ export interface Frame {
 export type FrameVisitor = (buf: Buffer, at: number, op: number, id: number, size: number) => void;
 
 export class Framer {
-  private buf: Buffer = Buffer.alloc(0);
+  /** The unfinished frame: its header alone until that is in, then the whole frame, allocated once at its declared size. */
+  private part: Buffer;
+  /** Bytes of `part` filled. */
+  private have = 0;
+  private readonly header = Buffer.alloc(HEADER_SIZE);
 
-  constructor(private readonly maxPayload: number = MAX_REQUEST_PAYLOAD) {}
+  constructor(private readonly maxPayload: number = MAX_REQUEST_PAYLOAD) {
+    this.part = this.header;
+  }
 
   /** Bytes held while waiting for the rest of a frame (bounded by one frame). */
   get pending(): number {
-    return this.buf.length;
+    return this.have;
+  }
+
+  /** The payload size the header at `at` declares, once its version and size are checked. */
+  private sizeAt(buf: Buffer, at: number): number {
+    const version = buf.readUInt16BE(at);
+    if (version !== SVP_VERSION) throw new FrameError('version', `version ${version}, only ${SVP_VERSION} is spoken`);
+    const size = buf.readUInt32BE(at + 4);
+    if (size > this.maxPayload) throw new FrameError('size', `payload of ${size} bytes exceeds ${this.maxPayload}`);
+    return size;
+  }
+
+  private deliver(buf: Buffer, at: number, size: number, visit: FrameVisitor): void {
+    const end = at + HEADER_SIZE + size;
+    // The CRC covers the header with its crc field read as zeros.
+    if (crc32Range(buf, at, end, at + CRC_OFFSET) !== buf.readUInt32BE(at + CRC_OFFSET))
+      throw new FrameError('crc', `bad CRC on op ${buf.readUInt16BE(at + 2)} id ${buf.readUInt32BE(at + 8)}`);
+    visit(buf, at, buf.readUInt16BE(at + 2), buf.readUInt32BE(at + 8), size);
   }
 
   /**
-   * Appends `chunk` and visits every complete frame now available, in
-   * order, allocating nothing per frame (the SVP server's hot path). Throws
-   * FrameError on the first bad header or CRC; a header is checked as soon
-   * as its 16 bytes are in, so an oversized frame is refused before its
-   * payload is buffered. A visitor may throw FrameError('malformed') too.
+   * Visits every complete frame `chunk` finishes, in order. Frames whole in
+   * the chunk are read where they lie (no copy, no allocation: the SVP
+   * server's hot path); only a frame split across reads is copied, into one
+   * buffer of the size its header declares, so a frame sent a byte at a time
+   * costs one allocation, not one per byte. Throws FrameError on the first
+   * bad header or CRC; a header is checked as soon as its 16 bytes are in,
+   * so an oversized frame is refused before anything is allocated for it. A
+   * visitor may throw FrameError('malformed') too. After a throw the framer
+   * is not to be used again (the connection closes).
    */
   scan(chunk: Buffer, visit: FrameVisitor): void {
-    const buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     let at = 0;
-    try {
-      while (buf.length - at >= HEADER_SIZE) {
-        const version = buf.readUInt16BE(at);
-        if (version !== SVP_VERSION) throw new FrameError('version', `version ${version}, only ${SVP_VERSION} is spoken`);
-        const size = buf.readUInt32BE(at + 4);
-        if (size > this.maxPayload) throw new FrameError('size', `payload of ${size} bytes exceeds ${this.maxPayload}`);
-        const end = at + HEADER_SIZE + size;
-        if (buf.length < end) break;
-        // The CRC covers the header with its crc field read as zeros.
-        if (crc32Range(buf, at, end, at + CRC_OFFSET) !== buf.readUInt32BE(at + CRC_OFFSET))
-          throw new FrameError('crc', `bad CRC on op ${buf.readUInt16BE(at + 2)} id ${buf.readUInt32BE(at + 8)}`);
-        visit(buf, at, buf.readUInt16BE(at + 2), buf.readUInt32BE(at + 8), size);
-        at = end;
+    if (this.have > 0) {
+      if (this.part === this.header) {
+        const n = Math.min(HEADER_SIZE - this.have, chunk.length);
+        chunk.copy(this.header, this.have, 0, n);
+        this.have += n;
+        at = n;
+        if (this.have < HEADER_SIZE) return;
+        const size = this.sizeAt(this.header, 0);
+        if (size > 0) {
+          this.part = Buffer.allocUnsafe(HEADER_SIZE + size);
+          this.header.copy(this.part, 0);
+        }
       }
-    } finally {
-      // Keep only the unfinished tail, copied so the consumed chunk can be freed.
-      this.buf = at === buf.length ? Buffer.alloc(0) : at === 0 ? buf : Buffer.from(buf.subarray(at));
+      const n = Math.min(this.part.length - this.have, chunk.length - at);
+      chunk.copy(this.part, this.have, at, at + n);
+      this.have += n;
+      at += n;
+      if (this.have < this.part.length) return;
+      const frame = this.part;
+      this.part = this.header;
+      this.have = 0;
+      this.deliver(frame, 0, frame.length - HEADER_SIZE, visit);
     }
+    while (chunk.length - at >= HEADER_SIZE) {
+      const size = this.sizeAt(chunk, at);
+      if (chunk.length - at < HEADER_SIZE + size) {
+        // The start of a frame: kept in a buffer of its full size.
+        this.part = Buffer.allocUnsafe(HEADER_SIZE + size);
+        this.have = chunk.copy(this.part, 0, at);
+        return;
+      }
+      this.deliver(chunk, at, size, visit);
+      at += HEADER_SIZE + size;
+    }
+    if (at < chunk.length) this.have = chunk.copy(this.header, 0, at);
   }
 
   /** Like scan, but returns the frames (header and a copy of the payload): for clients and tests. */

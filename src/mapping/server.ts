@@ -7,6 +7,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import prom from 'prom-client';
 import type { Store } from '../store/store.js';
+import { ConnectionCaps, type ConnectionLimits } from '../sys/conn-caps.js';
 import { listenOn } from '../sys/listen.js';
 import { IndexBackend, type SvpBackend } from './backend.js';
 import { decodeLogReq, decodeLogRm, encodeFrame, logAck, statusOnly, writeEmptyFrame, writeStatusFrame, writeVl2AckFrame, writeVl3AckFrame } from './codec.js';
@@ -21,7 +22,24 @@ const HIGH_WATER = 1024 * 1024;
 
 /** The largest reply to one request that is answered inline (VL3_ACK). */
 const MAX_INLINE_REPLY = HEADER_SIZE + SIZE.VL3_ACK;
+/**
+ * SVP connections in total and per source: varpd keeps one connection per
+ * hypervisor (a few while it reconnects), and a server serves thousands.
+ */
+export const DEFAULT_SVP_LIMITS: ConnectionLimits = { max: 4096, perSource: 16 };
+/** A connection with no traffic for this long is closed: varpd pings every few seconds when it keeps one open, and reconnects at need. */
+export const DEFAULT_SVP_IDLE_MS = 300_000;
+
+export interface SvpServerOptions {
+  /** Connection caps (DEFAULT_SVP_LIMITS). */
+  limits?: ConnectionLimits | undefined;
+  /** Idle timeout in ms (DEFAULT_SVP_IDLE_MS). */
+  idleMs?: number | undefined;
+}
+
 const COUNTED_OPS = ['PING', 'VL2_REQ', 'VL3_REQ', 'LOG_REQ', 'LOG_RM', 'BULK_REQ', 'other'] as const;
+
+const EMPTY = Buffer.alloc(0);
 
 /** The parser's verdict on a request whose payload is the wrong size for its op. */
 function wrongSize(name: string, size: number, want: number): never {
@@ -42,7 +60,7 @@ export function svpMetrics(registry: prom.Registry, counts: Record<string, numbe
   });
   new prom.Counter({
     name: 'weft_svp_connections_closed_total',
-    help: 'SVP connections the server closed, by reason (crc, version, size, malformed, error)',
+    help: 'SVP connections the server closed, by reason (crc, version, size, malformed, error, idle)',
     labelNames: ['reason'] as const,
     registers: [registry],
     collect() {
@@ -66,10 +84,14 @@ export class SvpServer {
   readonly counts: Record<string, number> = Object.fromEntries(COUNTED_OPS.map((o) => [o, 0]));
   readonly closed: Record<string, number> = {};
   private readonly backend: SvpBackend;
+  private readonly caps: ConnectionCaps;
+  private readonly idleMs: number;
 
   /** Answers from `index` and `store` (an IndexBackend), or from `backend` when one is given (tests). */
-  constructor(index: MappingIndex, store: Store, registry?: prom.Registry, backend?: SvpBackend) {
+  constructor(index: MappingIndex, store: Store, registry?: prom.Registry, backend?: SvpBackend, o: SvpServerOptions = {}) {
     this.backend = backend ?? new IndexBackend(index, store);
+    this.caps = new ConnectionCaps('svp', o.limits ?? DEFAULT_SVP_LIMITS, registry);
+    this.idleMs = o.idleMs ?? DEFAULT_SVP_IDLE_MS;
     this.server = createServer((s) => this.accept(s));
     if (registry) svpMetrics(registry, this.counts, this.closed, () => this.sockets.size);
   }
@@ -79,9 +101,18 @@ export class SvpServer {
   }
 
   private accept(sock: Socket): void {
+    // Over a cap: closed at once, SVP having no message to say why.
+    if (this.caps.admit(sock)) {
+      sock.destroy();
+      return;
+    }
     this.sockets.add(sock);
     sock.setNoDelay(true);
     sock.setKeepAlive(true, 30_000);
+    sock.setTimeout(this.idleMs, () => {
+      this.closed.idle = (this.closed.idle ?? 0) + 1;
+      sock.destroy();
+    });
     const framer = new Framer();
     // The shoot-down log is bound to where the connection comes from (backend.ts).
     const source = sock.remoteAddress;
@@ -100,11 +131,15 @@ export class SvpServer {
       throw new FrameError('malformed', `more than ${MAX_INFLIGHT} log requests in flight`);
     };
     sock.on('data', (chunk: Buffer) => {
-      // Replies to lookups go straight into one buffer: no allocation per request.
-      const out = Buffer.allocUnsafe(Math.ceil((framer.pending + chunk.length) / HEADER_SIZE) * MAX_INLINE_REPLY);
+      // Replies to lookups go straight into one buffer per read, sized for every
+      // frame the read can complete and made only once one does: a read that
+      // completes none (a frame sent a byte at a time) allocates nothing.
+      let out = EMPTY;
       let o = 0;
+      const room = framer.pending + chunk.length;
       try {
         framer.scan(chunk, (buf, at, op, id, size) => {
+          if (out === EMPTY) out = Buffer.allocUnsafe(Math.ceil(room / HEADER_SIZE) * MAX_INLINE_REPLY);
           const p = at + HEADER_SIZE;
           switch (op) {
             case OP.VL2_REQ: {

@@ -4,7 +4,7 @@ import prom from 'prom-client';
 import type { LoggedChange } from '../model/changes.js';
 import type { Store } from '../store/store.js';
 import { ChangeFollower } from './follower.js';
-import { SvpServer } from './server.js';
+import { SvpServer, type SvpServerOptions } from './server.js';
 
 export interface MappingService {
   follower: ChangeFollower;
@@ -16,7 +16,13 @@ export interface MappingService {
 
 export async function startMapping(
   store: Store,
-  o: { svp: { host: string; port: number } | null; registry: prom.Registry; onApplied?: (changes: readonly LoggedChange[]) => void },
+  o: {
+    svp: { host: string; port: number } | null;
+    registry: prom.Registry;
+    onApplied?: (changes: readonly LoggedChange[]) => void;
+    /** The SVP listener's caps and idle timeout (its defaults when absent). */
+    svpOptions?: SvpServerOptions;
+  },
 ): Promise<MappingService> {
   const follower = new ChangeFollower(store, { onApplied: o.onApplied });
   await follower.start();
@@ -44,7 +50,7 @@ export async function startMapping(
   let svp: SvpServer | null = null;
   let svpAddress: { host: string; port: number } | null = null;
   if (o.svp) {
-    svp = new SvpServer(ix, store, o.registry);
+    svp = new SvpServer(ix, store, o.registry, undefined, o.svpOptions);
     try {
       svpAddress = await svp.listen(o.svp.host, o.svp.port);
     } catch (e) {

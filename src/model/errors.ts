@@ -11,6 +11,8 @@ export type ErrorCode =
   | 'E_UNAUTHENTICATED'
   | 'E_FORBIDDEN'
   | 'E_UNAVAILABLE'
+  /** A listener at its connection cap. */
+  | 'E_BUSY'
   | 'E_DATAPLANE'
   | 'E_INTERNAL'
   /** An HTTP request body above the API's limit. */

@@ -5,10 +5,11 @@
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import prom from 'prom-client';
-import { type ApiTimeouts, buildApi } from '../api/app.js';
+import { type ApiTimeouts, buildApi, DEFAULT_API_LIMITS } from '../api/app.js';
 import { type Ctx, createCtx, DEFAULT_TENANT_RATE_MAX, type Settings } from '../core/context.js';
 import * as ref from '../core/resolve.js';
 import { authenticate, ensureAdminToken } from '../core/tokens.js';
+import { DEFAULT_SVP_IDLE_MS, DEFAULT_SVP_LIMITS } from '../mapping/server.js';
 import { type MappingService, startMapping } from '../mapping/service.js';
 import { SVP_PORT } from '../mapping/wire.js';
 import { invalid } from '../model/errors.js';
@@ -17,7 +18,8 @@ import type { PlacementPolicy } from '../model/types.js';
 import { openStore } from '../store/open.js';
 import type { Store } from '../store/store.js';
 import { STREAM_PORT } from '../stream/protocol.js';
-import { type StreamContext, StreamServer } from '../stream/server.js';
+import { DEFAULT_STREAM_HELLO_MS, DEFAULT_STREAM_LIMITS, DEFAULT_STREAM_STALL_MS, type StreamContext, StreamServer } from '../stream/server.js';
+import { type ConnectionLimits, connectionLimits } from '../sys/conn-caps.js';
 
 export interface ServerOptions {
   db: string;
@@ -38,6 +40,21 @@ export interface ServerOptions {
   tenantRateMax?: Partial<Settings['tenantRateMax']> | undefined;
   /** The quotas of tenants without their own (DEFAULT_QUOTAS for those not given). */
   quotas?: Partial<Quotas> | undefined;
+  /** Connection caps per listener (each listener's defaults for those not given). */
+  limits?: { svp?: Partial<ConnectionLimits>; stream?: Partial<ConnectionLimits>; api?: Partial<ConnectionLimits> } | undefined;
+  /** An SVP connection idle longer is closed (DEFAULT_SVP_IDLE_MS). */
+  svpIdleMs?: number | undefined;
+  /** A stream connection without a hello this long after connecting is closed (DEFAULT_STREAM_HELLO_MS). */
+  streamHelloMs?: number | undefined;
+  /** A stream connection with a frame unfinished this long is closed (DEFAULT_STREAM_STALL_MS). */
+  streamStallMs?: number | undefined;
+}
+
+/** A timeout option in ms, checked: an integer 1..3600000. */
+function timeoutMs(field: string, v: number | undefined, dflt: number): number {
+  const n = v ?? dflt;
+  if (!(Number.isInteger(n) && n >= 1 && n <= 3_600_000)) throw invalid(field, n, 'must be an integer 1..3600000 (milliseconds)');
+  return n;
 }
 
 export interface RunningServer {
@@ -75,6 +92,15 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const listen = parseListen('api', o.api, 8080);
   const svpListen = o.svp === 'off' ? null : parseListen('svp', o.svp, SVP_PORT);
   const streamListen = o.stream === 'off' ? null : parseListen('stream', o.stream, STREAM_PORT);
+  // Checked before the store is opened: a bad flag changes nothing.
+  const limits = {
+    svp: connectionLimits('svp', { ...DEFAULT_SVP_LIMITS, ...o.limits?.svp }),
+    stream: connectionLimits('stream', { ...DEFAULT_STREAM_LIMITS, ...o.limits?.stream }),
+    api: connectionLimits('api', { ...DEFAULT_API_LIMITS, ...o.limits?.api }),
+  };
+  const svpIdleMs = timeoutMs('svp-idle-timeout', o.svpIdleMs, DEFAULT_SVP_IDLE_MS);
+  const streamHelloMs = timeoutMs('stream-hello-timeout', o.streamHelloMs, DEFAULT_STREAM_HELLO_MS);
+  const streamStallMs = timeoutMs('stream-stall-timeout', o.streamStallMs, DEFAULT_STREAM_STALL_MS);
   const tls = o.streamTls ? { cert: readFileSync(o.streamTls.cert), key: readFileSync(o.streamTls.key) } : undefined;
   const store = await openStore(o.db);
   let mapping: MappingService | null = null;
@@ -89,10 +115,21 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     });
     if (o.adminToken) await ensureAdminToken(ctx, o.adminToken);
     const registry = new prom.Registry();
-    mapping = await startMapping(store, { svp: svpListen, registry, onApplied: (c) => stream?.deliver(c) });
+    mapping = await startMapping(store, {
+      svp: svpListen,
+      registry,
+      onApplied: (c) => stream?.deliver(c),
+      svpOptions: { limits: limits.svp, idleMs: svpIdleMs },
+    });
     let streamAddress: string | null = null;
     if (streamListen) {
-      stream = new StreamServer(streamContext(ctx), mapping.follower.index, { registry, tls });
+      stream = new StreamServer(streamContext(ctx), mapping.follower.index, {
+        registry,
+        tls,
+        limits: limits.stream,
+        helloMs: streamHelloMs,
+        stallMs: streamStallMs,
+      });
       const a = await stream.listen(streamListen.host, streamListen.port);
       streamAddress = `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
     }
@@ -111,6 +148,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       agents: { status: () => st?.status() ?? [] },
       afterWrite,
       timeouts: o.apiTimeouts,
+      limits: limits.api,
     });
     await app.listen({ host: listen.host, port: listen.port });
     const addr = app.server.address();

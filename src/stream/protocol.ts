@@ -154,28 +154,75 @@ export class StreamFrameError extends WeftError {
   }
 }
 
-/** Cuts a byte stream into messages; throws StreamFrameError on an oversized frame or bad JSON. */
+/**
+ * Cuts a byte stream into messages; throws StreamFrameError on an oversized
+ * frame or bad JSON (after which the reader is not used again). A frame
+ * split across reads is copied into one buffer of the size its length
+ * declares (refused at once above `max`), not re-concatenated on every read.
+ */
 export class MessageReader {
-  private buf: Buffer = Buffer.alloc(0);
+  /** The unfinished frame: its 4-byte length until that is in, then its body, allocated once. */
+  private part: Buffer;
+  private have = 0;
+  private readonly len = Buffer.alloc(4);
 
-  constructor(private readonly max: number = MAX_FRAME) {}
+  constructor(private readonly max: number = MAX_FRAME) {
+    this.part = this.len;
+  }
+
+  /** Bytes held of an unfinished frame. */
+  get pending(): number {
+    return this.part === this.len ? this.have : 4 + this.have;
+  }
+
+  private lengthAt(buf: Buffer, at: number): number {
+    const len = buf.readUInt32BE(at);
+    if (len > this.max) throw new StreamFrameError(`frame of ${len} bytes exceeds ${this.max}`);
+    return len;
+  }
+
+  private parse(buf: Buffer, start: number, end: number): unknown {
+    try {
+      return JSON.parse(buf.toString('utf8', start, end));
+    } catch (e) {
+      throw new StreamFrameError(`frame of ${end - start} bytes is not JSON: ${(e as Error).message}`, { cause: e });
+    }
+  }
 
   push(chunk: Buffer): unknown[] {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     const out: unknown[] = [];
     let at = 0;
-    while (this.buf.length - at >= 4) {
-      const len = this.buf.readUInt32BE(at);
-      if (len > this.max) throw new StreamFrameError(`frame of ${len} bytes exceeds ${this.max}`);
-      if (this.buf.length - at < 4 + len) break;
-      try {
-        out.push(JSON.parse(this.buf.toString('utf8', at + 4, at + 4 + len)));
-      } catch (e) {
-        throw new StreamFrameError(`frame of ${len} bytes is not JSON: ${(e as Error).message}`, { cause: e });
+    if (this.have > 0 || this.part !== this.len) {
+      if (this.part === this.len) {
+        const n = Math.min(4 - this.have, chunk.length);
+        chunk.copy(this.len, this.have, 0, n);
+        this.have += n;
+        at = n;
+        if (this.have < 4) return out;
+        this.part = Buffer.allocUnsafe(this.lengthAt(this.len, 0));
+        this.have = 0;
       }
+      const n = Math.min(this.part.length - this.have, chunk.length - at);
+      chunk.copy(this.part, this.have, at, at + n);
+      this.have += n;
+      at += n;
+      if (this.have < this.part.length) return out;
+      const body = this.part;
+      this.part = this.len;
+      this.have = 0;
+      out.push(this.parse(body, 0, body.length));
+    }
+    while (chunk.length - at >= 4) {
+      const len = this.lengthAt(chunk, at);
+      if (chunk.length - at - 4 < len) {
+        this.part = Buffer.allocUnsafe(len);
+        this.have = chunk.copy(this.part, 0, at + 4);
+        return out;
+      }
+      out.push(this.parse(chunk, at + 4, at + 4 + len));
       at += 4 + len;
     }
-    this.buf = at === this.buf.length ? Buffer.alloc(0) : at === 0 ? this.buf : Buffer.from(this.buf.subarray(at));
+    if (at < chunk.length) this.have = chunk.copy(this.len, 0, at);
     return out;
   }
 }

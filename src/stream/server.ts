@@ -12,6 +12,7 @@ import { WeftError } from '../model/errors.js';
 import type { Token } from '../model/types.js';
 import type { HostRow } from '../store/schema.js';
 import type { Store } from '../store/store.js';
+import { ConnectionCaps, type ConnectionLimits } from '../sys/conn-caps.js';
 import { listenOn } from '../sys/listen.js';
 import { desiredState } from './desired.js';
 import {
@@ -99,6 +100,13 @@ export interface StreamContext {
   host(ref: string): Promise<HostRow>;
 }
 
+/** Stream connections in total and per source: one agent per hypervisor, a few while one reconnects. */
+export const DEFAULT_STREAM_LIMITS: ConnectionLimits = { max: 4096, perSource: 8 };
+/** A connection that has not sent its hello within this is closed. */
+export const DEFAULT_STREAM_HELLO_MS = 10_000;
+/** A connection that left a frame unfinished for this long (a peer feeding it a byte at a time) is closed. */
+export const DEFAULT_STREAM_STALL_MS = 30_000;
+
 export interface StreamTls {
   cert: Buffer;
   key: Buffer;
@@ -109,6 +117,9 @@ export type StreamErrorLog = (e: Error, peer: string) => void;
 
 const stderrLog: StreamErrorLog = (e, peer) =>
   process.stderr.write(`${JSON.stringify({ level: 'warn', time: new Date().toISOString(), msg: 'push stream: connection closed', peer, error: e.message })}\n`);
+
+/** Connections refused at a cap: the TLS server's secureConnection must not serve them. */
+const refusedSockets = new WeakSet<Socket>();
 
 export class StreamServer {
   private readonly server: Server;
@@ -123,16 +134,55 @@ export class StreamServer {
   /** Silence after which a connection is dead (DEAD_MS; shorter in tests). */
   private readonly deadMs: number;
   private readonly onError: StreamErrorLog;
+  private readonly helloMs: number;
+  private readonly stallMs: number;
 
   constructor(
     private readonly ctx: StreamContext,
     private readonly index: MappingIndex,
-    o: { registry?: prom.Registry; tls?: StreamTls; heartbeatMs?: number; deadMs?: number; onError?: StreamErrorLog } = {},
+    o: {
+      registry?: prom.Registry;
+      tls?: StreamTls | undefined;
+      heartbeatMs?: number;
+      deadMs?: number;
+      onError?: StreamErrorLog;
+      /** Connection caps (DEFAULT_STREAM_LIMITS). */
+      limits?: ConnectionLimits | undefined;
+      /** Time from connect to hello (DEFAULT_STREAM_HELLO_MS, or deadMs when shorter). */
+      helloMs?: number | undefined;
+      /** The longest a frame may stay unfinished (DEFAULT_STREAM_STALL_MS). */
+      stallMs?: number | undefined;
+    } = {},
   ) {
     this.deadMs = o.deadMs ?? DEAD_MS;
+    this.helloMs = o.helloMs ?? Math.min(this.deadMs, DEFAULT_STREAM_HELLO_MS);
+    this.stallMs = o.stallMs ?? DEFAULT_STREAM_STALL_MS;
     this.onError = o.onError ?? stderrLog;
-    const onConn = (s: Socket) => this.accept(s);
+    const caps = new ConnectionCaps('stream', o.limits ?? DEFAULT_STREAM_LIMITS, o.registry);
+    const onConn = (s: Socket) => {
+      if (!refusedSockets.has(s)) this.accept(s);
+    };
     this.server = o.tls ? createTlsServer({ cert: o.tls.cert, key: o.tls.key }, onConn) : createTcpServer(onConn);
+    // Admission on the raw TCP connection, before a TLS handshake costs anything.
+    const tls = o.tls !== undefined;
+    this.server.prependListener('connection', (raw: Socket) => {
+      const reason = caps.admit(raw);
+      if (!reason) return;
+      refusedSockets.add(raw);
+      raw.on('error', () => raw.destroy());
+      // In clear, the agent is told why (it backs off as on any error); over TLS there is no session to say it in.
+      if (tls) raw.destroy();
+      else {
+        raw.end(
+          encode({
+            t: 'error',
+            code: 'E_BUSY',
+            message: `the push stream is at its cap (${reason === 'total' ? `${caps.limits.max} connections` : `${caps.limits.perSource} connections from ${raw.remoteAddress}`})`,
+          }),
+        );
+        setTimeout(() => raw.destroy(), 1000).unref();
+      }
+    });
     this.heartbeat = setInterval(() => this.beat(), o.heartbeatMs ?? HEARTBEAT_MS);
     this.heartbeat.unref();
     if (o.registry) this.metrics(o.registry);
@@ -207,7 +257,12 @@ export class StreamServer {
     let helloSeen = false;
     /** An error was sent: nothing more from this peer is read. */
     let refused = false;
-    const hello = setTimeout(() => sock.destroy(), this.deadMs);
+    const hello = setTimeout(() => {
+      this.onError(new WeftError('E_TIMEOUT', `no hello within ${this.helloMs} ms`), peer);
+      sock.destroy();
+    }, this.helloMs);
+    /** Armed while a frame is unfinished: a peer cannot hold one open by trickling bytes. */
+    let stall: NodeJS.Timeout | null = null;
     const refuse = (code: string, message: string) => {
       refused = true;
       sock.end(encode({ t: 'error', code, message }));
@@ -224,6 +279,15 @@ export class StreamServer {
         sock.destroy();
         return;
       }
+      if (stall && (msgs.length > 0 || reader.pending === 0)) {
+        clearTimeout(stall);
+        stall = null;
+      }
+      if (!stall && reader.pending > 0)
+        stall = setTimeout(() => {
+          this.onError(new WeftError('E_TIMEOUT', `a frame unfinished for ${this.stallMs} ms (${reader.pending} bytes of it in)`), peer);
+          sock.destroy();
+        }, this.stallMs);
       for (const raw of msgs) {
         // Null: a type from a newer agent, ignored.
         let m: AgentMessage | null;
@@ -265,6 +329,7 @@ export class StreamServer {
     sock.on('error', () => sock.destroy());
     sock.on('close', () => {
       clearTimeout(hello);
+      if (stall) clearTimeout(stall);
       // Whichever session this socket carries (hello may have finished or not).
       for (const [id, s] of this.sessions) if (s.sock === sock) this.sessions.delete(id);
     });
