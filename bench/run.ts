@@ -4,6 +4,7 @@
 import { agentSync } from './agent-sync.js';
 import { apiCreate } from './api-create.js';
 import { convergence } from './convergence.js';
+import { framing } from './framing.js';
 import { lab } from './lab.js';
 import { overlayThroughput } from './overlay-throughput.js';
 import { report } from './report.js';
@@ -15,6 +16,10 @@ const benches: Record<string, { title: string; run: () => Promise<Parameters<typ
   'agent-sync': { title: "agent-sync: a real agent's full sync of 100k remote ports into a namespace, next to raw iproute2 batches", run: agentSync },
   'api-create': { title: 'api-create: instance creations through the API (1 port each), concurrent clients, real server process', run: apiCreate },
   convergence: { title: 'convergence: API move -> every agent concerned applied it, simulated agents on the real stream', run: convergence },
+  framing: {
+    title: 'framing: SVP and push-stream frames fed a byte at a time and whole, preallocated (now) next to re-concatenated (before)',
+    run: framing,
+  },
   lab: { title: 'lab: weft lab up, and API change -> FDB entry in every remote host kernel (bridge monitor fdb)', run: lab },
   'overlay-throughput': {
     title: 'overlay-throughput: iperf3 between VMs on two racks over VXLAN with every guard on, next to the underlay',
