@@ -309,3 +309,27 @@ test('bad caps are refused naming the flag, before the store is created', async 
   const { existsSync } = await import('node:fs');
   assert.equal(existsSync(join(dir, 'weft.db')), false, 'nothing was written');
 });
+
+test('while the server closes, a request on an open connection gets 503 E_UNAVAILABLE in the API error body', async () => {
+  const s = await server({});
+  const c = await open(Number(new URL(s.apiUrl).port));
+  const body = JSON.stringify({ name: 'ams9', underlayPool: '192.0.2.0/24' });
+  // A request in flight (its body half sent) keeps the connection busy, so closing waits for it.
+  c.sock.write(
+    `POST /v1/sites HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${ADMIN}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body.slice(0, 5)}`,
+  );
+  await new Promise((r) => setTimeout(r, 100));
+  const closing = s.close();
+  await new Promise((r) => setTimeout(r, 100));
+  c.sock.write(`${body.slice(5)}GET /v1/sites HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${ADMIN}\r\n\r\n`);
+  await closedWithin(c, 10_000);
+  await closing;
+  const text = Buffer.concat(c.data).toString('utf8');
+  const answers = [...text.matchAll(/HTTP\/1\.1 (\d{3})[\s\S]*?\r\n\r\n(\{[^\n]*?\})(?=HTTP|$)/g)].map((m) => [m[1], m[2]]);
+  assert.equal(answers.length, 2, text);
+  assert.equal(answers[0]?.[0], '201', 'the request in flight is answered');
+  assert.equal(answers[1]?.[0], '503');
+  const err = JSON.parse(answers[1]?.[1] as string) as { code: string; message: string };
+  assert.equal(err.code, 'E_UNAVAILABLE');
+  assert.match(err.message, /shutting down/);
+});
