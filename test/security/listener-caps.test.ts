@@ -333,3 +333,21 @@ test('while the server closes, a request on an open connection gets 503 E_UNAVAI
   assert.equal(err.code, 'E_UNAVAILABLE');
   assert.match(err.message, /shutting down/);
 });
+
+test('a real SVP server answers frames fed to it a byte at a time, each once', async () => {
+  const s = await server({});
+  const c = await open(portOf(s.svpAddress));
+  const bytes = Buffer.concat([encodeFrame(OP.PING, 41), encodeFrame(OP.PING, 42), encodeFrame(OP.PING, 43)]);
+  for (let i = 0; i < bytes.length; i++) {
+    c.sock.write(bytes.subarray(i, i + 1));
+    await new Promise((r) => setImmediate(r));
+  }
+  const until = Date.now() + 5000;
+  while (Buffer.concat(c.data).length < 48 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  const got = new Framer(1024).push(Buffer.concat(c.data)).map((f) => [f.header.op, f.header.id]);
+  assert.deepEqual(got, [
+    [OP.PONG, 41],
+    [OP.PONG, 42],
+    [OP.PONG, 43],
+  ]);
+});
