@@ -453,7 +453,7 @@ export interface components {
              * @description Stable machine-readable code; its HTTP status is fixed per code
              * @enum {string}
              */
-            code: "E_INVALID_ARG" | "E_NOT_FOUND" | "E_CONFLICT" | "E_CAPACITY" | "E_QUOTA" | "E_UNAUTHENTICATED" | "E_FORBIDDEN" | "E_UNAVAILABLE" | "E_DATAPLANE" | "E_INTERNAL" | "E_TOO_LARGE" | "E_HEADERS_TOO_LARGE" | "E_UNSUPPORTED_MEDIA_TYPE" | "E_TIMEOUT";
+            code: "E_INVALID_ARG" | "E_NOT_FOUND" | "E_CONFLICT" | "E_CAPACITY" | "E_QUOTA" | "E_UNAUTHENTICATED" | "E_FORBIDDEN" | "E_UNAVAILABLE" | "E_DATAPLANE" | "E_INTERNAL" | "E_TOO_LARGE" | "E_HEADERS_TOO_LARGE" | "E_UNSUPPORTED_MEDIA_TYPE" | "E_TIMEOUT" | "E_BUSY";
             /** @description The offending field, as a dotted path (ports[0].ipv4) */
             field?: string;
             /** @description Names the field, the bad value and what is allowed */

@@ -40,6 +40,7 @@ const CODES: Record<ErrorCode, true> = {
   E_HEADERS_TOO_LARGE: true,
   E_UNSUPPORTED_MEDIA_TYPE: true,
   E_TIMEOUT: true,
+  E_BUSY: true,
 };
 export const ERROR_CODES = Object.keys(CODES) as ErrorCode[];
 
