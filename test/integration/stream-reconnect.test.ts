@@ -13,9 +13,11 @@ const hosts = Array.from({ length: AGENTS }, (_, i) => `h${i}`);
 
 let fx: StreamFixture;
 let restarted: StreamServer | null = null;
+const LIMITS = { max: 4096, perSource: 4096 };
 const clients: StreamClient[] = [];
 before(async () => {
-  fx = await startStreamFixture({ token: TOKEN, hosts });
+  // 50 agents from one address: past the stream's default per-source cap, which is for real hosts.
+  fx = await startStreamFixture({ token: TOKEN, hosts, stream: { limits: LIMITS } });
 });
 after(async () => {
   for (const c of clients) c.stop();
@@ -51,7 +53,7 @@ test('50 clients reconnecting to a restarted server are spread, not in the same 
   await fx.stream.close();
   const downAt = Date.now();
   await new Promise((r) => setTimeout(r, 2000));
-  restarted = new StreamServer(streamContext(fx.ctx), fx.mapping.follower.index);
+  restarted = new StreamServer(streamContext(fx.ctx), fx.mapping.follower.index, { limits: LIMITS });
   await restarted.listen('127.0.0.1', fx.port);
   const upAt = Date.now();
   await until('every client reconnected', () => welcomes.every((w) => w.length === 2), 30_000);
