@@ -3,7 +3,7 @@
 // `error: <message>` with a non-zero exit; --debug adds the stack.
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Argument, Command, InvalidArgumentError, Option } from 'commander';
+import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_TENANT_RATE_MAX } from '../core/context.js';
 import { FAULT_HELP, FAULT_KIND_RULE, FAULT_KINDS, isFaultKind } from '../lab/faults/index.js';
 import { DEFAULT_CLOUD } from '../lab/plan.js';
@@ -902,10 +902,35 @@ function parsePortSpec(s: string): Record<string, string> {
 
 // A usage error prints the error and where help is, never the help itself:
 // help shows option values, and one of them may be a secret.
+// Every command throws its usage errors (instead of exiting 1) so that they
+// exit 2, as the epilogue says.
 (function hint(c: Command, path: string) {
   c.showHelpAfterError(`(see ${path} --help)`);
+  c.exitOverride();
   for (const sub of c.commands) hint(sub, `${path} ${sub.name()}`);
 })(program, 'weft');
+
+/** Exit codes, as `weft --help` lists them: scripts tell "no such object" from "server down". */
+export const EXIT = { failure: 1, usage: 2, unreachable: 3, notFound: 4 } as const;
+
+program.addHelpText(
+  'after',
+  `
+Exit codes:
+  0  success
+  ${EXIT.failure}  failure (the API refused the request, or the command failed)
+  ${EXIT.usage}  usage error (unknown command or option, bad option value)
+  ${EXIT.unreachable}  the API is unreachable
+  ${EXIT.notFound}  not found (the named object does not exist)`,
+);
+
+/** The exit code of an error that ended the command. */
+export function exitCodeOf(e: unknown): number {
+  if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : EXIT.usage;
+  if (e instanceof WeftError && e.code === 'E_UNAVAILABLE') return EXIT.unreachable;
+  if (e instanceof WeftError && e.code === 'E_NOT_FOUND') return EXIT.notFound;
+  return EXIT.failure;
+}
 
 // Run only as the executable (bin/weft); a test imports `program` to walk its options.
 if (process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
@@ -916,9 +941,11 @@ if (process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLTo
   });
 
   program.parseAsync(process.argv).catch((e: unknown) => {
+    // Commander has already printed its own usage errors, help and version.
+    if (e instanceof CommanderError) process.exit(exitCodeOf(e));
     const msg = e instanceof WeftError ? e.message : e instanceof Error ? e.message : String(e);
     process.stderr.write(`error: ${msg}\n`);
     if (globals().debug && e instanceof Error) process.stderr.write(`${e.stack}\n`);
-    process.exit(e instanceof WeftError && e.code === 'E_UNAVAILABLE' ? 3 : 1);
+    process.exit(exitCodeOf(e));
   });
 }
