@@ -4,7 +4,7 @@
 // keep up). Agents acknowledge what they applied; each host's lag is known.
 // A session ends when the log says its token or its host was deleted.
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
-import { createServer as createTlsServer } from 'node:tls';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import prom from 'prom-client';
 import type { MappingIndex } from '../mapping/index.js';
 import type { LoggedChange } from '../model/changes.js';
@@ -14,6 +14,7 @@ import type { HostRow } from '../store/schema.js';
 import type { Store } from '../store/store.js';
 import { ConnectionCaps, type ConnectionLimits } from '../sys/conn-caps.js';
 import { listenOn } from '../sys/listen.js';
+import { type CertIdentity, certHostNames, certNamesHost } from './cert-names.js';
 import { desiredState } from './desired.js';
 import {
   type AgentGuards,
@@ -110,6 +111,13 @@ export const DEFAULT_STREAM_STALL_MS = 30_000;
 export interface StreamTls {
   cert: Buffer;
   key: Buffer;
+  /**
+   * Mutual TLS: every agent must present a certificate signed by this CA
+   * (PEM), naming the host its hello names (subject CN or a DNS SAN). A
+   * connection without one is refused before its hello is read; a hello for
+   * another host is refused E_FORBIDDEN. The token check still applies.
+   */
+  ca?: Buffer | undefined;
 }
 
 /** Where the server reports a connection it closed for bad input: one JSON line on stderr unless told otherwise. */
@@ -120,6 +128,17 @@ const stderrLog: StreamErrorLog = (e, peer) =>
 
 /** Connections refused at a cap: the TLS server's secureConnection must not serve them. */
 const refusedSockets = new WeakSet<Socket>();
+
+/** Why a connection's client certificate is refused, and what to do, in one line. */
+function certRefusal(sock: TLSSocket): string {
+  const fix = "give this agent a certificate signed by the stream's CA (weft agent --stream-tls-cert, --stream-tls-key)";
+  const presented = Object.keys(sock.getPeerCertificate() ?? {}).length > 0;
+  if (!presented) return `no client certificate: this push stream requires one; ${fix}`;
+  const why = String(sock.authorizationError ?? 'unverified');
+  if (why === 'CERT_HAS_EXPIRED') return `client certificate refused: it has expired; ${fix}`;
+  if (why === 'CERT_NOT_YET_VALID') return `client certificate refused: it is not valid yet (check the clocks); ${fix}`;
+  return `client certificate refused: not signed by the stream's CA (${why}); ${fix}`;
+}
 
 export class StreamServer {
   private readonly server: Server;
@@ -136,6 +155,8 @@ export class StreamServer {
   private readonly onError: StreamErrorLog;
   private readonly helloMs: number;
   private readonly stallMs: number;
+  /** Client certificates are required (StreamTls.ca). */
+  private readonly mutual: boolean;
 
   constructor(
     private readonly ctx: StreamContext,
@@ -162,7 +183,17 @@ export class StreamServer {
     const onConn = (s: Socket) => {
       if (!refusedSockets.has(s)) this.accept(s);
     };
-    this.server = o.tls ? createTlsServer({ cert: o.tls.cert, key: o.tls.key }, onConn) : createTcpServer(onConn);
+    this.mutual = o.tls?.ca !== undefined;
+    // With a CA, certificates are requested and checked here, but a bad one fails in accept(), not in the
+    // handshake: the agent is told why (and logs it) instead of seeing a bare TLS alert.
+    this.server = o.tls
+      ? createTlsServer({ cert: o.tls.cert, key: o.tls.key, ...(o.tls.ca ? { ca: o.tls.ca, requestCert: true, rejectUnauthorized: false } : {}) }, onConn).on(
+          'tlsClientError',
+          () => {
+            // A failed handshake (plain TCP, a bad hello): that one connection is gone, nothing to do.
+          },
+        )
+      : createTcpServer(onConn);
     // Admission on the raw TCP connection, before a TLS handshake costs anything.
     const tls = o.tls !== undefined;
     this.server.prependListener('connection', (raw: Socket) => {
@@ -269,6 +300,19 @@ export class StreamServer {
       // A peer that does not close after the error is closed for it.
       setTimeout(() => sock.destroy(), 1000).unref();
     };
+    /** The host names the client certificate vouches for (mutual TLS), checked against the hello's host. */
+    let cert: CertIdentity | null = null;
+    if (this.mutual) {
+      const tls = sock as TLSSocket;
+      if (tls.authorized) cert = tls.getPeerCertificate();
+      else {
+        const e = new WeftError('E_UNAUTHENTICATED', certRefusal(tls));
+        this.onError(e, peer);
+        clearTimeout(hello);
+        // Nothing it sends is read (refused): its hello, token and all, is never looked at.
+        refuse(e.code, e.message);
+      }
+    }
     sock.on('data', (chunk: Buffer) => {
       if (refused) return;
       let msgs: unknown[];
@@ -302,7 +346,7 @@ export class StreamServer {
           if (helloSeen) return refuse('E_INVALID_ARG', 'one hello per connection');
           helloSeen = true;
           clearTimeout(hello);
-          this.hello(sock, peer, m).then(
+          this.hello(sock, peer, m, cert).then(
             (s) => {
               session = s;
             },
@@ -335,13 +379,13 @@ export class StreamServer {
     });
   }
 
-  private async hello(sock: Socket, peer: string, m: Extract<AgentMessage, { t: 'hello' }>): Promise<Session> {
+  private async hello(sock: Socket, peer: string, m: Extract<AgentMessage, { t: 'hello' }>, cert: CertIdentity | null): Promise<Session> {
     if (m.v !== STREAM_VERSION) throw new WeftError('E_INVALID_ARG', `stream version ${m.v} is not spoken; this server speaks ${STREAM_VERSION}`, 'hello.v');
     // The token is read from the store after this version: a deletion delivered later may have committed after the read.
     const mark = { since: this.index.version };
     this.hellos.add(mark);
     try {
-      return await this.open(sock, peer, m, mark.since);
+      return await this.open(sock, peer, m, mark.since, cert);
     } finally {
       this.hellos.delete(mark);
       this.pruneLate();
@@ -359,10 +403,20 @@ export class StreamServer {
     for (const ids of [this.late.tokens, this.late.hosts]) for (const [id, v] of ids) if (v <= oldest) ids.delete(id);
   }
 
-  private async open(sock: Socket, peer: string, m: Extract<AgentMessage, { t: 'hello' }>, since: number): Promise<Session> {
+  private async open(sock: Socket, peer: string, m: Extract<AgentMessage, { t: 'hello' }>, since: number, cert: CertIdentity | null): Promise<Session> {
     const token = typeof m.token === 'string' ? await this.ctx.authenticate(m.token) : null;
     if (!token) throw new WeftError('E_UNAUTHENTICATED', 'unknown or revoked token');
     const host = await this.ctx.host(String(m.host));
+    // Mutual TLS: the certificate must be this host's, whatever the token (an admin token too).
+    if (cert && !certNamesHost(cert, host.name)) {
+      const names = certHostNames(cert);
+      const e = new WeftError(
+        'E_FORBIDDEN',
+        `client certificate (${names.length ? names.join(', ') : 'no CN or DNS name'}) is not host ${host.name}'s: its subject CN or a DNS subjectAltName must be ${host.name}`,
+      );
+      this.onError(e, peer);
+      throw e;
+    }
     if (!(token.role === 'admin' || (token.role === 'agent' && token.hostId === host.id)))
       throw new WeftError('E_FORBIDDEN', `a ${token.role} token may not follow host ${host.name}`);
     const version = Number.isInteger(m.version) && m.version > 0 ? m.version : 0;
