@@ -13,6 +13,7 @@ import { StreamClient } from '../stream/client.js';
 import { type AgentGuards, type AgentRouting, MAX_REPORTED_UNGUARDED, STREAM_PORT, type UnguardedPort } from '../stream/protocol.js';
 import { type Log, pinoLog } from '../sys/log.js';
 import { registerProcessMetrics } from '../sys/metrics.js';
+import { readPem } from '../sys/pem.js';
 import { Agent } from './agent.js';
 import { stopAnnouncers } from './dataplane/linux/announce.js';
 import { LinuxDataplane } from './dataplane/linux/linux-dataplane.js';
@@ -54,7 +55,12 @@ export interface AgentProcessOptions {
   svpPort?: number;
   host: string;
   token: string;
-  tlsCa?: string;
+  /**
+   * TLS on the push stream: trust this CA (PEM file) for the server's
+   * certificate and, for mutual TLS, present this host's certificate and key.
+   * `cert` and `key` go together and need `ca`.
+   */
+  streamTls?: { ca?: string | undefined; cert?: string | undefined; key?: string | undefined };
   lazy?: boolean;
   arpRate?: number;
   ndRate?: number;
@@ -68,6 +74,22 @@ export interface AgentProcessOptions {
   log?: Log;
   /** BGP through BIRD: its control socket and the config file the agent owns; null or absent: no routing. */
   routing?: { birdSocket: string; birdConf: string; flags?: RoutingFlags; undoAfterMs?: number } | null;
+}
+
+/** The stream's TLS files, read and checked; undefined for plain TCP. Throws E_INVALID_ARG naming the flag. */
+export function streamTlsFiles(f: NonNullable<AgentProcessOptions['streamTls']>): { ca: Buffer; cert?: Buffer; key?: Buffer } | undefined {
+  if ((f.cert === undefined) !== (f.key === undefined)) {
+    const [given, missing] = f.cert === undefined ? ['--stream-tls-key', '--stream-tls-cert'] : ['--stream-tls-cert', '--stream-tls-key'];
+    throw invalid(missing, '(none)', `${given} is given: a client certificate needs both --stream-tls-cert and --stream-tls-key`);
+  }
+  if (f.ca === undefined) {
+    if (f.cert !== undefined)
+      throw invalid('--stream-tls-ca', '(none)', "a client certificate (--stream-tls-cert) is used over TLS: give the CA that signed the server's certificate");
+    return undefined;
+  }
+  const ca = readPem('--stream-tls-ca', f.ca, 'certificate');
+  if (f.cert === undefined || f.key === undefined) return { ca };
+  return { ca, cert: readPem('--stream-tls-cert', f.cert, 'certificate'), key: readPem('--stream-tls-key', f.key, 'private key') };
 }
 
 export interface RunningAgent {
@@ -88,6 +110,8 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
   const log = o.log ?? jsonLog;
   const servers = typeof o.server === 'string' ? parseServers(o.server) : o.server;
   if (servers.length === 0) throw invalid('server', o.server, 'must name at least one server address');
+  // PEM files first: a wrong one stops the agent, naming its flag, before it touches anything.
+  const tls = streamTlsFiles(o.streamTls ?? {});
   // Before anything starts: a bad --metrics (or no route to the server) stops the agent here.
   let metricsListen: { host: string; port: number } | null = null;
   if (o.metrics && o.metrics !== 'off') {
@@ -135,7 +159,9 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
   const stream = new StreamClient({
     host: servers,
     port: o.streamPort ?? STREAM_PORT,
-    tlsCa: o.tlsCa ? readFileSync(o.tlsCa) : undefined,
+    tlsCa: tls?.ca,
+    tlsCert: tls?.cert,
+    tlsKey: tls?.key,
     hostRef: o.host,
     token: o.token,
     handler,

@@ -3,7 +3,7 @@
 // the handler, acknowledges what was applied, answers heartbeats, and
 // reconnects with capped, jittered backoff (backoff.ts; a long one when its
 // token is refused, which every replica would do too). One instance per host.
-import { type Socket, connect as tcpConnect } from 'node:net';
+import { isIP, type Socket, connect as tcpConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { LoggedChange, PortMapping } from '../model/changes.js';
 import { type ErrorCode, invalid, WeftError } from '../model/errors.js';
@@ -62,8 +62,11 @@ export interface StreamClientOptions {
    */
   host: string | string[];
   port: number;
-  /** Connect with TLS, trusting this CA (PEM). */
-  tlsCa?: Buffer;
+  /** Connect with TLS, trusting this CA (PEM); the server's certificate must name the address connected to. */
+  tlsCa?: Buffer | undefined;
+  /** Mutual TLS: this host's certificate (PEM, its CN or a DNS SAN the host's name) and its key, presented with `tlsCa`. */
+  tlsCert?: Buffer | undefined;
+  tlsKey?: Buffer | undefined;
   hostRef: string;
   token: string;
   handler: StreamHandler;
@@ -165,7 +168,16 @@ export class StreamClient {
     const o = this.o;
     const host = this.hosts[this.turn % this.hosts.length] as string;
     this.server = host;
-    const sock = o.tlsCa ? tlsConnect({ host, port: o.port, ca: o.tlsCa, servername: host }) : tcpConnect(o.port, host);
+    const sock = o.tlsCa
+      ? tlsConnect({
+          host,
+          port: o.port,
+          ca: o.tlsCa,
+          // SNI carries names only (RFC 6066); an address is checked against the certificate's IP SANs all the same.
+          ...(isIP(host) ? {} : { servername: host }),
+          ...(o.tlsCert && o.tlsKey ? { cert: o.tlsCert, key: o.tlsKey } : {}),
+        })
+      : tcpConnect(o.port, host);
     this.sock = sock;
     const conn: Conn = { sock, unacked: [], flushing: false, broken: false, closed: false, refused: null };
     const reader = new MessageReader();
