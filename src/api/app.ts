@@ -116,6 +116,8 @@ export interface ApiOptions {
    * index has then applied it, so a lookup right after the answer sees it.
    */
   afterWrite?: () => Promise<void>;
+  /** Serve HTTPS with this certificate (chain) and key, PEM; plain HTTP when absent. */
+  tls?: { cert: Buffer; key: Buffer } | undefined;
 }
 
 export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<FastifyInstance> {
@@ -131,6 +133,8 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
     disableRequestLogging: true,
     // Requests during close get the API's own E_UNAVAILABLE body (the first onRequest hook).
     return503OnClosing: false,
+    // An https.Server is an http.Server with TLS in front: routes, timeouts and error handling are the same.
+    ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
     // The errors Fastify answers before a route's error handler (a bad URL) and
     // those Node's HTTP parser reports on the socket get the one error body too.
     frameworkErrors: (err, req, reply: FastifyReply) => {

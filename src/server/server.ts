@@ -2,7 +2,7 @@
 // bootstraps the admin token from WEFT_ADMIN_TOKEN, wires the use cases into
 // the API and the push stream, and serves them until close().
 
-import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import prom from 'prom-client';
 import { type ApiTimeouts, buildApi, DEFAULT_API_LIMITS } from '../api/app.js';
@@ -12,14 +12,15 @@ import { authenticate, ensureAdminToken } from '../core/tokens.js';
 import { DEFAULT_SVP_IDLE_MS, DEFAULT_SVP_LIMITS } from '../mapping/server.js';
 import { type MappingService, startMapping } from '../mapping/service.js';
 import { SVP_PORT } from '../mapping/wire.js';
-import { invalid } from '../model/errors.js';
+import { invalid, WeftError } from '../model/errors.js';
 import { DEFAULT_QUOTAS, type Quotas } from '../model/quotas.js';
 import type { PlacementPolicy } from '../model/types.js';
 import { openStore } from '../store/open.js';
 import type { Store } from '../store/store.js';
 import { STREAM_PORT } from '../stream/protocol.js';
-import { DEFAULT_STREAM_HELLO_MS, DEFAULT_STREAM_LIMITS, DEFAULT_STREAM_STALL_MS, type StreamContext, StreamServer } from '../stream/server.js';
+import { DEFAULT_STREAM_HELLO_MS, DEFAULT_STREAM_LIMITS, DEFAULT_STREAM_STALL_MS, type StreamContext, StreamServer, type StreamTls } from '../stream/server.js';
 import { type ConnectionLimits, connectionLimits } from '../sys/conn-caps.js';
+import { readPem } from '../sys/pem.js';
 
 export interface ServerOptions {
   db: string;
@@ -28,8 +29,12 @@ export interface ServerOptions {
   svp: string;
   /** HOST:PORT for the agents' push stream, or 'off'. */
   stream: string;
-  /** PEM files to serve the stream over TLS. */
-  streamTls?: { cert: string; key: string } | undefined;
+  /** PEM files to serve the stream over TLS; with `ca`, mutual TLS (each agent's certificate names its host). */
+  streamTls?: { cert: string; key: string; ca?: string | undefined } | undefined;
+  /** PEM files to serve the API over HTTPS. */
+  apiTls?: { cert: string; key: string } | undefined;
+  /** `--stream-tls-ca` given without the stream's own certificate: refused. */
+  streamTlsCa?: string | undefined;
   placement: PlacementPolicy;
   cpuOvercommit: number;
   adminToken?: string | undefined;
@@ -88,6 +93,27 @@ export function streamContext(ctx: Ctx): StreamContext {
   };
 }
 
+/**
+ * A listener's TLS files, read and checked to make a working context (the key
+ * is the certificate's, the CA parses): throws E_INVALID_ARG naming the flags.
+ */
+export function tlsFiles(prefix: '--stream-tls' | '--api-tls', f: { cert: string; key: string; ca?: string | undefined }): StreamTls {
+  const files: StreamTls = {
+    cert: readPem(`${prefix}-cert`, f.cert, 'certificate'),
+    key: readPem(`${prefix}-key`, f.key, 'private key'),
+    ...(f.ca !== undefined ? { ca: readPem(`${prefix}-ca`, f.ca, 'certificate') } : {}),
+  };
+  try {
+    createSecureContext(files);
+  } catch (e) {
+    const flags = `${prefix}-cert ${JSON.stringify(f.cert)}, ${prefix}-key ${JSON.stringify(f.key)}${f.ca !== undefined ? `, ${prefix}-ca ${JSON.stringify(f.ca)}` : ''}`;
+    throw new WeftError('E_INVALID_ARG', `invalid TLS files (${flags}): ${(e as Error).message}; the key must be the certificate's`, `${prefix}-cert`, {
+      cause: e,
+    });
+  }
+  return files;
+}
+
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const listen = parseListen('api', o.api, 8080);
   const svpListen = o.svp === 'off' ? null : parseListen('svp', o.svp, SVP_PORT);
@@ -101,7 +127,11 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const svpIdleMs = timeoutMs('svp-idle-timeout', o.svpIdleMs, DEFAULT_SVP_IDLE_MS);
   const streamHelloMs = timeoutMs('stream-hello-timeout', o.streamHelloMs, DEFAULT_STREAM_HELLO_MS);
   const streamStallMs = timeoutMs('stream-stall-timeout', o.streamStallMs, DEFAULT_STREAM_STALL_MS);
-  const tls = o.streamTls ? { cert: readFileSync(o.streamTls.cert), key: readFileSync(o.streamTls.key) } : undefined;
+  if (o.streamTlsCa !== undefined && !o.streamTls)
+    throw invalid('--stream-tls-ca', o.streamTlsCa, 'mutual TLS needs the stream itself over TLS: give --stream-tls-cert and --stream-tls-key too');
+  // Before the store opens: a wrong file stops the server with nothing started.
+  const tls = o.streamTls ? tlsFiles('--stream-tls', o.streamTls) : undefined;
+  const apiTls = o.apiTls ? tlsFiles('--api-tls', o.apiTls) : undefined;
   const store = await openStore(o.db);
   let mapping: MappingService | null = null;
   let stream: StreamServer | null = null;
@@ -149,6 +179,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       afterWrite,
       timeouts: o.apiTimeouts,
       limits: limits.api,
+      tls: apiTls,
     });
     await app.listen({ host: listen.host, port: listen.port });
     const addr = app.server.address();
@@ -162,7 +193,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       app,
       store,
       mapping: m,
-      apiUrl: `http://${host}:${port}`,
+      apiUrl: `${apiTls ? 'https' : 'http'}://${host}:${port}`,
       svpAddress,
       streamAddress,
       async close() {
