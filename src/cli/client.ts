@@ -5,10 +5,16 @@
 import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { type ErrorCode, WeftError } from '../model/errors.js';
 
+export interface ApiClientOptions {
+  /** CA certificates (PEM) to trust for an https: API instead of the system's (`--ca-file`). */
+  ca?: Buffer | undefined;
+}
+
 export class ApiClient {
   constructor(
     readonly base: string,
     private readonly token: string | undefined,
+    private readonly o: ApiClientOptions = {},
   ) {}
 
   async call<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
@@ -26,6 +32,7 @@ export class ApiClient {
         url,
         {
           method,
+          ...(this.o.ca ? { ca: this.o.ca } : {}),
           headers: {
             ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
             ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
@@ -36,7 +43,7 @@ export class ApiClient {
     } catch (e) {
       // Messages may quote the URL (with its password) or a header: neither is shown.
       const err = e as { code?: string; message?: string };
-      let why = String(err instanceof WeftError ? err.message : (err.code ?? err.message));
+      let why = String(err instanceof WeftError ? err.message : (tlsAdvice(err, this.o.ca !== undefined) ?? err.code ?? err.message));
       for (const secret of [this.token, urlPassword(this.base)]) if (secret) why = why.split(secret).join('***');
       throw new WeftError('E_UNAVAILABLE', `cannot reach the API at ${shownUrl(this.base)}: ${why}`);
     }
@@ -83,6 +90,32 @@ export class ApiClient {
       after = page.next;
     }
   }
+}
+
+/** Certificate checks that fail because the CLI does not know the API's CA. */
+const UNKNOWN_CA = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_SIGNATURE_FAILURE',
+]);
+
+/** A TLS failure explained in one line with what to do, or null when `e` is not one. */
+export function tlsAdvice(e: { code?: string | undefined; message?: string | undefined }, haveCa: boolean): string | null {
+  const code = e.code ?? '';
+  if (UNKNOWN_CA.has(code))
+    return haveCa
+      ? `the API's TLS certificate is not signed by the CA in --ca-file (${code}): pass the CA that signed it`
+      : `the API's TLS certificate is not signed by a CA this machine trusts (${code}): pass its CA with --ca-file FILE (env WEFT_CA_FILE)`;
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID')
+    return `the API's TLS certificate does not name this host (${e.message ?? code}): use the name or address in its subjectAltName in --api, or reissue the certificate with it`;
+  if (code === 'CERT_HAS_EXPIRED') return "the API's TLS certificate has expired (CERT_HAS_EXPIRED): the server needs a renewed one (--api-tls-cert)";
+  if (code === 'CERT_NOT_YET_VALID') return "the API's TLS certificate is not valid yet (CERT_NOT_YET_VALID): check this machine's clock and the server's";
+  if (code === 'EPROTO' && /wrong version number|packet length too long|http request/i.test(e.message ?? ''))
+    return 'the API does not speak TLS there (EPROTO): use http:// in --api, or start the server with --api-tls-cert and --api-tls-key';
+  return null;
 }
 
 function urlPassword(base: string): string {

@@ -23,6 +23,7 @@ import {
 import { RATE_MAX } from '../model/validate.js';
 import { weftVersion } from '../sys/install.js';
 import { LOG_LEVELS, pinoLog } from '../sys/log.js';
+import { readPem } from '../sys/pem.js';
 import { readSecretFile, writeSecretFile } from '../sys/secret-file.js';
 import { ApiClient } from './client.js';
 import { printItems } from './output.js';
@@ -36,17 +37,21 @@ export const program = new Command('weft')
   .addOption(new Option('--api <url>', 'API base URL').env('WEFT_API').default('http://127.0.0.1:8080'))
   .addOption(new Option('--token <token>', 'API bearer token (prefer --token-file: a command line is visible to other users)').env('WEFT_TOKEN'))
   .addOption(new Option('--token-file <file>', 'read the API token from this file (mode 0600: refused if group or others may read it)').env('WEFT_TOKEN_FILE'))
+  .addOption(new Option('--ca-file <file>', "trust this CA (PEM) for an https:// --api, instead of the system's").env('WEFT_CA_FILE'))
   .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
   .option('--debug', 'show stacks on errors');
 
-const globals = () => program.opts<{ api: string; token?: string; tokenFile?: string; output: 'table' | 'json'; debug?: boolean }>();
+const globals = () => program.opts<{ api: string; token?: string; tokenFile?: string; caFile?: string; output: 'table' | 'json'; debug?: boolean }>();
 /** The API token: --token given on the command line, else --token-file (or WEFT_TOKEN_FILE), else WEFT_TOKEN. */
 function apiToken(): string | undefined {
   const g = globals();
   if (g.tokenFile !== undefined && program.getOptionValueSource('token') !== 'cli') return readSecretFile('--token-file', g.tokenFile);
   return g.token;
 }
-const client = () => new ApiClient(globals().api, apiToken());
+const client = () => {
+  const g = globals();
+  return new ApiClient(g.api, apiToken(), { ca: g.caFile === undefined ? undefined : readPem('--ca-file', g.caFile, 'certificate') });
+};
 const out = (kind: string, data: unknown) => printItems(kind, data, globals().output);
 
 /** A duration such as 90m, 12h, 30d or 2w, in milliseconds, for `flag`. */
@@ -112,6 +117,18 @@ function envSwitch(c: Command, key: string, env: string): boolean | undefined {
     throw new WeftError('E_INVALID_ARG', `invalid ${env} ${JSON.stringify(process.env[env])}: must be true or false (yes/no, on/off)`, env);
   }
 }
+/**
+ * A certificate flag and its key flag: both or neither (E_INVALID_ARG naming
+ * the missing one otherwise); with both, the two files and `extra`.
+ */
+function pair<T extends object>(certFlag: string, cert: string | undefined, keyFlag: string, key: string | undefined, extra: T) {
+  if (cert === undefined && key === undefined) return undefined;
+  if (cert === undefined || key === undefined) {
+    const [given, missing] = cert === undefined ? [keyFlag, certFlag] : [certFlag, keyFlag];
+    throw new WeftError('E_INVALID_ARG', `invalid ${missing} (none): ${given} is given; TLS needs both ${certFlag} and ${keyFlag}`, missing);
+  }
+  return { cert, key, ...extra };
+}
 /** Drops undefined fields so the API sees only what the operator set. */
 const defined = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
 
@@ -127,6 +144,13 @@ program
   .addOption(new Option('--stream <host:port>', 'where the agents\' push stream listens, or "off"').env('WEFT_STREAM_LISTEN').default('127.0.0.1:1297'))
   .addOption(new Option('--stream-tls-cert <file>', 'serve the push stream over TLS with this certificate (PEM)').env('WEFT_STREAM_TLS_CERT'))
   .addOption(new Option('--stream-tls-key <file>', 'and this key (PEM)').env('WEFT_STREAM_TLS_KEY'))
+  .addOption(
+    new Option('--stream-tls-ca <file>', "mutual TLS: require agents' certificates signed by this CA (PEM), each naming its host (CN or DNS SAN)").env(
+      'WEFT_STREAM_TLS_CA',
+    ),
+  )
+  .addOption(new Option('--api-tls-cert <file>', 'serve the API over HTTPS with this certificate (PEM)').env('WEFT_API_TLS_CERT'))
+  .addOption(new Option('--api-tls-key <file>', 'and this key (PEM)').env('WEFT_API_TLS_KEY'))
   .addOption(new Option('--placement <policy>', 'placement policy').choices(PLACEMENT_POLICIES).default('spread').env('WEFT_PLACEMENT'))
   .addOption(
     new Option('--cpu-overcommit <ratio>', 'vCPUs per physical CPU that placement allows')
@@ -241,7 +265,9 @@ program
       api: (cmd.getOptionValueSource('apiListen') === 'cli' ? o.apiListen : (fromApi ?? o.apiListen)) ?? '127.0.0.1:8080',
       svp: o.svp,
       stream: o.stream,
-      streamTls: o.streamTlsCert && o.streamTlsKey ? { cert: o.streamTlsCert, key: o.streamTlsKey } : undefined,
+      streamTls: pair('--stream-tls-cert', o.streamTlsCert, '--stream-tls-key', o.streamTlsKey, { ca: o.streamTlsCa }),
+      streamTlsCa: o.streamTlsCa,
+      apiTls: pair('--api-tls-cert', o.apiTlsCert, '--api-tls-key', o.apiTlsKey, {}),
       placement: o.placement,
       cpuOvercommit: o.cpuOvercommit,
       adminToken: process.env.WEFT_ADMIN_TOKEN,
@@ -283,7 +309,11 @@ program
   )
   .addOption(new Option('--stream-port <port>', "the server's push-stream port").argParser(int('--stream-port')).default(1297).env('WEFT_STREAM_PORT'))
   .addOption(new Option('--svp-port <port>', "the server's SVP port (lazy mode)").argParser(int('--svp-port')).default(1296).env('WEFT_SVP_PORT'))
-  .addOption(new Option('--tls-ca <file>', 'connect to the push stream with TLS, trusting this CA (PEM)').env('WEFT_TLS_CA'))
+  .addOption(new Option('--stream-tls-ca <file>', "connect to the push stream with TLS, trusting this CA (PEM) for the server's certificate").env('WEFT_AGENT_TLS_CA'))
+  .addOption(new Option('--stream-tls-cert <file>', "mutual TLS: this host's certificate (PEM, CN or a DNS SAN = the host's name)").env('WEFT_AGENT_TLS_CERT'))
+  .addOption(new Option('--stream-tls-key <file>', "and its key (PEM)").env('WEFT_AGENT_TLS_KEY'))
+  // The first name of --stream-tls-ca, kept for existing units.
+  .addOption(new Option('--tls-ca <file>', 'old name of --stream-tls-ca').env('WEFT_TLS_CA').hideHelp())
   .addOption(
     new Option(
       '--lazy',
@@ -336,7 +366,7 @@ program
       svpPort: o.svpPort,
       host: o.host,
       token,
-      tlsCa: o.tlsCa,
+      streamTls: { ca: o.streamTlsCa ?? o.tlsCa, cert: o.streamTlsCert, key: o.streamTlsKey },
       lazy,
       arpRate: o.arpRate,
       ndRate: o.ndRate,
