@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import { isIP } from 'node:net';
 import client from 'prom-client';
 import type { LoggedChange } from '../model/changes.js';
-import { invalid } from '../model/errors.js';
+import { invalid, WeftError } from '../model/errors.js';
 import { StreamClient } from '../stream/client.js';
 import { type AgentGuards, type AgentRouting, MAX_REPORTED_UNGUARDED, STREAM_PORT, type UnguardedPort } from '../stream/protocol.js';
 import { type Log, pinoLog } from '../sys/log.js';
@@ -80,11 +80,19 @@ export interface AgentProcessOptions {
 export function streamTlsFiles(f: NonNullable<AgentProcessOptions['streamTls']>): { ca: Buffer; cert?: Buffer; key?: Buffer } | undefined {
   if ((f.cert === undefined) !== (f.key === undefined)) {
     const [given, missing] = f.cert === undefined ? ['--stream-tls-key', '--stream-tls-cert'] : ['--stream-tls-cert', '--stream-tls-key'];
-    throw invalid(missing, '(none)', `${given} is given: a client certificate needs both --stream-tls-cert and --stream-tls-key`);
+    throw new WeftError(
+      'E_INVALID_ARG',
+      `invalid ${missing} (none): ${given} is given; a client certificate needs both --stream-tls-cert and --stream-tls-key`,
+      missing,
+    );
   }
   if (f.ca === undefined) {
     if (f.cert !== undefined)
-      throw invalid('--stream-tls-ca', '(none)', "a client certificate (--stream-tls-cert) is used over TLS: give the CA that signed the server's certificate");
+      throw new WeftError(
+        'E_INVALID_ARG',
+        "invalid --stream-tls-ca (none): a client certificate (--stream-tls-cert) is used over TLS; give the CA that signed the server's certificate",
+        '--stream-tls-ca',
+      );
     return undefined;
   }
   const ca = readPem('--stream-tls-ca', f.ca, 'certificate');

@@ -309,9 +309,11 @@ program
   )
   .addOption(new Option('--stream-port <port>', "the server's push-stream port").argParser(int('--stream-port')).default(1297).env('WEFT_STREAM_PORT'))
   .addOption(new Option('--svp-port <port>', "the server's SVP port (lazy mode)").argParser(int('--svp-port')).default(1296).env('WEFT_SVP_PORT'))
-  .addOption(new Option('--stream-tls-ca <file>', "connect to the push stream with TLS, trusting this CA (PEM) for the server's certificate").env('WEFT_AGENT_TLS_CA'))
+  .addOption(
+    new Option('--stream-tls-ca <file>', "connect to the push stream with TLS, trusting this CA (PEM) for the server's certificate").env('WEFT_AGENT_TLS_CA'),
+  )
   .addOption(new Option('--stream-tls-cert <file>', "mutual TLS: this host's certificate (PEM, CN or a DNS SAN = the host's name)").env('WEFT_AGENT_TLS_CERT'))
-  .addOption(new Option('--stream-tls-key <file>', "and its key (PEM)").env('WEFT_AGENT_TLS_KEY'))
+  .addOption(new Option('--stream-tls-key <file>', 'and its key (PEM)').env('WEFT_AGENT_TLS_KEY'))
   // The first name of --stream-tls-ca, kept for existing units.
   .addOption(new Option('--tls-ca <file>', 'old name of --stream-tls-ca').env('WEFT_TLS_CA').hideHelp())
   .addOption(

@@ -107,9 +107,14 @@ export function tlsFiles(prefix: '--stream-tls' | '--api-tls', f: { cert: string
     createSecureContext(files);
   } catch (e) {
     const flags = `${prefix}-cert ${JSON.stringify(f.cert)}, ${prefix}-key ${JSON.stringify(f.key)}${f.ca !== undefined ? `, ${prefix}-ca ${JSON.stringify(f.ca)}` : ''}`;
-    throw new WeftError('E_INVALID_ARG', `invalid TLS files (${flags}): ${(e as Error).message}; the key must be the certificate's`, `${prefix}-cert`, {
-      cause: e,
-    });
+    throw new WeftError(
+      'E_INVALID_ARG',
+      `invalid TLS files (${flags}): ${(e as Error).message.replace(/^error:[0-9A-Fa-f]+:[^:]*::?/, '')}; the key must be the certificate's`,
+      `${prefix}-cert`,
+      {
+        cause: e,
+      },
+    );
   }
   return files;
 }
