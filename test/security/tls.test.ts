@@ -79,7 +79,8 @@ describe('TLS and mutual TLS', () => {
       '-out',
       'other-ca.crt',
     ]);
-    const sign = (ca: string, file: string, cn: string, san: string) => {
+    // As docs/security.md tells operators to: the hosts' certificates for client authentication.
+    const sign = (ca: string, file: string, cn: string, san: string, extra: string[] = ['-addext', 'extendedKeyUsage=clientAuth']) => {
       openssl(dir, [
         'req',
         '-newkey',
@@ -109,11 +110,12 @@ describe('TLS and mutual TLS', () => {
         'none',
         '-addext',
         `subjectAltName=${san}`,
+        ...extra,
         '-out',
         `${file}.crt`,
       ]);
     };
-    sign('ca', 'server', 'weft server', 'IP:127.0.0.1');
+    sign('ca', 'server', 'weft server', 'IP:127.0.0.1', []);
     sign('ca', 'hv1', 'hv1', 'DNS:hv1');
     sign('ca', 'hv2', 'hv2', 'DNS:hv2');
     sign('other-ca', 'hv1-other', 'hv1', 'DNS:hv1');
