@@ -31,7 +31,8 @@ test('weft lab up: bad sizes name the field, the value and what is allowed; --ra
   assert.match(many.stderr, /^error: invalid hostsPerRack 5: sites x racksPerSite x hostsPerRack must be at most 32 \(is 40\)$/m);
   const seed = await weft(['lab', 'up', '--name', NAME, '--seed', '-3'], [1]);
   assert.match(seed.stderr, /^error: invalid seed -3: must be an integer 0\.\.4294967295$/m);
-  const racks = await weft(['lab', 'up', '--name', NAME, '--racks', '2'], [1]);
+  // A usage error: exit 2.
+  const racks = await weft(['lab', 'up', '--name', NAME, '--racks', '2'], [2]);
   assert.match(racks.stderr, /unknown option '--racks'/);
 });
 

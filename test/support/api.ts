@@ -8,6 +8,7 @@ import { type Ctx, createCtx, type Settings } from '../../src/core/context.js';
 import { ensureAdminToken } from '../../src/core/tokens.js';
 import { type MappingService, startMapping } from '../../src/mapping/service.js';
 import type { Store } from '../../src/store/store.js';
+import type { ConnectionLimits } from '../../src/sys/conn-caps.js';
 import { type Dialect, type TestDb, testDb } from './stores.js';
 
 export const ADMIN_SECRET = 'test-admin-secret-0123456789';
@@ -28,7 +29,7 @@ export interface TestApi {
 export async function startTestApi(
   dialect: Dialect,
   settings: Partial<Settings> = {},
-  o: { mapping?: boolean; timeouts?: Partial<ApiTimeouts>; logger?: object } = {},
+  o: { mapping?: boolean; timeouts?: Partial<ApiTimeouts>; logger?: object; limits?: ConnectionLimits } = {},
 ): Promise<TestApi> {
   const db = await testDb(dialect);
   const store = await db.open();
@@ -36,7 +37,12 @@ export async function startTestApi(
   await ensureAdminToken(ctx, ADMIN_SECRET);
   const registry = new prom.Registry();
   const mapping = o.mapping ? await startMapping(store, { svp: { host: '127.0.0.1', port: 0 }, registry }) : null;
-  const app = await buildApi(ctx, { registry, ...(o.timeouts ? { timeouts: o.timeouts } : {}), ...(o.logger ? { logger: o.logger } : {}) });
+  const app = await buildApi(ctx, {
+    registry,
+    ...(o.timeouts ? { timeouts: o.timeouts } : {}),
+    ...(o.logger ? { logger: o.logger } : {}),
+    ...(o.limits ? { limits: o.limits } : {}),
+  });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
   return {
