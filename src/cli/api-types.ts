@@ -591,8 +591,10 @@ export interface components {
         };
         Token: {
             createdAt: string;
+            expiresAt: string | null;
             hostId: string | null;
             id: string;
+            lastUsedAt: string | null;
             name: string;
             role: string;
             tenantId: string | null;
@@ -4581,6 +4583,7 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
+                    expiresAt?: string;
                     /** @description an id, or a name where names are unique */
                     host?: string;
                     name: string;
