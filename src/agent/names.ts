@@ -1,26 +1,18 @@
 // Names of the kernel objects weft owns on a host. Every device weft makes or
 // adopts has one of these prefixes, so the agent can tell its own objects
 // from the rest of the host and never touches anything else.
-import { createHash } from 'node:crypto';
 
 export const VXLAN_PREFIX = 'wvx';
 export const BRIDGE_PREFIX = 'wbr';
-export const PORT_PREFIX = 'wp';
+export { PORT_PREFIX } from '../model/ifname.js';
 /** Set as the alias (`ip link set dev X alias weft`) of devices weft created. */
 export const OWNER_ALIAS = 'weft';
 
 export const vxlanName = (vni: number): string => `${VXLAN_PREFIX}${vni}`;
 export const bridgeName = (vni: number): string => `${BRIDGE_PREFIX}${vni}`;
 
-/**
- * The host-side interface of a local port (a VM's tap, or the host end of a
- * container's veth): `wp` and 12 hex digits of the port id's SHA-256, within
- * Linux's 15-character limit. The hypervisor creates the device under this
- * name; the agent plugs it into the network's bridge and guards it.
- */
-export function portIfname(portId: string): string {
-  return PORT_PREFIX + createHash('sha256').update(portId).digest('hex').slice(0, 12);
-}
+/** The host-side interface of a local port: model/ifname.ts, where the API's port view gets it too. */
+export { portIfname } from '../model/ifname.js';
 
 /**
  * The fixed MAC of bridge `wbr<vni>`: `0e:57:46` and the VNI's 24 bits

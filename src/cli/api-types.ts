@@ -526,6 +526,8 @@ export interface components {
             createdAt: string;
             id: string;
             instanceId: string;
+            /** @description the host-side interface (tap or veth) the hypervisor creates for this port; the agent plugs and guards it */
+            interface: string;
             ipv4: string | null;
             ipv6: string | null;
             mac: string;

@@ -755,6 +755,18 @@ program
   });
 
 program
+  .command('whoami')
+  .description('the token this CLI authenticates with: its name, id, role, and tenant or host')
+  .action(async () => {
+    const t = await client().get<{ id: string; name: string; role: string; tenantId: string | null; hostId: string | null; expiresAt: string | null }>(
+      '/v1/whoami',
+    );
+    if (globals().output === 'json') return void process.stdout.write(`${JSON.stringify(t, null, 2)}\n`);
+    const scope = t.tenantId ? `, tenant ${t.tenantId}` : t.hostId ? `, host ${t.hostId}` : '';
+    process.stdout.write(`token ${t.name} (${t.id}), role ${t.role}${scope}${t.expiresAt ? `, expires ${t.expiresAt}` : ''}\n`);
+  });
+
+program
   .command('seed')
   .description('create a small example cloud (2 sites, racks, hosts, 2 tenants, networks, instances, a VIP); skips what exists')
   .action(async () => {

@@ -7,7 +7,7 @@ const COLUMNS: Record<string, string[]> = {
   tenants: ['id', 'name', 'quotas'],
   networks: ['id', 'name', 'kind', 'vni', 'subnets', 'mtu', 'tenantId'],
   instances: ['id', 'name', 'state', 'hostId', 'size', 'ports'],
-  ports: ['id', 'mac', 'ipv4', 'ipv6', 'networkId', 'instanceId'],
+  ports: ['id', 'mac', 'ipv4', 'ipv6', 'interface', 'networkId', 'instanceId'],
   vips: ['id', 'name', 'address', 'backends', 'healthCheck'],
   peers: ['id', 'neighbor', 'remoteAsn', 'hostId', 'rackId', 'importPolicy', 'maxPrefix', 'bfd'],
   tokens: ['id', 'name', 'role', 'tenantId', 'hostId'],

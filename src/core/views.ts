@@ -1,5 +1,6 @@
 // Rows to the entities the API shows (the change log's records are built
 // beside the store's queries, in store/records.ts).
+import { portIfname } from '../model/ifname.js';
 import type {
   HealthCheck,
   Host,
@@ -88,6 +89,7 @@ export const portView = (r: PortRow): Port => ({
   mac: r.mac,
   ipv4: r.ipv4,
   ipv6: r.ipv6,
+  interface: portIfname(r.id),
   createdAt: r.createdAt,
 });
 

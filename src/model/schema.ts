@@ -119,6 +119,8 @@ export const Port = T.Object(
     mac: T.String(),
     ipv4: Nullable(T.String()),
     ipv6: Nullable(T.String()),
+    /** The host-side interface its hypervisor creates (a tap or veth of this name), which the agent plugs and guards. */
+    interface: T.String({ description: 'the host-side interface (tap or veth) the hypervisor creates for this port; the agent plugs and guards it' }),
     createdAt: T.String(),
   },
   { $id: 'Port' },

@@ -49,7 +49,8 @@ export interface InstanceRow extends Omit<Instance, 'size' | 'state'> {
   state: string;
 }
 
-export type PortRow = Port;
+/** A port as stored: its interface name is derived from its id (model/ifname.ts), not kept. */
+export type PortRow = Omit<Port, 'interface'>;
 
 /** Its backends are rows of vipBackends. */
 export interface VipRow extends Omit<Vip, 'backends' | 'healthCheck'> {

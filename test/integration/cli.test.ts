@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { freePort } from '../../scripts/pg-cluster.js';
+import { portIfname as agentPortIfname } from '../../src/agent/names.js';
 import { type ServerProcess, startServerProcess, WEFT_BIN } from '../../src/lab/server-process.js';
 import { type TestDb, testDb } from '../support/stores.js';
 
@@ -54,7 +55,19 @@ describe('weft CLI', () => {
     );
     const table = await weft(['port', 'list'], env);
     assert.match(table.out.split('\n')[0] ?? '', /^ID\s+MAC\s+IPV4\s+IPV6/);
-    assert.match(table.out, /10\.0\.0\.9\s+fd00::1/);
+    assert.match(table.out, /10\.0\.0\.9\s+fd00::1\s+wp[0-9a-f]{12}\s/);
+    // The port names the device its hypervisor creates: the name the agent plugs and guards.
+    const portId = (JSON.parse(i.out) as { ports: { id: string }[] }).ports[0]?.id as string;
+    const port = JSON.parse((await weft(['-o', 'json', 'port', 'get', portId], env)).out) as { interface: string };
+    assert.equal(port.interface, agentPortIfname(portId));
+    // whoami: the token the CLI authenticates with.
+    const me = await weft(['whoami'], env);
+    assert.equal(me.code, 0, me.err);
+    assert.match(me.out, /^token bootstrap-admin \([0-9a-f-]+\), role admin\n$/);
+    assert.equal((JSON.parse((await weft(['-o', 'json', 'whoami'], env)).out) as { role: string }).role, 'admin');
+    const anon = await weft(['whoami'], { ...env, WEFT_TOKEN: '' });
+    assert.notEqual(anon.code, 0);
+    assert.match(anon.err, /missing bearer token/);
     assert.equal((await weft(['instance', 'delete', 'vm1'], env)).code, 0);
     assert.equal((await weft(['-o', 'json', 'instance', 'list'], env)).out.trim(), '[]');
   });
