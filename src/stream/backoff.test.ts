@@ -2,19 +2,11 @@
 // them, and a fleet's retries spread over the window.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { mulberry32 } from '../model/prng.js';
 import { DEFAULT_BACKOFF, reconnectDelay } from './backoff.js';
 
-/** A seeded [0, 1) generator (mulberry32), so the spread below is reproducible. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded [0, 1) generator, so the spread below is reproducible. */
+const seeded = mulberry32;
 
 test('the window doubles from the base and stops at the cap', () => {
   const top = () => 0.999999;
