@@ -521,8 +521,7 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
     read: 'admin',
     write: 'admin',
     remove: async (r, id) => {
-      await tokens.deleteToken(ctx, id);
-      event(r, 'token.revoked', { tokenId: id });
+      event(r, 'token.revoked', { tokenId: await tokens.deleteToken(ctx, id) });
     },
   });
   app.post(

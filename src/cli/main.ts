@@ -26,6 +26,7 @@ import { LOG_LEVELS, pinoLog } from '../sys/log.js';
 import { readPem } from '../sys/pem.js';
 import { readSecretFile, writeSecretFile } from '../sys/secret-file.js';
 import { ApiClient } from './client.js';
+import { describeFlag, flagFor, inFlagTerms } from './flags.js';
 import { printItems } from './output.js';
 import { seedExample } from './seed.js';
 
@@ -399,6 +400,10 @@ interface EntitySpec {
   name: string;
   path: string;
   filters: string[];
+  /** What names one in get, update and delete (default "id or name"). */
+  ref?: string;
+  /** Filters with a fixed set of values: a usage error (exit 2) before any request. */
+  choices?: Record<string, readonly string[]>;
   create?: (c: Command) => Command;
   body?: (args: string[], o: Record<string, unknown>) => Record<string, unknown>;
   update?: (c: Command) => Command;
@@ -421,14 +426,24 @@ function entity(spec: EntitySpec) {
       } else out(spec.path, await client().all(`/v1/${spec.path}`, filters));
     });
   const list = cmd.commands.at(-1) as Command;
-  for (const f of spec.filters) list.option(`--${f} <${f}>`, `only those with this ${f} (id or name)`);
+  for (const f of spec.filters) {
+    const allowed = spec.choices?.[f];
+    list.addOption(
+      allowed
+        ? new Option(`--${f} <${f}>`, `only those with this ${f}`).choices(allowed)
+        : new Option(
+            `--${f} <${f}>`,
+            f === 'mac' ? 'only the port with this MAC' : f === 'name' ? 'only those with this name' : `only those with this ${f} (id or name)`,
+          ),
+    );
+  }
   cmd
     .command('get <ref>')
-    .description('show one, by id or name')
+    .description(`show one, by ${spec.ref ?? 'id or name'}`)
     .action(async (ref: string) => out(spec.path, await client().get(`/v1/${spec.path}/${encodeURIComponent(ref)}`)));
   cmd
     .command('delete <ref>')
-    .description('delete one, by id or name')
+    .description(`delete one, by ${spec.ref ?? 'id or name'}`)
     .action(async (ref: string) => {
       await client().delete(`/v1/${spec.path}/${encodeURIComponent(ref)}`);
       if (globals().output === 'table') process.stdout.write(`deleted ${spec.name} ${ref}\n`);
@@ -442,9 +457,11 @@ function entity(spec: EntitySpec) {
   }
   if (spec.update && spec.patch) {
     const patch = spec.patch;
-    spec.update(cmd.command('update <ref>').description(`change one of ${spec.path}`)).action(async (ref: string, o: Record<string, unknown>) => {
-      out(spec.path, await client().patch(`/v1/${spec.path}/${encodeURIComponent(ref)}`, defined(patch(o))));
-    });
+    spec
+      .update(cmd.command('update <ref>').description(`change one of ${spec.path}, by ${spec.ref ?? 'id or name'}`))
+      .action(async (ref: string, o: Record<string, unknown>) => {
+        out(spec.path, await client().patch(`/v1/${spec.path}/${encodeURIComponent(ref)}`, defined(patch(o))));
+      });
   }
   return cmd;
 }
@@ -485,6 +502,7 @@ entity({
   name: 'host',
   path: 'hosts',
   filters: ['site', 'rack', 'state', 'name'],
+  choices: { state: HOST_STATES },
   create: (c) =>
     svpClientOpts(
       capacityOpts(
@@ -546,6 +564,7 @@ entity({
   name: 'network',
   path: 'networks',
   filters: ['tenant', 'kind', 'site', 'name'],
+  choices: { kind: NETWORK_KINDS },
   create: (c) =>
     c
       .argument('<name>')
@@ -580,6 +599,7 @@ const instanceCmd = entity({
   name: 'instance',
   path: 'instances',
   filters: ['tenant', 'site', 'host', 'state', 'name'],
+  choices: { state: INSTANCE_STATES },
   create: (c) =>
     capacityOpts(
       c
@@ -614,6 +634,7 @@ instanceCmd
 entity({
   name: 'port',
   path: 'ports',
+  ref: 'id or MAC',
   filters: ['tenant', 'instance', 'network', 'mac'],
   create: (c) =>
     c.requiredOption('--instance <instance>').requiredOption('--network <network>').option('--mac <mac>').option('--ipv4 <ip>').option('--ipv6 <ip>'),
@@ -652,6 +673,7 @@ entity({
 entity({
   name: 'peer',
   path: 'peers',
+  ref: 'id or neighbor address (give the id when several hosts or racks have one)',
   filters: ['host', 'rack'],
   create: (c) =>
     c
@@ -693,7 +715,7 @@ function peerFields(o: Record<string, unknown>) {
   };
 }
 
-const tokenCmd = entity({ name: 'token', path: 'tokens', filters: ['role', 'tenant', 'host'] });
+const tokenCmd = entity({ name: 'token', path: 'tokens', filters: ['role', 'tenant', 'host'], choices: { role: ROLES } });
 tokenCmd
   .command('create')
   .description('create an API token; prints the secret once')
@@ -968,6 +990,21 @@ Exit codes:
   ${EXIT.notFound}  not found (the named object does not exist)`,
 );
 
+/**
+ * An error's message naming the flag the operator typed (`--underlay-ip`)
+ * instead of the API's field (`underlayIp`), when `cmd` has one for it.
+ */
+export function inOperatorTerms(e: WeftError, cmd: Command | undefined): string {
+  if (e.field === undefined || cmd === undefined) return e.message;
+  const flags = [...cmd.options, ...program.options].map((o) => o.long).filter((f): f is string => f !== undefined);
+  const r = flagFor(e.field, flags);
+  if (r === undefined) return e.message;
+  const shown = describeFlag(r, r.index !== undefined);
+  // A filter or reference naming nothing: `tenant "nosuch" not found (--tenant)`.
+  if (e.code === 'E_NOT_FOUND') return `${e.message} (${shown})`;
+  return inFlagTerms(e.message, e.field, shown);
+}
+
 /** The exit code of an error that ended the command. */
 export function exitCodeOf(e: unknown): number {
   if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : EXIT.usage;
@@ -984,10 +1021,14 @@ if (process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLTo
     throw e;
   });
 
+  let active: Command | undefined;
+  program.hook('preAction', (_c, action) => {
+    active = action;
+  });
   program.parseAsync(process.argv).catch((e: unknown) => {
     // Commander has already printed its own usage errors, help and version.
     if (e instanceof CommanderError) process.exit(exitCodeOf(e));
-    const msg = e instanceof WeftError ? e.message : e instanceof Error ? e.message : String(e);
+    const msg = e instanceof WeftError ? inOperatorTerms(e, active) : e instanceof Error ? e.message : String(e);
     process.stderr.write(`error: ${msg}\n`);
     if (globals().debug && e instanceof Error) process.stderr.write(`${e.stack}\n`);
     process.exit(exitCodeOf(e));

@@ -2,7 +2,7 @@
 // in a rack (its ToR), with import policy, max-prefix and BFD.
 import type { Static } from '@sinclair/typebox';
 import { parseIp } from '../model/addr.js';
-import { conflict, invalid, notFound } from '../model/errors.js';
+import { conflict, invalid } from '../model/errors.js';
 import type * as I from '../model/inputs.js';
 import { IMPORT_POLICIES, MAX_PREFIX_ACTIONS, type MaxPrefixAction, type Peer } from '../model/types.js';
 import * as v from '../model/validate.js';
@@ -112,8 +112,7 @@ export type PeerPatch = Static<typeof I.PeerPatch>;
 
 export async function updatePeer(ctx: Ctx, id: string, patch: PeerPatch): Promise<Peer> {
   return ctx.store.write(async (tx) => {
-    const before = await tx.get('peers', id);
-    if (!before) throw notFound('peer', id);
+    const before = await ref.peer(tx, id);
     const after: PeerRow = { ...before };
     if (patch.neighbor !== undefined) after.neighbor = checkNeighbor(patch.neighbor);
     if (patch.remoteAsn !== undefined) after.remoteAsn = v.asn('remoteAsn', patch.remoteAsn);
@@ -127,7 +126,7 @@ export async function updatePeer(ctx: Ctx, id: string, patch: PeerPatch): Promis
     if (after.hostId !== null && after.remoteAsn !== before.remoteAsn) await checkHostAsn(tx, after.hostId, after.remoteAsn);
     if (after.neighbor !== before.neighbor || after.remoteAsn !== before.remoteAsn) await checkUnique(tx, after);
     const { id: _i, createdAt: _c, ...changed } = after;
-    await tx.update('peers', id, changed);
+    await tx.update('peers', before.id, changed);
     if (!same(peerInfo(after), peerInfo(before))) await tx.appendChange({ kind: 'peer.updated', peer: peerInfo(after) }, ctx.clock.now().toISOString());
     return peerView(after);
   });
@@ -135,9 +134,8 @@ export async function updatePeer(ctx: Ctx, id: string, patch: PeerPatch): Promis
 
 export async function deletePeer(ctx: Ctx, id: string): Promise<void> {
   await ctx.store.write(async (tx) => {
-    const p = await tx.get('peers', id);
-    if (!p) throw notFound('peer', id);
-    await tx.remove('peers', { id });
+    const p = await ref.peer(tx, id);
+    await tx.remove('peers', { id: p.id });
     await tx.appendChange({ kind: 'peer.deleted', peer: peerInfo(p) }, ctx.clock.now().toISOString());
   });
 }

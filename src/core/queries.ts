@@ -1,9 +1,10 @@
 // Reads for the API: get and list every entity, with filters (by id or
 // name), keyset paging and the caller's tenant scope.
 
+import { parseMac } from '../model/addr.js';
 import type { LoggedChange } from '../model/changes.js';
-import { invalid, notFound } from '../model/errors.js';
-import type { Page } from '../model/types.js';
+import { invalid, WeftError } from '../model/errors.js';
+import { HOST_STATES, INSTANCE_STATES, NETWORK_KINDS, type Page, ROLES } from '../model/types.js';
 import * as v from '../model/validate.js';
 import type { Repo } from '../store/repo.js';
 import type { Ctx, Scope } from './context.js';
@@ -28,13 +29,13 @@ const FILTERS: Record<Kind, Record<string, (tx: Repo, v: string, s: Scope) => Pr
   hosts: {
     site: async (t, v) => ['siteId', (await ref.site(t, v)).id],
     rack: async (t, v) => ['rackId', (await ref.rack(t, v)).id],
-    state: async (_t, v) => ['state', v],
+    state: async (_t, x) => ['state', v.oneOf('state', x, HOST_STATES)],
     name: async (_t, v) => ['name', v],
   },
   tenants: { name: async (_t, v) => ['name', v] },
   networks: {
     tenant: async (t, v, s) => ['tenantId', (await ref.tenant(t, v, s)).id],
-    kind: async (_t, v) => ['kind', v],
+    kind: async (_t, x) => ['kind', v.oneOf('kind', x, NETWORK_KINDS)],
     site: async (t, v) => ['siteId', (await ref.site(t, v)).id],
     name: async (_t, v) => ['name', v],
   },
@@ -42,14 +43,14 @@ const FILTERS: Record<Kind, Record<string, (tx: Repo, v: string, s: Scope) => Pr
     tenant: async (t, v, s) => ['tenantId', (await ref.tenant(t, v, s)).id],
     site: async (t, v) => ['siteId', (await ref.site(t, v)).id],
     host: async (t, v) => ['hostId', (await ref.host(t, v)).id],
-    state: async (_t, v) => ['state', v],
+    state: async (_t, x) => ['state', v.oneOf('state', x, INSTANCE_STATES)],
     name: async (_t, v) => ['name', v],
   },
   ports: {
     tenant: async (t, v, s) => ['tenantId', (await ref.tenant(t, v, s)).id],
     instance: async (t, v, s) => ['instanceId', (await ref.owned(t, 'instances', v, s)).id],
     network: async (t, v, s) => ['networkId', (await ref.owned(t, 'networks', v, s)).id],
-    mac: async (_t, v) => ['mac', v.toLowerCase()],
+    mac: async (_t, x) => ['mac', parseMac('mac', x).text],
   },
   vips: {
     tenant: async (t, v, s) => ['tenantId', (await ref.tenant(t, v, s)).id],
@@ -61,7 +62,7 @@ const FILTERS: Record<Kind, Record<string, (tx: Repo, v: string, s: Scope) => Pr
     rack: async (t, v) => ['rackId', (await ref.rack(t, v)).id],
   },
   tokens: {
-    role: async (_t, v) => ['role', v],
+    role: async (_t, x) => ['role', v.oneOf('role', x, ROLES)],
     tenant: async (t, v, s) => ['tenantId', (await ref.tenant(t, v, s)).id],
     host: async (t, v) => ['hostId', (await ref.host(t, v)).id],
   },
@@ -98,8 +99,9 @@ export async function list(ctx: Ctx, scope: Scope, kind: Kind, q: ListQuery): Pr
         const [col, value] = await f(tx, String(val), scope);
         where[col] = value;
       } catch (e) {
-        // A filter naming something that does not exist matches nothing.
-        if ((e as { code?: string }).code === 'E_NOT_FOUND') return { items: [], next: null };
+        // A filter naming something that does not exist is a mistake, not an empty list
+        // (`--tenant nosuch`); another tenant's objects are "not found" the same way.
+        if (e instanceof WeftError && e.code === 'E_NOT_FOUND') throw new WeftError('E_NOT_FOUND', e.message, k);
         throw e;
       }
     }
@@ -153,16 +155,10 @@ export async function get(ctx: Ctx, scope: Scope, kind: Exclude<Kind, 'vips' | '
         return networkView(await ref.owned(tx, 'networks', id, scope));
       case 'ports':
         return portView(await ref.owned(tx, 'ports', id, scope));
-      case 'peers': {
-        const p = await tx.get('peers', id);
-        if (!p) throw notFound('peer', id);
-        return peerView(p);
-      }
-      case 'tokens': {
-        const t = await tx.get('tokens', id);
-        if (!t) throw notFound('token', id);
-        return tokenView(t);
-      }
+      case 'peers':
+        return peerView(await ref.peer(tx, id));
+      case 'tokens':
+        return tokenView(await ref.token(tx, id));
     }
   });
 }

@@ -7,7 +7,7 @@
 // is enough: nobody can guess their way through 2^128.
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Static } from '@sinclair/typebox';
-import { invalid, notFound, WeftError } from '../model/errors.js';
+import { invalid, WeftError } from '../model/errors.js';
 import type * as I from '../model/inputs.js';
 import { ROLES, type Token } from '../model/types.js';
 import * as v from '../model/validate.js';
@@ -156,10 +156,15 @@ export async function authenticate(ctx: Ctx, secret: string): Promise<Token | nu
   return tokenView(row);
 }
 
-/** Deletes a token; every replica's push stream closes the sessions it opened (the `token.deleted` entry, same transaction). */
-export async function deleteToken(ctx: Ctx, id: string): Promise<void> {
-  await ctx.store.write(async (tx) => {
-    if ((await removeTokens(tx, { id }, ctx.clock.now().toISOString())) === 0) throw notFound('token', id);
+/**
+ * Deletes a token, by id or name; every replica's push stream closes the
+ * sessions it opened (the `token.deleted` entry, same transaction). Returns its id.
+ */
+export async function deleteToken(ctx: Ctx, idOrName: string): Promise<string> {
+  return ctx.store.write(async (tx) => {
+    const { id } = await ref.token(tx, idOrName);
+    await removeTokens(tx, { id }, ctx.clock.now().toISOString());
+    return id;
   });
 }
 

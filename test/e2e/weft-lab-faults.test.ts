@@ -117,7 +117,7 @@ describe('weft lab: moves and faults', { skip: root ? false : 'needs root (netwo
     const bad = await weft(['lab', 'move', 'nosuch', '--name', NAME], [1]);
     assert.match(bad.stderr, /error: invalid instance "nosuch": must be an instance of lab wlf: t1vm1, .*web2/);
     const same = await weft(['lab', 'move', 't1vm1', '--to', from, '--name', NAME], [1]);
-    assert.match(same.stderr, /error: invalid to ".*": is where t1vm1 is already/);
+    assert.match(same.stderr, /error: invalid --to ".*": is where t1vm1 is already/);
     s = await status();
     await checkPasses(t);
 

@@ -119,7 +119,7 @@ describe('weft lab on SQLite: the server restarted, a host failed and evacuated'
     const db = await weft(['lab', 'up', '--name', 'wlsx', '--db', 'mysql://root:secret@db/weft'], [1]);
     assert.match(
       db.stderr,
-      /^error: invalid db "mysql:\/\/root:\*\*\*@db\/weft": must be sqlite \(the default: a file of the lab\), sqlite:PATH, or a postgres:/m,
+      /^error: invalid --db "mysql:\/\/root:\*\*\*@db\/weft": must be sqlite \(the default: a file of the lab\), sqlite:PATH, or a postgres:/m,
     );
 
     const h = await lab.json<FaultReport>(['heal', 'server']);

@@ -26,11 +26,11 @@ after(async () => {
 test('weft lab up: bad sizes name the field, the value and what is allowed; --racks is gone', async () => {
   const sites = await weft(['lab', 'up', '--name', NAME, '--sites', '5'], [1]);
   assert.equal(sites.code, 1);
-  assert.match(sites.stderr, /^error: invalid sites 5: must be an integer 1\.\.4$/m);
+  assert.match(sites.stderr, /^error: invalid --sites 5: must be an integer 1\.\.4$/m);
   const many = await weft(['lab', 'up', '--name', NAME, '--sites', '2', '--racks-per-site', '4', '--hosts-per-rack', '5'], [1]);
-  assert.match(many.stderr, /^error: invalid hostsPerRack 5: sites x racksPerSite x hostsPerRack must be at most 32 \(is 40\)$/m);
+  assert.match(many.stderr, /^error: invalid --hosts-per-rack 5: sites x racksPerSite x hostsPerRack must be at most 32 \(is 40\)$/m);
   const seed = await weft(['lab', 'up', '--name', NAME, '--seed', '-3'], [1]);
-  assert.match(seed.stderr, /^error: invalid seed -3: must be an integer 0\.\.4294967295$/m);
+  assert.match(seed.stderr, /^error: invalid --seed -3: must be an integer 0\.\.4294967295$/m);
   // A usage error: exit 2.
   const racks = await weft(['lab', 'up', '--name', NAME, '--racks', '2'], [2]);
   assert.match(racks.stderr, /unknown option '--racks'/);

@@ -54,8 +54,11 @@ for (const dialect of DIALECTS) {
         tenants.items.map((x) => x.name),
         ['acme'],
       );
-      // Filtering for another tenant finds nothing rather than failing.
-      assert.deepEqual((await t.get<{ items: unknown[] }>('/v1/networks?tenant=globex')).items, []);
+      // Filtering for another tenant fails as filtering for none does: 404, the same words, the filter named.
+      const theirs = await expectError(() => t.get('/v1/networks?tenant=globex'), 'E_NOT_FOUND');
+      const none = await expectError(() => t.get('/v1/networks?tenant=nosuch'), 'E_NOT_FOUND');
+      assert.equal(theirs.message.replace('globex', 'X'), none.message.replace('nosuch', 'X'));
+      assert.equal(theirs.field, 'tenant');
     });
 
     test("another tenant's objects are 404, indistinguishable from missing ones", async () => {

@@ -75,7 +75,7 @@ describe('weft CLI', () => {
   test('errors print "error: ..." and exit non-zero; --debug adds the stack', async () => {
     const r = await weft(['network', 'create', 'bad', '--tenant', 'acme', '--subnet', '10.0.0.0/33'], env);
     assert.equal(r.code, 1);
-    assert.equal(r.err.trim(), 'error: invalid subnets[0] "10.0.0.0/33": prefix length must be 0..32');
+    assert.equal(r.err.trim(), 'error: invalid --subnet (the 1st) "10.0.0.0/33": prefix length must be 0..32', 'the flag typed, not the API field');
     const d = await weft(['--debug', 'site', 'get', 'nowhere'], env);
     assert.equal(d.code, 4, 'not found exits 4');
     assert.match(d.err, /^error: site "nowhere" not found\n.*at /s);
@@ -116,7 +116,84 @@ describe('weft CLI', () => {
     assert.deepEqual([plain.svpClient, plain.svpClientAddresses], [false, []]);
     const bad = await weft(['host', 'update', 'hv-svp', '--svp-client-address', '10.0.0.1,10.0.0.x'], env);
     assert.equal(bad.code, 1);
-    assert.match(bad.err, /^error: invalid svpClientAddresses\[1\] "10\.0\.0\.x": must be an IPv4 or IPv6 address/);
+    assert.match(bad.err, /^error: invalid --svp-client-address \(the 2nd\) "10\.0\.0\.x": must be an IPv4 or IPv6 address/);
+  });
+
+  test('errors name the flag typed; unknown filter values are errors; tokens, ports and peers by name, MAC and neighbor', async () => {
+    const run = async (args: string[], code: number, err?: RegExp) => {
+      const r = await weft(args, env);
+      assert.equal(r.code, code, `weft ${args.join(' ')}: ${r.err}`);
+      if (err) assert.match(r.err, err);
+      return r.out;
+    };
+    await run(
+      ['host', 'create', 'hv-bad', '--site', 'ams1', '--underlay-ip', 'bogus'],
+      1,
+      /^error: invalid --underlay-ip "bogus": must be an IPv4 or IPv6 address\n$/,
+    );
+    await run(['host', 'create', 'hv-bad', '--site', 'ams1', '--memory-mb', '0'], 1, /^error: invalid --memory-mb 0: /);
+    await run(
+      ['instance', 'create', 'vm-bad', '--tenant', 'acme', '--site', 'ams1', '--net', 'priv', '--net', 'priv,mac=zz'],
+      1,
+      /^error: invalid --net \(the 2nd\) mac "zz": /,
+    );
+    assert.equal((await weft(['-o', 'json', 'host', 'list', '--name', 'hv-bad'], env)).out.trim(), '[]', 'nothing partial was written');
+    // Filters: a value outside the set is a usage error before any request; a name of nothing is "not found".
+    await run(['host', 'list', '--state', 'bogus'], 2, /argument 'bogus' is invalid\. Allowed choices are active, draining, down/);
+    await run(['instance', 'list', '--state', 'bogus'], 2, /Allowed choices are /);
+    await run(['network', 'list', '--kind', 'bogus'], 2, /Allowed choices are overlay, routed/);
+    await run(['token', 'list', '--role', 'bogus'], 2, /Allowed choices are admin, tenant, readonly, agent/);
+    await run(['instance', 'list', '--tenant', 'nosuch'], 4, /^error: tenant "nosuch" not found \(--tenant\)\n$/);
+    await run(['host', 'list', '--site', 'nosuch'], 4, /^error: site "nosuch" not found \(--site\)\n$/);
+    await run(['port', 'list', '--mac', 'zz'], 1, /^error: invalid --mac "zz": must be a MAC address/);
+    // Ports by MAC, any spelling; the interface a hypervisor creates comes with it.
+    const vm = JSON.parse(
+      await run(['-o', 'json', 'instance', 'create', 'vm-mac', '--tenant', 'acme', '--site', 'ams1', '--net', 'priv,mac=02:aa:00:00:00:07'], 0),
+    ) as {
+      ports: { id: string }[];
+    };
+    const portId = vm.ports[0]?.id as string;
+    for (const mac of ['02:aa:00:00:00:07', '02:AA:00:00:00:07', '02-aa-00-00-00-07'])
+      assert.equal((JSON.parse(await run(['-o', 'json', 'port', 'get', mac], 0)) as { id: string }).id, portId);
+    assert.equal(
+      (JSON.parse(await run(['-o', 'json', 'port', 'update', '02:aa:00:00:00:07', '--ipv4', '10.0.0.77'], 0)) as { ipv4: string }).ipv4,
+      '10.0.0.77',
+    );
+    await run(['port', 'get', '02:aa:00:00:00:08'], 4, /^error: port "02:aa:00:00:00:08" not found/);
+    // Another tenant's port is not found by its MAC either.
+    await run(['tenant', 'create', 'other'], 0);
+    const other = JSON.parse(await run(['-o', 'json', 'token', 'create', '--role', 'tenant', '--tenant', 'other'], 0)) as { secret: string };
+    const theirs = await weft(['port', 'get', '02:aa:00:00:00:07'], { ...env, WEFT_TOKEN: other.secret });
+    assert.equal(theirs.code, 4, theirs.err);
+    assert.match(theirs.err, /^error: port "02:aa:00:00:00:07" not found/);
+    // Filtering by another tenant reads as filtering by none: nothing is learnt about it.
+    const filter = await weft(['instance', 'list', '--tenant', 'acme'], { ...env, WEFT_TOKEN: other.secret });
+    assert.equal(filter.code, 4, filter.err);
+    assert.equal(filter.err, 'error: tenant "acme" not found (--tenant)\n');
+    await run(['port', 'delete', '02:aa:00:00:00:07'], 0);
+    await run(['instance', 'delete', 'vm-mac'], 0);
+    // Tokens by name: one token with the name is found; two need the id.
+    await run(['token', 'create', '--role', 'readonly', '--name', 'ro-one'], 0);
+    await run(['token', 'create', '--role', 'readonly', '--name', 'ro-twice'], 0);
+    await run(['token', 'create', '--role', 'readonly', '--name', 'ro-twice'], 0);
+    assert.equal((JSON.parse(await run(['-o', 'json', 'token', 'get', 'ro-one'], 0)) as { name: string }).name, 'ro-one');
+    await run(['token', 'delete', 'ro-twice'], 1, /^error: token name "ro-twice" is used by 2 tokens: give the token's id/);
+    await run(['token', 'delete', 'ro-one'], 0);
+    await run(['token', 'get', 'ro-one'], 4, /^error: token "ro-one" not found/);
+    // Peers by neighbor address: unique is found, shared needs the id.
+    await run(['host', 'update', 'hv1', '--asn', '65001'], 0);
+    await run(['host', 'create', 'hv-peer', '--site', 'ams1', '--asn', '65002'], 0);
+    await run(['peer', 'create', '--host', 'hv1', '--neighbor', '192.0.2.253', '--remote-asn', '65100'], 0);
+    await run(['peer', 'create', '--host', 'hv1', '--neighbor', '2001:db8::fe', '--remote-asn', '65100'], 0);
+    await run(['peer', 'create', '--host', 'hv-peer', '--neighbor', '2001:db8::fe', '--remote-asn', '65100'], 0);
+    assert.equal((JSON.parse(await run(['-o', 'json', 'peer', 'get', '192.0.2.253'], 0)) as { remoteAsn: number }).remoteAsn, 65100);
+    assert.equal(
+      (JSON.parse(await run(['-o', 'json', 'peer', 'update', '192.0.2.253', '--remote-asn', '65200'], 0)) as { remoteAsn: number }).remoteAsn,
+      65200,
+    );
+    await run(['peer', 'get', '2001:DB8:0::FE'], 1, /^error: neighbor "2001:DB8:0::FE" has 2 peers \(one per host or rack\): give the peer's id/);
+    await run(['peer', 'delete', '192.0.2.253'], 0);
+    await run(['peer', 'get', '192.0.2.253'], 4, /not found/);
   });
 
   test('token create --db bootstraps straight into the store, and the token works', async () => {
@@ -187,7 +264,7 @@ describe('weft CLI', () => {
       const et = { WEFT_API: s2.url, WEFT_TOKEN: t.secret };
       const loud = await weft(['network', 'create', 'loud', '--subnet', '10.0.0.0/24', '--arp-rate', '31'], et);
       assert.notEqual(loud.code, 0);
-      assert.match(loud.err, /error: invalid arpRate 31: must be 1\.\.30 packets\/s for a tenant/);
+      assert.match(loud.err, /error: invalid --arp-rate 31: must be 1\.\.30 packets\/s for a tenant/);
       assert.equal((await weft(['network', 'create', 'ok', '--subnet', '10.0.0.0/24', '--arp-rate', '30'], et)).code, 0);
       const mine = await weft(['tenant', 'update', 'acme', '--quota-instances', '100'], et);
       assert.notEqual(mine.code, 0);
