@@ -1,13 +1,14 @@
 // Appending a change, with what follows from it in the same transaction:
 // the SVP shoot-down entries for the SVP clients with a port on the VNI.
 import { randomBytes } from 'node:crypto';
-import type { Change } from '../model/changes.js';
+import type { Change, ChangeActor } from '../model/changes.js';
 import { type Shootdown, shootdownsFor } from '../model/shootdowns.js';
 import type { Repo } from '../store/repo.js';
 import type { ShootdownRow } from '../store/schema.js';
 
-export async function logChange(tx: Repo, c: Change, at: string): Promise<number> {
-  const version = await tx.appendChange(c, at);
+/** Appends `c` as made by `actor` (null: no token) with its shoot-downs; returns its version. */
+export async function logChange(tx: Repo, c: Change, at: string, actor: ChangeActor | null): Promise<number> {
+  const version = await tx.appendChange(c, at, actor);
   const wanted: { hosts: Set<string>; entries: Shootdown[] }[] = [];
   if ('port' in c) {
     const entries = shootdownsFor(c);

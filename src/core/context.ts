@@ -1,5 +1,6 @@
 // What every use case gets: the store, a clock, settings, and the caller's
 // scope (a tenant token sees only its tenant; everyone else sees all).
+import type { ChangeActor } from '../model/changes.js';
 import { invalid } from '../model/errors.js';
 import { newId } from '../model/ids.js';
 import { DEFAULT_PLACEMENT, type PlacementOptions } from '../model/placement.js';
@@ -55,6 +56,17 @@ export interface Ctx {
   store: Store;
   clock: Clock;
   settings: Settings;
+  /**
+   * Who is writing, recorded with every change appended under this ctx:
+   * the API sets the request's token (actingAs); null for writes made
+   * without one (`--db` bootstrap, the lab's own writes).
+   */
+  actor: ChangeActor | null;
+}
+
+/** The same ctx, with its changes recorded as made by `actor`. */
+export function actingAs(ctx: Ctx, actor: ChangeActor | null): Ctx {
+  return { ...ctx, actor };
 }
 
 /** Who is asking: `tenantId` set restricts every read and write to that tenant. */
@@ -65,7 +77,7 @@ export interface Scope {
 export const ALL: Scope = { tenantId: null };
 
 export function createCtx(store: Store, opts: { clock?: Clock; settings?: Partial<Settings> } = {}): Ctx {
-  return { store, clock: opts.clock ?? systemClock, settings: checkSettings({ ...DEFAULT_SETTINGS, ...opts.settings }) };
+  return { store, clock: opts.clock ?? systemClock, settings: checkSettings({ ...DEFAULT_SETTINGS, ...opts.settings }), actor: null };
 }
 
 export function stamp(ctx: Ctx): { id: string; createdAt: string } {

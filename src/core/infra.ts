@@ -213,7 +213,7 @@ export async function createHost(ctx: Ctx, input: HostInput): Promise<Host> {
       svpClientAddresses: JSON.stringify(svpAddresses),
     };
     await tx.insert('hosts', row);
-    await tx.appendChange({ kind: 'host.created', host: hostInfo(row) }, createdAt);
+    await tx.appendChange({ kind: 'host.created', host: hostInfo(row) }, createdAt, ctx.actor);
     return hostView(row);
   });
 }
@@ -262,7 +262,7 @@ export async function updateHost(ctx: Ctx, hostRef: string, patch: HostPatch): P
     await tx.update('hosts', before.id, changed);
     // Capacity is not forwarding state; log only what agents and the mapping service use.
     if (!same(hostInfo(after), hostInfo(before)))
-      await logChange(tx, { kind: 'host.updated', host: hostInfo(after), before: hostInfo(before) }, ctx.clock.now().toISOString());
+      await logChange(tx, { kind: 'host.updated', host: hostInfo(after), before: hostInfo(before) }, ctx.clock.now().toISOString(), ctx.actor);
     return hostView(after);
   });
 }
@@ -276,10 +276,10 @@ export async function deleteHost(ctx: Ctx, hostRef: string): Promise<void> {
     if (peers > 0) throw conflict(`host ${h.name} still has ${peers} BGP peers; delete them first`);
     const at = ctx.clock.now().toISOString();
     // Logged as deleted too; its stream session closes as "host deleted" (the stream reads the host first).
-    await removeTokens(tx, { hostId: h.id }, at);
+    await removeTokens(tx, { hostId: h.id }, at, ctx.actor);
     await tx.remove('shootdowns', { hostId: h.id });
     await tx.remove('allocations', { owner: h.id });
     await tx.remove('hosts', { id: h.id });
-    await tx.appendChange({ kind: 'host.deleted', host: hostInfo(h) }, at);
+    await tx.appendChange({ kind: 'host.deleted', host: hostInfo(h) }, at, ctx.actor);
   });
 }

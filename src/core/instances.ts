@@ -3,6 +3,7 @@
 // entries that the mapping service and the agents follow.
 import type { Static } from '@sinclair/typebox';
 import { type Cidr, cidrContains, type Family, formatIp, formatMac, parseCidr, parseIpOf, parseMac, usableRange } from '../model/addr.js';
+import type { ChangeActor } from '../model/changes.js';
 import { capacity, conflict, invalid, WeftError } from '../model/errors.js';
 import type * as I from '../model/inputs.js';
 import { type Candidate, fits, place, SIZES } from '../model/placement.js';
@@ -169,11 +170,11 @@ async function addPort(ctx: Ctx, tx: Repo, inst: InstanceRow, host: HostRow, spe
   const ipv6 = await pickIp(tx, net, host, 6, spec.ipv6, id, `${field}.ipv6`);
   const row: PortRow = { id, createdAt, instanceId: inst.id, networkId: net.id, tenantId: inst.tenantId, mac, ipv4, ipv6 };
   await tx.insert('ports', row);
-  await logChange(tx, { kind: 'port.created', port: portMapping(row, net, host) }, createdAt);
+  await logChange(tx, { kind: 'port.created', port: portMapping(row, net, host) }, createdAt, ctx.actor);
   return row;
 }
 
-async function removePort(tx: Repo, port: PortRow, at: string): Promise<void> {
+async function removePort(tx: Repo, port: PortRow, at: string, actor: ChangeActor | null): Promise<void> {
   const net = (await tx.get('networks', port.networkId)) as NetworkRow;
   const inst = (await tx.get('instances', port.instanceId)) as InstanceRow;
   const host = (await tx.get('hosts', inst.hostId)) as HostRow;
@@ -181,12 +182,13 @@ async function removePort(tx: Repo, port: PortRow, at: string): Promise<void> {
   await tx.remove('vipBackends', { portId: port.id });
   await tx.remove('allocations', { owner: port.id });
   await tx.remove('ports', { id: port.id });
-  await logChange(tx, { kind: 'port.deleted', port: portMapping(port, net, host) }, at);
+  await logChange(tx, { kind: 'port.deleted', port: portMapping(port, net, host) }, at, actor);
   // The VIPs it backed lose a backend: their announcements may change.
   await touchVips(
     tx,
     vipLinks.map((l) => l.vipId),
     at,
+    actor,
   );
 }
 
@@ -242,7 +244,7 @@ export async function deleteInstance(ctx: Ctx, scope: Scope, instRef: string): P
   await ctx.store.write(async (tx) => {
     const i = await ref.owned(tx, 'instances', instRef, scope);
     const at = ctx.clock.now().toISOString();
-    for (const p of await tx.all('ports', { instanceId: i.id })) await removePort(tx, p, at);
+    for (const p of await tx.all('ports', { instanceId: i.id })) await removePort(tx, p, at, ctx.actor);
     await tx.remove('instances', { id: i.id });
     await tx.addHostUsage(i.hostId, { cpus: i.cpus, memoryMb: i.memoryMb, diskGb: i.diskGb }, -1);
   });
@@ -267,12 +269,13 @@ export async function migrateInstance(ctx: Ctx, scope: Scope, instRef: string, t
     const ports = (await tx.all('ports', { instanceId: i.id })).sort((a, b) => a.id.localeCompare(b.id));
     for (const p of ports) {
       const net = (await tx.get('networks', p.networkId)) as NetworkRow;
-      await logChange(tx, { kind: 'port.moved', port: portMapping(p, net, to), from: { hostId: from.id, underlayIp: from.underlayIp } }, at);
+      await logChange(tx, { kind: 'port.moved', port: portMapping(p, net, to), from: { hostId: from.id, underlayIp: from.underlayIp } }, at, ctx.actor);
     }
     await touchVipsOf(
       tx,
       ports.map((p) => p.id),
       at,
+      ctx.actor,
     );
     return { ...instanceView({ ...i, hostId: to.id }), ports: ports.map(portView) };
   });
@@ -316,8 +319,8 @@ export async function updatePort(ctx: Ctx, scope: Scope, portRef: string, patch:
     await tx.update('ports', before.id, { ipv4: after.ipv4, ipv6: after.ipv6 });
     await quota();
     const at = ctx.clock.now().toISOString();
-    await logChange(tx, { kind: 'port.updated', port: portMapping(after, net, host), before: portMapping(before, net, host) }, at);
-    await touchVipsOf(tx, [before.id], at);
+    await logChange(tx, { kind: 'port.updated', port: portMapping(after, net, host), before: portMapping(before, net, host) }, at, ctx.actor);
+    await touchVipsOf(tx, [before.id], at, ctx.actor);
     return portView(after);
   });
 }
@@ -325,6 +328,6 @@ export async function updatePort(ctx: Ctx, scope: Scope, portRef: string, patch:
 export async function deletePort(ctx: Ctx, scope: Scope, portRef: string): Promise<void> {
   await ctx.store.write(async (tx) => {
     const p = await ref.owned(tx, 'ports', portRef, scope);
-    await removePort(tx, p, ctx.clock.now().toISOString());
+    await removePort(tx, p, ctx.clock.now().toISOString(), ctx.actor);
   });
 }

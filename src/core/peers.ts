@@ -103,7 +103,7 @@ export async function createPeer(ctx: Ctx, input: PeerInput): Promise<Peer> {
     checkCombination(row);
     await checkUnique(tx, row);
     await tx.insert('peers', row);
-    await tx.appendChange({ kind: 'peer.created', peer: peerInfo(row) }, row.createdAt);
+    await tx.appendChange({ kind: 'peer.created', peer: peerInfo(row) }, row.createdAt, ctx.actor);
     return peerView(row);
   });
 }
@@ -127,7 +127,8 @@ export async function updatePeer(ctx: Ctx, id: string, patch: PeerPatch): Promis
     if (after.neighbor !== before.neighbor || after.remoteAsn !== before.remoteAsn) await checkUnique(tx, after);
     const { id: _i, createdAt: _c, ...changed } = after;
     await tx.update('peers', before.id, changed);
-    if (!same(peerInfo(after), peerInfo(before))) await tx.appendChange({ kind: 'peer.updated', peer: peerInfo(after) }, ctx.clock.now().toISOString());
+    if (!same(peerInfo(after), peerInfo(before)))
+      await tx.appendChange({ kind: 'peer.updated', peer: peerInfo(after) }, ctx.clock.now().toISOString(), ctx.actor);
     return peerView(after);
   });
 }
@@ -136,6 +137,6 @@ export async function deletePeer(ctx: Ctx, id: string): Promise<void> {
   await ctx.store.write(async (tx) => {
     const p = await ref.peer(tx, id);
     await tx.remove('peers', { id: p.id });
-    await tx.appendChange({ kind: 'peer.deleted', peer: peerInfo(p) }, ctx.clock.now().toISOString());
+    await tx.appendChange({ kind: 'peer.deleted', peer: peerInfo(p) }, ctx.clock.now().toISOString(), ctx.actor);
   });
 }

@@ -85,7 +85,7 @@ export async function deleteTenant(ctx: Ctx, tenantRef: string): Promise<void> {
       const n = await tx.count(table, { tenantId: t.id });
       if (n > 0) throw conflict(`tenant ${t.name} still has ${n} ${what}; delete them first`);
     }
-    await removeTokens(tx, { tenantId: t.id }, ctx.clock.now().toISOString());
+    await removeTokens(tx, { tenantId: t.id }, ctx.clock.now().toISOString(), ctx.actor);
     await tx.remove('tenants', { id: t.id });
   });
 }
@@ -176,7 +176,7 @@ export async function createNetwork(ctx: Ctx, scope: Scope, input: NetworkInput)
     };
     await tx.insert('networks', row);
     await quota();
-    await tx.appendChange({ kind: 'network.created', network: networkInfo(row) }, createdAt);
+    await tx.appendChange({ kind: 'network.created', network: networkInfo(row) }, createdAt, ctx.actor);
     return networkView(row);
   });
 }
@@ -200,7 +200,7 @@ export async function updateNetwork(ctx: Ctx, scope: Scope, netRef: string, patc
     const { id: _i, createdAt: _c, ...changed } = after;
     await tx.update('networks', n.id, changed);
     if (!same(networkInfo(after), networkInfo(n)))
-      await tx.appendChange({ kind: 'network.updated', network: networkInfo(after) }, ctx.clock.now().toISOString());
+      await tx.appendChange({ kind: 'network.updated', network: networkInfo(after) }, ctx.clock.now().toISOString(), ctx.actor);
     return networkView(after);
   });
 }
@@ -212,6 +212,6 @@ export async function deleteNetwork(ctx: Ctx, scope: Scope, netRef: string): Pro
     if (ports > 0) throw conflict(`network ${n.name} still has ${ports} ports; delete them first`);
     await tx.remove('allocations', { owner: n.id });
     await tx.remove('networks', { id: n.id });
-    await tx.appendChange({ kind: 'network.deleted', network: networkInfo(n) }, ctx.clock.now().toISOString());
+    await tx.appendChange({ kind: 'network.deleted', network: networkInfo(n) }, ctx.clock.now().toISOString(), ctx.actor);
   });
 }

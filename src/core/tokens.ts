@@ -7,6 +7,7 @@
 // is enough: nobody can guess their way through 2^128.
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Static } from '@sinclair/typebox';
+import type { ChangeActor } from '../model/changes.js';
 import { invalid, WeftError } from '../model/errors.js';
 import type * as I from '../model/inputs.js';
 import { ROLES, type Token } from '../model/types.js';
@@ -163,7 +164,7 @@ export async function authenticate(ctx: Ctx, secret: string): Promise<Token | nu
 export async function deleteToken(ctx: Ctx, idOrName: string): Promise<string> {
   return ctx.store.write(async (tx) => {
     const { id } = await ref.token(tx, idOrName);
-    await removeTokens(tx, { id }, ctx.clock.now().toISOString());
+    await removeTokens(tx, { id }, ctx.clock.now().toISOString(), ctx.actor);
     return id;
   });
 }
@@ -173,10 +174,15 @@ export async function deleteToken(ctx: Ctx, idOrName: string): Promise<string> {
  * logs a `token.deleted` for each, in the caller's transaction. Every token
  * removal goes through here, so none leaves a session open. Returns how many.
  */
-export async function removeTokens(tx: Repo, where: { id: string } | { hostId: string } | { tenantId: string }, at: string): Promise<number> {
+export async function removeTokens(
+  tx: Repo,
+  where: { id: string } | { hostId: string } | { tenantId: string },
+  at: string,
+  actor: ChangeActor | null,
+): Promise<number> {
   const rows = await tx.all('tokens', where);
   if (rows.length === 0) return 0;
   await tx.remove('tokens', where);
-  for (const r of rows.sort((a, b) => a.id.localeCompare(b.id))) await logChange(tx, { kind: 'token.deleted', token: tokenInfo(r) }, at);
+  for (const r of rows.sort((a, b) => a.id.localeCompare(b.id))) await logChange(tx, { kind: 'token.deleted', token: tokenInfo(r) }, at, actor);
   return rows.length;
 }

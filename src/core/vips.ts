@@ -2,6 +2,7 @@
 // health check; each host with a healthy local backend announces the VIP.
 import type { Static } from '@sinclair/typebox';
 import { cidrContains, formatIp, parseCidr, parseIp, usableRange } from '../model/addr.js';
+import type { ChangeActor } from '../model/changes.js';
 import { capacity, conflict, invalid, WeftError } from '../model/errors.js';
 import type * as I from '../model/inputs.js';
 import { checkTenantAddress } from '../model/tenant-addr.js';
@@ -40,20 +41,21 @@ export function checkHealth(h: HealthCheckInput): HealthCheck {
 }
 
 /** Appends vip.updated for each of these VIPs that still exists. */
-export async function touchVips(tx: Repo, vipIds: string[], at: string): Promise<void> {
+export async function touchVips(tx: Repo, vipIds: string[], at: string, actor: ChangeActor | null): Promise<void> {
   for (const vipId of [...new Set(vipIds)].sort()) {
     const vip = await tx.get('vips', vipId);
-    if (vip) await tx.appendChange({ kind: 'vip.updated', vip: await vipInfo(tx, vip) }, at);
+    if (vip) await tx.appendChange({ kind: 'vip.updated', vip: await vipInfo(tx, vip) }, at, actor);
   }
 }
 
 /** Appends vip.updated for every VIP that has one of these ports as a backend. */
-export async function touchVipsOf(tx: Repo, portIds: string[], at: string): Promise<void> {
+export async function touchVipsOf(tx: Repo, portIds: string[], at: string, actor: ChangeActor | null): Promise<void> {
   const links = await tx.all('vipBackends', { portId: portIds });
   await touchVips(
     tx,
     links.map((l) => l.vipId),
     at,
+    actor,
   );
 }
 
@@ -158,7 +160,7 @@ export async function createVip(ctx: Ctx, scope: Scope, input: VipInput): Promis
     await tx.insert('vips', row);
     await quota();
     const backends = await setBackends(tx, row, input.backends ?? [], scope);
-    await tx.appendChange({ kind: 'vip.created', vip: await vipInfo(tx, row) }, createdAt);
+    await tx.appendChange({ kind: 'vip.created', vip: await vipInfo(tx, row) }, createdAt, ctx.actor);
     return vipView(row, backends);
   });
 }
@@ -176,7 +178,7 @@ export async function updateVip(ctx: Ctx, scope: Scope, vipRef: string, patch: V
     }
     if (patch.backends !== undefined) await setBackends(tx, vip, patch.backends, scope);
     const info = await vipInfo(tx, vip);
-    if (!same(info, before)) await tx.appendChange({ kind: 'vip.updated', vip: info }, ctx.clock.now().toISOString());
+    if (!same(info, before)) await tx.appendChange({ kind: 'vip.updated', vip: info }, ctx.clock.now().toISOString(), ctx.actor);
     return vipView(
       vip,
       info.backends.map((b) => b.portId),
@@ -191,7 +193,7 @@ export async function deleteVip(ctx: Ctx, scope: Scope, vipRef: string): Promise
     await tx.remove('vipBackends', { vipId: vip.id });
     await tx.remove('allocations', { owner: vip.id });
     await tx.remove('vips', { id: vip.id });
-    await tx.appendChange({ kind: 'vip.deleted', vip: info }, ctx.clock.now().toISOString());
+    await tx.appendChange({ kind: 'vip.deleted', vip: info }, ctx.clock.now().toISOString(), ctx.actor);
   });
 }
 

@@ -12,6 +12,8 @@ export type NetworkInfo = Static<typeof S.NetworkInfo>;
 export type VipInfo = Static<typeof S.VipInfo>;
 export type PeerInfo = Static<typeof S.PeerInfo>;
 export type TokenInfo = Static<typeof S.TokenInfo>;
+export type ChangeActor = Static<typeof S.ChangeActor>;
+export type ChangeObject = Static<typeof S.ChangeObject>;
 
 export type Change =
   | { kind: 'port.created'; port: PortMapping }
@@ -30,6 +32,13 @@ export type ChangeKind = Change['kind'];
 
 /** A committed change with its place in the log. Versions start at 1 and have no gaps. */
 export type LoggedChange = Change & { version: number; at: string };
+
+/**
+ * A committed change as the audit trail shows it (GET /v1/changes): with
+ * who made it. Followers (the index, the stream) read LoggedChange, which
+ * has no actor, so no agent ever learns an operator's token name.
+ */
+export type AuditedChange = LoggedChange & { actor: ChangeActor | null };
 
 /** The VNI a change concerns, if any (indexed, so a host can follow only its VNIs). */
 export function changeVni(c: Change): number | null {
@@ -74,5 +83,38 @@ export function changeEntity(c: Change): string {
       return c.peer.peerId;
     case 'token.deleted':
       return c.token.tokenId;
+  }
+}
+
+/** The kind of object a change is about: the part of its kind before the dot. */
+export type ObjectKind = 'port' | 'host' | 'network' | 'vip' | 'peer' | 'token';
+
+/**
+ * What a change is about: the object's kind, id, and the name its payload
+ * carries (a host's or token's name, a port's MAC, a peer's neighbor
+ * address); null for networks and VIPs, whose records carry none (the
+ * API fills those in from the rows that still exist).
+ */
+export function changeObject(c: Change): ChangeObject {
+  const kind = c.kind.slice(0, c.kind.indexOf('.')) as ObjectKind;
+  const id = changeEntity(c);
+  switch (c.kind) {
+    case 'port.created':
+    case 'port.deleted':
+    case 'port.moved':
+    case 'port.updated':
+      return { kind, id, name: c.port.mac };
+    case 'host.created':
+    case 'host.deleted':
+    case 'host.updated':
+      return { kind, id, name: c.host.name };
+    case 'peer.created':
+    case 'peer.updated':
+    case 'peer.deleted':
+      return { kind, id, name: c.peer.neighbor };
+    case 'token.deleted':
+      return { kind, id, name: c.token.name };
+    default:
+      return { kind, id, name: null };
   }
 }

@@ -259,3 +259,20 @@ export const TokenInfo = T.Object({
   tokenId: T.String(),
   ...pick(Token.properties, ['name', 'role', 'tenantId', 'hostId']),
 });
+
+/**
+ * Who made a change: the token whose request wrote it, by id and by its
+ * name then. Null in the log for changes made without a token (`--db`
+ * bootstrap, the lab's internal writes, rows older than migration 0010).
+ */
+export const ChangeActor = T.Object({ tokenId: T.String(), name: T.String() }, { additionalProperties: false });
+
+/** What a change is about, as GET /v1/changes names it; never stored (model/changes.ts derives it). */
+export const ChangeObject = T.Object(
+  {
+    kind: T.String({ description: 'port, host, network, vip, peer or token' }),
+    id: T.String(),
+    name: Nullable(T.String({ description: "its name (a port's MAC, a peer's neighbor address); null when the log no longer knows it" })),
+  },
+  { additionalProperties: false },
+);

@@ -4,7 +4,7 @@
 import { type Kysely, sql, type Transaction } from 'kysely';
 import { fromKey, keyOf } from '../model/addr.js';
 import { firstGap } from '../model/alloc.js';
-import { type Change, changeEntity, changeVni, type LoggedChange, type PortMapping } from '../model/changes.js';
+import { type AuditedChange, type Change, type ChangeActor, changeEntity, changeVni, type LoggedChange, type PortMapping } from '../model/changes.js';
 import { capacity, conflict } from '../model/errors.js';
 import type { QuotaKind, Quotas } from '../model/quotas.js';
 import { PORT_MAPPING_SELECT } from './records.js';
@@ -12,6 +12,17 @@ import type { DB, ShootdownRow } from './schema.js';
 
 export type Table = keyof DB;
 type Where<T extends Table> = Partial<DB[T]>;
+
+/** A page of the change log for the audit trail: versions strictly between `after` and `before`. */
+export interface ChangeLogReq {
+  /** Only versions above this one (0: from the start). */
+  after: number;
+  /** Only versions below this one; null: up to the head. */
+  before: number | null;
+  /** asc: the oldest `limit` of the range, oldest first; desc: the newest, newest first. */
+  order: 'asc' | 'desc';
+  limit: number;
+}
 
 export interface PageReq {
   limit: number;
@@ -328,8 +339,10 @@ export class Repo {
   /**
    * Appends a change at the next version. Called only under the write lock,
    * which is held until commit: versions are gap-free and commit in order.
+   * `actor` is the token whose request made it (null: none, e.g. `--db`);
+   * it is kept beside the payload, which followers read without it.
    */
-  async appendChange(c: Change, at: string): Promise<number> {
+  async appendChange(c: Change, at: string, actor: ChangeActor | null): Promise<number> {
     if (this.head === null) this.head = await this.headVersion();
     const version = this.head + 1;
     await this.insert('changes', {
@@ -339,6 +352,8 @@ export class Repo {
       vni: changeVni(c),
       at,
       payload: JSON.stringify(c),
+      actorTokenId: actor?.tokenId ?? null,
+      actorName: actor?.name ?? null,
     });
     this.head = version;
     this.appended.push({ ...c, version, at });
@@ -359,6 +374,20 @@ export class Repo {
       .limit(limit)
       .execute();
     return rows.map((r) => ({ ...(JSON.parse(r.payload) as Change), version: Number(r.version), at: r.at }));
+  }
+
+  /** A page of the log with who made each change, in either order (the audit trail; followers use changesSince). */
+  async changeLog(q: ChangeLogReq): Promise<AuditedChange[]> {
+    let query = this.db.selectFrom('changes').select(['version', 'at', 'payload', 'actorTokenId', 'actorName']).where('version', '>', q.after);
+    if (q.before !== null) query = query.where('version', '<', q.before);
+    const rows = await query.orderBy('version', q.order).limit(q.limit).execute();
+    return rows.map((r) => ({
+      ...(JSON.parse(r.payload) as Change),
+      version: Number(r.version),
+      at: r.at,
+      // Both or neither are set (appendChange); a name alone would be a half-told actor.
+      actor: r.actorTokenId === null || r.actorName === null ? null : { tokenId: r.actorTokenId, name: r.actorName },
+    }));
   }
 }
 

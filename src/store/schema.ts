@@ -112,6 +112,9 @@ export interface ChangeRow {
   vni: number | null;
   at: string;
   payload: string;
+  /** The token whose request made the change (its id, and its name then); null without one. */
+  actorTokenId: string | null;
+  actorName: string | null;
 }
 
 export interface DB {

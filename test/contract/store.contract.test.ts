@@ -47,7 +47,7 @@ for (const dialect of DIALECTS) {
       await assert.rejects(
         store.write(async (tx) => {
           await tx.insert('tenants', tenantRow('ghost'));
-          await tx.appendChange(change(1), now());
+          await tx.appendChange(change(1), now(), null);
           throw new Error('boom');
         }),
         /boom/,
@@ -63,7 +63,7 @@ for (const dialect of DIALECTS) {
       const writes = Array.from({ length: 8 }, (_, i) =>
         store.write(async (tx) => {
           await tx.insert('tenants', tenantRow(`together${i}`));
-          const v = await tx.appendChange(change(100 + i), now());
+          const v = await tx.appendChange(change(100 + i), now(), null);
           // A unique violation in the store, and a plain error thrown by the use case.
           if (i === 2) await tx.insert('tenants', { ...tenantRow(`together${i}`), id: 'clash' });
           if (i === 5) throw new Error(`boom ${i}`);
@@ -151,7 +151,7 @@ for (const dialect of DIALECTS) {
           store.write(async (tx) => {
             const vs: number[] = [];
             for (let i = 0; i < per; i++) {
-              vs.push(await tx.appendChange(change(w * per + i), now()));
+              vs.push(await tx.appendChange(change(w * per + i), now(), null));
               await new Promise((r) => setImmediate(r));
             }
             return vs;
@@ -184,7 +184,7 @@ for (const dialect of DIALECTS) {
         mine.push(
           await store.write(async (tx) => {
             const x = await tx.allocate('shared', 1n, 100000n, `parent${i}`, 'shared');
-            await tx.appendChange(change(i), now());
+            await tx.appendChange(change(i), now(), null);
             return x;
           }),
         );
@@ -210,8 +210,8 @@ for (const dialect of DIALECTS) {
         const seen: number[] = [];
         const unsub = store.subscribe((v) => seen.push(v));
         await new Promise((r) => setTimeout(r, 200)); // LISTEN connects
-        const v = await other.write((tx) => tx.appendChange(change(9), now()));
-        const local = await store.write((tx) => tx.appendChange(change(10), now()));
+        const v = await other.write((tx) => tx.appendChange(change(9), now(), null));
+        const local = await store.write((tx) => tx.appendChange(change(10), now(), null));
         const deadline = Date.now() + 3000;
         while (!seen.includes(local) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
         assert.ok(seen.includes(local), 'own commit wakes');
@@ -228,7 +228,7 @@ for (const dialect of DIALECTS) {
     test('changesSince pages in order and round-trips payloads', async () => {
       const start = await store.headVersion();
       await store.write(async (tx) => {
-        for (let i = 0; i < 5; i++) await tx.appendChange(change(100 + i), now());
+        for (let i = 0; i < 5; i++) await tx.appendChange(change(100 + i), now(), null);
       });
       const first = await store.changesSince(start, 2);
       const rest = await store.changesSince(start + 2, 10);
@@ -238,6 +238,73 @@ for (const dialect of DIALECTS) {
       );
       assert.equal(first[0]?.kind, 'host.created');
       assert.equal((first[0] as Extract<Change, { host: unknown }>).host.hostId, 'h100');
+    });
+
+    test('the change log keeps who made each change; changeLog pages it both ways, followers never see the actor', async () => {
+      const start = await store.headVersion();
+      const alice = { tokenId: 'tok-alice', name: 'alice' };
+      const bob = { tokenId: 'tok-bob', name: 'bob ünïcode' };
+      const actors = [alice, null, bob, alice, null];
+      await store.write(async (tx) => {
+        for (const [i, a] of actors.entries()) await tx.appendChange(change(200 + i), now(), a);
+      });
+      const v = (i: number) => start + 1 + i;
+      const asc = await store.read((tx) => tx.changeLog({ after: start, before: null, order: 'asc', limit: 10 }));
+      assert.deepEqual(
+        asc.map((c) => [c.version, c.actor]),
+        actors.map((a, i) => [v(i), a]),
+      );
+      assert.equal((asc[0] as Extract<Change, { host: unknown }>).host.hostId, 'h200', 'the payload round-trips beside the actor');
+      // Newest first: the newest `limit`, then the next page below the last one seen.
+      const desc = await store.read((tx) => tx.changeLog({ after: start, before: null, order: 'desc', limit: 2 }));
+      assert.deepEqual(
+        desc.map((c) => c.version),
+        [v(4), v(3)],
+      );
+      const below = await store.read((tx) => tx.changeLog({ after: start, before: v(3), order: 'desc', limit: 2 }));
+      assert.deepEqual(
+        below.map((c) => [c.version, c.actor?.name ?? null]),
+        [
+          [v(2), 'bob ünïcode'],
+          [v(1), null],
+        ],
+      );
+      // A window: strictly between after and before.
+      const window = await store.read((tx) => tx.changeLog({ after: v(0), before: v(4), order: 'asc', limit: 10 }));
+      assert.deepEqual(
+        window.map((c) => c.version),
+        [v(1), v(2), v(3)],
+      );
+      const followed = await store.changesSince(start, 10);
+      assert.equal(followed.length, 5);
+      for (const c of followed) assert.equal('actor' in c, false, 'the log followers (index, stream to agents) read carries no actor');
+    });
+
+    test('migration 0010 leaves the changes logged before it without an actor', async () => {
+      const old = await testDb(dialect);
+      try {
+        const v9 = await old.open('0009-token-salts');
+        await v9.write((tx) =>
+          tx.insert('changes', { version: 1, kind: 'host.created', entityId: 'h1', vni: null, at: now(), payload: JSON.stringify(change(1)) } as never),
+        );
+        await v9.close();
+        const latest = await old.open();
+        try {
+          await latest.write((tx) => tx.appendChange(change(2), now(), { tokenId: 'tok-1', name: 'ops' }));
+          const log = await latest.read((tx) => tx.changeLog({ after: 0, before: null, order: 'asc', limit: 10 }));
+          assert.deepEqual(
+            log.map((c) => [c.version, c.actor]),
+            [
+              [1, null],
+              [2, { tokenId: 'tok-1', name: 'ops' }],
+            ],
+          );
+        } finally {
+          await latest.close();
+        }
+      } finally {
+        await old.drop();
+      }
     });
 
     test('migration 0002 backfills host usage from the instances already placed', async () => {

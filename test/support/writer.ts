@@ -16,6 +16,7 @@ for (let i = 0; i < Number(count); i++) {
         host: { hostId: `child${i}`, name: `c${i}`, siteId: 's', rackId: null, underlayIp: '192.0.2.1', asn: null, state: 'active', ipv6Prefix: null },
       },
       new Date().toISOString(),
+      null,
     );
     return n;
   });

@@ -274,6 +274,19 @@ const tokenSalts: Migration = {
   },
 };
 
+/**
+ * Who made each change: the id and the name (as it was then) of the token
+ * whose request wrote it. Null for changes made without a token (`--db`
+ * bootstrap, the lab's internal writes) and for every older row: nothing
+ * recorded who made those, and nothing is guessed.
+ */
+const changeActors: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema.alterTable('changes').addColumn('actor_token_id', 'text').execute();
+    await db.schema.alterTable('changes').addColumn('actor_name', 'text').execute();
+  },
+};
+
 class StaticProvider implements MigrationProvider {
   async getMigrations(): Promise<Record<string, Migration>> {
     return {
@@ -285,6 +298,7 @@ class StaticProvider implements MigrationProvider {
       '0007-tenant-quotas': tenantQuotas,
       '0008-host-svp-client-addresses': hostSvpClientAddresses,
       '0009-token-salts': tokenSalts,
+      '0010-change-actors': changeActors,
     };
   }
 }
