@@ -5,7 +5,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { type Static, Type as T, type TSchema } from '@sinclair/typebox';
 import { Ajv } from 'ajv';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { ALL, type Ctx, type Scope } from '../core/context.js';
+import { ALL, actingAs, type Ctx, type Scope } from '../core/context.js';
 import * as infra from '../core/infra.js';
 import * as inst from '../core/instances.js';
 import * as peers from '../core/peers.js';
@@ -184,6 +184,11 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
   app.decorateRequest('principal', null);
   app.decorateRequest('errorCode', null);
 
+  /**
+   * The ctx a request's use cases run under: every change they append is
+   * recorded as made by the request's token (core/context.ts actingAs).
+   */
+  const actx = (req: FastifyRequest): Ctx => actingAs(ctx, req.principal ? { tokenId: req.principal.token.id, name: req.principal.token.name } : null);
   /** Who did it, for the logs: the token's id and name (none on unauthenticated routes). */
   const actor = (req: FastifyRequest) => (req.principal ? { tokenId: req.principal.token.id, token: req.principal.token.name } : null);
   /** A domain event, logged at info once its write committed, with who caused it. */
@@ -395,8 +400,8 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
     item: T.Ref('Site'),
     read: 'sites-read',
     write: 'infra-write',
-    create: { body: S.SiteCreate, handler: (_r, b) => infra.createSite(ctx, b) },
-    remove: (_r, id) => infra.deleteSite(ctx, id),
+    create: { body: S.SiteCreate, handler: (r, b) => infra.createSite(actx(r), b) },
+    remove: (r, id) => infra.deleteSite(actx(r), id),
   });
   crud({
     kind: 'racks',
@@ -405,8 +410,8 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
     item: T.Ref('Rack'),
     read: 'infra-read',
     write: 'infra-write',
-    create: { body: S.RackCreate, handler: (_r, b) => infra.createRack(ctx, b) },
-    remove: (_r, id) => infra.deleteRack(ctx, id),
+    create: { body: S.RackCreate, handler: (r, b) => infra.createRack(actx(r), b) },
+    remove: (r, id) => infra.deleteRack(actx(r), id),
   });
   crud({
     kind: 'hosts',
@@ -416,17 +421,17 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
     read: 'infra-read',
     write: 'infra-write',
     agentOwnHost: true,
-    create: { body: S.HostCreate, handler: (_r, b) => infra.createHost(ctx, b) },
+    create: { body: S.HostCreate, handler: (r, b) => infra.createHost(actx(r), b) },
     update: {
       body: S.HostPatch,
       handler: async (r, id, b) => {
         const before = b.state === undefined ? null : ((await q.get(ctx, ALL, 'hosts', id)) as { state: string });
-        const h = await infra.updateHost(ctx, id, b);
+        const h = await infra.updateHost(actx(r), id, b);
         if (before && before.state !== h.state) event(r, 'host.state_changed', { host: h.id, name: h.name, from: before.state, to: h.state });
         return h;
       },
     },
-    remove: (_r, id) => infra.deleteHost(ctx, id),
+    remove: (r, id) => infra.deleteHost(actx(r), id),
   });
   crud({
     kind: 'tenants',
@@ -438,9 +443,9 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
     // Operators only, quotas included: a tenant token gets E_FORBIDDEN.
     write: 'infra-write',
     get: (r, id) => tenancy.getTenant(ctx, scope(r), id),
-    create: { body: S.TenantCreate, handler: (_r, b) => tenancy.createTenant(ctx, b) },
-    update: { body: S.TenantPatch, handler: (_r, id, b) => tenancy.updateTenant(ctx, id, b) },
-    remove: (_r, id) => tenancy.deleteTenant(ctx, id),
+    create: { body: S.TenantCreate, handler: (r, b) => tenancy.createTenant(actx(r), b) },
+    update: { body: S.TenantPatch, handler: (r, id, b) => tenancy.updateTenant(actx(r), id, b) },
+    remove: (r, id) => tenancy.deleteTenant(actx(r), id),
   });
   crud({
     kind: 'networks',
@@ -449,9 +454,9 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
     item: T.Ref('Network'),
     read: 'tenant-read',
     write: 'tenant-write',
-    create: { body: S.NetworkCreate, handler: (r, b) => tenancy.createNetwork(ctx, scope(r), b) },
-    update: { body: S.NetworkPatch, handler: (r, id, b) => tenancy.updateNetwork(ctx, scope(r), id, b) },
-    remove: (r, id) => tenancy.deleteNetwork(ctx, scope(r), id),
+    create: { body: S.NetworkCreate, handler: (r, b) => tenancy.createNetwork(actx(r), scope(r), b) },
+    update: { body: S.NetworkPatch, handler: (r, id, b) => tenancy.updateNetwork(actx(r), scope(r), id, b) },
+    remove: (r, id) => tenancy.deleteNetwork(actx(r), scope(r), id),
   });
   crud({
     kind: 'instances',
@@ -464,7 +469,7 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
     create: {
       body: S.InstanceCreate,
       handler: async (r, b) => {
-        const i = await inst.createInstance(ctx, scope(r), b);
+        const i = await inst.createInstance(actx(r), scope(r), b);
         event(r, 'instance.placed', { instance: i.id, name: i.name, tenant: i.tenantId, host: i.hostId });
         return i;
       },
@@ -472,10 +477,10 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
     update: {
       body: S.InstancePatch,
       // Re-read by id: the reference may have been the old name.
-      handler: async (r, id, b) => inst.getInstance(ctx, scope(r), (await inst.updateInstance(ctx, scope(r), id, b)).id),
+      handler: async (r, id, b) => inst.getInstance(ctx, scope(r), (await inst.updateInstance(actx(r), scope(r), id, b)).id),
     },
     remove: async (r, id) => {
-      await inst.deleteInstance(ctx, scope(r), id);
+      await inst.deleteInstance(actx(r), scope(r), id);
       event(r, 'instance.deleted', { ref: id });
     },
   });
@@ -486,9 +491,9 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
     item: T.Ref('Port'),
     read: 'tenant-read',
     write: 'tenant-write',
-    create: { body: S.PortCreate, handler: (r, b) => inst.createPort(ctx, scope(r), b) },
-    update: { body: S.PortPatch, handler: (r, id, b) => inst.updatePort(ctx, scope(r), id, b) },
-    remove: (r, id) => inst.deletePort(ctx, scope(r), id),
+    create: { body: S.PortCreate, handler: (r, b) => inst.createPort(actx(r), scope(r), b) },
+    update: { body: S.PortPatch, handler: (r, id, b) => inst.updatePort(actx(r), scope(r), id, b) },
+    remove: (r, id) => inst.deletePort(actx(r), scope(r), id),
   });
   crud({
     kind: 'vips',
@@ -498,9 +503,9 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
     read: 'tenant-read',
     write: 'tenant-write',
     get: (r, id) => vips.getVip(ctx, scope(r), id),
-    create: { body: S.VipCreate, handler: (r, b) => vips.createVip(ctx, scope(r), b) },
-    update: { body: S.VipPatch, handler: (r, id, b) => vips.updateVip(ctx, scope(r), id, b) },
-    remove: (r, id) => vips.deleteVip(ctx, scope(r), id),
+    create: { body: S.VipCreate, handler: (r, b) => vips.createVip(actx(r), scope(r), b) },
+    update: { body: S.VipPatch, handler: (r, id, b) => vips.updateVip(actx(r), scope(r), id, b) },
+    remove: (r, id) => vips.deleteVip(actx(r), scope(r), id),
   });
   crud({
     kind: 'peers',
@@ -509,9 +514,9 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
     item: T.Ref('Peer'),
     read: 'infra-read',
     write: 'infra-write',
-    create: { body: S.PeerCreate, handler: (_r, b) => peers.createPeer(ctx, b) },
-    update: { body: S.PeerPatch, handler: (_r, id, b) => peers.updatePeer(ctx, id, b) },
-    remove: (_r, id) => peers.deletePeer(ctx, id),
+    create: { body: S.PeerCreate, handler: (r, b) => peers.createPeer(actx(r), b) },
+    update: { body: S.PeerPatch, handler: (r, id, b) => peers.updatePeer(actx(r), id, b) },
+    remove: (r, id) => peers.deletePeer(actx(r), id),
   });
   crud({
     kind: 'tokens',
@@ -521,7 +526,7 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
     read: 'admin',
     write: 'admin',
     remove: async (r, id) => {
-      event(r, 'token.revoked', { tokenId: await tokens.deleteToken(ctx, id) });
+      event(r, 'token.revoked', { tokenId: await tokens.deleteToken(actx(r), id) });
     },
   });
   app.post(
@@ -531,7 +536,7 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
       schema: { tags: ['auth'], summary: 'Create a token; the secret is shown only in this reply', body: S.TokenCreate, response: { 201: S.TokenCreated } },
     },
     async (req, reply) => {
-      const t = await tokens.createToken(ctx, req.body as Static<typeof S.TokenCreate>);
+      const t = await tokens.createToken(actx(req), req.body as Static<typeof S.TokenCreate>);
       event(req, 'token.created', { tokenId: t.token.id, name: t.token.name, role: t.token.role });
       return created(reply, t);
     },
@@ -559,7 +564,7 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
       },
     },
     async (req) => {
-      const i = await inst.migrateInstance(ctx, ALL, (req.params as { id: string }).id, (req.body as { target?: string } | undefined)?.target);
+      const i = await inst.migrateInstance(actx(req), ALL, (req.params as { id: string }).id, (req.body as { target?: string } | undefined)?.target);
       event(req, 'instance.migrated', { instance: i.id, name: i.name, host: i.hostId });
       return i;
     },
@@ -570,14 +575,23 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
       config: { perm: 'audit' },
       schema: {
         tags: ['changes'],
-        summary: 'The change log: every change that affects forwarding, in version order',
-        querystring: T.Object({ after: T.Integer({ minimum: 0, default: 0 }), limit: T.Integer({ minimum: 1, maximum: q.PAGE_MAX, default: q.PAGE_DEFAULT }) }),
+        summary:
+          'The change log: every change that affects forwarding, with the token that made it and the object it is about; oldest first from `after`, or newest first (`order=desc`, paging down with `before`)',
+        querystring: T.Object({
+          after: T.Integer({ minimum: 0, default: 0, description: 'only versions above this one' }),
+          before: T.Optional(T.Integer({ minimum: 1, description: 'only versions below this one (the next page of order=desc: its last version)' })),
+          order: T.Union([T.Literal('asc'), T.Literal('desc')], {
+            default: 'asc',
+            description: 'asc: the oldest of the range first (agents and followers); desc: the newest first',
+          }),
+          limit: T.Integer({ minimum: 1, maximum: q.PAGE_MAX, default: q.PAGE_DEFAULT }),
+        }),
         response: { 200: T.Object({ items: T.Array(T.Ref('Change')), head: T.Integer() }) },
       },
     },
     async (req) => {
-      const { after, limit } = req.query as { after: number; limit: number };
-      return q.changes(ctx, after, limit);
+      const { after, before, order, limit } = req.query as { after: number; before?: number; order: 'asc' | 'desc'; limit: number };
+      return q.changes(ctx, { after, before: before ?? null, order, limit });
     },
   );
   app.get(

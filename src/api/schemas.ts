@@ -7,6 +7,8 @@ import { type Static, Type as T, type TSchema } from '@sinclair/typebox';
 import { ERROR_CODES, type ErrorCode } from '../model/errors.js';
 import { NO_CONTROL, Ref } from '../model/inputs.js';
 import {
+  ChangeActor,
+  ChangeObject,
   Host,
   Instance,
   instanceProps,
@@ -66,7 +68,22 @@ export const TenantWithUsage = T.Object({ ...tenantProps, limits: QuotaCounts, u
 
 export const TokenCreated = T.Object({ token: T.Ref('Token'), secret: T.String() });
 
-export const Change = T.Object({ version: T.Integer(), at: T.String(), kind: T.String() }, { additionalProperties: true, $id: 'Change' });
+/**
+ * A change-log entry: its place, who made it and what it is about, then the
+ * payload's own fields by kind (docs/data-model.md, "The change log").
+ */
+export const Change = T.Object(
+  {
+    version: T.Integer(),
+    at: T.String(),
+    kind: T.String(),
+    // The token whose request made the change, by id and its name then; null:
+    // made without a token, or logged before migration 0010.
+    actor: Nullable(ChangeActor),
+    object: ChangeObject,
+  },
+  { additionalProperties: true, $id: 'Change' },
+);
 
 export const Page = (item: TSchema) => T.Object({ items: T.Array(item), next: Nullable(T.String()) });
 export const IdParam = T.Object({ id: Ref });

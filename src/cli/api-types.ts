@@ -26,7 +26,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The change log: every change that affects forwarding, in version order */
+        /** The change log: every change that affects forwarding, with the token that made it and the object it is about; oldest first from `after`, or newest first (`order=desc`, paging down with `before`) */
         get: operations["listChanges"];
         put?: never;
         post?: never;
@@ -442,8 +442,19 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         Change: {
+            actor: {
+                name: string;
+                tokenId: string;
+            } | null;
             at: string;
             kind: string;
+            object: {
+                id: string;
+                /** @description port, host, network, vip, peer or token */
+                kind: string;
+                /** @description its name (a port's MAC, a peer's neighbor address); null when the log no longer knows it */
+                name: string | null;
+            };
             version: number;
         } & {
             [key: string]: unknown;
@@ -743,8 +754,13 @@ export interface operations {
     listChanges: {
         parameters: {
             query: {
+                /** @description only versions above this one */
                 after: number;
+                /** @description only versions below this one (the next page of order=desc: its last version) */
+                before?: number;
                 limit: number;
+                /** @description asc: the oldest of the range first (agents and followers); desc: the newest first */
+                order: "asc" | "desc";
             };
             header?: never;
             path?: never;

@@ -2,7 +2,7 @@
 // name), keyset paging and the caller's tenant scope.
 
 import { parseMac } from '../model/addr.js';
-import type { LoggedChange } from '../model/changes.js';
+import { type AuditedChange, type ChangeObject, changeObject } from '../model/changes.js';
 import { invalid, WeftError } from '../model/errors.js';
 import { HOST_STATES, INSTANCE_STATES, NETWORK_KINDS, type Page, ROLES } from '../model/types.js';
 import * as v from '../model/validate.js';
@@ -163,11 +163,41 @@ export async function get(ctx: Ctx, scope: Scope, kind: Exclude<Kind, 'vips' | '
   });
 }
 
-export async function changes(ctx: Ctx, after: number, limit: number): Promise<{ items: LoggedChange[]; head: number }> {
-  v.int('after', after, 0, Number.MAX_SAFE_INTEGER);
-  v.int('limit', limit, 1, PAGE_MAX);
-  const [items, head] = await Promise.all([ctx.store.changesSince(after, limit), ctx.store.headVersion()]);
-  return { items, head };
+/** A page of the change log: versions strictly between `after` and `before` (null: up to the head). */
+export interface ChangesQuery {
+  after: number;
+  before: number | null;
+  /** asc: the oldest of the range first (how followers page); desc: the newest first. */
+  order: 'asc' | 'desc';
+  limit: number;
+}
+
+/** A change as the audit trail shows it: who made it, and what it is about. */
+export type ChangeItem = AuditedChange & { object: ChangeObject };
+
+/**
+ * The change log for operators (admin and readonly tokens; the API refuses
+ * every other role): each change with its actor and object. Networks and
+ * VIPs carry no name in their records; they get the name of the row that
+ * still exists (none once deleted).
+ */
+export async function changes(ctx: Ctx, query: ChangesQuery): Promise<{ items: ChangeItem[]; head: number }> {
+  v.int('after', query.after, 0, Number.MAX_SAFE_INTEGER);
+  if (query.before !== null) v.int('before', query.before, 1, Number.MAX_SAFE_INTEGER);
+  if (query.order !== 'asc' && query.order !== 'desc') throw invalid('order', query.order, 'must be asc or desc');
+  v.int('limit', query.limit, 1, PAGE_MAX);
+  return ctx.store.read(async (tx) => {
+    const [log, head] = await Promise.all([tx.changeLog(query), tx.headVersion()]);
+    const items = log.map((c) => ({ ...c, object: changeObject(c) }));
+    const names = new Map<string, string>();
+    for (const table of ['networks', 'vips'] as const) {
+      const kind = table === 'networks' ? 'network' : 'vip';
+      const ids = [...new Set(items.filter((i) => i.object.kind === kind).map((i) => i.object.id))];
+      if (ids.length > 0) for (const r of await tx.all(table, { id: ids })) names.set(r.id, r.name);
+    }
+    for (const i of items) if (i.object.name === null) i.object.name = names.get(i.object.id) ?? null;
+    return { items, head };
+  });
 }
 
 /** Counts for /metrics. */
