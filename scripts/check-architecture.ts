@@ -47,8 +47,8 @@ export const LAYERS: Record<string, readonly string[]> = {
   // The lab drives a cloud through the API client and the binaries, like an operator.
   lab: ['cli/client', 'agent/names', 'model', 'sys'],
   'cli/client': ['model'],
-  // The weft binary: every command's entry point.
-  cli: ['cli/client', 'lab', 'server', 'agent', 'store', 'core', 'model', 'sys'],
+  // The weft binary: every command's entry point (stream: `changes --follow` retries on the agents' backoff).
+  cli: ['cli/client', 'lab', 'server', 'agent', 'stream', 'store', 'core', 'model', 'sys'],
 };
 
 /** Files that are a layer of their own (a small vocabulary others share). */

@@ -21,6 +21,7 @@ import {
   type Role,
 } from '../model/types.js';
 import { RATE_MAX } from '../model/validate.js';
+import { reconnectDelay } from '../stream/backoff.js';
 import { weftVersion } from '../sys/install.js';
 import { LOG_LEVELS, pinoLog } from '../sys/log.js';
 import { readPem } from '../sys/pem.js';
@@ -759,14 +760,84 @@ tokenCmd
     },
   );
 
+/** A change-log item as GET /v1/changes answers it (the payload's own fields besides). */
+interface ChangeItem {
+  version: number;
+  at: string;
+  kind: string;
+  actor: { tokenId: string; name: string } | null;
+  object: { kind: string; id: string; name: string | null };
+}
+type ChangePage = { items: ChangeItem[]; head: number };
+
+/** The table's cells: the object by its name (its id when it has none), the actor by its token's name. */
+const changeCells = (c: ChangeItem) => ({ ...c, object: c.object.name ?? c.object.id, actor: c.actor?.name ?? null });
+
+/** How often `changes --follow` asks for new changes while the API answers. */
+const FOLLOW_POLL_MS = 500;
+
+/**
+ * `changes --follow`: the newest page (or everything after --after), then
+ * every change as it commits, polled; JSON lines with -o json, otherwise
+ * one aligned line each under one header. Ctrl-C ends it. Losing the API
+ * (a restart, a replica going away) is said once on stderr and retried on
+ * the agents' jittered backoff; a refusal (revoked token) ends it.
+ */
+async function followChanges(o: { after?: number; limit: number }): Promise<never> {
+  const api = client();
+  const json = globals().output === 'json';
+  const widths = [7, 24, 15, 26];
+  const line = (cells: string[]) => `${cells.map((c, i) => (i < widths.length ? c.padEnd(widths[i] as number) : c)).join('  ')}\n`;
+  const print = (items: ChangeItem[]) => {
+    for (const c of items) {
+      if (json) process.stdout.write(`${JSON.stringify(c)}\n`);
+      else {
+        const r = changeCells(c);
+        process.stdout.write(line([String(r.version), r.at, r.kind, r.object, r.actor ?? '-']));
+      }
+    }
+  };
+  if (!json) process.stdout.write(line(['VERSION', 'AT', 'KIND', 'OBJECT', 'ACTOR']));
+  let last: number;
+  if (o.after === undefined) {
+    // Oldest of the page first, as tail -f shows a file's end, so what commits next reads on below it.
+    const page = await api.get<ChangePage>(`/v1/changes?order=desc&limit=${o.limit}`);
+    print([...page.items].reverse());
+    last = page.items[0]?.version ?? 0;
+  } else last = o.after;
+  let attempt = 0;
+  for (;;) {
+    let page: ChangePage;
+    try {
+      page = await api.get<ChangePage>(`/v1/changes?after=${last}&limit=1000`);
+    } catch (e) {
+      // Down, shutting down or over its connection cap: it comes back. Anything else (a revoked token) ends the follow.
+      if (!(e instanceof WeftError && (e.code === 'E_UNAVAILABLE' || e.code === 'E_BUSY'))) throw e;
+      if (attempt === 0) process.stderr.write(`weft changes: lost the API (${e.message}); retrying with backoff\n`);
+      await new Promise((r) => setTimeout(r, reconnectDelay(attempt++)));
+      continue;
+    }
+    if (attempt > 0) process.stderr.write(`weft changes: the API answers again after ${attempt} retries; following from version ${last}\n`);
+    attempt = 0;
+    print(page.items);
+    last = page.items.at(-1)?.version ?? last;
+    // A full page: more are waiting, ask again at once.
+    if (page.items.length < 1000) await new Promise((r) => setTimeout(r, FOLLOW_POLL_MS));
+  }
+}
+
 program
   .command('changes')
-  .description('show the change log')
-  .option('--after <version>', 'only changes after this version', int('after'), 0)
-  .option('--limit <n>', '', int('limit'), 100)
-  .action(async (o: { after: number; limit: number }) =>
-    out('changes', (await client().get<{ items: unknown[] }>(`/v1/changes?after=${o.after}&limit=${o.limit}`)).items),
-  );
+  .description('show the change log: who changed what, newest first')
+  .addOption(new Option('--after <version>', 'only changes after this version, oldest first').argParser(intIn('--after', 0, Number.MAX_SAFE_INTEGER)))
+  .addOption(new Option('--limit <n>', 'at most this many').argParser(intIn('--limit', 1, 1000)).default(50))
+  .option('-f, --follow', 'print the newest --limit changes (oldest of them first), then every change as it commits, until Ctrl-C')
+  .action(async (o: { after?: number; limit: number; follow?: boolean }) => {
+    if (o.follow) await followChanges(o);
+    const qs = o.after === undefined ? `order=desc&limit=${o.limit}` : `after=${o.after}&limit=${o.limit}`;
+    const items = (await client().get<ChangePage>(`/v1/changes?${qs}`)).items;
+    out('changes', globals().output === 'json' ? items : items.map(changeCells));
+  });
 
 program
   .command('agents')

@@ -11,7 +11,7 @@ const COLUMNS: Record<string, string[]> = {
   vips: ['id', 'name', 'address', 'backends', 'healthCheck'],
   peers: ['id', 'neighbor', 'remoteAsn', 'hostId', 'rackId', 'importPolicy', 'maxPrefix', 'bfd'],
   tokens: ['id', 'name', 'role', 'tenantId', 'hostId'],
-  changes: ['version', 'kind', 'at'],
+  changes: ['version', 'at', 'kind', 'object', 'actor'],
   agents: ['hostId', 'appliedVersion', 'lag', 'connectedAt'],
 };
 
