@@ -59,7 +59,7 @@ export interface Ctx {
   /**
    * Who is writing, recorded with every change appended under this ctx:
    * the API sets the request's token (actingAs); null for writes made
-   * without one (`--db` bootstrap, the lab's own writes).
+   * without one (a tool that opens the store itself, like `--db`).
    */
   actor: ChangeActor | null;
 }

@@ -262,8 +262,8 @@ export const TokenInfo = T.Object({
 
 /**
  * Who made a change: the token whose request wrote it, by id and by its
- * name then. Null in the log for changes made without a token (`--db`
- * bootstrap, the lab's internal writes, rows older than migration 0010).
+ * name then. Null for changes made without a token (tools that open the
+ * store themselves with `--db`) and for rows older than migration 0010.
  */
 export const ChangeActor = T.Object({ tokenId: T.String(), name: T.String() }, { additionalProperties: false });
 

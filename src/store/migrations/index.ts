@@ -276,8 +276,8 @@ const tokenSalts: Migration = {
 
 /**
  * Who made each change: the id and the name (as it was then) of the token
- * whose request wrote it. Null for changes made without a token (`--db`
- * bootstrap, the lab's internal writes) and for every older row: nothing
+ * whose request wrote it. Null for changes made without a token (tools
+ * that open the store themselves with `--db`) and for every older row: nothing
  * recorded who made those, and nothing is guessed.
  */
 const changeActors: Migration = {
