@@ -4,7 +4,7 @@ import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { type Static, Type as T, type TSchema } from '@sinclair/typebox';
 import { Ajv } from 'ajv';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import { ALL, actingAs, type Ctx, type Scope } from '../core/context.js';
 import * as infra from '../core/infra.js';
 import * as inst from '../core/instances.js';
@@ -130,7 +130,8 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
     connectionTimeout: t.idleMs,
     http: { headersTimeout: t.headersMs, connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(Math.min(t.headersMs, t.requestMs) / 4))) },
     bodyLimit: BODY_LIMIT,
-    disableRequestLogging: true,
+    // Requests are logged once, by the API's own hook (with the error code); Fastify's per-request lines are off.
+    logController: new LogController({ disableRequestLogging: true }),
     // Requests during close get the API's own E_UNAVAILABLE body (the first onRequest hook).
     return503OnClosing: false,
     // An https.Server is an http.Server with TLS in front: routes, timeouts and error handling are the same.
