@@ -208,7 +208,9 @@ export async function runDaemon(o: CloudOptions): Promise<void> {
           (r) => reply(200, r),
           (e) => {
             const code = e instanceof WeftError ? e.code : 'E_INTERNAL';
-            reply(STATUS[code] ?? 500, { error: (e as Error).message, code });
+            // The field goes along, so the CLI can name the flag the operator typed.
+            const field = e instanceof WeftError ? e.field : undefined;
+            reply(STATUS[code] ?? 500, { error: (e as Error).message, code, ...(field === undefined ? {} : { field }) });
           },
         )
         .finally(() => {
@@ -235,8 +237,8 @@ function call<T>(name: string, method: string, path: string, body?: unknown, tim
       });
       res.on('end', () => {
         try {
-          const j = JSON.parse(text) as T & { error?: string; code?: ErrorCode };
-          if ((res.statusCode ?? 500) >= 400) reject(new WeftError(j.code ?? 'E_CONFLICT', j.error ?? text));
+          const j = JSON.parse(text) as T & { error?: string; code?: ErrorCode; field?: string };
+          if ((res.statusCode ?? 500) >= 400) reject(new WeftError(j.code ?? 'E_CONFLICT', j.error ?? text, j.field));
           else resolve(j);
         } catch {
           reject(new WeftError('E_DATAPLANE', `lab daemon answered ${res.statusCode}: ${text.slice(0, 500)}`));
