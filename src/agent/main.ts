@@ -173,13 +173,20 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
     hostRef: o.host,
     token: o.token,
     handler,
-    onWelcome: (hostId, mode) => {
+    onWelcome: (hostId, mode, reason) => {
+      // The server's log is not the one this agent followed (a restored store): its snapshot replaces everything.
+      if (reason === 'ahead' || reason === 'diverged')
+        log.warn("the server's change log differs from what this agent applied (restored?); taking a snapshot", {
+          server: stream.server,
+          reason,
+          version: stream.version,
+        });
       connected = true;
       agent.state.hostId = hostId;
       reportedReset();
       sendGuards(true);
       void routing?.poll();
-      log.info('connected to the push stream', { server: stream.server, hostId, mode });
+      log.info('connected to the push stream', { server: stream.server, hostId, mode, ...(reason ? { reason } : {}) });
     },
     onClose: () => {
       if (connected) log.warn('push stream closed; reconnecting', { server: stream.server, servers });

@@ -1,5 +1,5 @@
 // The agent's side of the push stream: connects, resumes from its last
-// applied version (or takes a snapshot), hands each snapshot and delta to
+// applied version and that change's fingerprint (or takes a snapshot), hands each snapshot and delta to
 // the handler, acknowledges what was applied, answers heartbeats, and
 // reconnects with capped, jittered backoff (backoff.ts; a long one when its
 // token is refused, which every replica would do too). One instance per host.
@@ -72,10 +72,16 @@ export interface StreamClientOptions {
   handler: StreamHandler;
   /** Where the agent starts (from its own state after a restart). */
   version?: number;
+  /** The fingerprint the server sent with `version` (StreamClient.fingerprint), so a server whose log differs there sends a snapshot. */
+  fingerprint?: string | null;
   vnis?: number[];
   onError?: (e: Error) => void;
-  /** The server accepted the hello; `hostId` is the host the token belongs to. */
-  onWelcome?: (hostId: string, mode: 'deltas' | 'snapshot') => void;
+  /**
+   * The server accepted the hello; `hostId` is the host the token belongs to,
+   * `reason` why a snapshot comes (`ahead`, `diverged`: the server's log is not
+   * the one this agent followed, as after a restore; absent from older servers).
+   */
+  onWelcome?: (hostId: string, mode: 'deltas' | 'snapshot', reason?: string) => void;
   /** The connection closed (the client reconnects by itself). */
   onClose?: () => void;
   /**
@@ -96,7 +102,7 @@ export interface StreamClientOptions {
 interface Conn {
   sock: Socket;
   /** Versions handed to the handler and not yet acknowledged, oldest first; `done` once their promise resolved. */
-  unacked: { version: number; vnis: number[]; done: boolean }[];
+  unacked: { version: number; vnis: number[]; fingerprint: string | null; done: boolean }[];
   /** An ack is about to be sent (coalescing the versions applied meanwhile). */
   flushing: boolean;
   /** A handler failed: nothing more of this connection is handed over (what was applied before is still acked). */
@@ -110,6 +116,8 @@ interface Conn {
 export class StreamClient {
   /** The last version applied and acknowledged. */
   version: number;
+  /** The fingerprint of the change at `version` as the server sent it (null: none sent, by an older server, or at 0). */
+  fingerprint: string | null;
   private vnis: number[];
   private sock: Socket | null = null;
   private stopped = false;
@@ -134,6 +142,7 @@ export class StreamClient {
 
   constructor(private readonly o: StreamClientOptions) {
     this.version = o.version ?? 0;
+    this.fingerprint = o.fingerprint ?? null;
     this.vnis = o.vnis ?? [];
     this.hosts = typeof o.host === 'string' ? [o.host] : [...o.host];
     if (this.hosts.length === 0) throw invalid('host', o.host, 'must name at least one server address');
@@ -184,7 +193,8 @@ export class StreamClient {
     sock.setNoDelay(true);
     sock.on(o.tlsCa ? 'secureConnect' : 'connect', () => {
       this.lastRx = Date.now();
-      sock.write(encode({ t: 'hello', v: STREAM_VERSION, host: o.hostRef, token: o.token, version: this.version, vnis: this.vnis }));
+      const fingerprint = this.version > 0 && this.fingerprint ? { fingerprint: this.fingerprint } : {};
+      sock.write(encode({ t: 'hello', v: STREAM_VERSION, host: o.hostRef, token: o.token, version: this.version, vnis: this.vnis, ...fingerprint }));
     });
     sock.on('data', (chunk: Buffer) => {
       this.lastRx = Date.now();
@@ -255,7 +265,7 @@ export class StreamClient {
         this.connected = true;
         this.attempt = 0;
         this.refusedBackoff = REFUSED_RETRY_MS;
-        this.o.onWelcome?.(m.hostId, m.mode);
+        this.o.onWelcome?.(m.hostId, m.mode, m.reason);
         break;
       case 'snapshot.begin':
         this.snap = { version: m.version, ports: [] };
@@ -269,11 +279,11 @@ export class StreamClient {
       case 'snapshot.end': {
         const ports = this.snap?.ports ?? [];
         this.snap = null;
-        this.track(conn, m.version, m.state.vnis, this.o.handler.snapshot(m.version, { ...m.state, ports }));
+        this.track(conn, m.version, m.state.vnis, m.fingerprint, this.o.handler.snapshot(m.version, { ...m.state, ports }));
         break;
       }
       case 'delta':
-        this.track(conn, m.version, m.vnis, this.o.handler.delta(m.version, m.changes, m.vnis));
+        this.track(conn, m.version, m.vnis, m.fingerprint, this.o.handler.delta(m.version, m.changes, m.vnis));
         break;
       case 'ping':
         conn.sock.write(encode({ t: 'pong' }));
@@ -291,8 +301,8 @@ export class StreamClient {
   }
 
   /** Acknowledges `version` once `applied` resolves and every version before it has been. */
-  private track(conn: Conn, version: number, vnis: number[], applied: void | Promise<void>): void {
-    const entry = { version, vnis, done: false };
+  private track(conn: Conn, version: number, vnis: number[], fingerprint: string | undefined, applied: void | Promise<void>): void {
+    const entry = { version, vnis, fingerprint: fingerprint ?? null, done: false };
     conn.unacked.push(entry);
     Promise.resolve(applied).then(
       () => {
@@ -321,10 +331,11 @@ export class StreamClient {
     let n = 0;
     while (n < list.length && (list[n] as { done: boolean }).done) n++;
     if (n === 0 || conn.sock.destroyed) return;
-    const last = list[n - 1] as { version: number; vnis: number[] };
+    const last = list[n - 1] as { version: number; vnis: number[]; fingerprint: string | null };
     list.splice(0, n);
     this.version = last.version;
     this.vnis = last.vnis;
+    this.fingerprint = last.fingerprint;
     conn.sock.write(encode({ t: 'ack', version: last.version }));
   }
 

@@ -1,6 +1,7 @@
 // The agent push stream on the wire: frames of a 4-byte big-endian length
 // and a UTF-8 JSON message. docs/protocol.md describes every message.
-import type { HostInfo, LoggedChange, NetworkInfo, PeerInfo, PortMapping, VipInfo } from '../model/changes.js';
+import { createHash } from 'node:crypto';
+import { changeEntity, type HostInfo, type LoggedChange, type NetworkInfo, type PeerInfo, type PortMapping, type VipInfo } from '../model/changes.js';
 import { WeftError } from '../model/errors.js';
 
 export const STREAM_VERSION = 1;
@@ -69,20 +70,52 @@ export interface AgentGuards {
 /** Unguarded ports an agent lists in its report (the count has them all): the report stays well under the 64 KiB agent frame. */
 export const MAX_REPORTED_UNGUARDED = 50;
 
+/** A change's fingerprint: 16 lowercase hex digits. */
+export const FINGERPRINT = /^[0-9a-f]{16}$/;
+
+/**
+ * The fingerprint of a logged change: the first 64 bits of a SHA-256 of its
+ * version, kind, entity id and commit time, all columns of the change log,
+ * so every replica computes the same one and a restored log that wrote a
+ * different change at a version gives another. An agent says in its hello
+ * the fingerprint of the change at its version, and the server resumes it
+ * only if its own change at that version has the same (docs/protocol.md).
+ */
+export function changeFingerprint(c: LoggedChange): string {
+  return createHash('sha256')
+    .update(`${c.version}\n${c.kind}\n${changeEntity(c)}\n${c.at}`)
+    .digest('hex')
+    .slice(0, 16);
+}
+
 export type AgentMessage =
-  | { t: 'hello'; v: number; host: string; token: string; version: number; vnis: number[] }
+  /** `fingerprint`: of the change at `version` as the server sent it (absent: an older agent, or a server that sent none). */
+  | { t: 'hello'; v: number; host: string; token: string; version: number; vnis: number[]; fingerprint?: string }
   | { t: 'ack'; version: number }
   | { t: 'routing'; routing: AgentRouting }
   | { t: 'guards'; guards: AgentGuards }
   | { t: 'ping' }
   | { t: 'pong' };
 
+/**
+ * Why a server sends a snapshot: `initial` (an agent with nothing), `behind`
+ * (too far behind the log), `vnis` (it lacks a VNI its host has), `ahead`
+ * (it applied versions the log does not have: a restored store), `diverged`
+ * (the log's change at its version is not the one it applied: a restored
+ * store that wrote on), `resync` (a new VNI or rack mid-session), `slow`
+ * (it stopped reading and drained again).
+ */
+export const SNAPSHOT_REASONS = ['initial', 'behind', 'vnis', 'ahead', 'diverged', 'resync', 'slow'] as const;
+export type SnapshotReason = (typeof SNAPSHOT_REASONS)[number];
+
 export type ServerMessage =
-  | { t: 'welcome'; v: number; hostId: string; mode: 'deltas' | 'snapshot'; head: number }
+  /** `reason`: why mode is `snapshot`, a SnapshotReason (absent from an older server; a newer one may add reasons). */
+  | { t: 'welcome'; v: number; hostId: string; mode: 'deltas' | 'snapshot'; head: number; reason?: string }
   | { t: 'snapshot.begin'; version: number }
   | { t: 'snapshot.ports'; ports: PortMapping[] }
-  | { t: 'snapshot.end'; version: number; state: Omit<DesiredState, 'ports'> }
-  | { t: 'delta'; version: number; changes: LoggedChange[]; vnis: number[] }
+  /** `fingerprint`: of the change at `version` (absent at version 0, and from an older server). */
+  | { t: 'snapshot.end'; version: number; state: Omit<DesiredState, 'ports'>; fingerprint?: string }
+  | { t: 'delta'; version: number; changes: LoggedChange[]; vnis: number[]; fingerprint?: string }
   | { t: 'ping' }
   | { t: 'pong' }
   | { t: 'error'; code: string; message: string };

@@ -1,7 +1,8 @@
 // The push stream's server side: one session per connected agent, resumed
 // from its last version with filtered deltas when it can, or sent a
 // snapshot when it cannot (new VNI on the host, too far behind, too slow to
-// keep up). Agents acknowledge what they applied; each host's lag is known.
+// keep up, or its log is not the server's: ahead of it or different, as after
+// a restore). Agents acknowledge what they applied; each host's lag is known.
 // A session ends when the log says its token or its host was deleted.
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
@@ -20,12 +21,15 @@ import {
   type AgentGuards,
   type AgentMessage,
   type AgentRouting,
+  changeFingerprint,
   DEAD_MS,
   encode,
   HEARTBEAT_MS,
   MessageReader,
   type ServerMessage,
   SNAPSHOT_CHUNK,
+  SNAPSHOT_REASONS,
+  type SnapshotReason,
   STREAM_VERSION,
   sanitizeGuards,
   sanitizeRouting,
@@ -150,6 +154,7 @@ export class StreamServer {
   /** Deletions delivered while hellos were in flight: a hello that authenticated before one of them is refused. */
   private late: Revocations | null = null;
   private revokedSessions: prom.Counter<'reason'> | null = null;
+  private snapshots: prom.Counter<'reason'> | null = null;
   /** Silence after which a connection is dead (DEAD_MS; shorter in tests). */
   private readonly deadMs: number;
   private readonly onError: StreamErrorLog;
@@ -368,7 +373,7 @@ export class StreamServer {
     });
     sock.on('drain', () => {
       if (session) session.baseline = 0;
-      if (session?.mode === 'stalled') this.snapshot(session).catch(() => sock.destroy());
+      if (session?.mode === 'stalled') this.snapshot(session, 'slow').catch(() => sock.destroy());
     });
     sock.on('error', () => sock.destroy());
     sock.on('close', () => {
@@ -423,10 +428,24 @@ export class StreamServer {
     const head = Math.max(this.index.version, await this.ctx.store.headVersion());
     // What the host has now, from the server's own records: the agent's claims only decide resume or snapshot.
     const held = await this.ctx.store.read((tx) => tx.hostHoldings(host.id));
+    // An agent that applied changes this log does not have (a restored store) must not resume
+    // from a version that names other changes here: its state is replaced by a snapshot.
+    const diverged = version > 0 && version <= head && m.fingerprint !== undefined && (await this.fingerprintAt(version)) !== m.fingerprint;
     if (sock.destroyed) throw new WeftError('E_UNAVAILABLE', 'connection closed during hello');
     const now = this.index.vnisOf(host.id);
     const claimed = new Set(Array.isArray(m.vnis) ? m.vnis.filter(Number.isInteger) : []);
-    const canResume = version > 0 && version <= head && head - version <= MAX_RESUME && now.every((v) => claimed.has(v));
+    const reason: SnapshotReason | null =
+      version === 0
+        ? 'initial'
+        : version > head
+          ? 'ahead'
+          : diverged
+            ? 'diverged'
+            : head - version > MAX_RESUME
+              ? 'behind'
+              : now.every((v) => claimed.has(v))
+                ? null
+                : 'vnis';
     // Deleted while this hello read the store: refused as a live session would have been closed.
     const late = this.late && revokedBy(this.late, token.id, host.id, since);
     if (late) throw new WeftError('E_UNAUTHENTICATED', REVOKED_MESSAGE[late]);
@@ -455,9 +474,9 @@ export class StreamServer {
       guards: null,
     };
     this.sessions.set(host.id, s);
-    this.send(s, { t: 'welcome', v: STREAM_VERSION, hostId: host.id, mode: canResume ? 'deltas' : 'snapshot', head });
+    this.send(s, { t: 'welcome', v: STREAM_VERSION, hostId: host.id, mode: reason ? 'snapshot' : 'deltas', head, ...(reason ? { reason } : {}) });
     // Not awaited: the session takes acks and pings while it catches up.
-    (canResume ? this.catchUp(s, version, s.gen) : this.snapshot(s)).catch(() => sock.destroy());
+    (reason ? this.snapshot(s, reason) : this.catchUp(s, version, s.gen)).catch(() => sock.destroy());
     return s;
   }
 
@@ -484,16 +503,25 @@ export class StreamServer {
     this.sendChanges(s, pending);
   }
 
-  private async snapshot(s: Session): Promise<void> {
+  /** The fingerprint of this log's change at `version` (undefined at 0, or when there is none). */
+  private async fingerprintAt(version: number): Promise<string | undefined> {
+    if (version <= 0) return undefined;
+    const [c] = await this.ctx.store.changesSince(version - 1, 1);
+    return c?.version === version ? changeFingerprint(c) : undefined;
+  }
+
+  private async snapshot(s: Session, reason: SnapshotReason): Promise<void> {
     const gen = ++s.gen;
     s.mode = 'catchup';
     s.pending = [];
     const { version, state } = await desiredState(this.ctx.store, s.hostId);
+    const fingerprint = await this.fingerprintAt(version);
     if (s.gen !== gen || s.sock.destroyed) return;
+    this.snapshots?.inc({ reason });
     const { ports, ...rest } = state;
     this.send(s, { t: 'snapshot.begin', version });
     for (let i = 0; i < ports.length; i += SNAPSHOT_CHUNK) this.send(s, { t: 'snapshot.ports', ports: ports.slice(i, i + SNAPSHOT_CHUNK) });
-    this.send(s, { t: 'snapshot.end', version, state: rest });
+    this.send(s, { t: 'snapshot.end', version, state: rest, ...(fingerprint ? { fingerprint } : {}) });
     s.baseline = s.sock.writableLength;
     s.rackId = state.host.rackId;
     s.vnis = new Set(state.vnis);
@@ -528,7 +556,7 @@ export class StreamServer {
       }
     }
     if (resync) {
-      this.snapshot(s).catch(() => s.sock.destroy());
+      this.snapshot(s, 'resync').catch(() => s.sock.destroy());
       return;
     }
     // Live, the index is at exactly this batch: its VNIs for the host are the truth
@@ -541,7 +569,7 @@ export class StreamServer {
       return;
     }
     s.owed = last.version;
-    this.send(s, { t: 'delta', version: last.version, changes: relevant, vnis: [...s.vnis].sort((a, b) => a - b) });
+    this.send(s, { t: 'delta', version: last.version, changes: relevant, vnis: [...s.vnis].sort((a, b) => a - b), fingerprint: changeFingerprint(last) });
     if (s.sock.writableLength - s.baseline > SLOW_BYTES) {
       // Too slow to keep up: stop queueing deltas, send a fresh snapshot once it drains.
       s.mode = 'stalled';
@@ -571,6 +599,13 @@ export class StreamServer {
       registers: [registry],
     });
     for (const reason of ['token', 'host'] as const) this.revokedSessions.inc({ reason }, 0);
+    this.snapshots = new prom.Counter({
+      name: 'weft_stream_snapshots_total',
+      help: "Snapshots this server sent to agents, by why: initial, behind, vnis, resync, slow, and the log mismatches ahead (the agent applied versions this log does not have) and diverged (its change at the agent's version is another)",
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    });
+    for (const reason of SNAPSHOT_REASONS) this.snapshots.inc({ reason }, 0);
     new prom.Gauge({
       name: 'weft_agents_connected',
       help: 'Agents connected to this server by the push stream',

@@ -3,7 +3,7 @@
 // is an E_INVALID_ARG naming the field and the value. Plain typeof checks,
 // no allocation per port: snapshots and deltas carry up to 100k of them.
 import { invalid } from '../model/errors.js';
-import { type AgentMessage, MAX_REPORTED_UNGUARDED, type ServerMessage } from './protocol.js';
+import { type AgentMessage, FINGERPRINT, MAX_REPORTED_UNGUARDED, type ServerMessage } from './protocol.js';
 
 type Obj = Record<string, unknown>;
 
@@ -31,6 +31,12 @@ function uint(o: Obj, key: string, at: string): void {
 
 function uintOrNull(o: Obj, key: string, at: string): void {
   if (o[key] !== null && !isUint(o[key])) throw invalid(`${at}.${key}`, o[key], 'must be an integer >= 0 or null');
+}
+
+/** An optional change fingerprint (changeFingerprint): absent, or 16 lowercase hex digits. */
+function fingerprint(o: Obj, at: string): void {
+  const v = o.fingerprint;
+  if (v !== undefined && (typeof v !== 'string' || !FINGERPRINT.test(v))) throw invalid(`${at}.fingerprint`, v, 'must be 16 lowercase hex digits, or absent');
 }
 
 function arr(o: Obj, key: string, at: string): unknown[] {
@@ -185,6 +191,7 @@ export function decodeServerMessage(raw: unknown): ServerMessage | null {
       str(m, 'hostId', t);
       if (m.mode !== 'deltas' && m.mode !== 'snapshot') throw invalid(`${t}.mode`, m.mode, 'must be "deltas" or "snapshot"');
       uint(m, 'head', t);
+      if (m.reason !== undefined) str(m, 'reason', t);
       break;
     case 'snapshot.begin':
       uint(m, 'version', t);
@@ -201,6 +208,7 @@ export function decodeServerMessage(raw: unknown): ServerMessage | null {
       uints(state, 'vnis', at);
       objects(state, 'vips', at, 'vipId');
       objects(state, 'peers', at, 'peerId');
+      fingerprint(m, t);
       break;
     }
     case 'delta': {
@@ -208,6 +216,7 @@ export function decodeServerMessage(raw: unknown): ServerMessage | null {
       const changes = arr(m, 'changes', t);
       for (let i = 0; i < changes.length; i++) change(changes[i], i);
       uints(m, 'vnis', t);
+      fingerprint(m, t);
       break;
     }
     case 'ping':
@@ -241,6 +250,7 @@ export function decodeAgentMessage(raw: unknown, streamVersion: number): AgentMe
       str(m, 'token', t);
       uint(m, 'version', t);
       uints(m, 'vnis', t);
+      fingerprint(m, t);
       break;
     case 'ack':
       uint(m, 'version', t);
