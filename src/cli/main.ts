@@ -827,6 +827,22 @@ async function followChanges(o: { after?: number; limit: number }): Promise<neve
 }
 
 program
+  .command('backup')
+  .description('an online backup of a SQLite store, while the server runs (PostgreSQL: pg_dump, see docs/operations.md)')
+  .requiredOption('--db <url>', 'the store: sqlite:PATH')
+  .requiredOption('--to <file>', 'the new file to write (mode 0600; never overwritten)')
+  .action(async (o: { db: string; to: string }) => {
+    if (/^postgres(ql)?:\/\//.test(o.db))
+      throw new WeftError('E_INVALID_ARG', 'invalid --db: weft backup copies SQLite stores; back up PostgreSQL with pg_dump (docs/operations.md)', '--db');
+    const path = o.db.startsWith('sqlite:') ? o.db.slice('sqlite:'.length) : o.db;
+    if (path === '' || /^[a-z]+:\/\//.test(o.db)) throw new WeftError('E_INVALID_ARG', `invalid --db ${JSON.stringify(o.db)}: must be sqlite:PATH`, '--db');
+    const { backupSqlite } = await import('../store/sqlite/backup.js');
+    const r = await backupSqlite(path, o.to);
+    if (globals().output === 'json') process.stdout.write(`${JSON.stringify({ db: `sqlite:${path}`, to: o.to, ...r }, null, 2)}\n`);
+    else process.stdout.write(`backed up sqlite:${path} (change-log version ${r.version}, ${r.bytes} bytes) to ${o.to}\n`);
+  });
+
+program
   .command('changes')
   .description('show the change log: who changed what, newest first')
   .addOption(new Option('--after <version>', 'only changes after this version, oldest first').argParser(intIn('--after', 0, Number.MAX_SAFE_INTEGER)))
