@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { TObject } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import type { LoggedChange } from '../model/changes.js';
 import { WeftError } from '../model/errors.js';
 import * as S from '../model/schema.js';
-import { MAX_REPORTED_UNGUARDED } from './protocol.js';
+import { changeFingerprint, FINGERPRINT, MAX_REPORTED_UNGUARDED } from './protocol.js';
 import { decodeAgentMessage, decodeServerMessage } from './validate.js';
 
 const port = {
@@ -23,6 +24,9 @@ const port = {
 const host = { hostId: 'h1', name: 'h1', siteId: 's', rackId: null, underlayIp: '192.0.2.1', asn: null, state: 'active', ipv6Prefix: null };
 const good = [
   { t: 'welcome', v: 1, hostId: 'h1', mode: 'deltas', head: 3 },
+  { t: 'welcome', v: 1, hostId: 'h1', mode: 'snapshot', head: 3, reason: 'diverged' },
+  { t: 'snapshot.end', version: 3, state: { host, networks: [], vnis: [], vips: [], peers: [] }, fingerprint: '0123456789abcdef' },
+  { t: 'delta', version: 5, changes: [], vnis: [], fingerprint: 'fedcba9876543210' },
   { t: 'snapshot.begin', version: 3 },
   { t: 'snapshot.ports', ports: [port, { ...port, portId: 'p2', vni: null, networkKind: 'routed' }] },
   { t: 'snapshot.end', version: 3, state: { host, networks: [{ networkId: 'n' }], vnis: [7], vips: [], peers: [] } },
@@ -64,6 +68,13 @@ const badServer: [unknown, string, string][] = [
   [{ t: 'delta', version: 5, changes: [{ kind: 'port.moved', port, version: 5 }], vnis: [] }, 'delta.changes[0].from', '(missing)'],
   [{ t: 'delta', version: 5, changes: [] }, 'delta.vnis', '(missing)'],
   [{ t: 'error', code: 3, message: 'x' }, 'error.code', '3'],
+  [{ t: 'welcome', v: 1, hostId: 'h1', mode: 'snapshot', head: 0, reason: 7 }, 'welcome.reason', '7'],
+  [
+    { t: 'snapshot.end', version: 1, state: { host, networks: [], vnis: [], vips: [], peers: [] }, fingerprint: 'ABCDEF0123456789' },
+    'snapshot.end.fingerprint',
+    '"ABCDEF0123456789"',
+  ],
+  [{ t: 'delta', version: 5, changes: [], vnis: [], fingerprint: '0123' }, 'delta.fingerprint', '"0123"'],
 ];
 
 test('a malformed server message is an E_INVALID_ARG naming the field and the value', () => {
@@ -82,6 +93,7 @@ test('agent messages: checked by type; a hello of another version is left for th
   const guards = { t: 'guards', guards: { unguarded: 1, ports: [unguarded] } };
   for (const m of [
     hello,
+    { ...hello, version: 9, fingerprint: '0123456789abcdef' },
     { t: 'ack', version: 4 },
     { t: 'routing', routing: { birdUp: 'whatever' } },
     guards,
@@ -96,6 +108,8 @@ test('agent messages: checked by type; a hello of another version is left for th
     [{ t: 'hello', v: 1, host: 'h1', version: 0, vnis: [] }, 'hello.token'],
     [{ ...hello, vnis: [7, -1] }, 'hello.vnis[1]'],
     [{ ...hello, v: '1' }, 'hello.v'],
+    [{ ...hello, version: 9, fingerprint: 12 }, 'hello.fingerprint'],
+    [{ ...hello, version: 9, fingerprint: '0123456789abcdef0' }, 'hello.fingerprint'],
     [{ t: 'ack', version: 'seven' }, 'ack.version'],
     [{ t: 'routing', routing: 'up' }, 'routing.routing'],
     [{ t: 'guards' }, 'guards.guards'],
@@ -114,6 +128,24 @@ test('agent messages: checked by type; a hello of another version is left for th
       (e: WeftError) => e instanceof WeftError && e.code === 'E_INVALID_ARG' && e.field === field,
       `${JSON.stringify(m)} should name ${field}`,
     );
+});
+
+test("a change's fingerprint: 16 hex digits of its version, kind, entity and time, the same on every replica", () => {
+  const p = { ...port, networkKind: 'overlay' as const };
+  const c: LoggedChange = { kind: 'port.created', port: p, version: 4, at: '2026-12-07T10:00:00.000Z' };
+  const f = changeFingerprint(c);
+  assert.match(f, FINGERPRINT);
+  assert.equal(changeFingerprint({ ...c }), f, 'from the change alone: a replica reading the same row computes the same');
+  // A restored log that wrote another change at the same version: any of these differs.
+  const others: LoggedChange[] = [
+    { ...c, version: 5 },
+    { ...c, kind: 'port.deleted' },
+    { ...c, port: { ...p, portId: 'p9' } },
+    { ...c, at: '2026-12-07T10:00:00.001Z' },
+  ];
+  for (const other of others) assert.notEqual(changeFingerprint(other), f, JSON.stringify(other));
+  // What the agent does not compare: the port's other fields are not part of it.
+  assert.equal(changeFingerprint({ ...c, port: { ...p, mac: '02:00:00:00:00:09' } }), f);
 });
 
 // The checks are hand-written (TypeBox's compiler would cost the agent some
