@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 
 # iproute2, nftables, python3 and BIRD 2 are what the agent drives; tcpdump, iperf3, ping and
 # scapy (forged frames) are what the end-to-end tests and benchmarks use; prometheus brings
-# promtool, which test/integration/metrics.test.ts runs on the live /metrics.
-need_pkgs=(g++ make python3 iproute2 ca-certificates curl openssl nftables tcpdump iperf3 iputils-ping python3-scapy bird2 prometheus)
+# promtool, which test/integration/metrics.test.ts runs on the live /metrics; frr (vtysh -C) and
+# libvirt-clients (virt-xml-validate) check docs/deploy.md's snippets (test/integration/deploy-doc.test.ts).
+need_pkgs=(g++ make python3 iproute2 ca-certificates curl openssl nftables tcpdump iperf3 iputils-ping python3-scapy bird2 prometheus frr libvirt-clients)
 if [[ "${1:-}" == "--with-postgres" ]]; then need_pkgs+=(postgresql); fi
 
 if ! command -v node >/dev/null; then
@@ -37,6 +38,8 @@ if (( ${#missing[@]} > 0 )); then
   # Debian's postgresql package starts a cluster on port 5432; weft's tests run their own.
   # Debian's prometheus package enables its server; only promtool is wanted here.
   if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
+  # Debian's frr package starts its daemons; only vtysh's config check is wanted here.
+  if [[ " ${missing[*]} " == *" frr "* ]] && command -v systemctl >/dev/null; then systemctl disable --now frr >/dev/null 2>&1 || true; fi
 fi
 
 # npm dependencies, only when node_modules is missing or older than the lock
