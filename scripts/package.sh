@@ -66,7 +66,7 @@ ln -s ../lib/weft/bin/weft "$pkg/usr/bin/weft"
 install -m 0644 packaging/systemd/weft-server.service packaging/systemd/weft-agent.service "$pkg/lib/systemd/system/"
 install -m 0640 packaging/etc/server.env "$pkg/etc/weft/server.env"
 install -m 0600 packaging/etc/agent.env "$pkg/etc/weft/agent.env"
-install -m 0644 README.md docs/install.md "$pkg/usr/share/doc/weft/"
+install -m 0644 README.md docs/install.md docs/deploy.md "$pkg/usr/share/doc/weft/"
 install -m 0644 packaging/debian/conffiles "$pkg/DEBIAN/conffiles"
 install -m 0755 packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm "$pkg/DEBIAN/"
 size=$(du -sk --exclude=DEBIAN "$pkg" | cut -f1)

@@ -95,6 +95,7 @@ describe('the Debian package', { timeout: 300_000 }, () => {
       './etc/weft/server.env',
       './etc/weft/agent.env',
       './usr/share/doc/weft/install.md',
+      './usr/share/doc/weft/deploy.md',
     ])
       assert.ok(names.includes(want), `${want} is in the package`);
     // tsx, TypeScript, Biome and the type packages are development tools; none of weft's sources or tests.
