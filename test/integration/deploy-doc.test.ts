@@ -2,8 +2,9 @@
 // ```sh openssl, ```xml libvirt, ```conf bird-tor, ```conf frr-tor, ```nft ...,
 // ```ini ...env) run or parse with the real tools, the weft blocks run against a
 // real server, a server started on the doc's server.env and certificates answers
-// over HTTPS and accepts an agent over mutual TLS, and every flag of every
-// `weft` command the page names exists.
+// over HTTPS and accepts an agent over mutual TLS, every flag of every `weft`
+// command the page names exists, and (as root) the ToR's BIRD config peers with
+// a host's BIRD on the config the agent renders for it.
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -14,7 +15,11 @@ import { after, before, describe, test } from 'node:test';
 import { checkServerIdentity, connect as tlsConnect } from 'node:tls';
 import type { Command } from 'commander';
 import { streamTlsFiles } from '../../src/agent/main.js';
+import { protocolName, renderBirdConf } from '../../src/agent/routing/bird-conf.js';
+import type { RoutingInputs } from '../../src/agent/routing/inputs.js';
 import { program } from '../../src/cli/main.js';
+import { kernelRoute, startBird, waitEstablished } from '../../src/lab/bird.js';
+import { Lab } from '../../src/lab/builder.js';
 import { WEFT_BIN } from '../../src/lab/server-process.js';
 import { checkIfname } from '../../src/model/ifname.js';
 import { encode, MessageReader, type ServerMessage, STREAM_VERSION } from '../../src/stream/protocol.js';
@@ -436,6 +441,105 @@ describe('docs/deploy.md', () => {
     assert.equal((await hello('hv1'))?.t, 'welcome');
     const refused = await hello('hv2');
     assert.equal((refused as { code?: string } | null)?.code, 'E_FORBIDDEN');
+  });
+});
+
+describe("docs/deploy.md: the ToR's BIRD config against a host's, on the kernel", {
+  skip: process.getuid?.() === 0 ? false : 'needs root (network namespaces)',
+}, () => {
+  test('sessions and BFD come up; the ToR takes what the host announces from the pools, nothing else, and honours its drain', async () => {
+    const lab = await Lab.create({ name: 'wdoc' });
+    try {
+      const [host] = hostsOfWeftBlock();
+      assert.ok(host);
+      const tor = torPeerOfWeftBlock();
+      const site = siteOfWeftBlock();
+      assert.equal(host.ip, '10.1.1.11', 'the table at the top of the page: hv1 on 10.1.1.11');
+      await lab.addRouter('tor1');
+      await lab.addRouter('hv1');
+      await lab.link('tor1', 'hv1', {
+        ifA: 'hv1',
+        ifB: 'ul0',
+        addrA: [`${tor.ip}/24`, '2001:db8:ff:1::1/64'],
+        addrB: [`${host.ip}/24`, '2001:db8:ff:1::11/64'],
+        mtu: 9000,
+      });
+      const ifname = 'wp0123456789ab';
+      // A routed port's interface, up with carrier: a veth pair (its far end stands for the VM).
+      await lab.exec('hv1', 'ip', ['link', 'add', ifname, 'type', 'veth', 'peer', 'name', 'vm0']);
+      await lab.exec('hv1', 'ip', ['link', 'set', 'vm0', 'up']);
+      await lab.exec('hv1', 'ip', ['link', 'set', ifname, 'up']);
+      // The ToR has a default route of its own, as the page says it must (here a blackhole).
+      const torConf = `${one('conf', 'bird-tor')}\nprotocol static { ipv4; route 0.0.0.0/0 blackhole; }\nprotocol static { ipv6; route ::/0 blackhole; }\n`;
+      // The host's config as its agent renders it for the weft block's rack peers (ids as the API makes them).
+      const peer = (neighbor: string) => ({
+        id: crypto.randomUUID(),
+        neighbor,
+        remoteAsn: Number(tor.asn),
+        importPolicy: 'default' as const,
+        maxPrefix: 1000,
+        maxPrefixAction: 'restart' as const,
+        bfd: true,
+        multiprotocol: false,
+      });
+      const sessions = [peer(tor.ip), peer('2001:db8:ff:1::1')];
+      const inputs: RoutingInputs = {
+        hostName: 'hv1',
+        routerId: host.ip,
+        asn: Number(host.asn),
+        drain: false,
+        hostPrefix6: `${site.ipv6Block.replace(/::\/48$/, '')}::/64`,
+        // 198.51.100.7 is outside the site's pools: the ToR must refuse it.
+        routedAddrs: [
+          { prefix: '203.0.113.10/32', ifname },
+          { prefix: '2001:db8:100::a/128', ifname },
+          { prefix: '198.51.100.7/32', ifname },
+        ],
+        vips: ['203.0.113.80/32', '2001:db8:100::80/128'],
+        sessions,
+        rpki: null,
+        roas: [],
+        irr: {},
+        bfd: { intervalMs: 100, multiplier: 3 },
+      };
+      const torBird = await startBird(lab, 'tor1', torConf);
+      const hvBird = await startBird(lab, 'hv1', renderBirdConf(inputs));
+      await waitEstablished(torBird, ['hv1_v4', 'hv1_v6'], 60_000);
+      await waitEstablished(
+        hvBird,
+        sessions.map((x) => protocolName(x.id)),
+        60_000,
+      );
+      const routesFrom = async (proto: string) => {
+        const deadline = Date.now() + 30_000;
+        for (;;) {
+          const out = await torBird.birdc(['show', 'route', 'protocol', proto]);
+          const got = [...out.matchAll(/^([0-9a-f.:]+\/\d+)/gm)].map((m) => m[1] as string).sort();
+          if (got.length >= (proto.endsWith('v4') ? 2 : 3) || Date.now() > deadline) return got;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      };
+      assert.deepEqual(await routesFrom('hv1_v4'), ['203.0.113.10/32', '203.0.113.80/32']);
+      assert.deepEqual(await routesFrom('hv1_v6'), ['2001:db8:100::/64', '2001:db8:100::80/128', '2001:db8:100::a/128']);
+      const bfd = await torBird.birdc(['show', 'bfd', 'sessions']);
+      assert.match(bfd, new RegExp(`${host.ip.replace(/\./g, '\\.')}\\s+\\S+\\s+Up`), bfd);
+      // The host takes the ToR's default route into its kernel.
+      const deadline = Date.now() + 30_000;
+      while ((await kernelRoute(lab, 'hv1', '0.0.0.0/0')).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      assert.deepEqual(await kernelRoute(lab, 'hv1', '0.0.0.0/0'), [{ via: tor.ip, dev: 'ul0' }]);
+      // Draining: the host tags its routes GRACEFUL_SHUTDOWN and the ToR keeps them at local preference 0.
+      await hvBird.reconfigure(renderBirdConf({ ...inputs, drain: true }));
+      const drained = Date.now() + 30_000;
+      let all = '';
+      do {
+        all = await torBird.birdc(['show', 'route', 'all', '203.0.113.10/32']);
+        if (/BGP\.local_pref: 0\b/.test(all)) break;
+        await new Promise((r) => setTimeout(r, 200));
+      } while (Date.now() < drained);
+      assert.match(all, /BGP\.local_pref: 0\b/, all);
+    } finally {
+      await lab.destroy();
+    }
   });
 });
 
