@@ -18,7 +18,7 @@ import { streamTlsFiles } from '../../src/agent/main.js';
 import { protocolName, renderBirdConf } from '../../src/agent/routing/bird-conf.js';
 import type { RoutingInputs } from '../../src/agent/routing/inputs.js';
 import { program } from '../../src/cli/main.js';
-import { kernelRoute, startBird, waitEstablished } from '../../src/lab/bird.js';
+import { type BirdProcess, kernelRoute, startBird, waitEstablished } from '../../src/lab/bird.js';
 import { Lab } from '../../src/lab/builder.js';
 import { WEFT_BIN } from '../../src/lab/server-process.js';
 import { checkIfname } from '../../src/model/ifname.js';
@@ -444,101 +444,219 @@ describe('docs/deploy.md', () => {
   });
 });
 
-describe("docs/deploy.md: the ToR's BIRD config against a host's, on the kernel", {
+/** What a ToR test needs: the page's hv1 and tor1 as network namespaces, hv1's BIRD on the config its agent renders. */
+interface RackLab {
+  lab: Lab;
+  host: { ip: string; asn: string };
+  tor: { ip: string; asn: string };
+  inputs: RoutingInputs;
+  hvBird: BirdProcess;
+}
+
+/**
+ * tor1 and hv1 joined by a link with the page's underlay addresses, a routed
+ * port's interface on hv1, and hv1's BIRD started on the config the agent
+ * renders for the weft block's rack peers: a /32 and a /128 routed address, a
+ * VIP of each family, its /64, and a /32 outside the site's pools (which the
+ * ToR must refuse). The caller starts the ToR and destroys the lab.
+ */
+async function rackLab(name: string): Promise<RackLab> {
+  const lab = await Lab.create({ name });
+  try {
+    const [host] = hostsOfWeftBlock();
+    assert.ok(host);
+    const tor = torPeerOfWeftBlock();
+    const site = siteOfWeftBlock();
+    assert.equal(host.ip, '10.1.1.11', 'the table at the top of the page: hv1 on 10.1.1.11');
+    await lab.addRouter('tor1');
+    await lab.addRouter('hv1');
+    await lab.link('tor1', 'hv1', {
+      ifA: 'hv1',
+      ifB: 'ul0',
+      addrA: [`${tor.ip}/24`, '2001:db8:ff:1::1/64'],
+      addrB: [`${host.ip}/24`, '2001:db8:ff:1::11/64'],
+      mtu: 9000,
+    });
+    const ifname = 'wp0123456789ab';
+    // A routed port's interface, up with carrier: a veth pair (its far end stands for the VM).
+    await lab.exec('hv1', 'ip', ['link', 'add', ifname, 'type', 'veth', 'peer', 'name', 'vm0']);
+    await lab.exec('hv1', 'ip', ['link', 'set', 'vm0', 'up']);
+    await lab.exec('hv1', 'ip', ['link', 'set', ifname, 'up']);
+    // The rack peers as the API hands them to the agent (ids are UUIDs).
+    const peer = (neighbor: string) => ({
+      id: crypto.randomUUID(),
+      neighbor,
+      remoteAsn: Number(tor.asn),
+      importPolicy: 'default' as const,
+      maxPrefix: 1000,
+      maxPrefixAction: 'restart' as const,
+      bfd: true,
+      multiprotocol: false,
+    });
+    const inputs: RoutingInputs = {
+      hostName: 'hv1',
+      routerId: host.ip,
+      asn: Number(host.asn),
+      drain: false,
+      hostPrefix6: `${site.ipv6Block.replace(/::\/48$/, '')}::/64`,
+      routedAddrs: [
+        { prefix: '203.0.113.10/32', ifname },
+        { prefix: '2001:db8:100::a/128', ifname },
+        { prefix: '198.51.100.7/32', ifname },
+      ],
+      vips: ['203.0.113.80/32', '2001:db8:100::80/128'],
+      sessions: [peer(tor.ip), peer('2001:db8:ff:1::1')],
+      rpki: null,
+      roas: [],
+      irr: {},
+      bfd: { intervalMs: 100, multiplier: 3 },
+    };
+    const hvBird = await startBird(lab, 'hv1', renderBirdConf(inputs));
+    return { lab, host, tor, inputs, hvBird };
+  } catch (e) {
+    await lab.destroy();
+    throw e;
+  }
+}
+
+/** Polls `f` every 200 ms until it returns a value `ok` accepts or `ms` pass; returns the last value. */
+async function poll<T>(f: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (ok(v) || Date.now() > deadline) return v;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** The host's side of the checks, whatever the ToR runs: its sessions up, the ToR's default route in its kernel. */
+async function hostSideHolds(r: RackLab): Promise<void> {
+  await waitEstablished(
+    r.hvBird,
+    r.inputs.sessions.map((x) => protocolName(x.id)),
+    60_000,
+  );
+  const hops = await poll(
+    () => kernelRoute(r.lab, 'hv1', '0.0.0.0/0'),
+    (h) => h.length > 0,
+  );
+  assert.deepEqual(hops, [{ via: r.tor.ip, dev: 'ul0' }], "the ToR's default route in hv1's kernel");
+}
+
+const HOST_ROUTES4 = ['203.0.113.10/32', '203.0.113.80/32'];
+const HOST_ROUTES6 = ['2001:db8:100::/64', '2001:db8:100::80/128', '2001:db8:100::a/128'];
+
+describe("docs/deploy.md: the ToR's configs against a host's BIRD, on the kernel", {
   skip: process.getuid?.() === 0 ? false : 'needs root (network namespaces)',
 }, () => {
-  test('sessions and BFD come up; the ToR takes what the host announces from the pools, nothing else, and honours its drain', async () => {
-    const lab = await Lab.create({ name: 'wdoc' });
+  test('BIRD: sessions and BFD come up; the ToR takes what the host announces from the pools, nothing else, and honours its drain', async () => {
+    const r = await rackLab('wdocb');
     try {
-      const [host] = hostsOfWeftBlock();
-      assert.ok(host);
-      const tor = torPeerOfWeftBlock();
-      const site = siteOfWeftBlock();
-      assert.equal(host.ip, '10.1.1.11', 'the table at the top of the page: hv1 on 10.1.1.11');
-      await lab.addRouter('tor1');
-      await lab.addRouter('hv1');
-      await lab.link('tor1', 'hv1', {
-        ifA: 'hv1',
-        ifB: 'ul0',
-        addrA: [`${tor.ip}/24`, '2001:db8:ff:1::1/64'],
-        addrB: [`${host.ip}/24`, '2001:db8:ff:1::11/64'],
-        mtu: 9000,
-      });
-      const ifname = 'wp0123456789ab';
-      // A routed port's interface, up with carrier: a veth pair (its far end stands for the VM).
-      await lab.exec('hv1', 'ip', ['link', 'add', ifname, 'type', 'veth', 'peer', 'name', 'vm0']);
-      await lab.exec('hv1', 'ip', ['link', 'set', 'vm0', 'up']);
-      await lab.exec('hv1', 'ip', ['link', 'set', ifname, 'up']);
       // The ToR has a default route of its own, as the page says it must (here a blackhole).
       const torConf = `${one('conf', 'bird-tor')}\nprotocol static { ipv4; route 0.0.0.0/0 blackhole; }\nprotocol static { ipv6; route ::/0 blackhole; }\n`;
-      // The host's config as its agent renders it for the weft block's rack peers (ids as the API makes them).
-      const peer = (neighbor: string) => ({
-        id: crypto.randomUUID(),
-        neighbor,
-        remoteAsn: Number(tor.asn),
-        importPolicy: 'default' as const,
-        maxPrefix: 1000,
-        maxPrefixAction: 'restart' as const,
-        bfd: true,
-        multiprotocol: false,
-      });
-      const sessions = [peer(tor.ip), peer('2001:db8:ff:1::1')];
-      const inputs: RoutingInputs = {
-        hostName: 'hv1',
-        routerId: host.ip,
-        asn: Number(host.asn),
-        drain: false,
-        hostPrefix6: `${site.ipv6Block.replace(/::\/48$/, '')}::/64`,
-        // 198.51.100.7 is outside the site's pools: the ToR must refuse it.
-        routedAddrs: [
-          { prefix: '203.0.113.10/32', ifname },
-          { prefix: '2001:db8:100::a/128', ifname },
-          { prefix: '198.51.100.7/32', ifname },
-        ],
-        vips: ['203.0.113.80/32', '2001:db8:100::80/128'],
-        sessions,
-        rpki: null,
-        roas: [],
-        irr: {},
-        bfd: { intervalMs: 100, multiplier: 3 },
-      };
-      const torBird = await startBird(lab, 'tor1', torConf);
-      const hvBird = await startBird(lab, 'hv1', renderBirdConf(inputs));
+      const torBird = await startBird(r.lab, 'tor1', torConf);
       await waitEstablished(torBird, ['hv1_v4', 'hv1_v6'], 60_000);
-      await waitEstablished(
-        hvBird,
-        sessions.map((x) => protocolName(x.id)),
-        60_000,
-      );
-      const routesFrom = async (proto: string) => {
-        const deadline = Date.now() + 30_000;
-        for (;;) {
-          const out = await torBird.birdc(['show', 'route', 'protocol', proto]);
-          const got = [...out.matchAll(/^([0-9a-f.:]+\/\d+)/gm)].map((m) => m[1] as string).sort();
-          if (got.length >= (proto.endsWith('v4') ? 2 : 3) || Date.now() > deadline) return got;
-          await new Promise((r) => setTimeout(r, 200));
-        }
-      };
-      assert.deepEqual(await routesFrom('hv1_v4'), ['203.0.113.10/32', '203.0.113.80/32']);
-      assert.deepEqual(await routesFrom('hv1_v6'), ['2001:db8:100::/64', '2001:db8:100::80/128', '2001:db8:100::a/128']);
+      await hostSideHolds(r);
+      const routesFrom = (proto: string, n: number) =>
+        poll(
+          async () => [...(await torBird.birdc(['show', 'route', 'protocol', proto])).matchAll(/^([0-9a-f.:]+\/\d+)/gm)].map((m) => m[1] as string).sort(),
+          (got) => got.length >= n,
+        );
+      assert.deepEqual(await routesFrom('hv1_v4', 2), HOST_ROUTES4);
+      assert.deepEqual(await routesFrom('hv1_v6', 3), HOST_ROUTES6);
       const bfd = await torBird.birdc(['show', 'bfd', 'sessions']);
-      assert.match(bfd, new RegExp(`${host.ip.replace(/\./g, '\\.')}\\s+\\S+\\s+Up`), bfd);
-      // The host takes the ToR's default route into its kernel.
-      const deadline = Date.now() + 30_000;
-      while ((await kernelRoute(lab, 'hv1', '0.0.0.0/0')).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-      assert.deepEqual(await kernelRoute(lab, 'hv1', '0.0.0.0/0'), [{ via: tor.ip, dev: 'ul0' }]);
+      assert.match(bfd, new RegExp(`${r.host.ip.replace(/\./g, '\\.')}\\s+\\S+\\s+Up`), bfd);
       // Draining: the host tags its routes GRACEFUL_SHUTDOWN and the ToR keeps them at local preference 0.
-      await hvBird.reconfigure(renderBirdConf({ ...inputs, drain: true }));
-      const drained = Date.now() + 30_000;
-      let all = '';
-      do {
-        all = await torBird.birdc(['show', 'route', 'all', '203.0.113.10/32']);
-        if (/BGP\.local_pref: 0\b/.test(all)) break;
-        await new Promise((r) => setTimeout(r, 200));
-      } while (Date.now() < drained);
+      await r.hvBird.reconfigure(renderBirdConf({ ...r.inputs, drain: true }));
+      const all = await poll(
+        () => torBird.birdc(['show', 'route', 'all', '203.0.113.10/32']),
+        (out) => /BGP\.local_pref: 0\b/.test(out),
+      );
       assert.match(all, /BGP\.local_pref: 0\b/, all);
     } finally {
-      await lab.destroy();
+      await r.lab.destroy();
+    }
+  });
+
+  test('FRR: sessions and BFD come up; the ToR takes what the host announces from the pools, nothing else, and honours its drain', async () => {
+    const r = await rackLab('wdocf');
+    try {
+      // zebra, bgpd and bfdd in tor1's namespace, their sockets in a directory of their own (owned by frr, whom they run as).
+      const dir = r.lab.file(mkdtempSync(join(tmpdir(), 'weft-deploy-frr-')));
+      const ch = await run('chown', ['frr:frr', dir]);
+      assert.equal(ch.code, 0, `chown frr:frr (is frr installed?): ${ch.err}`);
+      const daemon = (name: string, extra: string[] = []) =>
+        r.lab.spawn(
+          'tor1',
+          `/usr/lib/frr/${name}`,
+          ['-f', '/dev/null', '-z', join(dir, 'zserv.api'), '--vty_socket', dir, '-i', join(dir, `${name}.pid`), ...extra],
+          {
+            stdio: 'ignore',
+          },
+        );
+      daemon('zebra');
+      await poll(
+        async () => existsSync(join(dir, 'zserv.api')),
+        (x) => x,
+        10_000,
+      );
+      daemon('bgpd');
+      daemon('bfdd', ['--bfdctl', join(dir, 'bfdd.sock')]);
+      await poll(
+        async () => ['zebra', 'bgpd', 'bfdd'].every((d) => existsSync(join(dir, `${d}.vty`))),
+        (x) => x,
+        10_000,
+      );
+      const vtysh = async (cmd: string) => {
+        const out = await run('vtysh', ['--vty_socket', dir, '-c', cmd]);
+        assert.equal(out.code, 0, `vtysh -c ${cmd}: ${out.err}${out.out}`);
+        return out.out;
+      };
+      // The page's config, loaded as vtysh loads frr.conf; and a default route of the ToR's own in BGP, as the page says it must have.
+      const conf = join(dir, 'frr.conf');
+      writeFileSync(
+        conf,
+        `${one('conf', 'frr-tor')}router bgp ${r.tor.asn}\n no bgp network import-check\n address-family ipv4 unicast\n  network 0.0.0.0/0\n exit-address-family\n address-family ipv6 unicast\n  network ::/0\n exit-address-family\nexit\n`,
+      );
+      const loaded = await run('vtysh', ['--vty_socket', dir, '-f', conf]);
+      assert.equal(loaded.code, 0, `vtysh -f: ${loaded.err}${loaded.out}`);
+      const established = (family: 'ipv4' | 'ipv6', neighbor: string) =>
+        poll(
+          async () =>
+            (JSON.parse(await vtysh(`show bgp ${family} unicast summary json`)) as { peers?: Record<string, { state?: string }> }).peers?.[neighbor]?.state,
+          (s) => s === 'Established',
+          60_000,
+        );
+      assert.equal(await established('ipv4', r.host.ip), 'Established');
+      assert.equal(await established('ipv6', '2001:db8:ff:1::11'), 'Established');
+      await hostSideHolds(r);
+      const routesFrom = (family: 'ipv4' | 'ipv6', neighbor: string, n: number) =>
+        poll(
+          async () =>
+            Object.keys(
+              (JSON.parse(await vtysh(`show bgp ${family} unicast neighbors ${neighbor} routes json`)) as { routes?: Record<string, unknown> }).routes ?? {},
+            ).sort(),
+          (got) => got.length >= n,
+        );
+      assert.deepEqual(await routesFrom('ipv4', r.host.ip, 2), HOST_ROUTES4);
+      assert.deepEqual(await routesFrom('ipv6', '2001:db8:ff:1::11', 3), HOST_ROUTES6);
+      const bfd = await poll(
+        async () => JSON.parse(await vtysh('show bfd peers json')) as { peer: string; status: string }[],
+        (ps) => ps.some((p) => p.peer === r.host.ip && p.status === 'up'),
+      );
+      assert.ok(
+        bfd.some((p) => p.peer === r.host.ip && p.status === 'up'),
+        JSON.stringify(bfd),
+      );
+      // Draining: local preference 0 at the ToR.
+      await r.hvBird.reconfigure(renderBirdConf({ ...r.inputs, drain: true }));
+      const pref = await poll(
+        async () => (JSON.parse(await vtysh('show bgp ipv4 unicast 203.0.113.10/32 json')) as { paths?: { locPrf?: number }[] }).paths?.[0]?.locPrf,
+        (p) => p === 0,
+      );
+      assert.equal(pref, 0, 'a draining host is least preferred');
+    } finally {
+      await r.lab.destroy();
     }
   });
 });
