@@ -566,7 +566,8 @@ describe("docs/deploy.md: the ToR's configs against a host's BIRD, on the kernel
       assert.deepEqual(await routesFrom('hv1_v6', 3), HOST_ROUTES6);
       const bfd = await torBird.birdc(['show', 'bfd', 'sessions']);
       assert.match(bfd, new RegExp(`${r.host.ip.replace(/\./g, '\\.')}\\s+\\S+\\s+Up`), bfd);
-      // Draining: the host tags its routes GRACEFUL_SHUTDOWN and the ToR keeps them at local preference 0.
+      // Draining: the host tags its routes GRACEFUL_SHUTDOWN and the ToR keeps them at local preference 0 (100 before).
+      assert.match(await torBird.birdc(['show', 'route', 'all', '203.0.113.10/32']), /BGP\.local_pref: 100\b/);
       await r.hvBird.reconfigure(renderBirdConf({ ...r.inputs, drain: true }));
       const all = await poll(
         () => torBird.birdc(['show', 'route', 'all', '203.0.113.10/32']),
@@ -648,12 +649,14 @@ describe("docs/deploy.md: the ToR's configs against a host's BIRD, on the kernel
         bfd.some((p) => p.peer === r.host.ip && p.status === 'up'),
         JSON.stringify(bfd),
       );
-      // Draining: local preference 0 at the ToR.
+      // Draining: local preference 0 at the ToR (from the default, 100, before).
+      const locPrf = async () =>
+        (JSON.parse(await vtysh('show bgp ipv4 unicast 203.0.113.10/32 json')) as { paths?: { locPrf?: number }[] }).paths?.[0]?.locPrf;
+      // (FRR's JSON leaves the default out of an eBGP path.)
+      const before = await locPrf();
+      assert.ok(before === undefined || before === 100, `an active host at the default preference: ${before}`);
       await r.hvBird.reconfigure(renderBirdConf({ ...r.inputs, drain: true }));
-      const pref = await poll(
-        async () => (JSON.parse(await vtysh('show bgp ipv4 unicast 203.0.113.10/32 json')) as { paths?: { locPrf?: number }[] }).paths?.[0]?.locPrf,
-        (p) => p === 0,
-      );
+      const pref = await poll(locPrf, (p) => p === 0);
       assert.equal(pref, 0, 'a draining host is least preferred');
     } finally {
       await r.lab.destroy();
