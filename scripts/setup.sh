@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 # iproute2, nftables, python3 and BIRD 2 are what the agent drives; tcpdump, iperf3, ping and
 # scapy (forged frames) are what the end-to-end tests and benchmarks use; prometheus brings
 # promtool, which test/integration/metrics.test.ts runs on the live /metrics; frr (vtysh -C) and
-# libvirt-clients (virt-xml-validate) check docs/deploy.md's snippets (test/integration/deploy-doc.test.ts).
-need_pkgs=(g++ make python3 iproute2 ca-certificates curl openssl nftables tcpdump iperf3 iputils-ping python3-scapy bird2 prometheus frr libvirt-clients)
+# libvirt-clients (virt-xml-validate) check docs/deploy.md's snippets (test/integration/deploy-doc.test.ts);
+# zsh runs the generated completion (test/integration/cli-output.test.ts).
+need_pkgs=(g++ make python3 iproute2 ca-certificates curl openssl nftables tcpdump iperf3 iputils-ping python3-scapy bird2 prometheus frr libvirt-clients zsh)
 if [[ "${1:-}" == "--with-postgres" ]]; then need_pkgs+=(postgresql); fi
 
 if ! command -v node >/dev/null; then

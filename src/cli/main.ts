@@ -27,8 +27,9 @@ import { LOG_LEVELS, pinoLog } from '../sys/log.js';
 import { readPem } from '../sys/pem.js';
 import { readSecretFile, writeSecretFile } from '../sys/secret-file.js';
 import { ApiClient } from './client.js';
+import { completionScript, SHELLS, type Shell } from './completion.js';
 import { describeFlag, flagFor, inFlagTerms } from './flags.js';
-import { printItems } from './output.js';
+import { FORMATS, type Format, isData, type Names, type RefKind, referencedIds, render } from './output.js';
 import { seedExample } from './seed.js';
 
 export const program = new Command('weft')
@@ -40,10 +41,15 @@ export const program = new Command('weft')
   .addOption(new Option('--token <token>', 'API bearer token (prefer --token-file: a command line is visible to other users)').env('WEFT_TOKEN'))
   .addOption(new Option('--token-file <file>', 'read the API token from this file (mode 0600: refused if group or others may read it)').env('WEFT_TOKEN_FILE'))
   .addOption(new Option('--ca-file <file>', "trust this CA (PEM) for an https:// --api, instead of the system's").env('WEFT_CA_FILE'))
-  .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+  .addOption(
+    new Option('-o, --output <format>', 'output format: table, wide (with ids and more), json or yaml (as the API returns it), name (kind/name)')
+      .choices(FORMATS)
+      .default('table'),
+  )
+  .option('--no-headers', 'table and wide: no header line')
   .option('--debug', 'show stacks on errors');
 
-const globals = () => program.opts<{ api: string; token?: string; tokenFile?: string; caFile?: string; output: 'table' | 'json'; debug?: boolean }>();
+const globals = () => program.opts<{ api: string; token?: string; tokenFile?: string; caFile?: string; output: Format; headers: boolean; debug?: boolean }>();
 /** The API token: --token given on the command line, else --token-file (or WEFT_TOKEN_FILE), else WEFT_TOKEN. */
 function apiToken(): string | undefined {
   const g = globals();
@@ -54,7 +60,42 @@ const client = () => {
   const g = globals();
   return new ApiClient(g.api, apiToken(), { ca: g.caFile === undefined ? undefined : readPem('--ca-file', g.caFile, 'certificate') });
 };
-const out = (kind: string, data: unknown) => printItems(kind, data, globals().output);
+/** Prints `data` (one object or a list of `kind`) in the chosen format, other objects by name in tables. */
+async function out(kind: string, data: unknown): Promise<void> {
+  const g = globals();
+  const names = await readNames(referencedIds(kind, data, g.output));
+  process.stdout.write(render(kind, data, { format: g.output, headers: g.headers, names }));
+}
+/** -o json or yaml: print the data as it is, not a view of it. */
+const asData = () => isData(globals().output);
+/** Prints `data` as JSON or YAML, whichever -o asked for. */
+const printData = (data: unknown) => process.stdout.write(render('', data, { format: globals().output === 'yaml' ? 'yaml' : 'json' }));
+
+/** Ids this few are read one by one; more, with one list of the kind. */
+const NAME_LOOKUPS = 20;
+
+/**
+ * The names of the objects a table refers to: at most one list request per
+ * kind (or a few gets), in parallel. What the token may not read (a tenant
+ * token and hosts) is left out, and the table shows the id: a name is never
+ * worth failing the command for.
+ */
+async function readNames(want: Map<RefKind, Set<string>>): Promise<Names> {
+  const api = client();
+  const names: Names = {};
+  await Promise.all(
+    [...want].map(async ([kind, ids]) => {
+      const found = new Map<string, string>();
+      const items =
+        ids.size <= NAME_LOOKUPS
+          ? await Promise.all([...ids].map((id) => api.get<{ id: string; name: string }>(`/v1/${kind}/${encodeURIComponent(id)}`).catch(() => null)))
+          : await api.all<{ id: string; name: string }>(`/v1/${kind}`, {}).catch(() => []);
+      for (const o of items) if (o && ids.has(o.id)) found.set(o.id, o.name);
+      names[kind] = found;
+    }),
+  );
+  return names;
+}
 
 /** A duration such as 90m, 12h, 30d or 2w, in milliseconds, for `flag`. */
 function durationMs(flag: string, v: string): number {
@@ -423,7 +464,7 @@ function entity(spec: EntitySpec) {
       for (const f of spec.filters) filters[f] = o[f];
       if (o.limit !== undefined) {
         const qs = new URLSearchParams(defined({ ...filters, limit: String(o.limit) }) as Record<string, string>);
-        out(spec.path, (await client().get<{ items: unknown[] }>(`/v1/${spec.path}?${qs}`)).items);
+        await out(spec.path, (await client().get<{ items: unknown[] }>(`/v1/${spec.path}?${qs}`)).items);
       } else out(spec.path, await client().all(`/v1/${spec.path}`, filters));
     });
   const list = cmd.commands.at(-1) as Command;
@@ -447,13 +488,15 @@ function entity(spec: EntitySpec) {
     .description(`delete one, by ${spec.ref ?? 'id or name'}`)
     .action(async (ref: string) => {
       await client().delete(`/v1/${spec.path}/${encodeURIComponent(ref)}`);
-      if (globals().output === 'table') process.stdout.write(`deleted ${spec.name} ${ref}\n`);
+      const f = globals().output;
+      if (f === 'name') process.stdout.write(`${spec.name}/${ref}\n`);
+      else if (!isData(f)) process.stdout.write(`deleted ${spec.name} ${ref}\n`);
     });
   if (spec.create && spec.body) {
     const body = spec.body;
     spec.create(cmd.command('create').description(`create one of ${spec.path}`)).action(async (...a: unknown[]) => {
       const c = a.at(-1) as Command;
-      out(spec.path, await client().post(`/v1/${spec.path}`, defined(body(c.args, c.opts()))));
+      await out(spec.path, await client().post(`/v1/${spec.path}`, defined(body(c.args, c.opts()))));
     });
   }
   if (spec.update && spec.patch) {
@@ -461,7 +504,7 @@ function entity(spec: EntitySpec) {
     spec
       .update(cmd.command('update <ref>').description(`change one of ${spec.path}, by ${spec.ref ?? 'id or name'}`))
       .action(async (ref: string, o: Record<string, unknown>) => {
-        out(spec.path, await client().patch(`/v1/${spec.path}/${encodeURIComponent(ref)}`, defined(patch(o))));
+        await out(spec.path, await client().patch(`/v1/${spec.path}/${encodeURIComponent(ref)}`, defined(patch(o))));
       });
   }
   return cmd;
@@ -629,8 +672,9 @@ instanceCmd
   .command('migrate <ref>')
   .description('move an instance to another host of its site')
   .option('--to <host>', 'target host (default: placement picks)')
-  .action(async (ref: string, o: { to?: string }) =>
-    out('instances', await client().post(`/v1/instances/${encodeURIComponent(ref)}/migrate`, defined({ target: o.to }))),
+  .action(
+    async (ref: string, o: { to?: string }) =>
+      await out('instances', await client().post(`/v1/instances/${encodeURIComponent(ref)}/migrate`, defined({ target: o.to }))),
   );
 entity({
   name: 'port',
@@ -753,9 +797,9 @@ tokenCmd
       if (o.outputFile !== undefined) {
         writeSecretFile('--output-file', o.outputFile, r.secret);
         const t = r.token as { id: string; name: string };
-        if (globals().output === 'json') process.stdout.write(`${JSON.stringify({ token: r.token, secretFile: o.outputFile }, null, 2)}\n`);
+        if (asData()) printData({ token: r.token, secretFile: o.outputFile });
         else process.stdout.write(`token ${t.name} (${t.id}): secret written to ${o.outputFile}\n`);
-      } else if (globals().output === 'json') process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+      } else if (asData()) printData(r);
       else process.stdout.write(`${r.secret}\n`);
     },
   );
@@ -785,19 +829,21 @@ const FOLLOW_POLL_MS = 500;
  */
 async function followChanges(o: { after?: number; limit: number }): Promise<never> {
   const api = client();
-  const json = globals().output === 'json';
+  const { output: f, headers } = globals();
   const widths = [7, 24, 15, 26];
   const line = (cells: string[]) => `${cells.map((c, i) => (i < widths.length ? c.padEnd(widths[i] as number) : c)).join('  ')}\n`;
-  const print = (items: ChangeItem[]) => {
-    for (const c of items) {
-      if (json) process.stdout.write(`${JSON.stringify(c)}\n`);
-      else {
-        const r = changeCells(c);
-        process.stdout.write(line([String(r.version), r.at, r.kind, r.object, r.actor ?? '-']));
-      }
-    }
+  // One change per line (JSON lines, or YAML documents), so a script reads each as it commits.
+  const show = (c: ChangeItem) => {
+    if (f === 'json') return `${JSON.stringify(c)}\n`;
+    if (f === 'yaml') return `---\n${render('', c, { format: 'yaml' })}`;
+    if (f === 'name') return `change/${c.version}\n`;
+    const r = changeCells(c);
+    return line([String(r.version), r.at, r.kind, r.object, r.actor ?? '-']);
   };
-  if (!json) process.stdout.write(line(['VERSION', 'AT', 'KIND', 'OBJECT', 'ACTOR']));
+  const print = (items: ChangeItem[]) => {
+    for (const c of items) process.stdout.write(show(c));
+  };
+  if ((f === 'table' || f === 'wide') && headers) process.stdout.write(line(['VERSION', 'AT', 'KIND', 'OBJECT', 'ACTOR']));
   let last: number;
   if (o.after === undefined) {
     // Oldest of the page first, as tail -f shows a file's end, so what commits next reads on below it.
@@ -838,7 +884,7 @@ program
     if (path === '' || /^[a-z]+:\/\//.test(o.db)) throw new WeftError('E_INVALID_ARG', `invalid --db ${JSON.stringify(o.db)}: must be sqlite:PATH`, '--db');
     const { backupSqlite } = await import('../store/sqlite/backup.js');
     const r = await backupSqlite(path, o.to);
-    if (globals().output === 'json') process.stdout.write(`${JSON.stringify({ db: `sqlite:${path}`, to: o.to, ...r }, null, 2)}\n`);
+    if (asData()) printData({ db: `sqlite:${path}`, to: o.to, ...r });
     else process.stdout.write(`backed up sqlite:${path} (change-log version ${r.version}, ${r.bytes} bytes) to ${o.to}\n`);
   });
 
@@ -852,7 +898,7 @@ program
     if (o.follow) await followChanges(o);
     const qs = o.after === undefined ? `order=desc&limit=${o.limit}` : `after=${o.after}&limit=${o.limit}`;
     const items = (await client().get<ChangePage>(`/v1/changes?${qs}`)).items;
-    out('changes', globals().output === 'json' ? items : items.map(changeCells));
+    await out('changes', asData() ? items : items.map(changeCells));
   });
 
 program
@@ -860,7 +906,15 @@ program
   .description("agents connected to the server's push stream, with their applied version and lag")
   .action(async () => {
     const r = await client().get<{ head: number; items: unknown[] }>('/v1/agents');
-    out('agents', r.items);
+    await out('agents', r.items);
+  });
+
+program
+  .command('completion')
+  .description('print a shell completion script, generated from this CLI: weft completion bash > /etc/bash_completion.d/weft')
+  .addArgument(new Argument('<shell>', 'bash or zsh').choices(SHELLS))
+  .action((shell: Shell) => {
+    process.stdout.write(completionScript(program, shell));
   });
 
 program
@@ -870,7 +924,7 @@ program
     const t = await client().get<{ id: string; name: string; role: string; tenantId: string | null; hostId: string | null; expiresAt: string | null }>(
       '/v1/whoami',
     );
-    if (globals().output === 'json') return void process.stdout.write(`${JSON.stringify(t, null, 2)}\n`);
+    if (asData()) return void printData(t);
     const scope = t.tenantId ? `, tenant ${t.tenantId}` : t.hostId ? `, host ${t.hostId}` : '';
     process.stdout.write(`token ${t.name} (${t.id}), role ${t.role}${scope}${t.expiresAt ? `, expires ${t.expiresAt}` : ''}\n`);
   });
@@ -934,7 +988,7 @@ lab
   .action(async (o: { name: string }) => {
     const { labCheck } = await import('../lab/daemon.js');
     const r = await labCheck(o.name);
-    if (globals().output === 'json') process.stdout.write(`${JSON.stringify(r.items, null, 2)}\n`);
+    if (asData()) printData(r.items);
     else for (const i of r.items) process.stdout.write(`${i.ok ? 'ok  ' : 'FAIL'}  ${i.check}: ${i.detail}\n`);
     process.stdout.write(r.ok ? 'all checks passed\n' : 'some checks failed\n');
     if (!r.ok) process.exitCode = 1;
@@ -946,7 +1000,7 @@ lab
   .action(async (o: { name: string }) => {
     const { labStatus } = await import('../lab/daemon.js');
     const s = await labStatus(o.name);
-    if (globals().output === 'json') return void process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
+    if (asData()) return void printData(s);
     process.stdout.write(`lab ${s.name}: ${s.status}, daemon pid ${s.daemon.pid}, API ${s.api} (token in ${s.tokenFile})\n`);
     for (const st of s.stages) process.stdout.write(`  [${(st.at / 1000).toFixed(1)} s] ${st.stage}\n`);
     const sh = s.shape;
@@ -987,7 +1041,7 @@ lab
   });
 /** A lab operation's report: as JSON with `-o json`, else its lines; exit 1 unless it completed. */
 function labReport<R extends { ok: boolean }>(r: R, describe: (r: R) => string[]): void {
-  if (globals().output === 'json') process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+  if (asData()) printData(r);
   else process.stdout.write(`${describe(r).join('\n')}\n`);
   if (!r.ok) process.exitCode = 1;
 }

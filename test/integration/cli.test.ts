@@ -36,7 +36,7 @@ describe('weft CLI', () => {
     );
     const h = await weft(['host', 'create', 'hv1', '--site', 'ams1', '--cpus', '8', '--memory-mb', '16384', '--disk-gb', '100'], env);
     assert.equal(h.code, 0, h.err);
-    assert.match(h.out, /hv1\s+active\s+192\.0\.2\.1\s+2001:db8::\/64/);
+    assert.match(h.out, /hv1\s+ams1\s+-\s+active\s+192\.0\.2\.1\s+2001:db8::\/64/);
     await weft(['tenant', 'create', 'acme'], env);
     const n = await weft(['network', 'create', 'priv', '--tenant', 'acme', '--subnet', '10.0.0.0/24', '--subnet', 'fd00::/64'], env);
     assert.equal(n.code, 0, n.err);
@@ -54,8 +54,8 @@ describe('weft CLI', () => {
       'lists carry the ports of each instance',
     );
     const table = await weft(['port', 'list'], env);
-    assert.match(table.out.split('\n')[0] ?? '', /^ID\s+MAC\s+IPV4\s+IPV6/);
-    assert.match(table.out, /10\.0\.0\.9\s+fd00::1\s+wp[0-9a-f]{12}\s/);
+    assert.match(table.out.split('\n')[0] ?? '', /^MAC\s+IPV4\s+IPV6\s+INTERFACE\s+INSTANCE\s+NETWORK$/);
+    assert.match(table.out, /10\.0\.0\.9\s+fd00::1\s+wp[0-9a-f]{12}\s+vm1\s+priv$/m);
     // The port names the device its hypervisor creates: the name the agent plugs and guards.
     const portId = (JSON.parse(i.out) as { ports: { id: string }[] }).ports[0]?.id as string;
     const port = JSON.parse((await weft(['-o', 'json', 'port', 'get', portId], env)).out) as { interface: string };
@@ -252,7 +252,7 @@ describe('weft CLI', () => {
       const u = await weft(['tenant', 'update', 'acme', '--quota-instances', '5', '--quota-ports', '7'], e2);
       assert.equal(u.code, 0, u.err);
       const g = await weft(['tenant', 'get', 'acme'], e2);
-      assert.match(g.out.split('\n')[0] ?? '', /^ID\s+NAME\s+QUOTAS/);
+      assert.match(g.out.split('\n')[0] ?? '', /^NAME\s+QUOTAS$/);
       assert.match(g.out, /instances 0\/5\*, ports 0\/7\*, networks 0\/50, publicIpv4 0\/1, vips 0\/3$/m);
       const d = await weft(['-o', 'json', 'tenant', 'update', 'acme', '--quota-ports', 'default'], e2);
       assert.equal(d.code, 0, d.err);

@@ -95,6 +95,8 @@ describe('the Debian package', { timeout: 300_000 }, () => {
       './etc/weft/server.env',
       './etc/weft/agent.env',
       './usr/share/doc/weft/install.md',
+      './usr/share/bash-completion/completions/weft',
+      './usr/share/zsh/vendor-completions/_weft',
       './usr/share/doc/weft/deploy.md',
     ])
       assert.ok(names.includes(want), `${want} is in the package`);
@@ -120,6 +122,17 @@ describe('the Debian package', { timeout: 300_000 }, () => {
     const r = sh(join(scratch, 'root/usr/bin/weft'), ['--version']);
     assert.equal(r.out.trim(), pkgJson.version);
     assert.equal(r.err, '', 'no rebuild, no warning');
+  });
+
+  test('the shell completion it ships is what its own CLI generates', () => {
+    for (const [shell, path] of [
+      ['bash', 'usr/share/bash-completion/completions/weft'],
+      ['zsh', 'usr/share/zsh/vendor-completions/_weft'],
+    ] as const) {
+      const shipped = readFileSync(join(scratch, 'root', path), 'utf8');
+      assert.equal(shipped, sh(join(scratch, 'root/usr/bin/weft'), ['completion', shell]).out, path);
+      assert.match(shipped, /instance/);
+    }
   });
 
   test('weft server from the unpacked package opens SQLite and answers /healthz', async () => {

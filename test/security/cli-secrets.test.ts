@@ -110,7 +110,7 @@ describe('security: the CLI never prints a secret', () => {
       [['nosuchcommand'], /^error: unknown command 'nosuchcommand'\n\(see weft --help\)\n$/],
       [['site', 'get'], /^error: missing required argument 'ref'\n\(see weft site get --help\)\n$/],
       [['host', 'create', 'hv9'], /^error: required option '--site <site>' not specified\n\(see weft host create --help\)\n$/],
-      [['-o', 'yaml', 'site', 'list'], /^error: option .*--output.* argument 'yaml' is invalid.*\n\(see weft --help\)\n$/],
+      [['-o', 'xml', 'site', 'list'], /^error: option .*--output.* argument 'xml' is invalid.*\n\(see weft --help\)\n$/],
       [['site', 'get', 'a', 'b'], /^error: too many arguments for 'get'.*\n\(see weft site get --help\)\n$/],
       [['token', 'create'], /^error: required option '--role <role>' not specified\n\(see weft token create --help\)\n$/],
       [['agent', '--stream-port', 'x'], /^error: option .*--stream-port.* argument 'x' is invalid.*\n\(see weft agent --help\)\n$/],
