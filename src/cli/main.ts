@@ -465,7 +465,7 @@ function entity(spec: EntitySpec) {
       if (o.limit !== undefined) {
         const qs = new URLSearchParams(defined({ ...filters, limit: String(o.limit) }) as Record<string, string>);
         await out(spec.path, (await client().get<{ items: unknown[] }>(`/v1/${spec.path}?${qs}`)).items);
-      } else out(spec.path, await client().all(`/v1/${spec.path}`, filters));
+      } else await out(spec.path, await client().all(`/v1/${spec.path}`, filters));
     });
   const list = cmd.commands.at(-1) as Command;
   for (const f of spec.filters) {
