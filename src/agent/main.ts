@@ -14,6 +14,7 @@ import { type AgentGuards, type AgentRouting, MAX_REPORTED_UNGUARDED, STREAM_POR
 import { type Log, pinoLog } from '../sys/log.js';
 import { registerProcessMetrics } from '../sys/metrics.js';
 import { readPem } from '../sys/pem.js';
+import { readSecretFile } from '../sys/secret-file.js';
 import { Agent } from './agent.js';
 import { stopAnnouncers } from './dataplane/linux/announce.js';
 import { LinuxDataplane } from './dataplane/linux/linux-dataplane.js';
@@ -55,6 +56,8 @@ export interface AgentProcessOptions {
   svpPort?: number;
   host: string;
   token: string;
+  /** The file `token` was read from: read again at each connection attempt, so a new token written to it is used without a restart. */
+  tokenFile?: string;
   /**
    * TLS on the push stream: trust this CA (PEM file) for the server's
    * certificate and, for mutual TLS, present this host's certificate and key.
@@ -111,6 +114,27 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
+/**
+ * What reads the agent's token at each connection attempt: the file again
+ * (mode-checked as at start), so an operator rotates a revoked token by
+ * writing the new one to it. A file that cannot be read then keeps the token
+ * read last, and says why once per change of reason.
+ */
+export function tokenReader(file: string, first: string, log: Pick<Log, 'warn'>): () => string {
+  let token = first;
+  let said = '';
+  return () => {
+    try {
+      token = readSecretFile('--token-file', file);
+      said = '';
+    } catch (e) {
+      const why = (e as Error).message;
+      if (why !== said) log.warn('cannot read the token file again; using the token read before', { file, error: why });
+      said = why;
+    }
+    return token;
+  };
+}
 /** JSON lines at info on stdout, in the server's (pino's) format. */
 export const jsonLog: Log = pinoLog('info');
 
@@ -171,7 +195,7 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
     tlsCert: tls?.cert,
     tlsKey: tls?.key,
     hostRef: o.host,
-    token: o.token,
+    token: o.tokenFile === undefined ? o.token : tokenReader(o.tokenFile, o.token, log),
     handler,
     onWelcome: (hostId, mode, reason) => {
       // The server's log is not the one this agent followed (a restored store): its snapshot replaces everything.
@@ -195,12 +219,17 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
     onError: (e) => log.warn('push stream error', { error: e.message }),
     // Revoked, unknown or another host's: nothing changes until the operator gives this agent a valid token.
     onRefused: (e, retryMs) =>
-      log.warn("push stream refused this agent's token; give it a valid agent token for this host (--token-file) and restart it", {
-        server: stream.server,
-        host: o.host,
-        error: e.message,
-        retryInMs: retryMs,
-      }),
+      log.warn(
+        o.tokenFile === undefined
+          ? "push stream refused this agent's token; give it a valid agent token for this host (--token-file) and restart it"
+          : `push stream refused this agent's token; write a valid agent token for this host to ${o.tokenFile}: it is read again at the next attempt`,
+        {
+          server: stream.server,
+          host: o.host,
+          error: e.message,
+          retryInMs: retryMs,
+        },
+      ),
   });
   let observeReconcile = (_ms: number) => {};
   agent.onApplied = (ops) => {

@@ -411,6 +411,7 @@ program
       svpPort: o.svpPort,
       host: o.host,
       token,
+      tokenFile,
       streamTls: { ca: o.streamTlsCa ?? o.tlsCa, cert: o.streamTlsCert, key: o.streamTlsKey },
       lazy,
       arpRate: o.arpRate,

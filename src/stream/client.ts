@@ -68,7 +68,8 @@ export interface StreamClientOptions {
   tlsCert?: Buffer | undefined;
   tlsKey?: Buffer | undefined;
   hostRef: string;
-  token: string;
+  /** The token, or what reads it at each connection attempt (a rotated token file is picked up without a restart). */
+  token: string | (() => string);
   handler: StreamHandler;
   /** Where the agent starts (from its own state after a restart). */
   version?: number;
@@ -194,7 +195,8 @@ export class StreamClient {
     sock.on(o.tlsCa ? 'secureConnect' : 'connect', () => {
       this.lastRx = Date.now();
       const fingerprint = this.version > 0 && this.fingerprint ? { fingerprint: this.fingerprint } : {};
-      sock.write(encode({ t: 'hello', v: STREAM_VERSION, host: o.hostRef, token: o.token, version: this.version, vnis: this.vnis, ...fingerprint }));
+      const token = typeof o.token === 'function' ? o.token() : o.token;
+      sock.write(encode({ t: 'hello', v: STREAM_VERSION, host: o.hostRef, token, version: this.version, vnis: this.vnis, ...fingerprint }));
     });
     sock.on('data', (chunk: Buffer) => {
       this.lastRx = Date.now();

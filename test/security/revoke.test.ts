@@ -7,8 +7,12 @@
 // sessions are untouched, and the change log never carries a secret. A
 // hello whose token check raced the deletion is refused too.
 import assert from 'node:assert/strict';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { tokenReader } from '../../src/agent/main.js';
 import { ApiClient } from '../../src/cli/client.js';
 import { createToken, deleteToken } from '../../src/core/tokens.js';
 import { type ServerProcess, startServerProcess } from '../../src/lab/server-process.js';
@@ -92,7 +96,7 @@ for (const dialect of DIALECTS) {
       else a = b = await startServerProcess({ db: db.url, adminToken: ADMIN });
       api = new ApiClient(a.url, ADMIN);
       await api.post('/v1/sites', { name: 's1', underlayPool: '192.0.2.0/24' });
-      for (const h of ['hv1', 'hv2', 'hv3', 'hv4', 'hv5']) {
+      for (const h of ['hv1', 'hv2', 'hv3', 'hv4', 'hv5', 'hv6']) {
         await api.post('/v1/hosts', { name: h, site: 's1', capacity: { cpus: 4, memoryMb: 8192, diskGb: 100 } });
         await agentToken(h);
       }
@@ -171,6 +175,46 @@ for (const dialect of DIALECTS) {
       assert.equal(welcomes, 1);
       assert.deepEqual(errors, [], 'told through onRefused, not as an error');
       c.stop();
+    });
+
+    test("a new token written to the agent's --token-file is used at its next attempt, without a restart", async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'weft-revoke-'));
+      try {
+        const file = join(dir, 'token');
+        const first = secrets.get('hv6') as { token: Token; secret: string };
+        writeFileSync(file, first.secret, { mode: 0o600 });
+        const warnings: string[] = [];
+        const read = tokenReader(file, first.secret, { warn: (m: string) => warnings.push(m) });
+        let welcomes = 0;
+        const refusals: WeftError[] = [];
+        const c = new StreamClient({
+          host: b.stream.host,
+          port: b.stream.port,
+          hostRef: 'hv6',
+          token: read,
+          handler: { snapshot: () => {}, delta: () => {} },
+          onWelcome: () => welcomes++,
+          onRefused: (e) => refusals.push(e),
+        });
+        clients.push(c);
+        c.start();
+        await until('hv6 connected', () => welcomes === 1, 10_000);
+        await api.delete(`/v1/tokens/${first.token.id}`);
+        await until('hv6 refused', () => refusals.length === 1, CLOSE_BOUND_MS);
+        // The operator rotates: a new agent token into the same file; the client's next attempt (after 5 s) takes it.
+        const second = await agentToken('hv6');
+        writeFileSync(file, second.secret, { mode: 0o600 });
+        await until('hv6 back with the new token', () => welcomes === 2, REFUSED_RETRY_MS + 10_000);
+        assert.equal(refusals.length, 1);
+        c.stop();
+        // A file that cannot be read (now too open) keeps the token read last, and says so once.
+        chmodSync(file, 0o644);
+        assert.equal(read(), second.secret);
+        assert.equal(read(), second.secret);
+        assert.deepEqual(warnings, ['cannot read the token file again; using the token read before']);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
 
     test('an admin token used on the stream counts too', async () => {
