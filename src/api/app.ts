@@ -481,8 +481,8 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
       handler: async (r, id, b) => inst.getInstance(ctx, scope(r), (await inst.updateInstance(actx(r), scope(r), id, b)).id),
     },
     remove: async (r, id) => {
-      await inst.deleteInstance(actx(r), scope(r), id);
-      event(r, 'instance.deleted', { ref: id });
+      const i = await inst.deleteInstance(actx(r), scope(r), id);
+      event(r, 'instance.deleted', { instance: i.id, name: i.name, tenant: i.tenantId, host: i.hostId });
     },
   });
   crud({

@@ -240,13 +240,15 @@ export async function updateInstance(ctx: Ctx, scope: Scope, instRef: string, pa
   });
 }
 
-export async function deleteInstance(ctx: Ctx, scope: Scope, instRef: string): Promise<void> {
-  await ctx.store.write(async (tx) => {
+/** Deletes an instance and its ports; returns what it was, for the event log. */
+export async function deleteInstance(ctx: Ctx, scope: Scope, instRef: string): Promise<{ id: string; name: string; tenantId: string; hostId: string }> {
+  return ctx.store.write(async (tx) => {
     const i = await ref.owned(tx, 'instances', instRef, scope);
     const at = ctx.clock.now().toISOString();
     for (const p of await tx.all('ports', { instanceId: i.id })) await removePort(tx, p, at, ctx.actor);
     await tx.remove('instances', { id: i.id });
     await tx.addHostUsage(i.hostId, { cpus: i.cpus, memoryMb: i.memoryMb, diskGb: i.diskGb }, -1);
+    return { id: i.id, name: i.name, tenantId: i.tenantId, hostId: i.hostId };
   });
 }
 

@@ -60,7 +60,7 @@ for (const dialect of DIALECTS) {
     test('domain events are logged at info with the actor', async () => {
       const made = await api.admin.post<{ token: { id: string }; secret: string }>('/v1/tokens', { name: 'ops-bot', role: 'admin' });
       const bot = api.as(made.secret);
-      const i = await bot.post<{ id: string; hostId: string }>('/v1/instances', {
+      const i = await bot.post<{ id: string; name: string; tenantId: string; hostId: string }>('/v1/instances', {
         tenant: 'acme',
         name: 'vm1',
         site: 'ams1',
@@ -91,7 +91,10 @@ for (const dialect of DIALECTS) {
       assert.equal(state[0]?.from, 'active');
       assert.equal(state[0]?.to, 'draining');
       assert.deepEqual(state[0]?.actor, actor);
-      assert.deepEqual(events('instance.deleted')[0]?.actor, actor);
+      const deleted = events('instance.deleted');
+      assert.deepEqual(deleted[0]?.actor, actor);
+      // What was deleted, by id and where it ran, not only the reference the request gave.
+      assert.deepEqual([deleted[0]?.instance, deleted[0]?.name, deleted[0]?.tenant, deleted[0]?.host], [i.id, i.name, i.tenantId, moved.hostId]);
       const revoked = events('token.revoked');
       assert.equal(revoked[0]?.tokenId, made.token.id);
       assert.ok(
