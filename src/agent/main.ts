@@ -559,6 +559,21 @@ function agentMetrics(
       }
     },
   });
+  // The routed ports' guards count per guard, for every routed port together (one table).
+  const lastRouted = new Map<string, number>();
+  new client.Counter({
+    name: 'weft_routed_guard_drops_total',
+    help: "Packets dropped by the routed ports' guards, by guard: spoof (a source that does not route back through its port), ra, dhcp-server",
+    labelNames: ['guard'] as const,
+    registers: [registry],
+    async collect() {
+      for (const c of await dp.routed.counters()) {
+        const before = lastRouted.get(c.guard) ?? 0;
+        this.inc({ guard: c.guard }, c.packets >= before ? c.packets - before : c.packets);
+        lastRouted.set(c.guard, c.packets);
+      }
+    },
+  });
   if (lazy) {
     monotonicCounter(registry, 'weft_agent_lazy_events_total', 'Lazy mode: misses seen, resolved, not found, shoot-downs applied, errors', () =>
       Object.entries(lazy.stats),

@@ -132,6 +132,7 @@ describe('metrics', () => {
     assertStandard(text, 'agent');
     assert.equal(families(text).get('weft_agent_lazy_events_total'), 'counter');
     assert.equal(families(text).get('weft_agent_reconcile_seconds'), 'histogram');
+    assert.equal(families(text).get('weft_routed_guard_drops_total'), 'counter');
   });
 
   test("the agent's routing series pass promtool; BIRD's events are a counter, damping its own series", async () => {

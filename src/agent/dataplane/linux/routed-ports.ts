@@ -5,6 +5,13 @@ import { run as defaultRun, type Runner } from '../../../sys/exec.js';
 import type { RoutedPortNet, VipNat } from '../dataplane.js';
 import { ROUTING_TABLE, renderRoutingNft, routedPortLines } from './guards-routed.js';
 
+/** One routed guard's drops since its table was last written. */
+export interface RoutedGuardCounter {
+  guard: string;
+  packets: number;
+  bytes: number;
+}
+
 /** The host's routed-port interfaces and the routing nft table, made to match (I/O). Each call is idempotent. */
 export class RoutedPorts {
   private readonly run: Runner;
@@ -51,6 +58,20 @@ export class RoutedPorts {
   async remove(): Promise<void> {
     await this.run('nft', ['delete', 'table', 'inet', ROUTING_TABLE], { netns: this.o.netns, okCodes: [1] });
     this.reset();
+  }
+
+  /**
+   * What the routed guards dropped, by guard (`spoof`, `ra`, `dhcp-server`):
+   * the table's named counters, which restart when the table is rewritten
+   * (the caller keeps its own totals). Empty when there is no table.
+   */
+  async counters(): Promise<RoutedGuardCounter[]> {
+    const r = await this.run('nft', ['-j', 'list', 'counters', 'table', 'inet', ROUTING_TABLE], { netns: this.o.netns, okCodes: [1] });
+    if (r.code !== 0) return [];
+    const out: RoutedGuardCounter[] = [];
+    for (const o of (JSON.parse(r.stdout) as { nftables?: { counter?: { name: string; packets: number; bytes: number } }[] }).nftables ?? [])
+      if (o.counter) out.push({ guard: o.counter.name, packets: o.counter.packets, bytes: o.counter.bytes });
+    return out;
   }
 
   /** Interface name -> index. */
