@@ -8,7 +8,7 @@
 // objects per entry) keyed by words read straight from the request: VNI,
 // MAC high 16 and low 32 bits, or VNI and IPv4. IPv6 VL3 uses Maps keyed by
 // the 16 address bytes as a one-byte-per-char string.
-import { parseIp, parseMac } from '../model/addr.js';
+import { ipv4Number, macNumber, parseIp, parseMac } from '../model/addr.js';
 import type { HostInfo, LoggedChange, PortMapping } from '../model/changes.js';
 import { ip16 } from './codec.js';
 import { FlatTable } from './flat-table.js';
@@ -190,12 +190,18 @@ export class MappingIndex {
   addPort(p: PortMapping): void {
     if (p.vni === null) return;
     const host = this.addHost(p.hostId, p.underlayIp);
-    const mac = Number(parseMac('mac', p.mac).n);
+    // The numeric fast paths (a million of these at start); anything they refuse, parseMac/parseIp explain.
+    const mac = macNumber(p.mac) ?? Number(parseMac('mac', p.mac).n);
     const macHi = Math.floor(mac / 0x100000000);
     const macLo = mac % 0x100000000;
     this.vl2.set(p.vni, macHi, macLo, host.idx);
     for (const ip of [p.ipv4, p.ipv6]) {
       if (ip === null) continue;
+      const v4 = ipv4Number(ip);
+      if (v4 !== null) {
+        this.vl3v4.set(p.vni, v4, 0, macHi, macLo, host.idx);
+        continue;
+      }
       const a = parseIp('ip', ip);
       if (a.family === 4) this.vl3v4.set(p.vni, Number(a.n), 0, macHi, macLo, host.idx);
       else inner(this.vl3v6, p.vni).set(v6Key(a.n), { mac, host });

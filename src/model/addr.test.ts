@@ -1,6 +1,145 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { cidrContains, cidrsOverlap, formatIp, formatMac, fromKey, keyOf, linkLocalOf, parseCidr, parseIp, parseMac, usableRange } from './addr.js';
+import {
+  cidrContains,
+  cidrsOverlap,
+  formatIp,
+  formatMac,
+  fromKey,
+  ipv4Number,
+  keyOf,
+  linkLocalOf,
+  macNumber,
+  parseCidr,
+  parseIp,
+  parseMac,
+  usableRange,
+} from './addr.js';
+import { mulberry32 } from './prng.js';
+
+test('parseIp text is formatIp of its number, for odd spellings and random addresses of both families', () => {
+  const rnd = mulberry32(7);
+  const byte = () => Math.floor(rnd() * 256);
+  const samples = [
+    '::ffff:1.2.3.4',
+    '::ffff:102:304',
+    '0:0:0:0:0:0:0:1',
+    '::',
+    '0.0.0.0',
+    '255.255.255.255',
+    'FE80::1',
+    '2001:db8:0:0:1:0:0:1',
+    '2001:0db8::0001',
+  ];
+  for (let i = 0; i < 500; i++) samples.push([byte(), byte(), byte(), byte()].join('.'));
+  for (let i = 0; i < 500; i++) {
+    // Zero runs of varied length, so the :: compression is exercised.
+    const groups = Array.from({ length: 8 }, () => (rnd() < 0.4 ? 0 : Math.floor(rnd() * 0x10000)));
+    samples.push(groups.map((g) => g.toString(16)).join(':'));
+  }
+  for (const v of samples) {
+    const p = parseIp('f', v);
+    assert.equal(p.text, formatIp(p.family, p.n), v);
+    assert.deepEqual(parseIp('f', p.text), p, `${v}: its text parses back to itself`);
+  }
+});
+
+test('parseMac text is formatMac of its number, however it was spelled', () => {
+  for (const v of ['02:00:5E:10:00:0A', '02-00-5e-10-00-0a', '0a:bc:de:f0:12:34', 'FE:FF:FF:FF:FF:FF']) {
+    const m = parseMac('f', v);
+    assert.equal(m.text, formatMac(m.n), v);
+  }
+});
+
+/** parseIp's answer as ipv4Number would give it: the number for IPv4, null for IPv6 or a refusal. */
+const slowV4 = (v: string): number | null => {
+  try {
+    const p = parseIp('f', v);
+    return p.family === 4 ? Number(p.n) : null;
+  } catch {
+    return null;
+  }
+};
+const slowMac = (v: string): number | null => {
+  try {
+    return Number(parseMac('f', v).n);
+  } catch {
+    return null;
+  }
+};
+
+test('ipv4Number agrees with parseIp on good, odd and bad forms', () => {
+  const rnd = mulberry32(11);
+  const byte = () => Math.floor(rnd() * 256);
+  const samples = [
+    '0.0.0.0',
+    '255.255.255.255',
+    '10.0.0.1',
+    '01.2.3.4',
+    '1.2.3.04',
+    '00.0.0.0',
+    '1.2.3',
+    '1.2.3.4.5',
+    '256.0.0.1',
+    '1.2.3.256',
+    '1.2.3.',
+    '.1.2.3',
+    '1..2.3',
+    '1.2.3.4 ',
+    ' 1.2.3.4',
+    '1.2.3.1000',
+    '0x1.2.3.4',
+    '1',
+    '',
+    '::1',
+    '::ffff:1.2.3.4',
+    '1.2.3.4/32',
+    '1.2.3.4%eth0',
+    '-1.2.3.4',
+    '1.2.3.+4',
+  ];
+  for (let i = 0; i < 2000; i++) samples.push([byte(), byte(), byte(), byte()].join('.'));
+  // Random strings over the characters an address is made of.
+  const chars = '0123456789.';
+  for (let i = 0; i < 5000; i++) {
+    const len = 1 + Math.floor(rnd() * 16);
+    samples.push(Array.from({ length: len }, () => chars[Math.floor(rnd() * chars.length)]).join(''));
+  }
+  for (const v of samples) assert.equal(ipv4Number(v), slowV4(v), JSON.stringify(v));
+});
+
+test('macNumber agrees with parseMac: shape, multicast and all-zero refused alike', () => {
+  const rnd = mulberry32(13);
+  const samples = [
+    '02:00:5e:10:00:0a',
+    '02-00-5E-10-00-0A',
+    '01:00:5e:00:00:01',
+    '03:00:00:00:00:00',
+    'ff:ff:ff:ff:ff:ff',
+    '00:00:00:00:00:00',
+    '00:00:00:00:00:01',
+    'fe:ff:ff:ff:ff:ff',
+    '02:00:00:00:00',
+    '02:00:00:00:00:00:00',
+    '02:00:00:00:00:0g',
+    '0200.0000.0001',
+    '',
+    '2:0:0:0:0:1',
+  ];
+  const hex = '0123456789abcdefABCDEF:-x';
+  for (let i = 0; i < 5000; i++) {
+    // Mostly well-shaped, so the multicast and zero checks are what decide.
+    const octets = Array.from({ length: 6 }, () =>
+      Math.floor(rnd() * 256)
+        .toString(16)
+        .padStart(2, '0'),
+    );
+    samples.push(octets.join(rnd() < 0.5 ? ':' : '-'));
+    const len = 11 + Math.floor(rnd() * 8);
+    samples.push(Array.from({ length: len }, () => hex[Math.floor(rnd() * hex.length)]).join(''));
+  }
+  for (const v of samples) assert.equal(macNumber(v), slowMac(v), JSON.stringify(v));
+});
 
 test('parseIp canonicalises IPv4 and IPv6 and rejects odd forms', () => {
   assert.deepEqual(parseIp('f', '10.0.0.1'), { family: 4, n: 0x0a000001n, text: '10.0.0.1' });
