@@ -8,9 +8,12 @@ cd "$(dirname "$0")/.."
 # iproute2, nftables, python3 and BIRD 2 are what the agent drives; tcpdump, iperf3, ping and
 # scapy (forged frames) are what the end-to-end tests and benchmarks use; prometheus brings
 # promtool, which test/integration/metrics.test.ts runs on the live /metrics; frr (vtysh -C) and
-# libvirt-clients (virt-xml-validate) check docs/deploy.md's snippets (test/integration/deploy-doc.test.ts);
-# zsh runs the generated completion (test/integration/cli-output.test.ts).
-need_pkgs=(g++ make python3 iproute2 ca-certificates curl openssl nftables tcpdump iperf3 iputils-ping python3-scapy bird2 prometheus frr libvirt-clients zsh)
+# libvirt-clients (virt-xml-validate, which runs libxml2-utils' xmllint; virsh, whose test:///default
+# driver the agent's libvirt code is tested against) check docs/deploy.md's snippets
+# (test/integration/deploy-doc.test.ts) and the VM profiles; cloud-init (`cloud-init schema`,
+# `devel net-convert`) checks the profiles' seeds, and cloud-image-utils (cloud-localds, with
+# genisoimage) builds them; zsh runs the generated completion (test/integration/cli-output.test.ts).
+need_pkgs=(g++ make python3 iproute2 ca-certificates curl openssl nftables tcpdump iperf3 iputils-ping python3-scapy bird2 prometheus frr libvirt-clients libxml2-utils cloud-init cloud-image-utils genisoimage zsh)
 if [[ "${1:-}" == "--with-postgres" ]]; then need_pkgs+=(postgresql); fi
 
 if ! command -v node >/dev/null; then
@@ -41,6 +44,8 @@ if (( ${#missing[@]} > 0 )); then
   if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
   # Debian's frr package starts its daemons; only vtysh's config check is wanted here.
   if [[ " ${missing[*]} " == *" frr "* ]] && command -v systemctl >/dev/null; then systemctl disable --now frr >/dev/null 2>&1 || true; fi
+  # cloud-init is wanted for its checks only: it must not configure this machine at its next boot.
+  if [[ " ${missing[*]} " == *" cloud-init "* ]]; then touch /etc/cloud/cloud-init.disabled; fi
 fi
 
 # npm dependencies, only when node_modules is missing or older than the lock
