@@ -9,7 +9,7 @@ import { assertGolden } from '../../test/support/golden.js';
 import { PROFILE_CASES } from '../../test/support/profile-cases.js';
 import { WeftError } from './errors.js';
 import type { ProfileInput } from './profile.js';
-import { domainName, renderProfile, seedPath, xmlEscape } from './profile-render.js';
+import { diskFile, domainName, renderProfile, seedPath, xmlEscape } from './profile-render.js';
 
 const base = PROFILE_CASES['overlay-two-ports'] as ProfileInput;
 const routed = PROFILE_CASES.routed as ProfileInput;
@@ -100,6 +100,7 @@ test('domain: named weft-<id>, the type chosen, the seed beside the console sock
     /<source file='\/srv\/images\/R&amp;D&apos;s &lt;tom &amp; jerry&apos;s &quot;&lt;best&gt;&quot; image&gt;\/0190a1b2-0000-7000-8000-00000000e004\.raw'\/>/,
   );
   assert.match(esc, /<driver name='qemu' type='raw'\/>\n {6}<source file='\/srv/);
+  assert.equal(diskFile('/i/{image}/{instance}/{image}', 'a$&{instance}', 'ID'), '/i/a$&{instance}/ID/a$&{instance}');
   // A path without {image} is one file for every image.
   const fixed = renderProfile(variant((i) => (i.vm.imagePath = '/srv/golden.qcow2'))).domain;
   assert.match(fixed, /<driver name='qemu' type='qcow2'\/>\n {6}<source file='\/srv\/golden\.qcow2'\/>/);

@@ -59,7 +59,8 @@ const XML_ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '
  * for all images, which is allowed).
  */
 export const diskFile = (imagePath: string, image: string, instanceId: string): string =>
-  imagePath.replaceAll('{image}', image).replaceAll('{instance}', instanceId);
+  // One pass, by function: an image's own `{instance}` or `$&` stays as it is.
+  imagePath.replace(/\{(image|instance)\}/g, (_, k: string) => (k === 'image' ? image : instanceId));
 
 /** qcow2 for a name ending `.qcow2`, raw otherwise. */
 const diskFormat = (name: string): 'qcow2' | 'raw' => (name.endsWith('.qcow2') ? 'qcow2' : 'raw');
