@@ -23,7 +23,7 @@ export const LAYERS: Record<string, readonly string[]> = {
   api: ['core', 'model', 'sys'],
   // The composition root: wires api, core, the store, the index and the stream together.
   server: ['api', 'core', 'store', 'mapping', 'stream', 'model', 'sys'],
-  // The agent: agent -> reconcile -> dataplane <- linux | fake.
+  // The agent: agent -> reconcile -> dataplane <- linux | fake; agent -> vm.
   'agent/names': ['model'],
   'agent/state': ['stream', 'model'],
   'agent/dataplane': ['agent/names', 'model'],
@@ -31,6 +31,8 @@ export const LAYERS: Record<string, readonly string[]> = {
   'agent/dataplane/fake': ['agent/dataplane', 'agent/names', 'model'],
   'agent/reconcile': ['agent/dataplane', 'agent/state', 'agent/names', 'model'],
   'agent/routing': ['agent/dataplane', 'agent/state', 'agent/names', 'stream', 'model', 'sys'],
+  // The hypervisor's side of an instance: its libvirt domain (virsh, or a fake) and its files.
+  'agent/vm': ['model', 'sys'],
   agent: [
     'agent/names',
     'agent/state',
@@ -39,6 +41,7 @@ export const LAYERS: Record<string, readonly string[]> = {
     'agent/dataplane/linux',
     'agent/dataplane/fake',
     'agent/routing',
+    'agent/vm',
     'stream',
     'mapping',
     'model',
