@@ -8,7 +8,9 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, 
 import { ALL, actingAs, type Ctx, type Scope } from '../core/context.js';
 import * as infra from '../core/infra.js';
 import * as inst from '../core/instances.js';
+import * as keys from '../core/keys.js';
 import * as peers from '../core/peers.js';
+import * as profiles from '../core/profiles.js';
 import * as q from '../core/queries.js';
 import * as tenancy from '../core/tenancy.js';
 import * as tokens from '../core/tokens.js';
@@ -402,6 +404,7 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
     read: 'sites-read',
     write: 'infra-write',
     create: { body: S.SiteCreate, handler: (r, b) => infra.createSite(actx(r), b) },
+    update: { body: S.SitePatch, handler: (r, id, b) => infra.updateSite(actx(r), id, b) },
     remove: (r, id) => infra.deleteSite(actx(r), id),
   });
   crud({
@@ -508,6 +511,30 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
     update: { body: S.VipPatch, handler: (r, id, b) => vips.updateVip(actx(r), scope(r), id, b) },
     remove: (r, id) => vips.deleteVip(actx(r), scope(r), id),
   });
+  crud({
+    kind: 'sshKeys',
+    path: 'keys',
+    tag: 'tenancy',
+    item: T.Ref('SshKey'),
+    read: 'tenant-read',
+    write: 'tenant-write',
+    create: { body: S.SshKeyCreate, handler: (r, b) => keys.createKey(actx(r), scope(r), b) },
+    remove: (r, id) => keys.deleteKey(actx(r), scope(r), id),
+  });
+  app.get(
+    '/v1/instances/:id/profile',
+    {
+      config: { perm: 'tenant-read' },
+      schema: {
+        tags: ['instances'],
+        summary: "The instance's VM profile: libvirt domain XML and cloud-init NoCloud seed",
+        operationId: 'getInstanceProfile',
+        params: S.IdParam,
+        response: { 200: T.Ref('InstanceProfile') },
+      },
+    },
+    async (req) => profiles.getProfile(ctx, scope(req), (req.params as { id: string }).id),
+  );
   crud({
     kind: 'peers',
     path: 'peers',

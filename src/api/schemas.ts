@@ -20,10 +20,12 @@ import {
   Rack,
   Resources,
   Site,
+  SshKey,
   Tenant,
   Token,
   tenantProps,
   Vip,
+  VmSettings,
 } from '../model/schema.js';
 
 export {
@@ -42,13 +44,15 @@ export {
   PortSpec,
   RackCreate,
   SiteCreate,
+  SitePatch,
+  SshKeyCreate,
   TenantCreate,
   TenantPatch,
   TokenCreate,
   VipCreate,
   VipPatch,
 } from '../model/inputs.js';
-export { Host, Instance, Network, Peer, Port, Rack, Site, Tenant, Token, Vip };
+export { Host, Instance, Network, Peer, Port, Rack, Site, SshKey, Tenant, Token, Vip };
 
 export const QueryStr = T.String({ maxLength: 256, pattern: NO_CONTROL });
 
@@ -87,6 +91,19 @@ export const Change = T.Object(
 
 export const Page = (item: TSchema) => T.Object({ items: T.Array(item), next: Nullable(T.String()) });
 export const IdParam = T.Object({ id: Ref });
+
+/** An instance's profile (GET /v1/instances/{id}/profile): model/profile.ts. */
+export const InstanceProfile = T.Object(
+  {
+    instanceId: T.String(),
+    hostId: T.String(),
+    domain: T.String({ description: 'libvirt domain XML' }),
+    metaData: T.String({ description: 'cloud-init NoCloud meta-data (YAML)' }),
+    networkConfig: T.String({ description: 'cloud-init network-config version 2 (YAML)' }),
+    userData: T.String({ description: 'cloud-init user-data (#cloud-config YAML)' }),
+  },
+  { $id: 'InstanceProfile' },
+);
 
 /** An agent's report of its BGP sessions (GET /v1/agents). */
 export const AgentRouting = T.Object({
@@ -139,4 +156,23 @@ export const AgentStatus = T.Object({
 export type AgentStatus = Static<typeof AgentStatus>;
 
 /** Schemas registered by $id, so responses and the OpenAPI document refer to them. */
-export const SHARED = [Resources, ApiError, Site, Rack, Host, Tenant, TenantWithUsage, Network, Port, Instance, InstanceWithPorts, Vip, Peer, Token, Change];
+export const SHARED = [
+  Resources,
+  VmSettings,
+  ApiError,
+  Site,
+  Rack,
+  Host,
+  Tenant,
+  TenantWithUsage,
+  Network,
+  Port,
+  Instance,
+  InstanceWithPorts,
+  Vip,
+  Peer,
+  Token,
+  SshKey,
+  InstanceProfile,
+  Change,
+];

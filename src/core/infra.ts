@@ -4,6 +4,7 @@ import type { Static } from '@sinclair/typebox';
 import { cidrContains, cidrsOverlap, formatIp, parseCidr, parseIp, usableRange } from '../model/addr.js';
 import { conflict, invalid } from '../model/errors.js';
 import type * as I from '../model/inputs.js';
+import { checkVmSettings, VM_DEFAULTS, type VmSettings } from '../model/profile.js';
 import { checkTenantPrefix, MIN_PREFIX } from '../model/tenant-addr.js';
 import { HOST_STATES, type Host, type Rack, type Site } from '../model/types.js';
 import * as v from '../model/validate.js';
@@ -14,7 +15,7 @@ import { logChange } from './changelog.js';
 import { type Ctx, same, stamp } from './context.js';
 import * as ref from './resolve.js';
 import { removeTokens } from './tokens.js';
-import { hostView, rackView, siteView } from './views.js';
+import { hostView, rackView, siteView, siteVm } from './views.js';
 
 export type SiteInput = Static<typeof I.SiteCreate>;
 
@@ -55,6 +56,7 @@ function checkPools(input: SiteInput) {
 export async function createSite(ctx: Ctx, input: SiteInput): Promise<Site> {
   v.name('name', input.name);
   const p = checkPools(input);
+  const vm = input.vm === undefined ? null : vmOverrides(checkVmSettings('vm', input.vm));
   return ctx.store.write(async (tx) => {
     if (await tx.findOne('sites', { name: input.name })) throw conflict(`site ${JSON.stringify(input.name)} already exists`, 'name');
     // No two pools anywhere may overlap: not public with public, not
@@ -78,9 +80,27 @@ export async function createSite(ctx: Ctx, input: SiteInput): Promise<Site> {
       underlayPool: p.underlay?.text ?? null,
       ipv4Pools: JSON.stringify(p.v4.map((c) => c.text)),
       ipv6Block: p.v6?.text ?? null,
+      vm,
     };
     await tx.insert('sites', row);
     return siteView(row);
+  });
+}
+
+/** What differs from VM_DEFAULTS, as stored (null: nothing), so a later change of a default reaches sites that kept it. */
+function vmOverrides(vm: VmSettings): string | null {
+  const own = Object.fromEntries(Object.entries(vm).filter(([k, val]) => JSON.stringify(val) !== JSON.stringify(VM_DEFAULTS[k as keyof VmSettings])));
+  return Object.keys(own).length === 0 ? null : JSON.stringify(own);
+}
+
+/** Operators change a site's VM settings; profiles rendered from then on use them (running VMs keep what they booted with). */
+export async function updateSite(ctx: Ctx, id: string, patch: Static<typeof I.SitePatch>): Promise<Site> {
+  return ctx.store.write(async (tx) => {
+    const s = await ref.site(tx, id);
+    if (patch.vm === undefined) return siteView(s);
+    const vm = vmOverrides(checkVmSettings('vm', patch.vm, siteVm(s)));
+    await tx.update('sites', s.id, { vm });
+    return siteView({ ...s, vm });
   });
 }
 

@@ -7,6 +7,7 @@ import type { ChangeActor } from '../model/changes.js';
 import { capacity, conflict, invalid, WeftError } from '../model/errors.js';
 import type * as I from '../model/inputs.js';
 import { type Candidate, fits, place, SIZES } from '../model/placement.js';
+import { checkImage } from '../model/profile.js';
 import { checkTenantAddress } from '../model/tenant-addr.js';
 import { INSTANCE_STATES, type Instance, type Port, type Resources } from '../model/types.js';
 import * as v from '../model/validate.js';
@@ -196,6 +197,7 @@ export async function createInstance(ctx: Ctx, scope: Scope, input: InstanceInpu
   v.name('name', input.name);
   const want = resources(input);
   const state = input.state === undefined ? 'running' : v.oneOf('state', input.state, INSTANCE_STATES);
+  const image = input.image == null ? null : checkImage('image', input.image);
   if (input.host !== undefined && scope.tenantId !== null)
     throw new WeftError('E_FORBIDDEN', 'only operators may pin an instance to a host; omit host', 'host');
   const specs = input.ports ?? [];
@@ -209,7 +211,7 @@ export async function createInstance(ctx: Ctx, scope: Scope, input: InstanceInpu
       throw conflict(`instance ${JSON.stringify(input.name)} already exists in tenant ${t.name}`, 'name');
     const quota = await beginQuota(ctx, tx, scope, t, { instances: 1, ports: specs.length, publicIpv4: 0 });
     const host = await chooseHost(ctx, tx, s.id, s.name, want, input.host);
-    const row: InstanceRow = { ...stamp(ctx), tenantId: t.id, name: input.name, siteId: s.id, hostId: host.id, ...want, state };
+    const row: InstanceRow = { ...stamp(ctx), tenantId: t.id, name: input.name, siteId: s.id, hostId: host.id, ...want, state, image };
     await tx.insert('instances', row);
     await tx.addHostUsage(host.id, want, 1);
     const ports: PortRow[] = [];
@@ -230,12 +232,18 @@ export async function getInstance(ctx: Ctx, scope: Scope, instRef: string): Prom
 export async function updateInstance(ctx: Ctx, scope: Scope, instRef: string, patch: Static<typeof I.InstancePatch>): Promise<Instance> {
   if (patch.name !== undefined) v.name('name', patch.name);
   if (patch.state !== undefined) v.oneOf('state', patch.state, INSTANCE_STATES);
+  const image = patch.image == null ? patch.image : checkImage('image', patch.image);
   return ctx.store.write(async (tx) => {
     const i = await ref.owned(tx, 'instances', instRef, scope);
     if (patch.name !== undefined && patch.name !== i.name && (await tx.findOne('instances', { tenantId: i.tenantId, name: patch.name })))
       throw conflict(`instance ${JSON.stringify(patch.name)} already exists in this tenant`, 'name');
-    const after = { ...i, ...(patch.name !== undefined ? { name: patch.name } : {}), ...(patch.state !== undefined ? { state: patch.state } : {}) };
-    await tx.update('instances', i.id, { name: after.name, state: after.state });
+    const after = {
+      ...i,
+      ...(patch.name !== undefined ? { name: patch.name } : {}),
+      ...(patch.state !== undefined ? { state: patch.state } : {}),
+      ...(image !== undefined ? { image } : {}),
+    };
+    await tx.update('instances', i.id, { name: after.name, state: after.state, image: after.image });
     return instanceView(after);
   });
 }

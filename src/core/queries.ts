@@ -9,7 +9,7 @@ import * as v from '../model/validate.js';
 import type { Repo } from '../store/repo.js';
 import type { Ctx, Scope } from './context.js';
 import * as ref from './resolve.js';
-import { hostView, instanceView, networkView, peerView, portView, rackView, siteView, tenantView, tokenView, vipView } from './views.js';
+import { hostView, instanceView, networkView, peerView, portView, rackView, siteView, sshKeyView, tenantView, tokenView, vipView } from './views.js';
 
 export const PAGE_DEFAULT = 100;
 export const PAGE_MAX = 1000;
@@ -20,7 +20,7 @@ export interface ListQuery {
   [filter: string]: string | number | undefined;
 }
 
-export type Kind = 'sites' | 'racks' | 'hosts' | 'tenants' | 'networks' | 'instances' | 'ports' | 'vips' | 'peers' | 'tokens';
+export type Kind = 'sites' | 'racks' | 'hosts' | 'tenants' | 'networks' | 'instances' | 'ports' | 'vips' | 'peers' | 'tokens' | 'sshKeys';
 
 /** Filters each list accepts, and how a filter value is turned into a column value. */
 const FILTERS: Record<Kind, Record<string, (tx: Repo, v: string, s: Scope) => Promise<[string, unknown]>>> = {
@@ -66,9 +66,13 @@ const FILTERS: Record<Kind, Record<string, (tx: Repo, v: string, s: Scope) => Pr
     tenant: async (t, v, s) => ['tenantId', (await ref.tenant(t, v, s)).id],
     host: async (t, v) => ['hostId', (await ref.host(t, v)).id],
   },
+  sshKeys: {
+    tenant: async (t, v, s) => ['tenantId', (await ref.tenant(t, v, s)).id],
+    name: async (_t, v) => ['name', v],
+  },
 };
 
-const TENANT_OWNED = new Set<Kind>(['networks', 'instances', 'ports', 'vips']);
+const TENANT_OWNED = new Set<Kind>(['networks', 'instances', 'ports', 'vips', 'sshKeys']);
 
 export function filtersOf(kind: Kind): string[] {
   return Object.keys(FILTERS[kind]);
@@ -85,6 +89,7 @@ const VIEW: Record<Exclude<Kind, 'vips'>, (r: any) => unknown> = {
   ports: portView,
   peers: peerView,
   tokens: tokenView,
+  sshKeys: sshKeyView,
 };
 
 export async function list(ctx: Ctx, scope: Scope, kind: Kind, q: ListQuery): Promise<Page<unknown>> {
@@ -159,6 +164,8 @@ export async function get(ctx: Ctx, scope: Scope, kind: Exclude<Kind, 'vips' | '
         return peerView(await ref.peer(tx, id));
       case 'tokens':
         return tokenView(await ref.token(tx, id));
+      case 'sshKeys':
+        return sshKeyView(await ref.owned(tx, 'sshKeys', id, scope));
     }
   });
 }
@@ -204,7 +211,7 @@ export async function changes(ctx: Ctx, query: ChangesQuery): Promise<{ items: C
 export async function stats(ctx: Ctx): Promise<{ entities: Record<string, number>; allocations: { pool: string; n: number }[]; version: number }> {
   return ctx.store.read(async (tx) => {
     const entities: Record<string, number> = {};
-    for (const k of ['sites', 'racks', 'hosts', 'tenants', 'networks', 'instances', 'ports', 'vips', 'peers', 'tokens'] as const)
+    for (const k of ['sites', 'racks', 'hosts', 'tenants', 'networks', 'instances', 'ports', 'vips', 'peers', 'tokens', 'sshKeys'] as const)
       entities[k] = await tx.count(k);
     const allocations = await tx.allocationCount();
     return { entities, allocations, version: await tx.headVersion() };

@@ -5,13 +5,13 @@ import { parseIp, parseMac } from '../model/addr.js';
 import { conflict, notFound } from '../model/errors.js';
 import { isId } from '../model/ids.js';
 import type { Repo } from '../store/repo.js';
-import type { HostRow, InstanceRow, NetworkRow, PeerRow, PortRow, RackRow, SiteRow, TenantRow, TokenRow, VipRow } from '../store/schema.js';
+import type { HostRow, InstanceRow, NetworkRow, PeerRow, PortRow, RackRow, SiteRow, SshKeyRow, TenantRow, TokenRow, VipRow } from '../store/schema.js';
 import type { Scope } from './context.js';
 
 const MAC_RE = /^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$/i;
 
-type Owned = 'networks' | 'instances' | 'vips' | 'ports';
-type OwnedRow = { networks: NetworkRow; instances: InstanceRow; vips: VipRow; ports: PortRow };
+type Owned = 'networks' | 'instances' | 'vips' | 'ports' | 'sshKeys';
+type OwnedRow = { networks: NetworkRow; instances: InstanceRow; vips: VipRow; ports: PortRow; sshKeys: SshKeyRow };
 
 const WHAT: Record<string, string> = {
   sites: 'site',
@@ -22,6 +22,7 @@ const WHAT: Record<string, string> = {
   instances: 'instance',
   vips: 'vip',
   ports: 'port',
+  sshKeys: 'ssh key',
 };
 
 export async function site(tx: Repo, ref: string): Promise<SiteRow> {

@@ -86,6 +86,8 @@ export async function deleteTenant(ctx: Ctx, tenantRef: string): Promise<void> {
       if (n > 0) throw conflict(`tenant ${t.name} still has ${n} ${what}; delete them first`);
     }
     await removeTokens(tx, { tenantId: t.id }, ctx.clock.now().toISOString(), ctx.actor);
+    // Its SSH keys go with it: they are credentials of the tenant, not resources it holds.
+    await tx.remove('sshKeys', { tenantId: t.id });
     await tx.remove('tenants', { id: t.id });
   });
 }

@@ -1,6 +1,7 @@
 // Rows to the entities the API shows (the change log's records are built
 // beside the store's queries, in store/records.ts).
 import { portIfname } from '../model/ifname.js';
+import { VM_DEFAULTS, type VmSettings } from '../model/profile.js';
 import type {
   HealthCheck,
   Host,
@@ -16,11 +17,12 @@ import type {
   Rack,
   Role,
   Site,
+  SshKey,
   Tenant,
   Token,
   Vip,
 } from '../model/types.js';
-import type { HostRow, InstanceRow, NetworkRow, PeerRow, PortRow, RackRow, SiteRow, TenantRow, TokenRow, VipRow } from '../store/schema.js';
+import type { HostRow, InstanceRow, NetworkRow, PeerRow, PortRow, RackRow, SiteRow, SshKeyRow, TenantRow, TokenRow, VipRow } from '../store/schema.js';
 
 export const siteView = (r: SiteRow): Site => ({
   id: r.id,
@@ -28,8 +30,12 @@ export const siteView = (r: SiteRow): Site => ({
   underlayPool: r.underlayPool,
   ipv4Pools: JSON.parse(r.ipv4Pools) as string[],
   ipv6Block: r.ipv6Block,
+  vm: siteVm(r),
   createdAt: r.createdAt,
 });
+
+/** A site's VM settings: what it set over the defaults. */
+export const siteVm = (r: SiteRow): VmSettings => (r.vm === null ? { ...VM_DEFAULTS } : { ...VM_DEFAULTS, ...(JSON.parse(r.vm) as Partial<VmSettings>) });
 
 export const rackView = (r: RackRow): Rack => ({ id: r.id, siteId: r.siteId, name: r.name, createdAt: r.createdAt });
 
@@ -78,6 +84,7 @@ export const instanceView = (r: InstanceRow): Instance => ({
   hostId: r.hostId,
   size: { cpus: r.cpus, memoryMb: r.memoryMb, diskGb: r.diskGb },
   state: r.state as InstanceState,
+  image: r.image,
   createdAt: r.createdAt,
 });
 
@@ -116,6 +123,16 @@ export const peerView = (r: PeerRow): Peer => ({
   bfd: r.bfd === 1,
   multiprotocol: r.multiprotocol === 1,
   description: r.description,
+  createdAt: r.createdAt,
+});
+
+export const sshKeyView = (r: SshKeyRow): SshKey => ({
+  id: r.id,
+  tenantId: r.tenantId,
+  name: r.name,
+  type: r.type,
+  fingerprint: r.fingerprint,
+  publicKey: r.publicKey,
   createdAt: r.createdAt,
 });
 

@@ -12,15 +12,31 @@ export const NO_CONTROL = '^[^\\x00-\\x1f\\x7f]*$';
 export const Str = T.String({ maxLength: 256, pattern: NO_CONTROL });
 export const Ref = T.String({ minLength: 1, maxLength: 128, pattern: NO_CONTROL, description: 'an id, or a name where names are unique' });
 
+/** A site's VM settings (model/profile.ts): what is given replaces the default, or what the site had. */
+export const VmSettingsIn = T.Object(
+  {
+    imagePool: T.Optional(Nullable(Str)),
+    imagePath: T.Optional(Str),
+    dnsServers: T.Optional(T.Array(Str, { maxItems: 8 })),
+    arpTimeoutMs: T.Optional(T.Integer()),
+    ndTimeoutMs: T.Optional(T.Integer()),
+    sharedStorage: T.Optional(T.Boolean()),
+  },
+  strict,
+);
+
 export const SiteCreate = T.Object(
   {
     name: Str,
     underlayPool: T.Optional(Nullable(Str)),
     ipv4Pools: T.Optional(T.Array(Str, { maxItems: 64 })),
     ipv6Block: T.Optional(Nullable(Str)),
+    vm: T.Optional(VmSettingsIn),
   },
   strict,
 );
+/** Operators only: the site's VM settings, each absent one kept. */
+export const SitePatch = T.Object({ vm: T.Optional(VmSettingsIn) }, strict);
 
 export const RackCreate = T.Object({ site: Ref, name: Str }, strict);
 
@@ -122,11 +138,13 @@ export const InstanceCreate = T.Object(
     // Pin to a host (operators only); otherwise placement chooses.
     host: T.Optional(Ref),
     state: T.Optional(InstanceState),
+    // The image its disk is made from (model/profile.ts checkImage); without one it has no profile.
+    image: T.Optional(Nullable(Str)),
     ports: T.Optional(T.Array(PortSpec, { maxItems: 64 })),
   },
   strict,
 );
-export const InstancePatch = T.Object({ name: T.Optional(Str), state: T.Optional(InstanceState) }, strict);
+export const InstancePatch = T.Object({ name: T.Optional(Str), state: T.Optional(InstanceState), image: T.Optional(Nullable(Str)) }, strict);
 export const Migrate = T.Object({ target: T.Optional(Ref) }, strict);
 
 export const HealthCheckIn = T.Object(
@@ -175,6 +193,16 @@ export const TokenCreate = T.Object(
     host: T.Optional(Ref),
     /** When it stops working: an ISO 8601 time in the future. */
     expiresAt: T.Optional(Str),
+  },
+  strict,
+);
+
+export const SshKeyCreate = T.Object(
+  {
+    tenant: T.Optional(Ref),
+    name: Str,
+    /** OpenSSH one-line form (model/ssh-key.ts). */
+    publicKey: T.String({ maxLength: 16384 }),
   },
   strict,
 );

@@ -6,26 +6,14 @@
 // tenant's SSH keys and the neighbour timeouts). Pure: rendered from one
 // ProfileInput, golden-tested, and checked with libvirt's and cloud-init's
 // own tools in test/integration/profile-tools.test.ts.
+import type { Static } from '@sinclair/typebox';
+import { parseIp } from './addr.js';
+import { invalid } from './errors.js';
+import type { VmSettings as VmSettingsSchema } from './schema.js';
 import type { NetworkKind } from './types.js';
 
-/** A site's settings for its VMs' profiles (`site.vm`); VM_DEFAULTS fills what a site leaves out. */
-export interface VmSettings {
-  /**
-   * Where a disk comes from: a volume named by the instance's image in this
-   * libvirt storage pool, or (null) the file `imagePath` names.
-   */
-  imagePool: string | null;
-  /** The disk's file when `imagePool` is null: `{image}` and `{instance}` (the instance id) are replaced. */
-  imagePath: string;
-  /** The guests' resolvers (IPv4 or IPv6 addresses), at most 3; none: the guest keeps its own. */
-  dnsServers: string[];
-  /** `net.ipv4.neigh.default.base_reachable_time_ms` in the guest: how long an ARP entry stays reachable. */
-  arpTimeoutMs: number;
-  /** `net.ipv6.neigh.default.base_reachable_time_ms` in the guest: the same for NDP. */
-  ndTimeoutMs: number;
-  /** The site's instance disks are on shared storage: a move is a live migration, not a cold one. */
-  sharedStorage: boolean;
-}
+/** A site's settings for its VMs' profiles (`site.vm`); VM_DEFAULTS fills what a site leaves out. The fields are described in model/schema.ts. */
+export type VmSettings = Static<typeof VmSettingsSchema>;
 
 /**
  * Long neighbour timeouts: a port keeps its MAC for life (a move keeps it
@@ -99,3 +87,59 @@ export type ProfilePart = (typeof PROFILE_PARTS)[number];
 
 /** Where the agent keeps an instance's files: domain.xml, seed.img, console.sock. */
 export const instanceDir = (root: string, instanceId: string): string => `${root}/instances/${instanceId}`;
+
+/**
+ * An image name: it becomes part of a file path or a volume name on the
+ * hypervisor, and tenants choose it, so no path can be made of it: letters,
+ * digits, `.`, `_`, `+`, `-`, a letter or digit first, no `..`.
+ */
+export function checkImage(field: string, value: unknown): string {
+  if (typeof value !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/.test(value) || value.includes('..'))
+    throw invalid(field, value, 'must be an image name: 1..128 of [A-Za-z0-9._+-], a letter or digit first, no ".." (e.g. debian-12)');
+  return value;
+}
+
+/** A site's VmSettings with `patch` applied over `base` (VM_DEFAULTS, or what the site has), each field checked. */
+export function checkVmSettings(field: string, patch: Partial<Record<keyof VmSettings, unknown>>, base: VmSettings = VM_DEFAULTS): VmSettings {
+  const out: VmSettings = { ...base, dnsServers: [...base.dnsServers] };
+  const f = (k: string) => `${field}.${k}`;
+  for (const [k, val] of Object.entries(patch)) {
+    if (val === undefined) continue;
+    switch (k) {
+      case 'imagePool':
+        if (val !== null && (typeof val !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(val)))
+          throw invalid(f(k), val, 'must be a libvirt storage pool name (1..64 of [A-Za-z0-9._-], a letter or digit first), or null for a file from imagePath');
+        out.imagePool = val as string | null;
+        break;
+      case 'imagePath':
+        if (typeof val !== 'string' || !/^\/[A-Za-z0-9._+/{}-]{1,255}$/.test(val) || /(^|\/)\.\.(\/|$)/.test(val) || /\{(?!image\}|instance\})/.test(val))
+          throw invalid(
+            f(k),
+            val,
+            'must be an absolute path of [A-Za-z0-9._+/-] with no ".." segment, where {image} and {instance} are replaced (e.g. /var/lib/weft/images/{image}.qcow2)',
+          );
+        out.imagePath = val;
+        break;
+      case 'dnsServers': {
+        if (!Array.isArray(val) || val.length > 3) throw invalid(f(k), val, 'must be a list of at most 3 IPv4 or IPv6 addresses (a guest resolver reads 3)');
+        out.dnsServers = val.map((a, i) => parseIp(`${f(k)}[${i}]`, a).text);
+        if (new Set(out.dnsServers).size !== out.dnsServers.length) throw invalid(f(k), val, 'must not repeat an address');
+        break;
+      }
+      case 'arpTimeoutMs':
+      case 'ndTimeoutMs':
+        // The kernel's base_reachable_time_ms: from 1 s up to a day.
+        if (!Number.isInteger(val) || (val as number) < 1000 || (val as number) > 86_400_000)
+          throw invalid(f(k), val, 'must be an integer number of milliseconds, 1000..86400000');
+        out[k] = val as number;
+        break;
+      case 'sharedStorage':
+        if (typeof val !== 'boolean') throw invalid(f(k), val, 'must be true or false');
+        out.sharedStorage = val;
+        break;
+      default:
+        throw invalid(f(k), val, 'is not a VM setting; they are imagePool, imagePath, dnsServers, arpTimeoutMs, ndTimeoutMs, sharedStorage');
+    }
+  }
+  return out;
+}

@@ -40,6 +40,19 @@ export const Resources = T.Object(resourceProps, { additionalProperties: false, 
 /** The same shape inline, for request bodies (a $ref would lose its static type). */
 export const ResourcesIn = T.Object(resourceProps, { additionalProperties: false });
 
+/** A site's settings for its VMs' profiles (model/profile.ts VmSettings, VM_DEFAULTS). */
+export const VmSettings = T.Object(
+  {
+    imagePool: Nullable(T.String({ description: 'a libvirt storage pool whose volume named by the image is the disk; null: a file from imagePath' })),
+    imagePath: T.String({ description: 'the disk file when imagePool is null; {image} and {instance} are replaced' }),
+    dnsServers: T.Array(T.String(), { description: "the guests' resolvers (at most 3)" }),
+    arpTimeoutMs: T.Integer({ description: "the guests' net.ipv4.neigh.default.base_reachable_time_ms" }),
+    ndTimeoutMs: T.Integer({ description: "the guests' net.ipv6.neigh.default.base_reachable_time_ms" }),
+    sharedStorage: T.Boolean({ description: 'instance disks are on shared storage: moves are live migrations' }),
+  },
+  { $id: 'VmSettings' },
+);
+
 export const Site = T.Object(
   {
     id: T.String(),
@@ -50,6 +63,8 @@ export const Site = T.Object(
     ipv4Pools: T.Array(T.String()),
     // IPv6 block from which each host gets a /64.
     ipv6Block: Nullable(T.String()),
+    // What its VMs' profiles take from the site (model/profile.ts; defaults filled in).
+    vm: RefTo(VmSettings),
     createdAt: T.String(),
   },
   { $id: 'Site' },
@@ -134,6 +149,8 @@ export const instanceProps = {
   hostId: T.String(),
   size: RefTo(Resources),
   state: Shown(InstanceState),
+  // The image its disk is made from (a volume of the site's imagePool, or a file); null: none yet, and no profile.
+  image: Nullable(T.String()),
   createdAt: T.String(),
 };
 export const Instance = T.Object(instanceProps, { $id: 'Instance' });
@@ -197,6 +214,22 @@ export const Token = T.Object(
     lastUsedAt: Nullable(T.String()),
   },
   { $id: 'Token' },
+);
+
+export const SshKey = T.Object(
+  {
+    id: T.String(),
+    tenantId: T.String(),
+    name: T.String(),
+    // The key's algorithm, as in its text: ssh-ed25519, ecdsa-sha2-nistp256, ssh-rsa...
+    type: T.String(),
+    // As ssh-keygen -l shows it: SHA256: and the unpadded base64 of the key blob's SHA-256.
+    fingerprint: T.String(),
+    // OpenSSH one-line form: type, base64 blob and comment.
+    publicKey: T.String(),
+    createdAt: T.String(),
+  },
+  { $id: 'SshKey' },
 );
 
 // --- the change log's records (store/records.ts builds them) ---------------

@@ -43,6 +43,7 @@ export type HealthCheck = Static<typeof S.HealthCheck>;
 export type Vip = Static<typeof S.Vip>;
 export type Peer = Static<typeof S.Peer>;
 export type Token = Static<typeof S.Token>;
+export type SshKey = Static<typeof S.SshKey>;
 
 /** A page of a list: `next` is the cursor to pass back, null on the last page. */
 export interface Page<T> {

@@ -3,11 +3,13 @@
 // integers 0/1 so that one query layer serves SQLite and PostgreSQL alike.
 // A column that holds an entity's field as it is takes its type from the
 // entity (model/schema.ts defines it); the rest are declared here.
-import type { Host, Instance, Network, Peer, Port, Rack, Site, Tenant, Token, Vip } from '../model/types.js';
+import type { Host, Instance, Network, Peer, Port, Rack, Site, SshKey, Tenant, Token, Vip } from '../model/types.js';
 
-export interface SiteRow extends Omit<Site, 'ipv4Pools'> {
+export interface SiteRow extends Omit<Site, 'ipv4Pools' | 'vm'> {
   /** JSON array of CIDRs. */
   ipv4Pools: string;
+  /** JSON of the VmSettings the site sets (the rest are VM_DEFAULTS); null: all defaults. */
+  vm: string | null;
 }
 
 export type RackRow = Rack;
@@ -70,6 +72,8 @@ export interface PeerRow extends Omit<Peer, 'importPolicy' | 'maxPrefixAction' |
   multiprotocol: number;
 }
 
+export type SshKeyRow = SshKey;
+
 /** No secret is kept: its salted hash and a lookup key (core/tokens.ts). */
 export interface TokenRow extends Omit<Token, 'role'> {
   role: string;
@@ -129,6 +133,7 @@ export interface DB {
   vipBackends: VipBackendRow;
   peers: PeerRow;
   tokens: TokenRow;
+  sshKeys: SshKeyRow;
   allocations: AllocationRow;
   cursors: CursorRow;
   changes: ChangeRow;

@@ -313,7 +313,8 @@ for (const dialect of DIALECTS) {
         const v1 = await old.open('0001-initial');
         const at = now();
         await v1.write(async (tx) => {
-          await tx.insert('sites', { id: 's1', name: 's1', underlayPool: null, ipv4Pools: '[]', ipv6Block: null, createdAt: at });
+          // An old site row has no vm column yet.
+          await tx.insert('sites', { id: 's1', name: 's1', underlayPool: null, ipv4Pools: '[]', ipv6Block: null, createdAt: at } as never);
           // A 0001 tenant row has no quota columns yet.
           await tx.insert('tenants', { id: 't-t1', name: 't1', createdAt: at } as never);
           // A 0001 host row has no usage columns yet.
@@ -335,7 +336,7 @@ for (const dialect of DIALECTS) {
               diskGb: 10,
               state: 'running',
               createdAt: at,
-            });
+            } as never);
         });
         await v1.close();
         const latest = await old.open();
@@ -375,7 +376,7 @@ for (const dialect of DIALECTS) {
 
     test("a host's svpClient and svpClientAddresses round-trip, update, and reach its HostInfo", async () => {
       await store.write(async (tx) => {
-        await tx.insert('sites', { id: 'svp-s', name: 'svp-s', underlayPool: null, ipv4Pools: '[]', ipv6Block: null, createdAt: now() });
+        await tx.insert('sites', { id: 'svp-s', name: 'svp-s', underlayPool: null, ipv4Pools: '[]', ipv6Block: null, vm: null, createdAt: now() });
         await tx.insert('hosts', hostRow('svp-h1', { svpClient: 1, svpClientAddresses: '["198.51.100.7","2001:db8::7"]' }));
       });
       const got = (await store.read((tx) => tx.get('hosts', 'svp-h1'))) as HostRow;
@@ -410,7 +411,8 @@ for (const dialect of DIALECTS) {
         const v5 = await old.open('0005-peer-max-prefix-action');
         const at = now();
         await v5.write(async (tx) => {
-          await tx.insert('sites', { id: 's1', name: 's1', underlayPool: null, ipv4Pools: '[]', ipv6Block: null, createdAt: at });
+          // An old site row has no vm column yet.
+          await tx.insert('sites', { id: 's1', name: 's1', underlayPool: null, ipv4Pools: '[]', ipv6Block: null, createdAt: at } as never);
           const { svpClientAddresses: _gone, ...before } = hostRow('h1', { siteId: 's1', svpClient: 1 });
           await tx.insert('hosts', before as never);
           await tx.insert('hosts', { ...before, id: 'h2', name: 'h2', underlayIp: '192.0.2.78', svpClient: 0 } as never);
@@ -458,7 +460,7 @@ for (const dialect of DIALECTS) {
     test("tenantUsage counts a tenant's rows; public IPv4 is its routed ports' IPv4 and its IPv4 VIPs", async () => {
       const at = now();
       await store.write(async (tx) => {
-        await tx.insert('sites', { id: 'qu-s', name: 'qu-s', underlayPool: null, ipv4Pools: '[]', ipv6Block: null, createdAt: at });
+        await tx.insert('sites', { id: 'qu-s', name: 'qu-s', underlayPool: null, ipv4Pools: '[]', ipv6Block: null, vm: null, createdAt: at });
         for (const t of ['qu', 'qu-other']) await tx.insert('tenants', tenantRow(t));
         const host = { siteId: 'qu-s', rackId: null, asn: null, cpus: 8, memoryMb: 8192, diskGb: 100, state: 'active', ipv6Prefix: null, createdAt: at };
         await tx.insert('hosts', {
@@ -476,7 +478,7 @@ for (const dialect of DIALECTS) {
         await tx.insert('networks', { ...net, id: 'qu-o', tenantId: 't-qu', name: 'o', kind: 'overlay', vni: 7001 });
         await tx.insert('networks', { ...net, id: 'qu-r', tenantId: 't-qu', name: 'r', kind: 'routed', vni: null, siteId: 'qu-s' });
         await tx.insert('networks', { ...net, id: 'qu-r2', tenantId: 't-qu-other', name: 'r', kind: 'routed', vni: null, siteId: 'qu-s' });
-        const inst = { siteId: 'qu-s', hostId: 'qu-h', cpus: 1, memoryMb: 512, diskGb: 1, state: 'running', createdAt: at };
+        const inst = { siteId: 'qu-s', hostId: 'qu-h', cpus: 1, memoryMb: 512, diskGb: 1, state: 'running', image: null, createdAt: at };
         await tx.insert('instances', { ...inst, id: 'qu-i', tenantId: 't-qu', name: 'i' });
         await tx.insert('instances', { ...inst, id: 'qu-i2', tenantId: 't-qu-other', name: 'i' });
         const ports: [string, string, string, string | null, string | null][] = [
@@ -510,7 +512,7 @@ for (const dialect of DIALECTS) {
 
     test("the store's port join and portMapping() build the same record", async () => {
       const at = now();
-      const site: SiteRow = { id: 'pm-s', name: 'pm-s', underlayPool: null, ipv4Pools: '[]', ipv6Block: null, createdAt: at };
+      const site: SiteRow = { id: 'pm-s', name: 'pm-s', underlayPool: null, ipv4Pools: '[]', ipv6Block: null, vm: null, createdAt: at };
       const host: HostRow = {
         id: 'pm-h',
         name: 'pm-h',
@@ -568,6 +570,7 @@ for (const dialect of DIALECTS) {
           memoryMb: 512,
           diskGb: 1,
           state: 'running',
+          image: null,
           createdAt: at,
         };
         await tx.insert('instances', inst);

@@ -287,6 +287,30 @@ const changeActors: Migration = {
   },
 };
 
+/**
+ * VM profiles (issue 18): the image an instance's disk is made from, a
+ * site's VM settings (JSON of what differs from the defaults; null: none),
+ * and tenants' SSH public keys, named uniquely per tenant.
+ */
+const vmProfiles: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema.alterTable('instances').addColumn('image', 'text').execute();
+    await db.schema.alterTable('sites').addColumn('vm', 'text').execute();
+    await db.schema
+      .createTable('ssh_keys')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('type', 'text', (c) => c.notNull())
+      .addColumn('fingerprint', 'text', (c) => c.notNull())
+      .addColumn('public_key', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addUniqueConstraint('ssh_keys_tenant_name', ['tenant_id', 'name'])
+      .addUniqueConstraint('ssh_keys_tenant_fingerprint', ['tenant_id', 'fingerprint'])
+      .execute();
+  },
+};
+
 class StaticProvider implements MigrationProvider {
   async getMigrations(): Promise<Record<string, Migration>> {
     return {
@@ -299,6 +323,7 @@ class StaticProvider implements MigrationProvider {
       '0008-host-svp-client-addresses': hostSvpClientAddresses,
       '0009-token-salts': tokenSalts,
       '0010-change-actors': changeActors,
+      '0011-vm-profiles': vmProfiles,
     };
   }
 }
