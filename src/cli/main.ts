@@ -1,13 +1,14 @@
 // The `weft` executable: `weft server`, and thin operator commands over the
 // REST API (`weft site|host|... create|get|list|delete`). Errors print as
 // `error: <message>` with a non-zero exit; --debug adds the stack.
-import { realpathSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_TENANT_RATE_MAX } from '../core/context.js';
 import { FAULT_HELP, FAULT_KIND_RULE, FAULT_KINDS, isFaultKind } from '../lab/faults/index.js';
 import { DEFAULT_CLOUD } from '../lab/plan.js';
 import { WeftError } from '../model/errors.js';
+import { PROFILE_PARTS, type ProfilePart } from '../model/profile.js';
 import { DEFAULT_QUOTAS, QUOTA_KINDS, QUOTA_MAX, QUOTA_WHAT, type QuotaKind } from '../model/quotas.js';
 import {
   HEALTH_CHECK_TYPES,
@@ -511,17 +512,43 @@ function entity(spec: EntitySpec) {
   return cmd;
 }
 
+/** A site's VM settings (docs/vm-profiles.md), as `site create` and `site update` take them. */
+function vmOpts(c: Command): Command {
+  return c
+    .option('--image-pool <pool>', 'disks are volumes of this libvirt storage pool, named by the image ("none": files from --image-path)')
+    .option('--image-path <path>', 'disk file when there is no pool; {image} and {instance} are replaced (default /var/lib/weft/images/{image}.qcow2)')
+    .option('--dns-server <ip[,ip...]>', 'the guests\' resolvers, at most 3 (repeatable; replaces the list; "none" for none)', collectList)
+    .option('--arp-timeout-ms <ms>', "the guests' ARP reachable time (default 14400000)", int('arp-timeout-ms'))
+    .option('--nd-timeout-ms <ms>', "the guests' NDP reachable time (default 14400000)", int('nd-timeout-ms'))
+    .option('--shared-storage', 'instance disks are on shared storage: moves are live migrations')
+    .option('--no-shared-storage', 'they are not (the default): a move defines the domain on the new host');
+}
+function vmFields(o: Record<string, unknown>): Record<string, unknown> | undefined {
+  const dns = o.dnsServer as string[] | undefined;
+  const vm = defined({
+    imagePool: o.imagePool === 'none' ? null : o.imagePool,
+    imagePath: o.imagePath,
+    dnsServers: dns === undefined ? undefined : dns.length === 1 && dns[0] === 'none' ? [] : dns,
+    arpTimeoutMs: o.arpTimeoutMs,
+    ndTimeoutMs: o.ndTimeoutMs,
+    sharedStorage: o.sharedStorage,
+  });
+  return Object.keys(vm).length === 0 ? undefined : vm;
+}
 entity({
   name: 'site',
   path: 'sites',
   filters: ['name'],
   create: (c) =>
-    c
+    vmOpts(c)
       .argument('<name>')
       .option('--underlay-pool <cidr>', "range hosts' underlay IPs come from")
       .option('--ipv4-pool <cidr>', 'public IPv4 range (repeatable)', collect)
-      .option('--ipv6-block <cidr>', 'IPv6 block hosts get a /64 from'),
-  body: ([name], o) => ({ name, underlayPool: o.underlayPool, ipv4Pools: o.ipv4Pool, ipv6Block: o.ipv6Block }),
+      .option('--ipv6-block <cidr>', 'IPv6 block hosts get a /64 from')
+      .addHelpText('after', "\nThe VM flags set what its instances' profiles take from the site (docs/vm-profiles.md)."),
+  body: ([name], o) => ({ name, underlayPool: o.underlayPool, ipv4Pools: o.ipv4Pool, ipv6Block: o.ipv6Block, vm: vmFields(o) }),
+  update: vmOpts,
+  patch: (o) => ({ vm: vmFields(o) }),
 });
 entity({
   name: 'rack',
@@ -653,6 +680,7 @@ const instanceCmd = entity({
         .option('--tenant <tenant>', 'owner (implied by a tenant token)')
         .option('--size <size>', 'nano, small, medium, large or xlarge')
         .option('--host <host>', 'pin to this host instead of placement (operators)')
+        .option('--image <image>', 'the image its disk is made from (its profile needs one)')
         .option('--net <network>', 'a port on this network (repeatable), as NETWORK[,mac=M][,ipv4=A][,ipv6=A]', collect),
     ),
   body: ([name], o) => ({
@@ -664,11 +692,27 @@ const instanceCmd = entity({
     cpus: o.cpus,
     memoryMb: o.memoryMb,
     diskGb: o.diskGb,
+    image: o.image,
     ports: ((o.net as string[] | undefined) ?? []).map(parsePortSpec),
   }),
-  update: (c) => c.option('--name <name>').addOption(new Option('--state <state>').choices(INSTANCE_STATES)),
-  patch: (o) => ({ name: o.name, state: o.state }),
+  update: (c) =>
+    c
+      .option('--name <name>')
+      .addOption(new Option('--state <state>').choices(INSTANCE_STATES))
+      .option('--image <image>', 'the image its disk is made from ("none" to clear)'),
+  patch: (o) => ({ name: o.name, state: o.state, image: o.image === 'none' ? null : o.image }),
 });
+instanceCmd
+  .command('profile <ref>')
+  .description("print the instance's VM profile: libvirt domain XML and its cloud-init seed (docs/vm-profiles.md)")
+  .addOption(new Option('--part <part>', 'only this part, as the file it is').choices(PROFILE_PARTS))
+  .action(async (ref: string, o: { part?: ProfilePart }) => {
+    const p = await client().get<Record<string, string>>(`/v1/instances/${encodeURIComponent(ref)}/profile`);
+    const key = { domain: 'domain', 'meta-data': 'metaData', 'network-config': 'networkConfig', 'user-data': 'userData' } as const;
+    if (o.part !== undefined) process.stdout.write(p[key[o.part]] ?? '');
+    else if (asData()) printData(p);
+    else for (const part of PROFILE_PARTS) process.stdout.write(`# --- ${part}\n${p[key[part]]}${p[key[part]]?.endsWith('\n') ? '' : '\n'}`);
+  });
 instanceCmd
   .command('migrate <ref>')
   .description('move an instance to another host of its site')
@@ -761,6 +805,26 @@ function peerFields(o: Record<string, unknown>) {
   };
 }
 
+entity({
+  name: 'key',
+  path: 'keys',
+  filters: ['tenant', 'name'],
+  create: (c) =>
+    c
+      .argument('<name>')
+      .option('--tenant <tenant>', 'owner (implied by a tenant token)')
+      .requiredOption('--public-key <key|@file>', 'an OpenSSH public key, or @ and the file it is in (~/.ssh/id_ed25519.pub)'),
+  body: ([name], o) => ({ name, tenant: o.tenant, publicKey: readArgFile(o.publicKey as string) }),
+});
+/** `@path` reads the file (a public key's .pub); anything else is the value itself. */
+function readArgFile(v: string): string {
+  if (!v.startsWith('@')) return v;
+  try {
+    return readFileSync(v.slice(1), 'utf8').trim();
+  } catch (e) {
+    throw new InvalidArgumentError(`cannot read ${v.slice(1)}: ${(e as Error).message}`);
+  }
+}
 const tokenCmd = entity({ name: 'token', path: 'tokens', filters: ['role', 'tenant', 'host'], choices: { role: ROLES } });
 tokenCmd
   .command('create')
@@ -1168,7 +1232,10 @@ if (process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLTo
     active = action;
   });
   program.parseAsync(process.argv).catch((e: unknown) => {
-    // Commander has already printed its own usage errors, help and version.
+    // Commander has already printed its own usage errors, help and version; a
+    // usage error an action throws (a bad --net, an unreadable @file) reaches
+    // here as it was thrown, and is printed as Commander would.
+    if (e instanceof InvalidArgumentError) process.stderr.write(`error: ${e.message}\n`);
     if (e instanceof CommanderError) process.exit(exitCodeOf(e));
     const msg = e instanceof WeftError ? inOperatorTerms(e, active) : e instanceof Error ? e.message : String(e);
     process.stderr.write(`error: ${msg}\n`);

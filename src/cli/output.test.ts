@@ -31,8 +31,8 @@ test('a table shows other objects by name, an instance its addresses; wide adds 
   assert.match(lines[1] as string, /^web1\s+acme\s+hv1\s+running\s+10\.0\.0\.9\s+fd00::9$/);
   assert.equal(lines[2], '', 'one line per row, ending in a newline');
   const wide = render('instances', [vm], { format: 'wide', names }).split('\n');
-  assert.match(wide[0] as string, /^ID\s+NAME\s+TENANT\s+HOST\s+STATE\s+IPV4\s+IPV6\s+SITE\s+SIZE\s+MACS$/);
-  assert.match(wide[1] as string, /^i-1\s+web1\s+acme\s+hv1\s+running\s+10\.0\.0\.9\s+fd00::9\s+ams1\s+1c\/512M\/5G\s+02:00:00:00:00:01$/);
+  assert.match(wide[0] as string, /^ID\s+NAME\s+TENANT\s+HOST\s+STATE\s+IPV4\s+IPV6\s+SITE\s+SIZE\s+IMAGE\s+MACS$/);
+  assert.match(wide[1] as string, /^i-1\s+web1\s+acme\s+hv1\s+running\s+10\.0\.0\.9\s+fd00::9\s+ams1\s+1c\/512M\/5G\s+-\s+02:00:00:00:00:01$/);
 });
 
 test('an id whose name could not be read is shown as the id, never dropped', () => {

@@ -129,6 +129,7 @@ const COLUMNS: Record<string, Column[]> = {
     },
     ref('SITE', 'sites', 'siteId', true),
     field('SIZE', 'size', true),
+    field('IMAGE', 'image', true),
     { header: 'MACS', value: (r) => cell(portsOf(r).map((p) => p.mac)), wide: true },
   ],
   ports: [
@@ -164,6 +165,7 @@ const COLUMNS: Record<string, Column[]> = {
     field('MULTIPROTOCOL', 'multiprotocol', true),
     field('DESCRIPTION', 'description', true),
   ],
+  keys: [id, field('NAME', 'name'), ref('TENANT', 'tenants', 'tenantId'), field('TYPE', 'type'), field('FINGERPRINT', 'fingerprint'), created],
   tokens: [
     id,
     field('NAME', 'name'),

@@ -61,8 +61,8 @@ describe('weft CLI output', () => {
     assert.match(await ok(['token', 'list']), /^acme-ci\s+tenant\s+acme\s+-\s+/m);
     const id = (JSON.parse(await ok(['-o', 'json', 'instance', 'get', 'web1'])) as { id: string }).id;
     const wide = (await ok(['-o', 'wide', 'instance', 'list'])).split('\n');
-    assert.match(wide[0] as string, /^ID\s+NAME\s+TENANT\s+HOST\s+STATE\s+IPV4\s+IPV6\s+SITE\s+SIZE\s+MACS$/);
-    assert.match(wide[1] as string, new RegExp(`^${id}\\s+web1\\s+acme\\s+hv1\\s+running\\s+.*\\s+ams1\\s+1c/512M/\\d+G\\s+02:`));
+    assert.match(wide[0] as string, /^ID\s+NAME\s+TENANT\s+HOST\s+STATE\s+IPV4\s+IPV6\s+SITE\s+SIZE\s+IMAGE\s+MACS$/);
+    assert.match(wide[1] as string, new RegExp(`^${id}\\s+web1\\s+acme\\s+hv1\\s+running\\s+.*\\s+ams1\\s+1c/512M/\\d+G\\s+-\\s+02:`));
   });
 
   test('--no-headers: rows only, for table and wide', async () => {
