@@ -97,7 +97,7 @@ test('domain: named weft-<id>, the type chosen, the seed beside the console sock
   const esc = renderProfile(PROFILE_CASES['xml-escaping'] as ProfileInput).domain;
   assert.match(
     esc,
-    /<source file='\/srv\/images\/R&amp;D&apos;s &lt;tom &amp; jerry&apos;s &quot;&lt;best&gt;&quot; image&gt;\/0190a1b2-0000-7000-8000-00000000e004\.raw'\/>/,
+    /<source file='\/srv\/images\/r\+d\/tom\+jerry_1\.0\/0190a1b2-0000-7000-8000-00000000e004\.raw'\/>/,
   );
   assert.match(esc, /<driver name='qemu' type='raw'\/>\n {6}<source file='\/srv/);
   assert.equal(diskFile('/i/{image}/{instance}/{image}', 'a$&{instance}', 'ID'), '/i/a$&{instance}/ID/a$&{instance}');
@@ -167,7 +167,18 @@ test('what would break the XML, the YAML or libvirt is refused, naming the field
   throwsInvalid(
     variant((i) => (i.instance.image = 'debian\n12')),
     'image',
-    /without control characters/,
+    /must be an image name/,
+  );
+  // A path an image could make, whoever sent it: the agent checks what the server checked.
+  throwsInvalid(
+    variant((i) => (i.instance.image = '../../etc/shadow')),
+    'image',
+    /no "\.\."/,
+  );
+  throwsInvalid(
+    variant((i) => (i.vm.imagePath = '/srv/../etc/{image}')),
+    'vm.imagePath',
+    /no "\.\." segment/,
   );
   throwsInvalid(
     variant((i) => (i.sshKeys = ['ssh-ed25519 AAAA a\u2028b'])),
@@ -177,7 +188,7 @@ test('what would break the XML, the YAML or libvirt is refused, naming the field
   throwsInvalid(
     variant((i) => (i.vm.imagePath = 'images/{image}.qcow2')),
     'vm.imagePath',
-    /^invalid vm\.imagePath "images\/\{image\}\.qcow2": must be an absolute path$/,
+    /^invalid vm\.imagePath "images\/\{image\}\.qcow2": must be an absolute path/,
   );
   throwsInvalid(
     variant((i) => (i.consoleSocket = 'console.sock')),

@@ -16,7 +16,7 @@ import { cidrContains, parseCidr, parseIp, parseMac } from './addr.js';
 import { invalid } from './errors.js';
 import { isId } from './ids.js';
 import { checkIfname } from './ifname.js';
-import type { Profile, ProfileInput, ProfilePort } from './profile.js';
+import { checkImage, checkVmSettings, type Profile, type ProfileInput, type ProfilePort } from './profile.js';
 import { int, MTU_MAX, MTU_MIN, name } from './validate.js';
 
 export type DomainType = 'kvm' | 'qemu' | 'test';
@@ -95,15 +95,14 @@ export function renderProfile(input: ProfileInput, options: RenderOptions = {}):
       `instance ${instance.name} has no image: set one (weft instance update ${instance.name} --image NAME) before it can have a profile`,
     );
   }
-  text('image', instance.image);
-  if (instance.image === '') throw invalid('image', instance.image, 'must not be empty');
+  // Whoever sent the input, an image never makes a path: the agent checks what the server checked.
+  checkImage('image', instance.image);
   int('instance.cpus', instance.cpus, 1, 4096);
   int('instance.memoryMb', instance.memoryMb, 1, 16 * 1024 * 1024);
   absPath('consoleSocket', input.consoleSocket);
-  if (vm.imagePool !== null) {
-    text('vm.imagePool', vm.imagePool);
-    if (vm.imagePool === '') throw invalid('vm.imagePool', vm.imagePool, 'must name a libvirt storage pool, or be null for vm.imagePath');
-  } else absPath('vm.imagePath', diskFile(vm.imagePath, instance.image, instance.id), vm.imagePath);
+  // The site's settings as the API takes them (no `..`, a pool name of safe characters).
+  checkVmSettings('vm', { imagePool: vm.imagePool, imagePath: vm.imagePath });
+  if (vm.imagePool === null) absPath('vm.imagePath', diskFile(vm.imagePath, instance.image, instance.id), vm.imagePath);
   if (!Array.isArray(vm.dnsServers) || vm.dnsServers.length > MAX_DNS_SERVERS) {
     throw invalid('vm.dnsServers', vm.dnsServers, `must be at most ${MAX_DNS_SERVERS} IPv4 or IPv6 addresses`);
   }

@@ -96,8 +96,9 @@ export const PROFILE_CASES: Record<string, ProfileInput> = {
   },
   // Free text that XML must escape: the image and the paths (names are restricted and need none).
   'xml-escaping': {
-    instance: { ...web, id: '0190a1b2-0000-7000-8000-00000000e004', name: 'tom-and-jerry', image: `tom & jerry's "<best>" image` },
-    vm: { ...VM_DEFAULTS, imagePath: "/srv/images/R&D's <{image}>/{instance}.raw" },
+    // Image names and image paths are restricted (model/profile.ts checkImage, checkVmSettings); the agent's own directory is not.
+    instance: { ...web, id: '0190a1b2-0000-7000-8000-00000000e004', name: 'tom-and-jerry', image: 'tom+jerry_1.0' },
+    vm: { ...VM_DEFAULTS, imagePath: '/srv/images/r+d/{image}/{instance}.raw' },
     ports: [
       port('0190a1b2-0000-7000-8000-00000000b005', '02:00:0a:1e:00:09', '10.30.0.9', '2001:db8:30::9', {
         id: '0190a1b2-0000-7000-8000-00000000c005',
