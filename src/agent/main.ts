@@ -9,6 +9,7 @@ import { isIP } from 'node:net';
 import client from 'prom-client';
 import type { LoggedChange } from '../model/changes.js';
 import { invalid, WeftError } from '../model/errors.js';
+import type { DomainType } from '../model/profile-render.js';
 import { StreamClient } from '../stream/client.js';
 import { type AgentGuards, type AgentRouting, MAX_REPORTED_UNGUARDED, STREAM_PORT, type UnguardedPort } from '../stream/protocol.js';
 import { type Log, pinoLog } from '../sys/log.js';
@@ -23,6 +24,8 @@ import { portIfname } from './names.js';
 import { BirdControl } from './routing/bird.js';
 import { type ConfirmedStore, Routing, type RoutingStatus, type SessionFields } from './routing/routing.js';
 import { loadRoutingSettings, type RoutingFlags } from './routing/settings.js';
+import { VirshHost } from './vm/virsh.js';
+import { Vms } from './vms.js';
 
 /** The most server replicas an agent may be given. */
 export const MAX_SERVERS = 8;
@@ -77,6 +80,12 @@ export interface AgentProcessOptions {
   log?: Log;
   /** BGP through BIRD: its control socket and the config file the agent owns; null or absent: no routing. */
   routing?: { birdSocket: string; birdConf: string; flags?: RoutingFlags; undoAfterMs?: number } | null;
+  /**
+   * The host's VMs (docs/vm-profiles.md): their profiles' files under
+   * `dir`/instances, and with `libvirt` (a connection URI) their domains.
+   * Absent: the agent leaves VMs alone and does not ask for instances.
+   */
+  vm?: { dir: string; libvirt?: string | undefined; domainType?: DomainType | undefined } | null;
 }
 
 /** The stream's TLS files, read and checked; undefined for plain TCP. Throws E_INVALID_ARG naming the flag. */
@@ -105,6 +114,8 @@ export function streamTlsFiles(f: NonNullable<AgentProcessOptions['streamTls']>)
 
 export interface RunningAgent {
   agent: Agent;
+  /** The host's VMs, when the agent manages them (`--vm-dir`). */
+  vms: Vms | null;
   stream: StreamClient;
   dataplane: LinuxDataplane;
   lazy: LazyResolver | null;
@@ -171,6 +182,25 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
   agent.onUnguarded = () => sendGuards(false);
   const guardsTimer = setInterval(() => sendGuards(true), 30_000);
   guardsTimer.unref();
+  const vms = o.vm
+    ? new Vms({
+        dir: o.vm.dir,
+        host: o.vm.libvirt ? new VirshHost({ uri: o.vm.libvirt, dir: o.vm.dir }) : null,
+        domainType: o.vm.domainType,
+        log,
+      })
+    : null;
+  /** The VMs follow the state once a snapshot carried instances (an older server sends none: nothing is touched). */
+  let saidNoInstances = false;
+  const updateVms = () => {
+    if (!vms) return;
+    if (!agent.state.instancesKnown) {
+      if (!saidNoInstances) log.warn('the server sends no instances (older than this agent?): VMs are left as they are', { server: stream.server });
+      saidNoInstances = true;
+      return;
+    }
+    void vms.update(agent.state.instances, agent.state.hostId);
+  };
   // The state is updated synchronously when a handler is called, so routing sees it before the kernel sync finishes.
   const handler = {
     // Snapshot chunks go to the state as they arrive: the stream client then holds none of them.
@@ -179,12 +209,14 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
     snapshot: (version: number, s: Parameters<typeof agent.handler.snapshot>[1]) => {
       const p = agent.handler.snapshot(version, s);
       routing?.update();
+      updateVms();
       return p;
     },
     delta: (version: number, changes: Parameters<typeof agent.handler.delta>[1], vnis: number[]) => {
       const p = agent.handler.delta(version, changes, vnis);
       // Overlay ports never change routing: skip the pass (and its processes) on the common delta.
       if (changes.some(routingRelevant)) routing?.update();
+      if (changes.some((c) => c.kind === 'instance.updated' || c.kind === 'instance.deleted')) updateVms();
       return p;
     },
   };
@@ -197,6 +229,7 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
     hostRef: o.host,
     token: o.tokenFile === undefined ? o.token : tokenReader(o.tokenFile, o.token, log),
     handler,
+    features: vms ? ['vm'] : [],
     onWelcome: (hostId, mode, reason) => {
       // The server's log is not the one this agent followed (a restored store): its snapshot replaces everything.
       if (reason === 'ahead' || reason === 'diverged')
@@ -215,6 +248,8 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
     onClose: () => {
       if (connected) log.warn('push stream closed; reconnecting', { server: stream.server, servers });
       connected = false;
+      // Never given the host's instances (the last server sent none): the next one must send a snapshot that has them.
+      if (vms && !agent.state.instancesKnown) stream.version = 0;
     },
     onError: (e) => log.warn('push stream error', { error: e.message }),
     // Revoked, unknown or another host's: nothing changes until the operator gives this agent a valid token.
@@ -290,7 +325,7 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
   }
   stream.start();
 
-  const { registry, reconcileSeconds } = agentMetrics(agent, dataplane, lazy, () => connected, routing);
+  const { registry, reconcileSeconds } = agentMetrics(agent, dataplane, lazy, () => connected, routing, vms);
   observeReconcile = (ms) => reconcileSeconds.observe(ms / 1000);
   let http: Server | null = null;
   let metricsAddress: string | null = null;
@@ -344,6 +379,7 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
 
   return {
     agent,
+    vms,
     stream,
     dataplane,
     lazy,
@@ -355,6 +391,7 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
       clearInterval(guardsTimer);
       agent.stop();
       routing?.stop();
+      await vms?.stop();
       lazy?.stop();
       watcher.stop();
       // Its long-lived ip and bridge processes.
@@ -397,6 +434,10 @@ export function routingRelevant(c: LoggedChange): boolean {
       return c.port.networkKind === 'routed';
     case 'port.updated':
       return c.port.networkKind === 'routed' || c.before.networkKind === 'routed';
+    // A VM's record: its ports come as port.* changes of their own.
+    case 'instance.updated':
+    case 'instance.deleted':
+      return false;
     default:
       return true;
   }
@@ -471,6 +512,7 @@ function agentMetrics(
   lazy: LazyResolver | null,
   connected: () => boolean,
   routing: Routing | null,
+  vms: Vms | null,
 ): { registry: client.Registry; reconcileSeconds: client.Histogram } {
   const registry = new client.Registry();
   const reconcileSeconds = new client.Histogram({
@@ -492,6 +534,20 @@ function agentMetrics(
   gauge('weft_agent_connected', '1 while the push stream is connected', () => (connected() ? 1 : 0));
   gauge('weft_agent_applied_version', 'The change-log version the kernel holds', () => agent.appliedVersion);
   gauge('weft_agent_waiting_ports', 'Local ports whose interface the hypervisor has not made yet', () => agent.stats.waiting);
+  if (vms)
+    new client.Gauge({
+      name: 'weft_agent_vms',
+      help: "The host's instances as the agent keeps them: domains running and stopped (as libvirt says), without an image (no profile), failing (retried)",
+      labelNames: ['state'] as const,
+      registers: [registry],
+      collect() {
+        const s = vms.status;
+        this.set({ state: 'running' }, s.running);
+        this.set({ state: 'stopped' }, s.stopped);
+        this.set({ state: 'no_image' }, s.noImage);
+        this.set({ state: 'failing' }, s.failed.size);
+      },
+    });
   new client.Gauge({
     name: 'weft_agent_kernel_objects',
     help: 'Objects weft holds in the kernel, by kind',

@@ -504,7 +504,7 @@ export interface components {
             kind: string;
             object: {
                 id: string;
-                /** @description port, host, network, vip, peer or token */
+                /** @description port, host, network, vip, peer, token or instance */
                 kind: string;
                 /** @description its name (a port's MAC, a peer's neighbor address); null when the log no longer knows it */
                 name: string | null;

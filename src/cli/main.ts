@@ -389,6 +389,22 @@ program
       .env('WEFT_BFD_INTERVAL'),
   )
   .addOption(new Option('--bfd-multiplier <n>', 'BFD detection multiplier').argParser(int('--bfd-multiplier')).default(3).env('WEFT_BFD_MULTIPLIER'))
+  .addOption(
+    new Option('--vm-dir <dir>', "manage this host's VMs: their profiles' files and NoCloud seeds under DIR/instances (docs/vm-profiles.md)").env(
+      'WEFT_VM_DIR',
+    ),
+  )
+  .addOption(
+    new Option('--libvirt <uri>', 'with --vm-dir: define, start, stop and undefine the domains through this libvirt connection (qemu:///system)').env(
+      'WEFT_LIBVIRT',
+    ),
+  )
+  .addOption(
+    new Option('--vm-domain-type <type>', "libvirt's domain type: kvm, or qemu where there is no /dev/kvm")
+      .choices(['kvm', 'qemu', 'test'])
+      .default('kvm')
+      .env('WEFT_VM_DOMAIN_TYPE'),
+  )
   .addOption(new Option('--log-level <level>', 'log level (JSON lines on stdout)').choices(LOG_LEVELS).default('info').env('WEFT_AGENT_LOG_LEVEL'))
   .addOption(new Option('--netns <name>', "program this named network namespace instead of the agent's own (labs, benchmarks)").env('WEFT_NETNS').hideHelp())
   .action(async (o, cmd: Command) => {
@@ -401,6 +417,8 @@ program
     const token = tokenFile ? readSecretFile('--token-file', tokenFile) : process.env.WEFT_AGENT_TOKEN;
     if (!token)
       throw new WeftError('E_INVALID_ARG', 'invalid --token-file (none): an agent token is required (--token-file FILE or env WEFT_AGENT_TOKEN)', 'token');
+    if (o.libvirt !== undefined && o.vmDir === undefined)
+      throw new WeftError('E_INVALID_ARG', `invalid --libvirt ${o.libvirt}: needs --vm-dir, where the domains' files and seeds are kept`, '--libvirt');
     for (const [name, v] of [
       ['--arp-rate', o.arpRate],
       ['--nd-rate', o.ndRate],
@@ -420,6 +438,7 @@ program
       metrics: o.metrics,
       netns: o.netns,
       log: pinoLog(o.logLevel),
+      vm: o.vmDir === undefined ? null : { dir: o.vmDir, libvirt: o.libvirt, domainType: o.vmDomainType },
       routing:
         routing === false
           ? null
@@ -429,7 +448,8 @@ program
               flags: { rpki: o.rpki, roaFile: o.roaFile, irrFile: o.irrFile, bfdIntervalMs: o.bfdInterval, bfdMultiplier: o.bfdMultiplier },
             },
     });
-    process.stderr.write(`weft agent: host ${o.host}, server ${servers.join(', ')}${lazy ? ' (lazy)' : ''}, metrics ${a.metricsAddress ?? 'off'}\n`);
+    const vm = o.vmDir === undefined ? 'off' : `${o.vmDir}${o.libvirt ? ` via ${o.libvirt}` : ' (files only: the VM lifecycle is external)'}`;
+    process.stderr.write(`weft agent: host ${o.host}, server ${servers.join(', ')}${lazy ? ' (lazy)' : ''}, metrics ${a.metricsAddress ?? 'off'}, VMs ${vm}\n`);
     const stop = async (sig: string) => {
       process.stderr.write(`weft agent: ${sig}, stopping (kernel state is left in place)\n`);
       await a.stop();

@@ -8,14 +8,15 @@ import { checkVmSettings, VM_DEFAULTS, type VmSettings } from '../model/profile.
 import { checkTenantPrefix, MIN_PREFIX } from '../model/tenant-addr.js';
 import { HOST_STATES, type Host, type Rack, type Site } from '../model/types.js';
 import * as v from '../model/validate.js';
-import { hostInfo } from '../store/records.js';
+import { hostInfo, siteVm } from '../store/records.js';
 import type { Repo } from '../store/repo.js';
 import type { HostRow, SiteRow } from '../store/schema.js';
 import { logChange } from './changelog.js';
 import { type Ctx, same, stamp } from './context.js';
+import { logInstances } from './profiles.js';
 import * as ref from './resolve.js';
 import { removeTokens } from './tokens.js';
-import { hostView, rackView, siteView, siteVm } from './views.js';
+import { hostView, rackView, siteView } from './views.js';
 
 export type SiteInput = Static<typeof I.SiteCreate>;
 
@@ -99,7 +100,9 @@ export async function updateSite(ctx: Ctx, id: string, patch: Static<typeof I.Si
     const s = await ref.site(tx, id);
     if (patch.vm === undefined) return siteView(s);
     const vm = vmOverrides(checkVmSettings('vm', patch.vm, siteVm(s)));
+    if (vm === s.vm) return siteView(s);
     await tx.update('sites', s.id, { vm });
+    await logInstances(tx, { siteId: s.id }, ctx.clock.now().toISOString(), ctx.actor);
     return siteView({ ...s, vm });
   });
 }

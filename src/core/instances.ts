@@ -17,6 +17,7 @@ import type { HostRow, InstanceRow, NetworkRow, PortRow, TenantRow } from '../st
 import { logChange } from './changelog.js';
 import { type Ctx, type Scope, stamp } from './context.js';
 import { pools } from './infra.js';
+import { logInstance } from './profiles.js';
 import { beginQuota } from './quotas.js';
 import * as ref from './resolve.js';
 import { instanceView, portView, siteView } from './views.js';
@@ -175,7 +176,8 @@ async function addPort(ctx: Ctx, tx: Repo, inst: InstanceRow, host: HostRow, spe
   return row;
 }
 
-async function removePort(tx: Repo, port: PortRow, at: string, actor: ChangeActor | null): Promise<void> {
+/** `relog`: log the instance's record too (false when the instance itself goes). */
+async function removePort(tx: Repo, port: PortRow, at: string, actor: ChangeActor | null, relog = true): Promise<void> {
   const net = (await tx.get('networks', port.networkId)) as NetworkRow;
   const inst = (await tx.get('instances', port.instanceId)) as InstanceRow;
   const host = (await tx.get('hosts', inst.hostId)) as HostRow;
@@ -191,6 +193,7 @@ async function removePort(tx: Repo, port: PortRow, at: string, actor: ChangeActo
     at,
     actor,
   );
+  if (relog) await logInstance(tx, inst, at, actor);
 }
 
 export async function createInstance(ctx: Ctx, scope: Scope, input: InstanceInput): Promise<InstanceWithPorts> {
@@ -217,6 +220,7 @@ export async function createInstance(ctx: Ctx, scope: Scope, input: InstanceInpu
     const ports: PortRow[] = [];
     for (const [i, spec] of specs.entries()) ports.push(await addPort(ctx, tx, row, host, spec, `ports[${i}]`, scope));
     await quota();
+    await logInstance(tx, row, row.createdAt, ctx.actor);
     return { ...instanceView(row), ports: ports.map(portView) };
   });
 }
@@ -244,6 +248,7 @@ export async function updateInstance(ctx: Ctx, scope: Scope, instRef: string, pa
       ...(image !== undefined ? { image } : {}),
     };
     await tx.update('instances', i.id, { name: after.name, state: after.state, image: after.image });
+    if (after.name !== i.name || after.state !== i.state || after.image !== i.image) await logInstance(tx, after, ctx.clock.now().toISOString(), ctx.actor);
     return instanceView(after);
   });
 }
@@ -253,8 +258,13 @@ export async function deleteInstance(ctx: Ctx, scope: Scope, instRef: string): P
   return ctx.store.write(async (tx) => {
     const i = await ref.owned(tx, 'instances', instRef, scope);
     const at = ctx.clock.now().toISOString();
-    for (const p of await tx.all('ports', { instanceId: i.id })) await removePort(tx, p, at, ctx.actor);
+    for (const p of await tx.all('ports', { instanceId: i.id })) await removePort(tx, p, at, ctx.actor, false);
     await tx.remove('instances', { id: i.id });
+    await tx.appendChange(
+      { kind: 'instance.deleted', instance: { instanceId: i.id, tenantId: i.tenantId, name: i.name, hostId: i.hostId, state: i.state, profile: null } },
+      at,
+      ctx.actor,
+    );
     await tx.addHostUsage(i.hostId, { cpus: i.cpus, memoryMb: i.memoryMb, diskGb: i.diskGb }, -1);
     return { id: i.id, name: i.name, tenantId: i.tenantId, hostId: i.hostId };
   });
@@ -287,6 +297,8 @@ export async function migrateInstance(ctx: Ctx, scope: Scope, instRef: string, t
       at,
       ctx.actor,
     );
+    // After the ports: the destination's agent plugs a VM's taps as its domain starts.
+    await logInstance(tx, { ...i, hostId: to.id }, at, ctx.actor, from.id);
     return { ...instanceView({ ...i, hostId: to.id }), ports: ports.map(portView) };
   });
 }
@@ -300,6 +312,7 @@ export async function createPort(ctx: Ctx, scope: Scope, input: Static<typeof I.
     const host = (await tx.get('hosts', i.hostId)) as HostRow;
     const port = await addPort(ctx, tx, i, host, input, 'port', scope);
     await quota();
+    await logInstance(tx, i, port.createdAt, ctx.actor);
     return portView(port);
   });
 }
@@ -331,6 +344,7 @@ export async function updatePort(ctx: Ctx, scope: Scope, portRef: string, patch:
     const at = ctx.clock.now().toISOString();
     await logChange(tx, { kind: 'port.updated', port: portMapping(after, net, host), before: portMapping(before, net, host) }, at, ctx.actor);
     await touchVipsOf(tx, [before.id], at, ctx.actor);
+    await logInstance(tx, inst, at, ctx.actor);
     return portView(after);
   });
 }

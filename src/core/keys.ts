@@ -9,6 +9,7 @@ import type { SshKey } from '../model/types.js';
 import * as v from '../model/validate.js';
 import type { SshKeyRow } from '../store/schema.js';
 import { type Ctx, type Scope, stamp } from './context.js';
+import { logInstances } from './profiles.js';
 import * as ref from './resolve.js';
 import { sshKeyView } from './views.js';
 
@@ -30,6 +31,8 @@ export async function createKey(ctx: Ctx, scope: Scope, input: Static<typeof I.S
       throw invalid('publicKey', key.fingerprint, `tenant ${t.name} already has ${mine.length} keys, the most a tenant may hold: delete one first`);
     const row: SshKeyRow = { ...stamp(ctx), tenantId: t.id, name: input.name, type: key.type, fingerprint: key.fingerprint, publicKey: key.text };
     await tx.insert('sshKeys', row);
+    // Every instance of the tenant: its seed holds the tenant's keys.
+    await logInstances(tx, { tenantId: t.id }, row.createdAt, ctx.actor);
     return sshKeyView(row);
   });
 }
@@ -39,5 +42,6 @@ export async function deleteKey(ctx: Ctx, scope: Scope, keyRef: string): Promise
   await ctx.store.write(async (tx) => {
     const k = await ref.owned(tx, 'sshKeys', keyRef, scope);
     await tx.remove('sshKeys', { id: k.id });
+    await logInstances(tx, { tenantId: k.tenantId }, ctx.clock.now().toISOString(), ctx.actor);
   });
 }

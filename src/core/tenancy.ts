@@ -13,6 +13,7 @@ import type { Repo } from '../store/repo.js';
 import type { NetworkRow, TenantRow } from '../store/schema.js';
 import { type Ctx, type Scope, same, stamp } from './context.js';
 import { pools } from './infra.js';
+import { logInstance } from './profiles.js';
 import { beginQuota, limitsOfTenant } from './quotas.js';
 import * as ref from './resolve.js';
 import { removeTokens } from './tokens.js';
@@ -201,8 +202,13 @@ export async function updateNetwork(ctx: Ctx, scope: Scope, netRef: string, patc
     if (patch.ndRate !== undefined) after.ndRate = patch.ndRate;
     const { id: _i, createdAt: _c, ...changed } = after;
     await tx.update('networks', n.id, changed);
-    if (!same(networkInfo(after), networkInfo(n)))
-      await tx.appendChange({ kind: 'network.updated', network: networkInfo(after) }, ctx.clock.now().toISOString(), ctx.actor);
+    const at = ctx.clock.now().toISOString();
+    if (!same(networkInfo(after), networkInfo(n))) await tx.appendChange({ kind: 'network.updated', network: networkInfo(after) }, at, ctx.actor);
+    // Its name and MTU are in the profiles of the instances with a port on it.
+    if (after.name !== n.name || after.mtu !== n.mtu) {
+      const ids = [...new Set((await tx.all('ports', { networkId: n.id })).map((p) => p.instanceId))];
+      for (const i of (await tx.all('instances', { id: ids })).sort((a, b) => a.id.localeCompare(b.id))) await logInstance(tx, i, at, ctx.actor);
+    }
     return networkView(after);
   });
 }

@@ -1,7 +1,6 @@
 // Rows to the entities the API shows (the change log's records are built
 // beside the store's queries, in store/records.ts).
 import { portIfname } from '../model/ifname.js';
-import { VM_DEFAULTS, type VmSettings } from '../model/profile.js';
 import type {
   HealthCheck,
   Host,
@@ -22,6 +21,7 @@ import type {
   Token,
   Vip,
 } from '../model/types.js';
+import { siteVm } from '../store/records.js';
 import type { HostRow, InstanceRow, NetworkRow, PeerRow, PortRow, RackRow, SiteRow, SshKeyRow, TenantRow, TokenRow, VipRow } from '../store/schema.js';
 
 export const siteView = (r: SiteRow): Site => ({
@@ -33,9 +33,6 @@ export const siteView = (r: SiteRow): Site => ({
   vm: siteVm(r),
   createdAt: r.createdAt,
 });
-
-/** A site's VM settings: what it set over the defaults. */
-export const siteVm = (r: SiteRow): VmSettings => (r.vm === null ? { ...VM_DEFAULTS } : { ...VM_DEFAULTS, ...(JSON.parse(r.vm) as Partial<VmSettings>) });
 
 export const rackView = (r: RackRow): Rack => ({ id: r.id, siteId: r.siteId, name: r.name, createdAt: r.createdAt });
 

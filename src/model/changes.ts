@@ -3,6 +3,7 @@
 // self-contained (before and after), so the mapping index and the agents'
 // push stream can follow the log without querying the store again.
 import type { Static } from '@sinclair/typebox';
+import type { ProfileInput } from './profile.js';
 import type * as S from './schema.js';
 
 // Each record's shape is defined once, as a schema in model/schema.ts.
@@ -12,6 +13,8 @@ export type NetworkInfo = Static<typeof S.NetworkInfo>;
 export type VipInfo = Static<typeof S.VipInfo>;
 export type PeerInfo = Static<typeof S.PeerInfo>;
 export type TokenInfo = Static<typeof S.TokenInfo>;
+/** `profile` is a ProfileInput (model/profile.ts), or null: no image yet. */
+export type InstanceInfo = Omit<Static<typeof S.InstanceInfo>, 'profile'> & { profile: ProfileInput | null };
 export type ChangeActor = Static<typeof S.ChangeActor>;
 export type ChangeObject = Static<typeof S.ChangeObject>;
 
@@ -26,7 +29,12 @@ export type Change =
   | { kind: 'vip.created' | 'vip.updated' | 'vip.deleted'; vip: VipInfo }
   | { kind: 'peer.created' | 'peer.updated' | 'peer.deleted'; peer: PeerInfo }
   // Not forwarding state: it tells every replica's stream server to close the token's sessions.
-  | { kind: 'token.deleted'; token: TokenInfo };
+  | { kind: 'token.deleted'; token: TokenInfo }
+  // What a VM's host runs (its profile's inputs changed: the instance, its ports, its site's VM
+  // settings, its tenant's keys); `fromHostId`: the host it left, on a move. Only agents that
+  // manage VMs get these (docs/vm-profiles.md).
+  | { kind: 'instance.updated'; instance: InstanceInfo; fromHostId: string | null }
+  | { kind: 'instance.deleted'; instance: InstanceInfo };
 
 export type ChangeKind = Change['kind'];
 
@@ -83,11 +91,14 @@ export function changeEntity(c: Change): string {
       return c.peer.peerId;
     case 'token.deleted':
       return c.token.tokenId;
+    case 'instance.updated':
+    case 'instance.deleted':
+      return c.instance.instanceId;
   }
 }
 
 /** The kind of object a change is about: the part of its kind before the dot. */
-export type ObjectKind = 'port' | 'host' | 'network' | 'vip' | 'peer' | 'token';
+export type ObjectKind = 'port' | 'host' | 'network' | 'vip' | 'peer' | 'token' | 'instance';
 
 /**
  * What a change is about: the object's kind, id, and the name its payload
@@ -114,6 +125,9 @@ export function changeObject(c: Change): ChangeObject {
       return { kind, id, name: c.peer.neighbor };
     case 'token.deleted':
       return { kind, id, name: c.token.name };
+    case 'instance.updated':
+    case 'instance.deleted':
+      return { kind, id, name: c.instance.name };
     default:
       return { kind, id, name: null };
   }

@@ -85,6 +85,9 @@ export interface Profile {
 export const PROFILE_PARTS = ['domain', 'meta-data', 'network-config', 'user-data'] as const;
 export type ProfilePart = (typeof PROFILE_PARTS)[number];
 
+/** Where agents keep instances' files by default (`weft agent --vm-dir`), and the root the API's profiles are rendered with. */
+export const VM_ROOT = '/var/lib/weft';
+
 /** Where the agent keeps an instance's files: domain.xml, seed.img, console.sock. */
 export const instanceDir = (root: string, instanceId: string): string => `${root}/instances/${instanceId}`;
 

@@ -287,6 +287,21 @@ export const PeerInfo = T.Object({
   ...pick(Peer.properties, ['bfd', 'multiprotocol']),
 });
 
+/**
+ * A VM's record for its host's agent: the instance, where and in what state
+ * it should run, and what its profile is rendered from (core/profiles.ts
+ * profileInput; model/profile.ts ProfileInput), or null when it has no
+ * image yet. The agent renders the profile itself, with its own directory
+ * for the console socket and the seed.
+ */
+export const InstanceInfo = T.Object({
+  instanceId: T.String(),
+  ...pick(Instance.properties, ['tenantId', 'name', 'hostId']),
+  state: T.String(),
+  // ProfileInput; agents check it as they render (model/profile-render.ts checks every field it uses).
+  profile: T.Unknown(),
+});
+
 /** A deleted token, as the change log tells the stream servers to end its sessions: never its secret or hash. */
 export const TokenInfo = T.Object({
   tokenId: T.String(),
@@ -303,7 +318,7 @@ export const ChangeActor = T.Object({ tokenId: T.String(), name: T.String() }, {
 /** What a change is about, as GET /v1/changes names it; never stored (model/changes.ts derives it). */
 export const ChangeObject = T.Object(
   {
-    kind: T.String({ description: 'port, host, network, vip, peer or token' }),
+    kind: T.String({ description: 'port, host, network, vip, peer, token or instance' }),
     id: T.String(),
     name: Nullable(T.String({ description: "its name (a port's MAC, a peer's neighbor address); null when the log no longer knows it" })),
   },

@@ -1,9 +1,13 @@
 // The self-contained records the change log, the mapping index and the push
 // stream carry (PortMapping, HostInfo...), built from rows in this one place.
-import type { HostInfo, NetworkInfo, PeerInfo, PortMapping, TokenInfo, VipInfo } from '../model/changes.js';
+import type { HostInfo, InstanceInfo, NetworkInfo, PeerInfo, PortMapping, TokenInfo, VipInfo } from '../model/changes.js';
+import { WeftError } from '../model/errors.js';
+import { portIfname } from '../model/ifname.js';
+import { instanceDir, type ProfileInput, type ProfilePort, VM_DEFAULTS, VM_ROOT, type VmSettings } from '../model/profile.js';
+import { ROUTED_GATEWAY4, ROUTED_GATEWAY6 } from '../model/profile-render.js';
 import type { NetworkKind, Role } from '../model/types.js';
 import type { Repo } from './repo.js';
-import type { HostRow, NetworkRow, PeerRow, PortRow, TokenRow, VipRow } from './schema.js';
+import type { HostRow, InstanceRow, NetworkRow, PeerRow, PortRow, SiteRow, TokenRow, VipRow } from './schema.js';
 
 /**
  * A port's mapping from its row, its network's and its host's. Every field
@@ -96,5 +100,64 @@ export async function vipInfo(tx: Repo, vip: VipRow): Promise<VipInfo> {
       .map((p) => ({ portId: p.id, hostId: hostOf.get(p.instanceId) as string, ipv4: p.ipv4, ipv6: p.ipv6 }))
       .sort((a, b) => a.portId.localeCompare(b.portId)),
     healthCheck: JSON.parse(vip.healthCheck),
+  };
+}
+
+/** A site's VM settings: what it set over the defaults. */
+export const siteVm = (r: SiteRow): VmSettings => (r.vm === null ? { ...VM_DEFAULTS } : { ...VM_DEFAULTS, ...(JSON.parse(r.vm) as Partial<VmSettings>) });
+
+/** The gateway a routed network's guests route through (docs/routing.md): on-link, answered by the host. */
+const ROUTED_GATEWAY = { gateway4: ROUTED_GATEWAY4, gateway6: ROUTED_GATEWAY6 } as const;
+
+/**
+ * What an instance's profile is rendered from (model/profile-render.ts),
+ * read in the caller's transaction: the instance, its ports (in creation
+ * order) with their networks, its site's VM settings, its tenant's keys.
+ * `root` places the console socket and the seed (the agent renders with
+ * its own --vm-dir).
+ */
+export async function profileInput(tx: Repo, i: InstanceRow, root = VM_ROOT): Promise<ProfileInput> {
+  const site = await tx.get('sites', i.siteId);
+  if (!site) throw new WeftError('E_INTERNAL', `instance ${i.id}: its site ${i.siteId} is missing`);
+  const ports = (await tx.all('ports', { instanceId: i.id })).sort((a, b) => a.id.localeCompare(b.id));
+  const nets = new Map((await tx.all('networks', { id: [...new Set(ports.map((p) => p.networkId))] })).map((n) => [n.id, n]));
+  const keys = (await tx.all('sshKeys', { tenantId: i.tenantId })).sort((a, b) => a.id.localeCompare(b.id));
+  return {
+    instance: { id: i.id, name: i.name, tenantId: i.tenantId, cpus: i.cpus, memoryMb: i.memoryMb, diskGb: i.diskGb, image: i.image },
+    vm: siteVm(site),
+    ports: ports.map((p): ProfilePort => {
+      const n = nets.get(p.networkId);
+      if (!n) throw new WeftError('E_INTERNAL', `port ${p.id}: its network ${p.networkId} is missing`);
+      const kind = n.kind as NetworkKind;
+      return {
+        portId: p.id,
+        mac: p.mac,
+        ipv4: p.ipv4,
+        ipv6: p.ipv6,
+        ifname: portIfname(p.id),
+        network: {
+          id: n.id,
+          name: n.name,
+          kind,
+          mtu: n.mtu,
+          subnets: JSON.parse(n.subnets) as string[],
+          ...(kind === 'routed' ? ROUTED_GATEWAY : { gateway4: null, gateway6: null }),
+        },
+      };
+    }),
+    sshKeys: keys.map((k) => k.publicKey),
+    consoleSocket: `${instanceDir(root, i.id)}/console.sock`,
+  };
+}
+
+/** An instance's record for its host's agent: its profile's inputs, or null without an image. */
+export async function instanceInfo(tx: Repo, i: InstanceRow): Promise<InstanceInfo> {
+  return {
+    instanceId: i.id,
+    tenantId: i.tenantId,
+    name: i.name,
+    hostId: i.hostId,
+    state: i.state,
+    profile: i.image === null ? null : await profileInput(tx, i),
   };
 }

@@ -76,6 +76,8 @@ export interface StreamClientOptions {
   /** The fingerprint the server sent with `version` (StreamClient.fingerprint), so a server whose log differs there sends a snapshot. */
   fingerprint?: string | null;
   vnis?: number[];
+  /** What the hello asks for beyond the network (STREAM_FEATURES: "vm", the host's instances). */
+  features?: string[];
   onError?: (e: Error) => void;
   /**
    * The server accepted the hello; `hostId` is the host the token belongs to,
@@ -196,7 +198,8 @@ export class StreamClient {
       this.lastRx = Date.now();
       const fingerprint = this.version > 0 && this.fingerprint ? { fingerprint: this.fingerprint } : {};
       const token = typeof o.token === 'function' ? o.token() : o.token;
-      sock.write(encode({ t: 'hello', v: STREAM_VERSION, host: o.hostRef, token, version: this.version, vnis: this.vnis, ...fingerprint }));
+      const features = o.features && o.features.length > 0 ? { features: o.features } : {};
+      sock.write(encode({ t: 'hello', v: STREAM_VERSION, host: o.hostRef, token, version: this.version, vnis: this.vnis, ...fingerprint, ...features }));
     });
     sock.on('data', (chunk: Buffer) => {
       this.lastRx = Date.now();

@@ -1,11 +1,12 @@
 // A host's desired state read from the store in one consistent snapshot:
 // what the push stream sends an agent that cannot resume from deltas.
 import { notFound } from '../model/errors.js';
-import { hostInfo, networkInfo, peerInfo, vipInfo } from '../store/records.js';
+import { hostInfo, instanceInfo, networkInfo, peerInfo, vipInfo } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import type { DesiredState } from './protocol.js';
 
-export async function desiredState(store: Store, hostId: string): Promise<{ version: number; state: DesiredState }> {
+/** `instances`: with the host's instances and their profiles' inputs (an agent that manages VMs). */
+export async function desiredState(store: Store, hostId: string, o: { instances?: boolean } = {}): Promise<{ version: number; state: DesiredState }> {
   return store.snapshot(async (tx) => {
     const version = await tx.headVersion();
     const host = await tx.get('hosts', hostId);
@@ -22,6 +23,11 @@ export async function desiredState(store: Store, hostId: string): Promise<{ vers
       if (v) vips.push(await vipInfo(tx, v));
     }
     const peers = [...(await tx.all('peers', { hostId })), ...(host.rackId ? await tx.all('peers', { rackId: host.rackId }) : [])].map(peerInfo);
-    return { version, state: { host: hostInfo(host), ports, networks, vnis, vips, peers } };
+    const state: DesiredState = { host: hostInfo(host), ports, networks, vnis, vips, peers };
+    if (o.instances) {
+      state.instances = [];
+      for (const i of (await tx.all('instances', { hostId })).sort((a, b) => a.id.localeCompare(b.id))) state.instances.push(await instanceInfo(tx, i));
+    }
+    return { version, state };
   });
 }

@@ -1,7 +1,16 @@
 // The agent push stream on the wire: frames of a 4-byte big-endian length
 // and a UTF-8 JSON message. docs/protocol.md describes every message.
 import { createHash } from 'node:crypto';
-import { changeEntity, type HostInfo, type LoggedChange, type NetworkInfo, type PeerInfo, type PortMapping, type VipInfo } from '../model/changes.js';
+import {
+  changeEntity,
+  type HostInfo,
+  type InstanceInfo,
+  type LoggedChange,
+  type NetworkInfo,
+  type PeerInfo,
+  type PortMapping,
+  type VipInfo,
+} from '../model/changes.js';
 import { WeftError } from '../model/errors.js';
 
 export const STREAM_VERSION = 1;
@@ -26,7 +35,17 @@ export interface DesiredState {
   vips: VipInfo[];
   /** BGP peers of this host or its rack. */
   peers: PeerInfo[];
+  /** The host's instances with what their profiles are rendered from: only for an agent whose hello has the feature "vm" (STREAM_FEATURES). */
+  instances?: InstanceInfo[];
 }
+
+/**
+ * What an agent may ask for in its hello's `features`: "vm", the host's
+ * instances (DesiredState.instances, instance.* changes), for an agent that
+ * manages its VMs. A server ignores names it does not know; an older server
+ * all of them (the agent then gets no instances, and says so).
+ */
+export const STREAM_FEATURES = ['vm'] as const;
 
 /** What an agent reports of its BGP sessions and VIPs (shown by `GET /v1/agents`). */
 export interface AgentRouting {
@@ -90,7 +109,7 @@ export function changeFingerprint(c: LoggedChange): string {
 
 export type AgentMessage =
   /** `fingerprint`: of the change at `version` as the server sent it (absent: an older agent, or a server that sent none). */
-  | { t: 'hello'; v: number; host: string; token: string; version: number; vnis: number[]; fingerprint?: string }
+  | { t: 'hello'; v: number; host: string; token: string; version: number; vnis: number[]; fingerprint?: string; features?: string[] }
   | { t: 'ack'; version: number }
   | { t: 'routing'; routing: AgentRouting }
   | { t: 'guards'; guards: AgentGuards }

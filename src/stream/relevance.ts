@@ -11,6 +11,8 @@ export interface HostView {
   nets: ReadonlySet<string>;
   /** VIPs the agent holds: it must hear when they lose their backend on it. */
   vips: ReadonlySet<string>;
+  /** The agent manages the host's VMs (its hello asked for "vm"): it hears of its instances. */
+  vm: boolean;
 }
 
 export function concerns(c: LoggedChange, h: HostView): boolean {
@@ -42,5 +44,10 @@ export function concerns(c: LoggedChange, h: HostView): boolean {
     // No agent's business (and agents refuse kinds they do not know): the stream server acts on it, closing the token's sessions.
     case 'token.deleted':
       return false;
+    // Only to an agent that manages VMs: the host an instance is on, and on a move the one it left.
+    case 'instance.updated':
+      return h.vm && (c.instance.hostId === h.hostId || c.fromHostId === h.hostId);
+    case 'instance.deleted':
+      return h.vm && c.instance.hostId === h.hostId;
   }
 }

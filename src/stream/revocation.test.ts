@@ -56,6 +56,17 @@ test('only deletions after a version count (a hello that read the store later sa
 });
 
 test("no host is sent a token deletion, not even the token's own host", () => {
-  const view = { hostId: 'h1', rackId: null, vnis: new Set([100]), nets: new Set(['n1']), vips: new Set(['v1']) };
+  const view = { hostId: 'h1', rackId: null, vnis: new Set([100]), nets: new Set(['n1']), vips: new Set(['v1']), vm: true };
   assert.equal(concerns(tokenDeleted('t1', 1), view), false);
+});
+
+test('instance records go only to an agent that manages VMs: the host it is on, and the one it left', () => {
+  const view = { hostId: 'h1', rackId: null, vnis: new Set<number>(), nets: new Set<string>(), vips: new Set<string>(), vm: true };
+  const inst = (hostId: string) => ({ instanceId: 'i1', tenantId: 't', name: 'web1', hostId, state: 'running', profile: null });
+  const c = (hostId: string, fromHostId: string | null) => ({ kind: 'instance.updated' as const, instance: inst(hostId), fromHostId, version: 1, at: '' });
+  assert.equal(concerns(c('h1', null), view), true);
+  assert.equal(concerns(c('h2', 'h1'), view), true, 'moved away: h1 removes it');
+  assert.equal(concerns(c('h2', null), view), false);
+  assert.equal(concerns(c('h1', null), { ...view, vm: false }), false, 'an agent that asked for no instances');
+  assert.equal(concerns({ kind: 'instance.deleted', instance: inst('h1'), version: 2, at: '' }, view), true);
 });

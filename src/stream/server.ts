@@ -58,6 +58,8 @@ interface Session {
   /** Networks of the host's own ports (routed ones have no VNI but still concern it). */
   nets: Set<string>;
   vips: Set<string>;
+  /** The agent manages its VMs (hello features "vm"): it gets the host's instances. */
+  vm: boolean;
   mode: 'catchup' | 'live' | 'stalled';
   /** Bumped by every snapshot: an older catch-up that sees a newer generation stops. */
   gen: number;
@@ -460,6 +462,7 @@ export class StreamServer {
       vnis: new Set(now),
       nets: new Set(held.networkIds),
       vips: new Set(held.vipIds),
+      vm: Array.isArray(m.features) && m.features.includes('vm'),
       mode: 'catchup',
       gen: 0,
       pending: [],
@@ -514,7 +517,7 @@ export class StreamServer {
     const gen = ++s.gen;
     s.mode = 'catchup';
     s.pending = [];
-    const { version, state } = await desiredState(this.ctx.store, s.hostId);
+    const { version, state } = await desiredState(this.ctx.store, s.hostId, { instances: s.vm });
     const fingerprint = await this.fingerprintAt(version);
     if (s.gen !== gen || s.sock.destroyed) return;
     this.snapshots?.inc({ reason });
@@ -536,7 +539,7 @@ export class StreamServer {
     const fresh = changes.filter((c) => c.version > s.sent);
     const last = fresh.at(-1);
     if (!last) return;
-    const view = { hostId: s.hostId, rackId: s.rackId, vnis: s.vnis, nets: s.nets, vips: s.vips };
+    const view = { hostId: s.hostId, rackId: s.rackId, vnis: s.vnis, nets: s.nets, vips: s.vips, vm: s.vm };
     const relevant: LoggedChange[] = [];
     let resync = false;
     for (const c of fresh) {

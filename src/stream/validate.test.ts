@@ -22,6 +22,7 @@ const port = {
   underlayIp: '192.0.2.2',
 };
 const host = { hostId: 'h1', name: 'h1', siteId: 's', rackId: null, underlayIp: '192.0.2.1', asn: null, state: 'active', ipv6Prefix: null };
+const inst = { instanceId: 'i1', tenantId: 't1', name: 'web1', hostId: 'h1', state: 'running', profile: { instance: {} } };
 const good = [
   { t: 'welcome', v: 1, hostId: 'h1', mode: 'deltas', head: 3 },
   { t: 'welcome', v: 1, hostId: 'h1', mode: 'snapshot', head: 3, reason: 'diverged' },
@@ -38,9 +39,12 @@ const good = [
       { kind: 'port.moved', port, from: { hostId: 'h3', underlayIp: '192.0.2.3' }, version: 5, at: 'x' },
       { kind: 'host.updated', host, before: host, version: 5, at: 'x' },
       { kind: 'vip.created', vip: { vipId: 'v', backends: [{ portId: 'p1', hostId: 'h1' }] }, version: 5, at: 'x' },
+      { kind: 'instance.updated', instance: inst, fromHostId: 'h2', version: 5, at: 'x' },
+      { kind: 'instance.deleted', instance: { ...inst, profile: null }, version: 5, at: 'x' },
     ],
     vnis: [7],
   },
+  { t: 'snapshot.end', version: 3, state: { host, networks: [], vnis: [], vips: [], peers: [], instances: [inst] } },
   { t: 'ping' },
   { t: 'error', code: 'E_FORBIDDEN', message: 'no' },
 ];
@@ -75,6 +79,26 @@ const badServer: [unknown, string, string][] = [
     '"ABCDEF0123456789"',
   ],
   [{ t: 'delta', version: 5, changes: [], vnis: [], fingerprint: '0123' }, 'delta.fingerprint', '"0123"'],
+  [
+    { t: 'delta', version: 5, changes: [{ kind: 'instance.updated', instance: { ...inst, state: 'paused' }, fromHostId: null, version: 5 }], vnis: [] },
+    'delta.changes[0].instance.state',
+    '"paused"',
+  ],
+  [
+    { t: 'delta', version: 5, changes: [{ kind: 'instance.updated', instance: { ...inst, profile: 'x' }, fromHostId: null, version: 5 }], vnis: [] },
+    'delta.changes[0].instance.profile',
+    '"x"',
+  ],
+  [
+    { t: 'delta', version: 5, changes: [{ kind: 'instance.updated', instance: inst, fromHostId: 5, version: 5 }], vnis: [] },
+    'delta.changes[0].fromHostId',
+    '5',
+  ],
+  [
+    { t: 'snapshot.end', version: 1, state: { host, networks: [], vnis: [], vips: [], peers: [], instances: [{ ...inst, hostId: 1 }] } },
+    'snapshot.end.state.instances[0].hostId',
+    '1',
+  ],
 ];
 
 test('a malformed server message is an E_INVALID_ARG naming the field and the value', () => {
@@ -89,6 +113,9 @@ test('a malformed server message is an E_INVALID_ARG naming the field and the va
 
 test('agent messages: checked by type; a hello of another version is left for the server to refuse', () => {
   const hello = { t: 'hello', v: 1, host: 'h1', token: 'tok', version: 0, vnis: [7] };
+  assert.throws(() => decodeAgentMessage({ ...hello, features: 'vm' }, 1), /hello\.features/);
+  assert.throws(() => decodeAgentMessage({ ...hello, features: ['x'.repeat(40)] }, 1), /hello\.features/);
+  assert.ok(decodeAgentMessage({ ...hello, features: ['vm', 'from-a-newer-agent'] }, 1), 'names a server does not know are fine');
   const unguarded = { portId: 'port-1', ifname: 'wp0123456789ab', kind: 'refused', reason: 'invalid port.ipv4 "224.0.0.1": must be a unicast address' };
   const guards = { t: 'guards', guards: { unguarded: 1, ports: [unguarded] } };
   for (const m of [

@@ -102,6 +102,14 @@ function objects(o: Obj, key: string, at: string, idKey: string): void {
   }
 }
 
+/** An InstanceInfo: what the agent keys and decides on; the profile's own fields are checked as it is rendered (model/profile-render.ts). */
+function instance(v: unknown, at: string): void {
+  const i = obj(v, at);
+  for (const k of ['instanceId', 'tenantId', 'name', 'hostId']) str(i, k, at);
+  if (i.state !== 'running' && i.state !== 'stopped') throw invalid(`${at}.state`, i.state, 'must be "running" or "stopped"');
+  if (i.profile !== null) obj(i.profile, `${at}.profile`);
+}
+
 /** A logged change and the record its kind carries. */
 function change(v: unknown, i: number): void {
   // The common case, a port created or deleted, builds no path.
@@ -149,6 +157,12 @@ function change(v: unknown, i: number): void {
     case 'peer.updated':
     case 'peer.deleted':
       str(obj(c.peer, `${at}.peer`), 'peerId', `${at}.peer`);
+      break;
+    case 'instance.updated':
+    case 'instance.deleted':
+      instance(c.instance, `${at}.instance`);
+      if (c.kind === 'instance.updated' && c.fromHostId !== null && typeof c.fromHostId !== 'string')
+        throw invalid(`${at}.fromHostId`, c.fromHostId, 'must be a host id or null');
       break;
     default:
       throw invalid(`${at}.kind`, kind, 'must be a known change kind');
@@ -208,6 +222,11 @@ export function decodeServerMessage(raw: unknown): ServerMessage | null {
       uints(state, 'vnis', at);
       objects(state, 'vips', at, 'vipId');
       objects(state, 'peers', at, 'peerId');
+      // Only to agents that manage VMs (hello features "vm").
+      if (state.instances !== undefined) {
+        const list = arr(state, 'instances', at);
+        for (let i = 0; i < list.length; i++) instance(list[i], `${at}.instances[${i}]`);
+      }
       fingerprint(m, t);
       break;
     }
@@ -251,6 +270,11 @@ export function decodeAgentMessage(raw: unknown, streamVersion: number): AgentMe
       uint(m, 'version', t);
       uints(m, 'vnis', t);
       fingerprint(m, t);
+      if (m.features !== undefined) {
+        const f = arr(m, 'features', t);
+        if (f.length > 16 || f.some((x) => typeof x !== 'string' || x.length > 32))
+          throw invalid(`${t}.features`, m.features, 'must be a list of at most 16 short strings');
+      }
       break;
     case 'ack':
       uint(m, 'version', t);

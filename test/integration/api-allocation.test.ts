@@ -153,7 +153,13 @@ for (const dialect of DIALECTS) {
       assert.equal(moved.hostId, hv2.id);
       assert.deepEqual(moved.ports, vm.ports, 'MACs and addresses stay');
       const log = await changesAfter(api, v0);
-      assert.equal(log.length, 1);
+      // Its ports, then its record for the VM's hosts (the one it left says so).
+      assert.deepEqual(
+        log.map((c) => c.kind),
+        ['port.moved', 'instance.updated'],
+      );
+      const iu = log[1] as Extract<LoggedChange, { kind: 'instance.updated' }>;
+      assert.deepEqual([iu.instance.hostId, iu.fromHostId], [hv2.id, hv3.id]);
       const c = log[0] as Extract<LoggedChange, { kind: 'port.moved' }>;
       assert.equal(c.kind, 'port.moved');
       assert.deepEqual(c.from, { hostId: hv3.id, underlayIp: hv3.underlayIp });
@@ -211,7 +217,7 @@ for (const dialect of DIALECTS) {
       const log = await changesAfter(api, v0);
       assert.deepEqual(
         log.map((c) => c.kind),
-        ['port.moved', 'vip.updated'],
+        ['port.moved', 'vip.updated', 'instance.updated'],
       );
       const vu = log[1] as Extract<LoggedChange, { vip: unknown }>;
       assert.equal(vu.vip.backends[0]?.hostId, moved.hostId);
@@ -220,7 +226,7 @@ for (const dialect of DIALECTS) {
       const del = await changesAfter(api, v1);
       assert.deepEqual(
         del.map((c) => c.kind),
-        ['port.deleted', 'vip.updated'],
+        ['port.deleted', 'vip.updated', 'instance.deleted'],
       );
       assert.deepEqual((del[1] as Extract<LoggedChange, { vip: unknown }>).vip.backends, []);
       assert.deepEqual((await api.admin.get<{ backends: string[] }>(`/v1/vips/${vip.id}`)).backends, []);

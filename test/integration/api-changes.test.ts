@@ -40,6 +40,7 @@ for (const dialect of DIALECTS) {
         size: 'small',
         ports: [{ network: 'web' }],
       });
+      made.vm = vm.id;
       made.port = vm.ports[0]?.id as string;
       made.mac = vm.ports[0]?.mac as string;
       made.vip = (await as.post<{ id: string }>('/v1/vips', { tenant: 'acme', name: 'lb', site: 'ams1', healthCheck: { type: 'tcp', port: 80 } })).id;
@@ -58,13 +59,15 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(rows, [
         ['network.created', 'network', made.net, 'web', byAlice],
         ['port.created', 'port', made.port, made.mac, byAlice],
+        // What its host's agent runs it from (docs/vm-profiles.md).
+        ['instance.updated', 'instance', made.vm, 'vm1', byAlice],
         ['vip.created', 'vip', made.vip, 'lb', byAlice],
         // A network that is gone has no row to take its name from.
         ['network.created', 'network', made.gone, null, byTenant],
         ['network.deleted', 'network', made.gone, null, byTenant],
         ['host.created', 'host', made.host, 'hv-direct', null],
       ]);
-      assert.equal(log.head, start + 6);
+      assert.equal(log.head, start + 7);
       for (const c of log.items) assert.ok(!Number.isNaN(Date.parse(c.at)), `at ${c.at}`);
     });
 

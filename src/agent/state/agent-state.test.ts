@@ -128,3 +128,16 @@ test('agent state: a port set off the host VNIs is dropped though the VNI set di
   assert.equal(t.ports.has('p40'), false);
   assert.equal(t.ports.has('p0'), true);
 });
+
+test("agent state: its host's instances from a snapshot that has them, then instance changes; a move away drops one", () => {
+  const s = fresh();
+  assert.equal(s.instancesKnown, false, 'a snapshot without instances (a server that sends none)');
+  const inst = (id: string, hostId = 'h1') => ({ instanceId: id, tenantId: 't', name: id, hostId, state: 'running', profile: null });
+  s.snapshot(2, { host: host(1), ports: [], networks: [], vnis: [], vips: [], peers: [], instances: [inst('i1')] });
+  assert.equal(s.instancesKnown, true);
+  s.delta(3, [at({ kind: 'instance.updated', instance: inst('i2'), fromHostId: null }, 3)], []);
+  assert.deepEqual([...s.instances.keys()].sort(), ['i1', 'i2']);
+  s.delta(4, [at({ kind: 'instance.updated', instance: inst('i1', 'h2'), fromHostId: 'h1' }, 4)], []);
+  s.delta(5, [at({ kind: 'instance.deleted', instance: inst('i2') }, 5)], []);
+  assert.deepEqual([...s.instances.keys()], []);
+});

@@ -1,6 +1,6 @@
 // The desired state an agent holds, kept by applying the push stream's
 // snapshots and deltas (pure). The dataplane reconciles against it.
-import type { HostInfo, LoggedChange, NetworkInfo, PeerInfo, PortMapping, VipInfo } from '../../model/changes.js';
+import type { HostInfo, InstanceInfo, LoggedChange, NetworkInfo, PeerInfo, PortMapping, VipInfo } from '../../model/changes.js';
 import type { DesiredState } from '../../stream/protocol.js';
 import { PortTable } from './port-table.js';
 
@@ -13,6 +13,10 @@ export class AgentState {
   readonly vips = new Map<string, VipInfo>();
   readonly peers = new Map<string, PeerInfo>();
   vnis = new Set<number>();
+  /** The host's instances, with their profiles' inputs (only when the agent asked for them: hello features "vm"). */
+  readonly instances = new Map<string, InstanceInfo>();
+  /** The last snapshot carried instances: a server that sends none (an older one, or a session without "vm") leaves this false. */
+  instancesKnown = false;
 
   /**
    * The host's own ports. Cheaper than filtering `ports` (whose values are
@@ -53,6 +57,9 @@ export class AgentState {
     for (const v of s.vips) this.vips.set(v.vipId, v);
     this.peers.clear();
     for (const p of s.peers) this.peers.set(p.peerId, p);
+    this.instances.clear();
+    for (const i of s.instances ?? []) this.instances.set(i.instanceId, i);
+    this.instancesKnown = s.instances !== undefined;
     this.vnis = new Set(s.vnis);
     // The server sends no remote port off the host's VNIs; should one come, the next delta drops it as before.
     this.strays = this.hasStrays();
@@ -141,6 +148,14 @@ export class AgentState {
         break;
       case 'peer.deleted':
         this.peers.delete(c.peer.peerId);
+        break;
+      // On another host now (a move): no longer this host's to run.
+      case 'instance.updated':
+        if (c.instance.hostId === this.hostId) this.instances.set(c.instance.instanceId, c.instance);
+        else this.instances.delete(c.instance.instanceId);
+        break;
+      case 'instance.deleted':
+        this.instances.delete(c.instance.instanceId);
         break;
     }
   }
