@@ -2,6 +2,8 @@
 // command shows it: two sites, racks, hosts with BGP peers, two tenants
 // with overlapping private subnets, a routed network, instances and a VIP.
 // Re-running it skips what already exists.
+
+import { EXAMPLE_IMAGE, EXAMPLE_SSH_KEY } from '../lab/plan.js';
 import { WeftError } from '../model/errors.js';
 import type { ApiClient } from './client.js';
 
@@ -20,8 +22,8 @@ async function ensure<T extends Named>(api: ApiClient, path: string, body: Recor
 
 export async function seedExample(api: ApiClient, log: (s: string) => void): Promise<void> {
   const sites = [
-    { name: 'ams1', underlayPool: '192.0.2.0/25', ipv4Pools: ['203.0.113.0/25'], ipv6Block: '2001:db8:a::/48' },
-    { name: 'fra1', underlayPool: '192.0.2.128/25', ipv4Pools: ['203.0.113.128/25'], ipv6Block: '2001:db8:f::/48' },
+    { name: 'ams1', underlayPool: '192.0.2.0/25', ipv4Pools: ['203.0.113.0/25'], ipv6Block: '2001:db8:a::/48', vm: { dnsServers: ['192.0.2.53'] } },
+    { name: 'fra1', underlayPool: '192.0.2.128/25', ipv4Pools: ['203.0.113.128/25'], ipv6Block: '2001:db8:f::/48', vm: { dnsServers: ['192.0.2.181'] } },
   ];
   let asn = 65101;
   for (const s of sites) {
@@ -51,6 +53,8 @@ export async function seedExample(api: ApiClient, log: (s: string) => void): Pro
   }
   for (const t of ['acme', 'globex']) {
     await ensure(api, 'tenants', { name: t }, log);
+    // A key for the instances' profiles (its private half is nobody's: add yours with `weft key create`).
+    await ensure(api, 'keys', { tenant: t, name: 'example', publicKey: EXAMPLE_SSH_KEY }, log, `&tenant=${t}`);
     // Both tenants use the same private subnets: their overlays are isolated by VNI.
     await ensure(api, 'networks', { tenant: t, name: 'private', kind: 'overlay', subnets: ['10.10.0.0/24', 'fd00:10::/64'], mtu: 1450 }, log, `&tenant=${t}`);
   }
@@ -71,7 +75,7 @@ export async function seedExample(api: ApiClient, log: (s: string) => void): Pro
       const ports: Record<string, string>[] = [{ network: 'private' }];
       if (t === 'acme' && i <= 2) ports.push({ network: 'public-ams1' });
       try {
-        inst = await api.post('/v1/instances', { tenant: t, name, site: 'ams1', size: 'small', ports });
+        inst = await api.post('/v1/instances', { tenant: t, name, site: 'ams1', size: 'small', image: EXAMPLE_IMAGE, ports });
         log(`created instance ${name}`);
       } catch (e) {
         if (e instanceof WeftError) throw new WeftError(e.code, `instance ${name}: ${e.message}`, e.field);

@@ -2,12 +2,13 @@
 // full-size packets, no flooding on the underlay, the VIP, agents, BGP),
 // one item per property, each with the figures it rests on.
 
+import { portIfname } from '../agent/names.js';
 import { run } from '../sys/exec.js';
 import { pool } from '../sys/pool.js';
 import { protocols } from './bird.js';
 import type { Cloud } from './cloud.js';
 import { capture, type LabVm } from './overlay-lab.js';
-import { OVERLAY_MTU } from './plan.js';
+import { EXAMPLE_SSH_KEY, OVERLAY_MTU } from './plan.js';
 import { countVxlan } from './vxlan-frames.js';
 
 /** One property the check tested: its label (stable, read by users and tests), whether it held, and the figures. */
@@ -148,6 +149,24 @@ export async function checkCloud(cloud: Cloud): Promise<CheckItem[]> {
     check: 'agents at the head of the change log',
     ok: agents.items.length === overlay.hosts.size && lagging.length === 0,
     detail: `${agents.items.length}/${overlay.hosts.size} connected${replicas} at version ${agents.head}, ${lagging.length} lagging`,
+  });
+  // Every instance has a profile its hypervisor could run it from: the tap the agent plugs, the example key.
+  const profiles = await pool(
+    8,
+    cloud.vms.map((v) => async () => {
+      try {
+        const p = await overlay.api.get<{ domain: string; userData: string }>(`/v1/instances/${v.instance.id}/profile`);
+        return p.domain.includes(`<target dev='${portIfname(v.port.id)}'`) && p.userData.includes(EXAMPLE_SSH_KEY) ? null : `${v.name}: incomplete`;
+      } catch (e) {
+        return `${v.name}: ${(e as Error).message}`;
+      }
+    }),
+  );
+  const missing = profiles.filter((x): x is string => x !== null);
+  items.push({
+    check: 'VM profiles (libvirt domain and cloud-init seed) for every instance',
+    ok: missing.length === 0 && cloud.vms.length > 0,
+    detail: `${cloud.vms.length - missing.length}/${cloud.vms.length} complete${missing.length ? `; not: ${missing.slice(0, 4).join(', ')}` : ''}`,
   });
   // Every session of every fabric router: ToR to hosts and spine, spine to WAN (or ToR to core).
   const notUp: string[] = [];

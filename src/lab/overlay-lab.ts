@@ -15,7 +15,7 @@ import { run } from '../sys/exec.js';
 import { writeSecretFile } from '../sys/secret-file.js';
 import { until } from '../sys/until.js';
 import { type Host, Lab, type Vm } from './builder.js';
-import { addrOf, MAX_MGMT_HOSTS, mgmtHostCidr, rootLinkName } from './plan.js';
+import { addrOf, EXAMPLE_IMAGE, EXAMPLE_SSH_KEY, MAX_MGMT_HOSTS, mgmtHostCidr, rootLinkName } from './plan.js';
 import { type ServerProcess, startServerProcess, WEFT_BIN } from './server-process.js';
 
 /** Where a lab keeps its admin token (in its own 0700 directory, the file 0600: only root reads it). */
@@ -394,7 +394,11 @@ export class OverlayLab {
   }
 
   async network(tenant: string, name: string, subnets: string[], mtu = 1450): Promise<void> {
-    if ((await this.api.get<{ items: unknown[] }>(`/v1/tenants?name=${tenant}`)).items.length === 0) await this.api.post('/v1/tenants', { name: tenant });
+    if ((await this.api.get<{ items: unknown[] }>(`/v1/tenants?name=${tenant}`)).items.length === 0) {
+      await this.api.post('/v1/tenants', { name: tenant });
+      // A key, so the tenant's instances' profiles authorize one.
+      await this.api.post('/v1/keys', { tenant, name: 'example', publicKey: EXAMPLE_SSH_KEY });
+    }
     const n = await this.api.post<{ id: string }>('/v1/networks', { tenant, name, kind: 'overlay', subnets, mtu });
     this.nets.set(`${tenant}/${name}`, { id: n.id, subnets, mtu });
   }
@@ -421,6 +425,7 @@ export class OverlayLab {
       site: o.site ?? (o.host ? this.host(o.host).site : 'lab'),
       ...(o.host ? { host: o.host } : {}),
       size: 'small',
+      image: EXAMPLE_IMAGE,
       ports: [{ network: o.network }],
     });
   }

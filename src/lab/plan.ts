@@ -7,6 +7,11 @@ import { capacity, invalid } from '../model/errors.js';
 export { checkIfname, IFNAME_MAX } from '../model/ifname.js';
 
 /** The size `weft lab up` builds by default: 2 sites x 2 racks x 2 hosts, 2 tenants, 16 instances, seed 1. */
+/** The image the lab's and `weft seed`'s instances are made from: their profiles need one (nothing boots it in the lab). */
+export const EXAMPLE_IMAGE = 'debian-12-genericcloud';
+/** The public key the lab's and `weft seed`'s tenants hold; its private half was thrown away: add your own with `weft key create`. */
+export const EXAMPLE_SSH_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOPftY5ZtO3FUPfrPH8VDrce2cATibVU+TnG2JmOPTO/ weft-example (replace with your own key)';
+
 export const DEFAULT_CLOUD = { name: 'weft', sites: 2, racksPerSite: 2, hostsPerRack: 2, tenants: 2, instances: 16, seed: 1 };
 
 /** Labs that can exist at once on one machine: each owns one management /26 in the root namespace. */

@@ -14,7 +14,7 @@ import { hostProtocol, type OriginateRoute, renderCoreConf, renderSpineConf, ren
 import type { LayoutSite } from './layout.js';
 import { hostAsn, torAsn, WAN_ASN } from './layout.js';
 import { type HostSpec, hostSpec, type InstanceView, OverlayLab, type PortView } from './overlay-lab.js';
-import { CORE, WAN } from './plan.js';
+import { CORE, EXAMPLE_IMAGE, WAN } from './plan.js';
 
 export { hostAsn, torAsn } from './layout.js';
 /** The ASN of the top router: the core, or the WAN router. */
@@ -246,6 +246,7 @@ export class RoutingLab {
       site: this.overlay.host(o.host).site,
       host: o.host,
       size: 'small',
+      image: EXAMPLE_IMAGE,
       ports: [{ network: o.network }],
     });
     const port = inst.ports[0] as PortView;

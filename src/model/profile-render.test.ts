@@ -95,10 +95,7 @@ test('domain: named weft-<id>, the type chosen, the seed beside the console sock
   assert.equal(seedPath('/console.sock'), '/seed.img');
   assert.equal(xmlEscape(`a&b<c>d'e"f`), 'a&amp;b&lt;c&gt;d&apos;e&quot;f');
   const esc = renderProfile(PROFILE_CASES['xml-escaping'] as ProfileInput).domain;
-  assert.match(
-    esc,
-    /<source file='\/srv\/images\/r\+d\/tom\+jerry_1\.0\/0190a1b2-0000-7000-8000-00000000e004\.raw'\/>/,
-  );
+  assert.match(esc, /<source file='\/srv\/images\/r\+d\/tom\+jerry_1\.0\/0190a1b2-0000-7000-8000-00000000e004\.raw'\/>/);
   assert.match(esc, /<driver name='qemu' type='raw'\/>\n {6}<source file='\/srv/);
   assert.equal(diskFile('/i/{image}/{instance}/{image}', 'a$&{instance}', 'ID'), '/i/a$&{instance}/ID/a$&{instance}');
   // A path without {image} is one file for every image.
