@@ -17,6 +17,7 @@ import { registerProcessMetrics } from '../sys/metrics.js';
 import { readPem } from '../sys/pem.js';
 import { readSecretFile } from '../sys/secret-file.js';
 import { Agent } from './agent.js';
+import { Consoles } from './consoles.js';
 import { stopAnnouncers } from './dataplane/linux/announce.js';
 import { LinuxDataplane } from './dataplane/linux/linux-dataplane.js';
 import { LazyResolver } from './lazy.js';
@@ -230,6 +231,7 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
     token: o.tokenFile === undefined ? o.token : tokenReader(o.tokenFile, o.token, log),
     handler,
     features: vms ? ['vm'] : [],
+    onConsole: (m) => consoles?.handle(m),
     onWelcome: (hostId, mode, reason) => {
       // The server's log is not the one this agent followed (a restored store): its snapshot replaces everything.
       if (reason === 'ahead' || reason === 'diverged')
@@ -250,6 +252,7 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
       connected = false;
       // Never given the host's instances (the last server sent none): the next one must send a snapshot that has them.
       if (vms && !agent.state.instancesKnown) stream.version = 0;
+      consoles?.closeAll();
     },
     onError: (e) => log.warn('push stream error', { error: e.message }),
     // Revoked, unknown or another host's: nothing changes until the operator gives this agent a valid token.
@@ -266,6 +269,15 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
         },
       ),
   });
+  const consoles = o.vm
+    ? new Consoles({
+        dir: o.vm.dir,
+        instances: () => agent.state.instances,
+        hostId: () => agent.state.hostId,
+        send: (m) => stream.sendConsole(m),
+        log,
+      })
+    : null;
   let observeReconcile = (_ms: number) => {};
   agent.onApplied = (ops) => {
     if (ops.length === 0) return;
@@ -392,6 +404,7 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
       agent.stop();
       routing?.stop();
       await vms?.stop();
+      consoles?.closeAll();
       lazy?.stop();
       watcher.stop();
       // Its long-lived ip and bridge processes.

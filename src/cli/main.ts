@@ -825,6 +825,25 @@ function peerFields(o: Record<string, unknown>) {
   };
 }
 
+program
+  .command('console <instance>')
+  .description("attach to an instance's serial console (through the API and its host's agent; detach with Ctrl-])")
+  .option('--force', 'take the console over from another session (one at a time)')
+  .action(async (ref: string, o: { force?: boolean }) => {
+    const g = globals();
+    const { runConsole } = await import('./console.js');
+    const code = await runConsole({
+      base: g.api,
+      token: apiToken(),
+      ca: g.caFile === undefined ? undefined : readPem('--ca-file', g.caFile, 'certificate'),
+      ref,
+      force: o.force === true,
+      stdin: process.stdin,
+      stdout: process.stdout,
+      stderr: process.stderr,
+    });
+    process.exit(code);
+  });
 entity({
   name: 'key',
   path: 'keys',

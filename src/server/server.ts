@@ -21,6 +21,7 @@ import { STREAM_PORT } from '../stream/protocol.js';
 import { DEFAULT_STREAM_HELLO_MS, DEFAULT_STREAM_LIMITS, DEFAULT_STREAM_STALL_MS, type StreamContext, StreamServer, type StreamTls } from '../stream/server.js';
 import { type ConnectionLimits, connectionLimits } from '../sys/conn-caps.js';
 import { readPem } from '../sys/pem.js';
+import { serveConsoles } from './console-ws.js';
 
 export interface ServerOptions {
   db: string;
@@ -186,6 +187,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       limits: limits.api,
       tls: apiTls,
     });
+    // Serial consoles: WebSocket upgrades on the API's listener, relayed through the push stream.
+    const consoles = serveConsoles(app, ctx, st ?? null);
     await app.listen({ host: listen.host, port: listen.port });
     const addr = app.server.address();
     const port = typeof addr === 'object' && addr ? addr.port : listen.port;
@@ -202,6 +205,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       svpAddress,
       streamAddress,
       async close() {
+        consoles.close();
         await app.close();
         await st?.close();
         await m.close();

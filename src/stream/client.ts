@@ -78,6 +78,8 @@ export interface StreamClientOptions {
   vnis?: number[];
   /** What the hello asks for beyond the network (STREAM_FEATURES: "vm", the host's instances). */
   features?: string[];
+  /** A console session's opening, input or end from the server (only to an agent that asked for "vm"). */
+  onConsole?: (m: Extract<ServerMessage, { t: 'console.open' | 'console.data' | 'console.close' }>) => void;
   onError?: (e: Error) => void;
   /**
    * The server accepted the hello; `hostId` is the host the token belongs to,
@@ -167,6 +169,11 @@ export class StreamClient {
   /** Sends the agent's guards report (its unguarded ports) to the server; false when it was dropped, as `report`. */
   reportGuards(guards: AgentGuards): boolean {
     return this.send({ t: 'guards', guards });
+  }
+
+  /** Console output or the end of a console session, to the server; false when it was dropped, as `report`. */
+  sendConsole(m: Extract<AgentMessage, { t: 'console.data' | 'console.close' }>): boolean {
+    return this.send(m);
   }
 
   private send(m: AgentMessage): boolean {
@@ -300,6 +307,11 @@ export class StreamClient {
         else this.o.onError?.(e);
         break;
       }
+      case 'console.open':
+      case 'console.data':
+      case 'console.close':
+        this.o.onConsole?.(m);
+        break;
       default:
         break;
     }

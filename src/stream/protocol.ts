@@ -114,7 +114,13 @@ export type AgentMessage =
   | { t: 'routing'; routing: AgentRouting }
   | { t: 'guards'; guards: AgentGuards }
   | { t: 'ping' }
-  | { t: 'pong' };
+  | { t: 'pong' }
+  /** Console bytes from the instance's serial console (base64), and the end of a session (src/stream/console.ts). */
+  | { t: 'console.data'; session: string; data: string }
+  | { t: 'console.close'; session: string; reason: string };
+
+/** At most this many bytes of console output or input in one message (base64 in it). */
+export const CONSOLE_CHUNK = 16 * 1024;
 
 /**
  * Why a server sends a snapshot: `initial` (an agent with nothing), `behind`
@@ -137,7 +143,11 @@ export type ServerMessage =
   | { t: 'delta'; version: number; changes: LoggedChange[]; vnis: number[]; fingerprint?: string }
   | { t: 'ping' }
   | { t: 'pong' }
-  | { t: 'error'; code: string; message: string };
+  | { t: 'error'; code: string; message: string }
+  /** A serial console session for one of the host's instances: the agent attaches to its console socket (only with feature "vm"). */
+  | { t: 'console.open'; session: string; instanceId: string }
+  | { t: 'console.data'; session: string; data: string }
+  | { t: 'console.close'; session: string; reason: string };
 
 const str = (v: unknown, max = 300): string | null => (typeof v === 'string' ? v.slice(0, max) : null);
 const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.floor(v) : 0);

@@ -16,11 +16,13 @@ import type { Store } from '../store/store.js';
 import { ConnectionCaps, type ConnectionLimits } from '../sys/conn-caps.js';
 import { listenOn } from '../sys/listen.js';
 import { type CertIdentity, certHostNames, certNamesHost } from './cert-names.js';
+import { ConsoleRelay, type ConsoleSink } from './console.js';
 import { desiredState } from './desired.js';
 import {
   type AgentGuards,
   type AgentMessage,
   type AgentRouting,
+  CONSOLE_CHUNK,
   changeFingerprint,
   DEAD_MS,
   encode,
@@ -153,6 +155,8 @@ export class StreamServer {
   private head = 0;
   /** Hellos in flight, each with the index version from before it authenticated. */
   private readonly hellos = new Set<{ since: number }>();
+  /** Serial console sessions relayed to the agents (stream/console.ts). */
+  readonly consoles = new ConsoleRelay();
   /** Deletions delivered while hellos were in flight: a hello that authenticated before one of them is refused. */
   private late: Revocations | null = null;
   private revokedSessions: prom.Counter<'reason'> | null = null;
@@ -253,10 +257,61 @@ export class StreamServer {
     this.head = Math.max(this.head, last.version);
     const revoked = revocationsIn(changes);
     if (revoked) this.revoke(revoked);
+    for (const { session, reason } of this.consoles.ended(changes)) this.closeConsole(session.id, reason);
     for (const s of this.sessions.values()) {
       if (s.mode === 'live') this.sendChanges(s, changes);
       else if (s.mode === 'catchup') s.pending.push(...changes);
     }
+  }
+
+  /**
+   * A serial console session for an instance on `hostId`, relayed to that
+   * host's agent (connected to this server, managing VMs). Returns how to
+   * write to it and end it; the sink hears its output and its end.
+   */
+  openConsole(o: { instanceId: string; hostId: string; tokenId: string; force: boolean; sink: ConsoleSink }): {
+    write(bytes: Buffer): void;
+    close(reason: string): void;
+  } {
+    const agent = this.sessions.get(o.hostId);
+    if (!agent || agent.revoked || agent.sock.destroyed)
+      throw new WeftError(
+        'E_UNAVAILABLE',
+        `the agent of host ${o.hostId} is not connected to this server (with several replicas, ask the one it follows: GET /v1/agents)`,
+      );
+    if (!agent.vm) throw new WeftError('E_UNAVAILABLE', `the agent of host ${o.hostId} does not manage VMs (weft agent --vm-dir): it has no consoles`);
+    const { session, replaced } = this.consoles.open(o);
+    if (replaced) this.send(agent, { t: 'console.close', session: replaced.id, reason: 'taken over' });
+    this.send(agent, { t: 'console.open', session: session.id, instanceId: o.instanceId });
+    return {
+      write: (bytes) => {
+        const a = this.sessions.get(o.hostId);
+        if (!a || !this.consoles.get(session.id)) return;
+        // An agent that does not read gets no more console input: the session ends rather than the server buffering it.
+        if (a.sock.writableLength > SLOW_BYTES) {
+          this.closeConsole(session.id, 'the agent is not reading');
+          return;
+        }
+        for (let i = 0; i < bytes.length; i += CONSOLE_CHUNK)
+          this.send(a, { t: 'console.data', session: session.id, data: bytes.subarray(i, i + CONSOLE_CHUNK).toString('base64') });
+      },
+      close: (reason) => this.closeConsole(session.id, reason),
+    };
+  }
+
+  /** Ends a console session on both sides: its sink, and its agent (if it is still connected). */
+  private closeConsole(id: string, reason: string): void {
+    const c = this.consoles.end(id, reason);
+    const a = c && this.sessions.get(c.hostId);
+    if (a) this.send(a, { t: 'console.close', session: id, reason });
+  }
+
+  /** Console output or an end from an agent: only for a session of its own host. */
+  private fromAgentConsole(s: Session, m: Extract<AgentMessage, { t: 'console.data' | 'console.close' }>): void {
+    const c = this.consoles.get(m.session);
+    if (!c || c.hostId !== s.hostId) return;
+    if (m.t === 'console.data') c.sink.data(Buffer.from(m.data, 'base64'));
+    else this.consoles.end(c.id, m.reason);
   }
 
   private send(s: Session, m: ServerMessage): void {
@@ -368,6 +423,7 @@ export class StreamServer {
         if (m?.t === 'ack') this.ack(session, m.version);
         else if (m?.t === 'routing') session.routing = sanitizeRouting(m.routing);
         else if (m?.t === 'guards') session.guards = sanitizeGuards(m.guards);
+        else if (m?.t === 'console.data' || m?.t === 'console.close') this.fromAgentConsole(session, m);
         // A peer that does not read gets no more pongs: its output stays bounded.
         else if (m?.t === 'ping' && sock.writableLength < SLOW_BYTES) this.send(session, { t: 'pong' });
         // Anything else (pong, or a type from a newer agent) is ignored.
@@ -382,7 +438,11 @@ export class StreamServer {
       clearTimeout(hello);
       if (stall) clearTimeout(stall);
       // Whichever session this socket carries (hello may have finished or not).
-      for (const [id, s] of this.sessions) if (s.sock === sock) this.sessions.delete(id);
+      for (const [id, s] of this.sessions)
+        if (s.sock === sock) {
+          this.sessions.delete(id);
+          for (const c of this.consoles.ofHost(id)) this.consoles.end(c.id, "the host's agent disconnected");
+        }
     });
   }
 

@@ -47,6 +47,9 @@ const good = [
   { t: 'snapshot.end', version: 3, state: { host, networks: [], vnis: [], vips: [], peers: [], instances: [inst] } },
   { t: 'ping' },
   { t: 'error', code: 'E_FORBIDDEN', message: 'no' },
+  { t: 'console.open', session: '0123456789abcdef', instanceId: 'i1' },
+  { t: 'console.data', session: '0123456789abcdef', data: 'aGVsbG8=' },
+  { t: 'console.close', session: '0123456789abcdef', reason: 'token revoked' },
 ];
 
 test('well-formed server messages pass unchanged; unknown types are null (ignored)', () => {

@@ -3,7 +3,7 @@
 // is an E_INVALID_ARG naming the field and the value. Plain typeof checks,
 // no allocation per port: snapshots and deltas carry up to 100k of them.
 import { invalid } from '../model/errors.js';
-import { type AgentMessage, FINGERPRINT, MAX_REPORTED_UNGUARDED, type ServerMessage } from './protocol.js';
+import { type AgentMessage, CONSOLE_CHUNK, FINGERPRINT, MAX_REPORTED_UNGUARDED, type ServerMessage } from './protocol.js';
 
 type Obj = Record<string, unknown>;
 
@@ -100,6 +100,20 @@ function objects(o: Obj, key: string, at: string, idKey: string): void {
     const x = a[i];
     if (!isObj(x) || typeof x[idKey] !== 'string') str(obj(x, `${at}.${key}[${i}]`), idKey, `${at}.${key}[${i}]`);
   }
+}
+
+/** A console session id: what the server made (16 hex digits), so a hostile peer cannot make the other side hold big keys. */
+function consoleSession(m: Obj, t: string): void {
+  if (typeof m.session !== 'string' || !/^[0-9a-f]{16}$/.test(m.session)) throw invalid(`${t}.session`, m.session, 'must be 16 hex digits');
+}
+
+/** console.data (base64 of at most CONSOLE_CHUNK bytes) or console.close (a reason of at most 500 characters). */
+function consoleMessage(m: Obj, t: string): void {
+  consoleSession(m, t);
+  if (t === 'console.data') {
+    if (typeof m.data !== 'string' || m.data.length > Math.ceil(CONSOLE_CHUNK / 3) * 4 || !/^[A-Za-z0-9+/]*={0,2}$/.test(m.data))
+      throw invalid(`${t}.data`, typeof m.data === 'string' ? `${m.data.length} characters` : m.data, `must be base64 of at most ${CONSOLE_CHUNK} bytes`);
+  } else if (typeof m.reason !== 'string' || m.reason.length > 500) throw invalid(`${t}.reason`, m.reason, 'must be a string of at most 500 characters');
 }
 
 /** An InstanceInfo: what the agent keys and decides on; the profile's own fields are checked as it is rendered (model/profile-render.ts). */
@@ -245,6 +259,14 @@ export function decodeServerMessage(raw: unknown): ServerMessage | null {
       str(m, 'code', t);
       str(m, 'message', t);
       break;
+    case 'console.open':
+      consoleSession(m, t);
+      str(m, 'instanceId', t);
+      break;
+    case 'console.data':
+    case 'console.close':
+      consoleMessage(m, t);
+      break;
     default:
       return null;
   }
@@ -284,6 +306,10 @@ export function decodeAgentMessage(raw: unknown, streamVersion: number): AgentMe
       break;
     case 'guards':
       guards(m.guards, `${t}.guards`);
+      break;
+    case 'console.data':
+    case 'console.close':
+      consoleMessage(m, t);
       break;
     case 'ping':
     case 'pong':

@@ -1,0 +1,187 @@
+// `weft console`: an instance's serial console end to end. A real server,
+// a real agent (runAgent, in a network namespace of its own, managing the
+// host's VM files), a console socket served by a real process that speaks
+// on a pty (python's pty module: a shell printing a login prompt, then
+// cat, so what is typed comes back through the terminal's echo), and the
+// CLI as an operator runs it. One session at a time unless --force; another
+// tenant's instance is "not found"; a revoked token ends the session.
+import assert from 'node:assert/strict';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { type RunningAgent, runAgent } from '../../src/agent/main.js';
+import { ApiClient } from '../../src/cli/client.js';
+import { WEFT_BIN } from '../../src/lab/server-process.js';
+import { type RunningServer, startServer } from '../../src/server/server.js';
+import { quietLog } from '../../src/sys/log.js';
+import { type TestDb, testDb } from '../support/stores.js';
+
+const sh = promisify(execFile);
+const TOKEN = 'console-test-admin-token-0123456789';
+const NS = `weft-console-${process.pid}`;
+
+// A console socket as qemu serves one (mode='bind'): each connection gets a pty with a shell behind it.
+const PTY_SERVER = `
+import os, pty, select, signal, socket, sys
+path = sys.argv[1]
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+srv.bind(path)
+srv.listen(4)
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+while True:
+    conn, _ = srv.accept()
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv('/bin/sh', ['sh', '-c', 'printf "weft-test login: "; exec cat'])
+    try:
+        while True:
+            r, _, _ = select.select([conn, fd], [], [])
+            if conn in r:
+                b = conn.recv(4096)
+                if not b:
+                    break
+                os.write(fd, b)
+            if fd in r:
+                try:
+                    b = os.read(fd, 4096)
+                except OSError:
+                    break
+                if not b:
+                    break
+                conn.sendall(b)
+    finally:
+        conn.close()
+        os.close(fd)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+`;
+
+/** A `weft console` process, with what it printed so far. */
+interface Cli {
+  proc: ChildProcess;
+  out: () => string;
+  err: () => string;
+  exited: Promise<number>;
+}
+
+async function until(what: string, ok: () => boolean | Promise<boolean>): Promise<void> {
+  const end = Date.now() + 20_000;
+  while (Date.now() < end) {
+    if (await ok()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+describe('weft console: a serial console through the API and the agent', () => {
+  let db: TestDb;
+  let server: RunningServer;
+  let agent: RunningAgent | undefined;
+  let dir: string;
+  let pty: ChildProcess | undefined;
+  const clis: Cli[] = [];
+  let acme: { id: string; secret: string };
+  let globex: string;
+  let instanceId: string;
+
+  const console_ = (token: string, args: string[] = []): Cli => {
+    let out = '';
+    let err = '';
+    const proc = spawn(WEFT_BIN, ['console', 'web1', ...args], { env: { ...process.env, WEFT_API: server.apiUrl, WEFT_TOKEN: token }, stdio: 'pipe' });
+    proc.stdout?.on('data', (d) => (out += d));
+    proc.stderr?.on('data', (d) => (err += d));
+    const exited = new Promise<number>((r) => proc.on('exit', (code) => r(code ?? -1)));
+    const c = { proc, out: () => out, err: () => err, exited };
+    clis.push(c);
+    return c;
+  };
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'weft-console-'));
+    await sh('ip', ['netns', 'add', NS]);
+    db = await testDb('sqlite');
+    server = await startServer({
+      db: db.url,
+      api: '127.0.0.1:0',
+      svp: '127.0.0.1:0',
+      stream: '127.0.0.1:0',
+      placement: 'spread',
+      cpuOvercommit: 1,
+      adminToken: TOKEN,
+      logLevel: 'silent',
+    });
+    const api = new ApiClient(server.apiUrl, TOKEN);
+    await api.post('/v1/sites', { name: 'ams1', underlayPool: '127.0.0.0/24' });
+    await api.post('/v1/hosts', { name: 'hv1', site: 'ams1', capacity: { cpus: 8, memoryMb: 16384, diskGb: 1000 } });
+    for (const t of ['acme', 'globex']) await api.post('/v1/tenants', { name: t });
+    const a = await api.post<{ token: { id: string }; secret: string }>('/v1/tokens', { name: 'acme-ops', role: 'tenant', tenant: 'acme' });
+    acme = { id: a.token.id, secret: a.secret };
+    globex = (await api.post<{ secret: string }>('/v1/tokens', { name: 'globex-ops', role: 'tenant', tenant: 'globex' })).secret;
+    instanceId = (await api.post<{ id: string }>('/v1/instances', { tenant: 'acme', name: 'web1', site: 'ams1', size: 'nano', image: 'debian-12' })).id;
+    const agentToken = (await api.post<{ secret: string }>('/v1/tokens', { name: 'hv1-agent', role: 'agent', host: 'hv1' })).secret;
+    const [host, port] = (server.streamAddress as string).split(':') as [string, string];
+    agent = await runAgent({
+      server: host,
+      streamPort: Number(port),
+      host: 'hv1',
+      token: agentToken,
+      metrics: 'off',
+      netns: NS,
+      log: quietLog,
+      routing: null,
+      vm: { dir },
+    });
+    const idir = join(dir, 'instances', instanceId);
+    await until('the agent wrote the instance', () => existsSync(join(idir, 'domain.xml')));
+    const script = join(dir, 'pty-server.py');
+    await writeFile(script, PTY_SERVER);
+    pty = spawn('/usr/bin/python3', [script, join(idir, 'console.sock')], { stdio: 'ignore' });
+    await until('the console socket', () => existsSync(join(idir, 'console.sock')));
+  });
+  after(async () => {
+    for (const c of clis) c.proc.kill('SIGKILL');
+    pty?.kill('SIGKILL');
+    await agent?.stop();
+    await server?.close();
+    await db?.drop();
+    await sh('ip', ['netns', 'del', NS]).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('what is typed reaches the pty and its echo comes back', async () => {
+    const c = console_(acme.secret);
+    await until('the login prompt', () => c.out().includes('weft-test login: '));
+    assert.match(c.err(), /Connected to the console of web1/);
+    c.proc.stdin?.write('hello-console\n');
+    await until('the echo', () => c.out().includes('hello-console'));
+  });
+
+  test('one session at a time: a second is refused, --force takes it over', async () => {
+    const second = console_(acme.secret);
+    assert.equal(await second.exited, 1);
+    assert.match(second.err(), /already has a console session/);
+    const first = clis[0] as Cli;
+    const forced = console_(acme.secret, ['--force']);
+    await until('the forced session attached', () => forced.err().includes('Connected'));
+    assert.equal(await first.exited, 1, 'the first session ends');
+    assert.match(first.err(), /Console closed: taken over/);
+    forced.proc.stdin?.write('after-force\n');
+    await until('the forced session works', () => forced.out().includes('after-force'));
+  });
+
+  test("another tenant's instance is not found; a revoked token ends the session", async () => {
+    const other = console_(globex);
+    assert.equal(await other.exited, 4);
+    assert.match(other.err(), /instance "web1" not found|not found/);
+    const forced = clis[2] as Cli;
+    await new ApiClient(server.apiUrl, TOKEN).delete(`/v1/tokens/${acme.id}`);
+    assert.equal(await forced.exited, 1);
+    assert.match(forced.err(), /Console closed: token revoked/);
+  });
+});
