@@ -12,8 +12,8 @@ cd "$(dirname "$0")/.."
 # driver the agent's libvirt code is tested against) check docs/deploy.md's snippets
 # (test/integration/deploy-doc.test.ts) and the VM profiles; cloud-init (`cloud-init schema`,
 # `devel net-convert`) checks the profiles' seeds, and cloud-image-utils (cloud-localds, with
-# genisoimage) builds them; openssh-client (ssh-keygen) makes the test keys; zsh runs the generated completion (test/integration/cli-output.test.ts).
-need_pkgs=(g++ make python3 iproute2 ca-certificates curl openssl nftables tcpdump iperf3 iputils-ping python3-scapy bird2 prometheus frr libvirt-clients libxml2-utils cloud-init cloud-image-utils genisoimage openssh-client zsh)
+# genisoimage) builds them; qemu-utils (qemu-img) makes each instance's disk on its image; openssh-client (ssh-keygen) makes the test keys; zsh runs the generated completion (test/integration/cli-output.test.ts).
+need_pkgs=(g++ make python3 iproute2 ca-certificates curl openssl nftables tcpdump iperf3 iputils-ping python3-scapy bird2 prometheus frr libvirt-clients libxml2-utils cloud-init cloud-image-utils genisoimage qemu-utils openssh-client zsh)
 if [[ "${1:-}" == "--with-postgres" ]]; then need_pkgs+=(postgresql); fi
 
 if ! command -v node >/dev/null; then

@@ -37,6 +37,7 @@ function setup(o: { changed?: boolean } = {}) {
     dir,
     host,
     domainType: 'test',
+    disk: async () => true,
     write: async (d, p): Promise<WrittenFiles> => {
       writes.push(d);
       await mkdir(d, { recursive: true });

@@ -11,9 +11,9 @@ import { readdir } from 'node:fs/promises';
 import type { InstanceInfo } from '../model/changes.js';
 import { isId } from '../model/ids.js';
 import { instanceDir } from '../model/profile.js';
-import { type DomainType, domainName, renderProfile } from '../model/profile-render.js';
+import { type DomainType, diskPlan, domainName, renderProfile } from '../model/profile-render.js';
 import { type Log, quietLog } from '../sys/log.js';
-import { CONSOLE_SOCKET, removeInstanceFiles, type WrittenFiles, writeInstanceFiles } from './vm/seed.js';
+import { CONSOLE_SOCKET, ensureDisk, removeInstanceFiles, type WrittenFiles, writeInstanceFiles } from './vm/seed.js';
 import type { DomainState, VmHost } from './vm/vm-host.js';
 
 export interface VmsOptions {
@@ -26,6 +26,8 @@ export interface VmsOptions {
   log?: Log;
   /** Writes an instance's files (seed.ts writeInstanceFiles; tests pass a fake). */
   write?: (dir: string, profile: ReturnType<typeof renderProfile>) => Promise<WrittenFiles>;
+  /** Makes an instance's disk on its image (seed.ts ensureDisk; tests pass a fake). */
+  disk?: typeof ensureDisk;
 }
 
 export interface VmStatus {
@@ -55,12 +57,14 @@ export class Vms {
   private stopped = false;
   private readonly log: Log;
   private readonly write: NonNullable<VmsOptions['write']>;
+  private readonly disk: typeof ensureDisk;
   /** What was said of each instance last (a failure, no image), so a retry loop logs once per change. */
   private said = new Map<string, string>();
 
   constructor(private readonly o: VmsOptions) {
     this.log = o.log ?? quietLog;
     this.write = o.write ?? writeInstanceFiles;
+    this.disk = o.disk ?? ensureDisk;
   }
 
   /** The host's instances changed (a snapshot or a delta): make the hypervisor match, soon. Resolves once a pass covering it has run. */
@@ -118,8 +122,12 @@ export class Vms {
       withProfile++;
       try {
         const dir = instanceDir(this.o.dir, i.instanceId);
-        const profile = renderProfile({ ...i.profile, consoleSocket: `${dir}/${CONSOLE_SOCKET}` }, { domainType: this.o.domainType ?? 'kvm' });
+        const input = { ...i.profile, consoleSocket: `${dir}/${CONSOLE_SOCKET}` };
+        const profile = renderProfile(input, { domainType: this.o.domainType ?? 'kvm' });
         const changed = await this.write(dir, profile);
+        // Its own disk, an overlay on the image, before anything can start it.
+        const disk = diskPlan(input);
+        if (disk.kind === 'overlay') await this.disk(disk.path, disk.base, disk.baseFormat, disk.sizeGb);
         const host = this.o.host;
         if (host) {
           const name = domainName(i.instanceId);

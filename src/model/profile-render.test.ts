@@ -96,11 +96,15 @@ test('domain: named weft-<id>, the type chosen, the seed beside the console sock
   assert.equal(xmlEscape(`a&b<c>d'e"f`), 'a&amp;b&lt;c&gt;d&apos;e&quot;f');
   const esc = renderProfile(PROFILE_CASES['xml-escaping'] as ProfileInput).domain;
   assert.match(esc, /<source file='\/srv\/images\/r\+d\/tom\+jerry_1\.0\/0190a1b2-0000-7000-8000-00000000e004\.raw'\/>/);
-  assert.match(esc, /<driver name='qemu' type='raw'\/>\n {6}<source file='\/srv/);
+  // Its own disk, an overlay on the (raw) image.
+  assert.match(esc, /<backingStore type='file'>\n {8}<format type='raw'\/>\n {8}<source file='\/srv/);
   assert.equal(diskFile('/i/{image}/{instance}/{image}', 'a$&{instance}', 'ID'), '/i/a$&{instance}/ID/a$&{instance}');
-  // A path without {image} is one file for every image.
+  // A path without {image} is one image for every instance: each still writes its own overlay only.
   const fixed = renderProfile(variant((i) => (i.vm.imagePath = '/srv/golden.qcow2'))).domain;
-  assert.match(fixed, /<driver name='qemu' type='qcow2'\/>\n {6}<source file='\/srv\/golden\.qcow2'\/>/);
+  assert.match(
+    fixed,
+    /<source file='\/var\/lib\/weft\/instances\/[0-9a-f-]+\/disk\.qcow2'\/>\n {6}<backingStore type='file'>\n {8}<format type='qcow2'\/>\n {8}<source file='\/srv\/golden\.qcow2'\/>/,
+  );
 });
 
 function throwsInvalid(input: ProfileInput, field: string, message: RegExp, options?: Parameters<typeof renderProfile>[1]): void {

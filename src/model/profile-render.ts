@@ -62,6 +62,27 @@ export const diskFile = (imagePath: string, image: string, instanceId: string): 
   // One pass, by function: an image's own `{instance}` or `$&` stays as it is.
   imagePath.replace(/\{(image|instance)\}/g, (_, k: string) => (k === 'image' ? image : instanceId));
 
+/** The instance's own disk, beside its console socket: a qcow2 overlay on the image, so no two VMs write one image file. */
+export const DISK_FILE = 'disk.qcow2';
+
+/**
+ * Where an instance's disk comes from. `overlay` (a site without an image
+ * pool): the agent makes `path`, a qcow2 whose backing file is `base`, the
+ * image (qemu-img create -b), once; the domain writes only its overlay.
+ * `volume`: the pool's volume named by the image, used as it is.
+ */
+export type DiskPlan =
+  | { kind: 'overlay'; path: string; base: string; baseFormat: 'qcow2' | 'raw'; sizeGb: number }
+  | { kind: 'volume'; pool: string; volume: string };
+
+export function diskPlan(input: ProfileInput): DiskPlan {
+  const { instance, vm } = input;
+  const image = instance.image as string;
+  if (vm.imagePool !== null) return { kind: 'volume', pool: vm.imagePool, volume: image };
+  const base = diskFile(vm.imagePath, image, instance.id);
+  return { kind: 'overlay', path: posix.join(posix.dirname(input.consoleSocket), DISK_FILE), base, baseFormat: diskFormat(base), sizeGb: instance.diskGb };
+}
+
 /** qcow2 for a name ending `.qcow2`, raw otherwise. */
 const diskFormat = (name: string): 'qcow2' | 'raw' => (name.endsWith('.qcow2') ? 'qcow2' : 'raw');
 
@@ -175,17 +196,22 @@ function renderDomain(input: ProfileInput, ports: GuestPort[], domainType: Domai
   const image = instance.image as string;
   const x = xmlEscape;
   const console = x(input.consoleSocket);
+  const plan = diskPlan(input);
   const disk =
-    vm.imagePool !== null
+    plan.kind === 'volume'
       ? [
           `    <disk type='volume' device='disk'>`,
           `      <driver name='qemu' type='${diskFormat(image)}'/>`,
-          `      <source pool='${x(vm.imagePool)}' volume='${x(image)}'/>`,
+          `      <source pool='${x(plan.pool)}' volume='${x(plan.volume)}'/>`,
         ]
       : [
           `    <disk type='file' device='disk'>`,
-          `      <driver name='qemu' type='${diskFormat(diskFile(vm.imagePath, image, instance.id))}'/>`,
-          `      <source file='${x(diskFile(vm.imagePath, image, instance.id))}'/>`,
+          `      <driver name='qemu' type='qcow2'/>`,
+          `      <source file='${x(plan.path)}'/>`,
+          `      <backingStore type='file'>`,
+          `        <format type='${plan.baseFormat}'/>`,
+          `        <source file='${x(plan.base)}'/>`,
+          `      </backingStore>`,
         ];
   const lines = [
     `<domain type='${domainType}'>`,

@@ -58,7 +58,14 @@ describe('agents keep their hosts VMs as the source of truth says (libvirt test 
       logLevel: 'silent',
     });
     api = new ApiClient(server.apiUrl, TOKEN);
-    await api.post('/v1/sites', { name: 'ams1', underlayPool: '127.0.0.0/24', vm: { dnsServers: ['192.0.2.53'] } });
+    // The image, as an operator puts it on every hypervisor; each instance's disk is an overlay on it.
+    await sh('mkdir', ['-p', join(dir, 'images')]);
+    await sh('qemu-img', ['create', '-q', '-f', 'qcow2', join(dir, 'images', 'debian-12.qcow2'), '1G']);
+    await api.post('/v1/sites', {
+      name: 'ams1',
+      underlayPool: '127.0.0.0/24',
+      vm: { dnsServers: ['192.0.2.53'], imagePath: `${join(dir, 'images')}/{image}.qcow2` },
+    });
     for (const h of ['hv1', 'hv2', 'hv3']) await api.post('/v1/hosts', { name: h, site: 'ams1', capacity: { cpus: 8, memoryMb: 16384, diskGb: 1000 } });
     await api.post('/v1/tenants', { name: 'acme' });
     await api.post('/v1/keys', { tenant: 'acme', name: 'laptop', publicKey: KEY });
@@ -108,7 +115,16 @@ describe('agents keep their hosts VMs as the source of truth says (libvirt test 
     });
     await until('web1 running on hv1', async () => (await domain('hv1', i.id)) === 'running');
     const d = files('hv1', i.id);
-    for (const f of ['domain.xml', 'meta-data', 'network-config', 'user-data', 'seed.img']) assert.ok(existsSync(join(d, f)), f);
+    for (const f of ['domain.xml', 'meta-data', 'network-config', 'user-data', 'seed.img', 'disk.qcow2']) assert.ok(existsSync(join(d, f)), f);
+    // Its own disk: an overlay of the instance's size on the image, which it never writes.
+    const info = JSON.parse((await sh('qemu-img', ['info', '--output', 'json', '-U', join(d, 'disk.qcow2')])).stdout) as {
+      format: string;
+      'backing-filename': string;
+      'virtual-size': number;
+    };
+    assert.equal(info.format, 'qcow2');
+    assert.equal(info['backing-filename'], join(dir, 'images', 'debian-12.qcow2'));
+    assert.equal(info['virtual-size'], 10 * 1024 ** 3, 'the size of a nano instance (10 GB)');
     const xml = await readFile(join(d, 'domain.xml'), 'utf8');
     assert.match(xml, /^<domain type='test'>/);
     assert.ok(xml.includes(`${d}/console.sock`), "the console socket in the agent's own directory");

@@ -112,8 +112,8 @@ describe('instance files and the cloud-init seed', { skip }, () => {
 
     const b = newDir();
     await writeInstanceFiles(b, profile());
-    writeFileSync(join(b, 'disk.qcow2'), 'an operator put it here');
+    writeFileSync(join(b, 'notes.txt'), 'an operator put it here');
     await removeInstanceFiles(b);
-    assert.deepEqual(readdirSync(b), ['disk.qcow2']);
+    assert.deepEqual(readdirSync(b), ['notes.txt']);
   });
 });

@@ -7,7 +7,7 @@
 // equal to the profile always mean a seed made from them.
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { WeftError } from '../../model/errors.js';
 import type { Profile } from '../../model/profile.js';
 import { type Runner, run } from '../../sys/exec.js';
@@ -20,6 +20,41 @@ export const INSTANCE_FILES = {
   'user-data': 0o600,
   'seed.img': 0o600,
 } as const;
+
+/** The instance's disk (model/profile-render.ts DISK_FILE): a qcow2 overlay on its image, made once; removed with the rest. */
+export const DISK = 'disk.qcow2';
+
+/**
+ * Makes the instance's own disk if it has none: a qcow2 overlay of
+ * `sizeGb` whose backing file is the image `base` (qemu-img, from
+ * qemu-utils), so the guest writes its overlay only and every instance of
+ * an image shares the image read-only. An existing disk is left as it is
+ * (it holds the guest's data). A missing image is E_DATAPLANE naming it.
+ */
+export async function ensureDisk(path: string, base: string, baseFormat: 'qcow2' | 'raw', sizeGb: number, o: SeedOptions = {}): Promise<boolean> {
+  if (await exists(path)) return false;
+  if (!(await exists(base)))
+    throw new WeftError('E_DATAPLANE', `image ${base} is not on this host: put the image there (or change the site's imagePath) and the agent makes the disk`);
+  const tmp = join(dirname(path), `${TEMP_PREFIX}disk-${randomBytes(4).toString('hex')}`);
+  try {
+    await (o.runner ?? run)('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', baseFormat, '-b', base, tmp, `${sizeGb}G`], { timeoutMs: o.timeoutMs ?? 60_000 });
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw new WeftError('E_DATAPLANE', `making the disk ${path} on ${base}: ${(e as Error).message}`, undefined, { cause: e });
+  }
+  return true;
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw e;
+  }
+}
 
 /** The serial console's socket (the hypervisor makes it); removed with the rest. */
 export const CONSOLE_SOCKET = 'console.sock';
@@ -102,7 +137,7 @@ export async function removeInstanceFiles(dir: string): Promise<void> {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw new WeftError('E_DATAPLANE', `instance files ${dir}: ${(e as Error).message}`, undefined, { cause: e });
   }
-  const ours = new Set<string>([...Object.keys(INSTANCE_FILES), CONSOLE_SOCKET]);
+  const ours = new Set<string>([...Object.keys(INSTANCE_FILES), CONSOLE_SOCKET, DISK]);
   try {
     for (const n of names) if (ours.has(n) || n.startsWith(TEMP_PREFIX)) await rm(join(dir, n), { force: true });
     await rmdir(dir);
