@@ -192,7 +192,7 @@ function guestPort(p: ProfilePort, i: number): GuestPort {
 }
 
 function renderDomain(input: ProfileInput, ports: GuestPort[], domainType: DomainType): string {
-  const { instance, vm } = input;
+  const { instance } = input;
   const image = instance.image as string;
   const x = xmlEscape;
   const console = x(input.consoleSocket);

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -125,6 +125,7 @@ describe('agents keep their hosts VMs as the source of truth says (libvirt test 
     assert.equal(info.format, 'qcow2');
     assert.equal(info['backing-filename'], join(dir, 'images', 'debian-12.qcow2'));
     assert.equal(info['virtual-size'], 10 * 1024 ** 3, 'the size of a nano instance (10 GB)');
+    assert.equal((await stat(join(d, 'disk.qcow2'))).mode & 0o777, 0o600, "the guest's data: root's only");
     const xml = await readFile(join(d, 'domain.xml'), 'utf8');
     assert.match(xml, /^<domain type='test'>/);
     assert.ok(xml.includes(`${d}/console.sock`), "the console socket in the agent's own directory");

@@ -6,7 +6,7 @@
 // changed: before the files it is made from are replaced, so that files
 // equal to the profile always mean a seed made from them.
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { chmod, mkdir, open, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { WeftError } from '../../model/errors.js';
 import type { Profile } from '../../model/profile.js';
@@ -38,6 +38,8 @@ export async function ensureDisk(path: string, base: string, baseFormat: 'qcow2'
   const tmp = join(dirname(path), `${TEMP_PREFIX}disk-${randomBytes(4).toString('hex')}`);
   try {
     await (o.runner ?? run)('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', baseFormat, '-b', base, tmp, `${sizeGb}G`], { timeoutMs: o.timeoutMs ?? 60_000 });
+    // The guest's data: its owner's only (libvirt hands it to the VM's qemu user when the domain starts).
+    await chmod(tmp, 0o600);
     await rename(tmp, path);
   } catch (e) {
     await rm(tmp, { force: true });
