@@ -254,7 +254,8 @@ function renderDomain(input: ProfileInput, ports: GuestPort[], domainType: Domai
     ...ports.flatMap((p) => [
       `    <interface type='ethernet'>`,
       `      <mac address='${p.mac}'/>`,
-      `      <target dev='${p.ifname}' managed='no'/>`,
+      // libvirt makes the tap under this name (and removes it when the domain stops); the agent plugs it once its guards are in place.
+      `      <target dev='${p.ifname}'/>`,
       `      <model type='virtio'/>`,
       `      <mtu size='${p.mtu}'/>`,
       `    </interface>`,
