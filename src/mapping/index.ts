@@ -8,7 +8,7 @@
 // objects per entry) keyed by words read straight from the request: VNI,
 // MAC high 16 and low 32 bits, or VNI and IPv4. IPv6 VL3 uses Maps keyed by
 // the 16 address bytes as a one-byte-per-char string.
-import { ipv4Number, macNumber, parseIp, parseMac } from '../model/addr.js';
+import { ipv4Number, ipv6Key, macNumber, parseIp, parseMac } from '../model/addr.js';
 import type { HostInfo, LoggedChange, PortMapping } from '../model/changes.js';
 import { ip16 } from './codec.js';
 import { FlatTable } from './flat-table.js';
@@ -200,6 +200,11 @@ export class MappingIndex {
       const v4 = ipv4Number(ip);
       if (v4 !== null) {
         this.vl3v4.set(p.vni, v4, 0, macHi, macLo, host.idx);
+        continue;
+      }
+      const v6 = ipv6Key(ip);
+      if (v6 !== null) {
+        inner(this.vl3v6, p.vni).set(v6, { mac, host });
         continue;
       }
       const a = parseIp('ip', ip);

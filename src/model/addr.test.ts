@@ -7,6 +7,7 @@ import {
   formatMac,
   fromKey,
   ipv4Number,
+  ipv6Key,
   keyOf,
   linkLocalOf,
   macNumber,
@@ -106,6 +107,73 @@ test('ipv4Number agrees with parseIp on good, odd and bad forms', () => {
     samples.push(Array.from({ length: len }, () => chars[Math.floor(rnd() * chars.length)]).join(''));
   }
   for (const v of samples) assert.equal(ipv4Number(v), slowV4(v), JSON.stringify(v));
+});
+
+/** parseIp's IPv6 answer as ipv6Key gives it: the 16 bytes as latin1, null for IPv4 or a refusal. */
+const slowV6 = (v: string): string | null => {
+  try {
+    const p = parseIp('f', v);
+    if (p.family !== 6) return null;
+    const b = Buffer.alloc(16);
+    b.writeBigUInt64BE(p.n >> 64n, 0);
+    b.writeBigUInt64BE(p.n & 0xffffffffffffffffn, 8);
+    return b.toString('latin1');
+  } catch {
+    return null;
+  }
+};
+
+test('ipv6Key agrees with parseIp where it answers, and answers for every plain form', () => {
+  const rnd = mulberry32(17);
+  const plain: string[] = [
+    '::',
+    '::1',
+    '1::',
+    'fe80::1',
+    '2001:db8::53',
+    '2001:DB8:0:0:0:0:0:1',
+    '0:0:0:0:0:0:0:0',
+    'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff',
+    '2001:0db8:0000::0001',
+  ];
+  for (let i = 0; i < 2000; i++) {
+    const groups = Array.from({ length: 8 }, () => (rnd() < 0.4 ? 0 : Math.floor(rnd() * 0x10000)));
+    plain.push(groups.map((g) => g.toString(16)).join(':'));
+    plain.push(formatIp(6, BigInt(`0x${groups.map((g) => g.toString(16).padStart(4, '0')).join('')}`)));
+  }
+  for (const v of plain) {
+    if (slowV6(v) === null) continue;
+    assert.equal(ipv6Key(v), slowV6(v), v);
+  }
+  const odd = [
+    '',
+    ':',
+    ':::',
+    '1:::2',
+    '1::2::3',
+    ':1',
+    '1:',
+    '1:2:3:4:5:6:7',
+    '1:2:3:4:5:6:7:8:9',
+    '1::2:3:4:5:6:7:8',
+    '12345::',
+    'g::1',
+    '::ffff:1.2.3.4',
+    '::1%eth0',
+    '::/0',
+    ' ::1',
+    '1.2.3.4',
+    'fe80::1:',
+  ];
+  const chars = '0123456789abcdefABCDEF::.';
+  for (let i = 0; i < 5000; i++) {
+    const len = 1 + Math.floor(rnd() * 20);
+    odd.push(Array.from({ length: len }, () => chars[Math.floor(rnd() * chars.length)]).join(''));
+  }
+  for (const v of odd) {
+    const fast = ipv6Key(v);
+    if (fast !== null) assert.equal(fast, slowV6(v), `${JSON.stringify(v)}: what ipv6Key accepts, parseIp accepts as the same address`);
+  }
 });
 
 test('macNumber agrees with parseMac: shape, multicast and all-zero refused alike', () => {
