@@ -11,7 +11,15 @@ import type { LoggedChange } from '../model/changes.js';
 import { invalid, WeftError } from '../model/errors.js';
 import type { DomainType } from '../model/profile-render.js';
 import { StreamClient } from '../stream/client.js';
-import { type AgentGuards, type AgentRouting, MAX_REPORTED_UNGUARDED, STREAM_PORT, type UnguardedPort } from '../stream/protocol.js';
+import {
+  type AgentGuards,
+  type AgentRouting,
+  type AgentVms,
+  MAX_REPORTED_UNGUARDED,
+  MAX_REPORTED_VM_FAILURES,
+  STREAM_PORT,
+  type UnguardedPort,
+} from '../stream/protocol.js';
 import { type Log, pinoLog } from '../sys/log.js';
 import { registerProcessMetrics } from '../sys/metrics.js';
 import { readPem } from '../sys/pem.js';
@@ -181,7 +189,10 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
     if ((force || text !== guardsSent) && stream.reportGuards(report)) guardsSent = text;
   };
   agent.onUnguarded = () => sendGuards(false);
-  const guardsTimer = setInterval(() => sendGuards(true), 30_000);
+  const guardsTimer = setInterval(() => {
+    sendGuards(true);
+    sendVms(true);
+  }, 30_000);
   guardsTimer.unref();
   const vms = o.vm
     ? new Vms({
@@ -189,8 +200,26 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
         host: o.vm.libvirt ? new VirshHost({ uri: o.vm.libvirt, dir: o.vm.dir }) : null,
         domainType: o.vm.domainType,
         log,
+        onPass: () => sendVms(false),
       })
     : null;
+  /** The VMs' report goes to the server after each pass that changed it, on every connection and every 30 s. */
+  let vmsSent = '';
+  const sendVms = (force: boolean) => {
+    if (!vms) return;
+    const s = vms.status;
+    const report: AgentVms = {
+      running: s.running,
+      stopped: s.stopped,
+      noImage: s.noImage,
+      failing: [...s.failed]
+        .sort(([a], [b]) => a.localeCompare(b))
+        .slice(0, MAX_REPORTED_VM_FAILURES)
+        .map(([instanceId, reason]) => ({ instanceId, reason: reason.slice(0, 500) })),
+    };
+    const text = JSON.stringify(report);
+    if ((force || text !== vmsSent) && stream.reportVms(report)) vmsSent = text;
+  };
   /** The VMs follow the state once a snapshot carried instances (an older server sends none: nothing is touched). */
   let saidNoInstances = false;
   const updateVms = () => {
@@ -244,6 +273,7 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
       agent.state.hostId = hostId;
       reportedReset();
       sendGuards(true);
+      sendVms(true);
       void routing?.poll();
       log.info('connected to the push stream', { server: stream.server, hostId, mode, ...(reason ? { reason } : {}) });
     },

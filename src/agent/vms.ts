@@ -28,6 +28,8 @@ export interface VmsOptions {
   write?: (dir: string, profile: ReturnType<typeof renderProfile>) => Promise<WrittenFiles>;
   /** Makes an instance's disk on its image (seed.ts ensureDisk; tests pass a fake). */
   disk?: typeof ensureDisk;
+  /** Called after each pass (the agent reports `status` to the server). */
+  onPass?: () => void;
 }
 
 export interface VmStatus {
@@ -91,6 +93,7 @@ export class Vms {
       }
       this.status.passes++;
       this.status.lastPassMs = performance.now() - t0;
+      this.o.onPass?.();
       this.done = target;
       if (failures > 0) this.scheduleRetry();
       else this.retryMs = 0;

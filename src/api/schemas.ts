@@ -142,6 +142,16 @@ export const AgentGuards = T.Object({
   ),
 });
 
+/** An agent's report of the host's VMs (GET /v1/agents; agents started with --vm-dir). */
+export const AgentVms = T.Object({
+  running: T.Integer({ description: "the host's instances whose domain runs (as libvirt lists them)" }),
+  stopped: T.Integer({ description: 'whose domain is defined and stopped' }),
+  noImage: T.Integer({ description: 'without an image: no profile, left alone' }),
+  failing: T.Array(T.Object({ instanceId: T.String(), reason: T.String() }), {
+    description: 'instances the agent could not put in place (retried), the first 50',
+  }),
+});
+
 /** A connected agent as the push stream sees it (GET /v1/agents). */
 export const AgentStatus = T.Object({
   hostId: T.String(),
@@ -152,6 +162,8 @@ export const AgentStatus = T.Object({
   routing: T.Union([AgentRouting, T.Null()]),
   /** Null until the agent reports (an agent older than the report sends none). */
   guards: T.Union([AgentGuards, T.Null()]),
+  /** Null for an agent that does not manage VMs (or has not reported yet). */
+  vms: T.Union([AgentVms, T.Null()]),
 });
 export type AgentStatus = Static<typeof AgentStatus>;
 

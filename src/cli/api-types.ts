@@ -783,6 +783,19 @@ export interface operations {
                                 }[];
                             } | null;
                             sentVersion: number;
+                            vms: {
+                                /** @description instances the agent could not put in place (retried), the first 50 */
+                                failing: {
+                                    instanceId: string;
+                                    reason: string;
+                                }[];
+                                /** @description without an image: no profile, left alone */
+                                noImage: number;
+                                /** @description the host's instances whose domain runs (as libvirt lists them) */
+                                running: number;
+                                /** @description whose domain is defined and stopped */
+                                stopped: number;
+                            } | null;
                         }[];
                     };
                 };

@@ -186,6 +186,14 @@ const COLUMNS: Record<string, Column[]> = {
     field('CONNECTED', 'connectedAt'),
     { header: 'BIRD', value: (r) => cell((r.routing as Row | null)?.birdUp === undefined ? null : (r.routing as Row).birdUp ? 'up' : 'down'), wide: true },
     { header: 'UNGUARDED', value: (r) => cell((r.guards as Row | null)?.unguarded), wide: true },
+    {
+      header: 'VMS',
+      value: (r) => {
+        const v = r.vms as { running: number; stopped: number; failing: unknown[] } | null | undefined;
+        return v ? `${v.running} running, ${v.stopped} stopped${v.failing.length ? `, ${v.failing.length} failing` : ''}` : '-';
+      },
+      wide: true,
+    },
   ],
 };
 

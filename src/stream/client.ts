@@ -12,6 +12,7 @@ import {
   type AgentGuards,
   type AgentMessage,
   type AgentRouting,
+  type AgentVms,
   DEAD_MS,
   type DesiredState,
   encode,
@@ -169,6 +170,11 @@ export class StreamClient {
   /** Sends the agent's guards report (its unguarded ports) to the server; false when it was dropped, as `report`. */
   reportGuards(guards: AgentGuards): boolean {
     return this.send({ t: 'guards', guards });
+  }
+
+  /** Sends the agent's VM report to the server; false when it was dropped, as `report`. */
+  reportVms(vms: AgentVms): boolean {
+    return this.send({ t: 'vms', vms });
   }
 
   /** Console output or the end of a console session, to the server; false when it was dropped, as `report`. */

@@ -68,6 +68,16 @@ export interface AgentRouting {
   announced: string[];
 }
 
+/** What an agent that manages VMs reports of them (agent/vms.ts VmStatus): counts, and the failing instances with why. */
+export interface AgentVms {
+  running: number;
+  stopped: number;
+  noImage: number;
+  /** At most MAX_REPORTED_VM_FAILURES, by instance id. */
+  failing: { instanceId: string; reason: string }[];
+}
+export const MAX_REPORTED_VM_FAILURES = 50;
+
 /** A local port its agent keeps unplugged because the port's guard is not in place. */
 export interface UnguardedPort {
   portId: string;
@@ -113,6 +123,7 @@ export type AgentMessage =
   | { t: 'ack'; version: number }
   | { t: 'routing'; routing: AgentRouting }
   | { t: 'guards'; guards: AgentGuards }
+  | { t: 'vms'; vms: AgentVms }
   | { t: 'ping' }
   | { t: 'pong' }
   /** Console bytes from the instance's serial console (base64), and the end of a session (src/stream/console.ts). */
@@ -179,6 +190,21 @@ export function sanitizeRouting(raw: unknown): AgentRouting | null {
         exported: num(x.exported),
       })),
     announced: (Array.isArray(r.announced) ? r.announced.slice(0, 1000) : []).map((a) => str(a, 64)).filter((a): a is string => a !== null),
+  };
+}
+
+/** An agent's VM report as the server keeps it: numbers, and at most MAX_REPORTED_VM_FAILURES failures, strings bounded. */
+export function sanitizeVms(raw: unknown): AgentVms | null {
+  if (typeof raw !== 'object' || raw === null) return null;
+  const r = raw as Record<string, unknown>;
+  const failing = Array.isArray(r.failing) ? r.failing.slice(0, MAX_REPORTED_VM_FAILURES) : [];
+  return {
+    running: num(r.running),
+    stopped: num(r.stopped),
+    noImage: num(r.noImage),
+    failing: failing
+      .filter((x): x is Record<string, unknown> => typeof x === 'object' && x !== null)
+      .map((x) => ({ instanceId: str(x.instanceId, 64) ?? '', reason: str(x.reason, 500) ?? '' })),
   };
 }
 

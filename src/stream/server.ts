@@ -22,6 +22,7 @@ import {
   type AgentGuards,
   type AgentMessage,
   type AgentRouting,
+  type AgentVms,
   CONSOLE_CHUNK,
   changeFingerprint,
   DEAD_MS,
@@ -35,6 +36,7 @@ import {
   STREAM_VERSION,
   sanitizeGuards,
   sanitizeRouting,
+  sanitizeVms,
 } from './protocol.js';
 import { concerns } from './relevance.js';
 import { mergeRevocations, REVOKED_MESSAGE, type Revocations, type RevokeReason, revocationsIn, revokedBy } from './revocation.js';
@@ -82,6 +84,8 @@ interface Session {
   routing: AgentRouting | null;
   /** The agent's last guards report. */
   guards: AgentGuards | null;
+  /** The agent's last VM report (only from an agent that manages VMs). */
+  vms: AgentVms | null;
 }
 
 export interface AgentStatus {
@@ -94,6 +98,8 @@ export interface AgentStatus {
   routing: AgentRouting | null;
   /** Its local ports kept unplugged for want of a guard, as it last reported them (null: no report yet, or an older agent). */
   guards: AgentGuards | null;
+  /** Its VMs as it last reported them (null: it does not manage VMs, or no report yet). */
+  vms: AgentVms | null;
 }
 
 /**
@@ -246,6 +252,7 @@ export class StreamServer {
         lag: Math.max(0, head - s.applied),
         routing: s.routing,
         guards: s.guards,
+        vms: s.vms,
       }))
       .sort((a, b) => a.hostId.localeCompare(b.hostId));
   }
@@ -423,6 +430,7 @@ export class StreamServer {
         if (m?.t === 'ack') this.ack(session, m.version);
         else if (m?.t === 'routing') session.routing = sanitizeRouting(m.routing);
         else if (m?.t === 'guards') session.guards = sanitizeGuards(m.guards);
+        else if (m?.t === 'vms') session.vms = sanitizeVms(m.vms);
         else if (m?.t === 'console.data' || m?.t === 'console.close') this.fromAgentConsole(session, m);
         // A peer that does not read gets no more pongs: its output stays bounded.
         else if (m?.t === 'ping' && sock.writableLength < SLOW_BYTES) this.send(session, { t: 'pong' });
@@ -535,6 +543,7 @@ export class StreamServer {
       connectedAt: new Date().toISOString(),
       routing: null,
       guards: null,
+      vms: null,
     };
     this.sessions.set(host.id, s);
     this.send(s, { t: 'welcome', v: STREAM_VERSION, hostId: host.id, mode: reason ? 'snapshot' : 'deltas', head, ...(reason ? { reason } : {}) });

@@ -311,6 +311,9 @@ export function decodeAgentMessage(raw: unknown, streamVersion: number): AgentMe
     case 'console.close':
       consoleMessage(m, t);
       break;
+    case 'vms':
+      obj(m.vms, `${t}.vms`);
+      break;
     case 'ping':
     case 'pong':
       break;

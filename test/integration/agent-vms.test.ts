@@ -134,6 +134,13 @@ describe('agents keep their hosts VMs as the source of truth says (libvirt test 
     const p = await api.get<{ domain: string; userData: string }>(`/v1/instances/${i.id}/profile`);
     assert.equal(p.userData, await readFile(join(d, 'user-data'), 'utf8'));
     assert.equal((await vms('hv2').domains()).size, 0, 'the other host defines nothing');
+    // The operator sees it in GET /v1/agents.
+    const report = async () =>
+      (await api.get<{ items: { hostId: string; vms: { running: number; failing: unknown[] } | null }[] }>('/v1/agents')).items.find(
+        (a) => a.hostId === i.hostId,
+      )?.vms;
+    await until('hv1 reports its VM', async () => (await report())?.running === 1);
+    assert.deepEqual((await report())?.failing, []);
     assert.equal(plain?.agent.state.instances.size, 0);
     assert.equal(plain?.agent.state.instancesKnown, false, 'an agent without --vm-dir is sent no instances');
   });
