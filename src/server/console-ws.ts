@@ -77,6 +77,10 @@ export function serveConsoles(app: FastifyInstance, ctx: Ctx, stream: StreamServ
         },
       },
     });
+    // A handshake ws refuses (no Sec-WebSocket-Key, another version) never calls back: the session must not outlive it.
+    socket.once('close', () => {
+      if (!ws) handle.close('the WebSocket handshake failed');
+    });
     wss.handleUpgrade(req, socket, head, (w) => {
       ws = w;
       for (const b of early.splice(0)) w.send(b);

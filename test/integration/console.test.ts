@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -152,6 +153,28 @@ describe('weft console: a serial console through the API and the agent', () => {
     await db?.drop();
     await sh('ip', ['netns', 'del', NS]).catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
+  });
+
+  test('a handshake that fails leaves no session behind', async () => {
+    // An upgrade without Sec-WebSocket-Key: authenticated, so the session is opened, then the handshake is refused.
+    const u = new URL(server.apiUrl);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const sock = connect(Number(u.port), u.hostname, () =>
+        sock.write(
+          `GET /v1/instances/web1/console HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${acme.secret}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`,
+        ),
+      );
+      let got = '';
+      sock.on('data', (d) => (got += d));
+      sock.on('close', () => resolve(got));
+      sock.on('error', reject);
+    });
+    assert.match(answer, /^HTTP\/1\.1 400/);
+    const probe = console_(acme.secret);
+    await until('a console attaches: the failed one left nothing', () => probe.err().includes('Connected'));
+    probe.proc.kill('SIGTERM');
+    assert.equal(await probe.exited, 0, 'detached');
+    clis.splice(clis.indexOf(probe), 1);
   });
 
   test('what is typed reaches the pty and its echo comes back', async () => {
