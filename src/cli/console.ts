@@ -51,10 +51,17 @@ export function runConsole(o: ConsoleOptions): Promise<number> {
       }
       ws.send(b);
     };
+    // Installed before anything is printed: a signal that comes right after "Connected" still detaches cleanly.
     const stop = () => {
       detached = true;
-      ws.close(1000, 'detached');
+      if (attached) ws.close(1000, 'detached');
+      else {
+        ws.terminate();
+        resolve(0);
+      }
     };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
     ws.on('unexpected-response', (_req, res) => {
       let body = '';
       res.setEncoding('utf8');
@@ -68,7 +75,8 @@ export function runConsole(o: ConsoleOptions): Promise<number> {
       });
     });
     ws.on('error', (e: NodeJS.ErrnoException) => {
-      if (!attached) reject(new WeftError('E_UNAVAILABLE', `cannot reach the API at ${url.origin.replace(/^ws/, 'http')}: ${e.code ?? e.message}`));
+      if (!attached && !detached)
+        reject(new WeftError('E_UNAVAILABLE', `cannot reach the API at ${url.origin.replace(/^ws/, 'http')}: ${e.code ?? e.message}`));
     });
     ws.on('open', () => {
       attached = true;
@@ -76,8 +84,6 @@ export function runConsole(o: ConsoleOptions): Promise<number> {
       if (raw) o.stdin.setRawMode(true);
       o.stdin.on('data', onInput);
       o.stdin.resume();
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
     });
     ws.on('message', (data: Buffer) => o.stdout.write(data));
     ws.on('close', (code, reason) => {

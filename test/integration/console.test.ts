@@ -35,6 +35,11 @@ srv.listen(4)
 signal.signal(signal.SIGCHLD, signal.SIG_IGN)
 while True:
     conn, _ = srv.accept()
+    # Each connection in a process of its own: one that hangs never blocks the next.
+    if os.fork() != 0:
+        conn.close()
+        continue
+    srv.close()
     pid, fd = pty.fork()
     if pid == 0:
         os.execv('/bin/sh', ['sh', '-c', 'printf "weft-test login: "; exec cat'])
@@ -61,6 +66,7 @@ while True:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        os._exit(0)
 `;
 
 /** A `weft console` process, with what it printed so far. */
@@ -172,8 +178,10 @@ describe('weft console: a serial console through the API and the agent', () => {
     assert.match(answer, /^HTTP\/1\.1 400/);
     const probe = console_(acme.secret);
     await until('a console attaches: the failed one left nothing', () => probe.err().includes('Connected'));
-    probe.proc.kill('SIGTERM');
+    // Ctrl-] detaches.
+    probe.proc.stdin?.write(Buffer.from([0x1d]));
     assert.equal(await probe.exited, 0, 'detached');
+    assert.match(probe.err(), /Detached/);
     clis.splice(clis.indexOf(probe), 1);
   });
 
