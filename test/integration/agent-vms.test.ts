@@ -18,6 +18,7 @@ import { type RunningAgent, runAgent } from '../../src/agent/main.js';
 import { ApiClient } from '../../src/cli/client.js';
 import { type RunningServer, startServer } from '../../src/server/server.js';
 import { quietLog } from '../../src/sys/log.js';
+import { until } from '../../src/sys/until.js';
 import { type TestDb, testDb } from '../support/stores.js';
 
 const sh = promisify(execFile);
@@ -25,15 +26,8 @@ const TOKEN = 'agent-vms-test-admin-token-0123456789';
 const NS = (h: string) => `weft-vms-${h}-${process.pid}`;
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICsGYMEXLBhGso2iwZ5c4n6I0X5XwSK/tagQqQ/PKa/k user@ed25519';
 
-/** Polls `what` until it holds (a sanity bound: 20 s on a busy machine). */
-async function until(what: string, ok: () => Promise<boolean> | boolean): Promise<void> {
-  const end = Date.now() + 20_000;
-  while (Date.now() < end) {
-    if (await ok()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
+/** A sanity bound for each wait (a busy machine is slow, not broken). */
+const wait = (what: string, ok: () => boolean | Promise<boolean>) => until(what, ok, 20_000);
 
 describe('agents keep their hosts VMs as the source of truth says (libvirt test driver)', () => {
   let db: TestDb;
@@ -113,7 +107,7 @@ describe('agents keep their hosts VMs as the source of truth says (libvirt test 
       image: 'debian-12',
       ports: [{ network: 'priv' }],
     });
-    await until('web1 running on hv1', async () => (await domain('hv1', i.id)) === 'running');
+    await wait('web1 running on hv1', async () => (await domain('hv1', i.id)) === 'running');
     const d = files('hv1', i.id);
     for (const f of ['domain.xml', 'meta-data', 'network-config', 'user-data', 'seed.img', 'disk.qcow2']) assert.ok(existsSync(join(d, f)), f);
     // Its own disk: an overlay of the instance's size on the image, which it never writes.
@@ -139,7 +133,7 @@ describe('agents keep their hosts VMs as the source of truth says (libvirt test 
       (await api.get<{ items: { hostId: string; vms: { running: number; failing: unknown[] } | null }[] }>('/v1/agents')).items.find(
         (a) => a.hostId === i.hostId,
       )?.vms;
-    await until('hv1 reports its VM', async () => (await report())?.running === 1);
+    await wait('hv1 reports its VM', async () => (await report())?.running === 1);
     assert.deepEqual((await report())?.failing, []);
     assert.equal(plain?.agent.state.instances.size, 0);
     assert.equal(plain?.agent.state.instancesKnown, false, 'an agent without --vm-dir is sent no instances');
@@ -148,27 +142,27 @@ describe('agents keep their hosts VMs as the source of truth says (libvirt test 
   test('stopped through the API, the domain stops; a changed key rewrites the seed', async () => {
     const i = await api.get<{ id: string }>('/v1/instances/web1');
     await api.patch('/v1/instances/web1', { state: 'stopped' });
-    await until('web1 stopped', async () => (await domain('hv1', i.id)) === 'stopped');
+    await wait('web1 stopped', async () => (await domain('hv1', i.id)) === 'stopped');
     await api.delete('/v1/keys/laptop');
-    await until('the key gone from the seed', async () => !(await readFile(join(files('hv1', i.id), 'user-data'), 'utf8')).includes(KEY));
+    await wait('the key gone from the seed', async () => !(await readFile(join(files('hv1', i.id), 'user-data'), 'utf8')).includes(KEY));
     assert.equal(await domain('hv1', i.id), 'stopped', 'still stopped');
     await api.patch('/v1/instances/web1', { state: 'running' });
-    await until('web1 running again', async () => (await domain('hv1', i.id)) === 'running');
+    await wait('web1 running again', async () => (await domain('hv1', i.id)) === 'running');
   });
 
   test('a move defines it on the destination and removes it from the source; a delete removes it', async () => {
     const i = await api.get<{ id: string }>('/v1/instances/web1');
     await api.post(`/v1/instances/${i.id}/migrate`, { target: 'hv2' });
-    await until('web1 running on hv2', async () => (await domain('hv2', i.id)) === 'running');
-    await until('web1 gone from hv1', async () => (await domain('hv1', i.id)) === undefined && !existsSync(files('hv1', i.id)));
+    await wait('web1 running on hv2', async () => (await domain('hv2', i.id)) === 'running');
+    await wait('web1 gone from hv1', async () => (await domain('hv1', i.id)) === undefined && !existsSync(files('hv1', i.id)));
     await api.delete(`/v1/instances/${i.id}`);
-    await until('web1 gone from hv2', async () => (await domain('hv2', i.id)) === undefined && !existsSync(files('hv2', i.id)));
+    await wait('web1 gone from hv2', async () => (await domain('hv2', i.id)) === undefined && !existsSync(files('hv2', i.id)));
     for (const h of ['hv1', 'hv2']) assert.equal(vms(h).status.failed.size, 0, `${h}: nothing failing`);
   });
 
   test('an instance without an image is left alone, and says so', async () => {
     const i = await api.post<{ id: string }>('/v1/instances', { tenant: 'acme', name: 'bare', site: 'ams1', size: 'nano', host: 'hv1' });
-    await until('hv1 counts it', () => vms('hv1').status.noImage === 1);
+    await wait('hv1 counts it', () => vms('hv1').status.noImage === 1);
     assert.equal(await domain('hv1', i.id), undefined);
     assert.ok(!existsSync(files('hv1', i.id)));
   });

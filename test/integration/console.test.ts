@@ -19,6 +19,7 @@ import { ApiClient } from '../../src/cli/client.js';
 import { WEFT_BIN } from '../../src/lab/server-process.js';
 import { type RunningServer, startServer } from '../../src/server/server.js';
 import { quietLog } from '../../src/sys/log.js';
+import { until } from '../../src/sys/until.js';
 import { type TestDb, testDb } from '../support/stores.js';
 
 const sh = promisify(execFile);
@@ -77,14 +78,8 @@ interface Cli {
   exited: Promise<number>;
 }
 
-async function until(what: string, ok: () => boolean | Promise<boolean>): Promise<void> {
-  const end = Date.now() + 20_000;
-  while (Date.now() < end) {
-    if (await ok()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
+/** A sanity bound for each wait (a busy machine is slow, not broken). */
+const wait = (what: string, ok: () => boolean | Promise<boolean>) => until(what, ok, 20_000);
 
 describe('weft console: a serial console through the API and the agent', () => {
   let db: TestDb;
@@ -145,11 +140,11 @@ describe('weft console: a serial console through the API and the agent', () => {
       vm: { dir },
     });
     const idir = join(dir, 'instances', instanceId);
-    await until('the agent wrote the instance', () => existsSync(join(idir, 'domain.xml')));
+    await wait('the agent wrote the instance', () => existsSync(join(idir, 'domain.xml')));
     const script = join(dir, 'pty-server.py');
     await writeFile(script, PTY_SERVER);
     pty = spawn('/usr/bin/python3', [script, join(idir, 'console.sock')], { stdio: 'ignore' });
-    await until('the console socket', () => existsSync(join(idir, 'console.sock')));
+    await wait('the console socket', () => existsSync(join(idir, 'console.sock')));
   });
   after(async () => {
     for (const c of clis) c.proc.kill('SIGKILL');
@@ -177,7 +172,7 @@ describe('weft console: a serial console through the API and the agent', () => {
     });
     assert.match(answer, /^HTTP\/1\.1 400/);
     const probe = console_(acme.secret);
-    await until('a console attaches: the failed one left nothing', () => probe.err().includes('Connected'));
+    await wait('a console attaches: the failed one left nothing', () => probe.err().includes('Connected'));
     // Ctrl-] detaches.
     probe.proc.stdin?.write(Buffer.from([0x1d]));
     assert.equal(await probe.exited, 0, 'detached');
@@ -187,10 +182,10 @@ describe('weft console: a serial console through the API and the agent', () => {
 
   test('what is typed reaches the pty and its echo comes back', async () => {
     const c = console_(acme.secret);
-    await until('the login prompt', () => c.out().includes('weft-test login: '));
+    await wait('the login prompt', () => c.out().includes('weft-test login: '));
     assert.match(c.err(), /Connected to the console of web1/);
     c.proc.stdin?.write('hello-console\n');
-    await until('the echo', () => c.out().includes('hello-console'));
+    await wait('the echo', () => c.out().includes('hello-console'));
   });
 
   test('one session at a time: a second is refused, --force takes it over', async () => {
@@ -199,11 +194,11 @@ describe('weft console: a serial console through the API and the agent', () => {
     assert.match(second.err(), /already has a console session/);
     const first = clis[0] as Cli;
     const forced = console_(acme.secret, ['--force']);
-    await until('the forced session attached', () => forced.err().includes('Connected'));
+    await wait('the forced session attached', () => forced.err().includes('Connected'));
     assert.equal(await first.exited, 1, 'the first session ends');
     assert.match(first.err(), /Console closed: taken over/);
     forced.proc.stdin?.write('after-force\n');
-    await until('the forced session works', () => forced.out().includes('after-force'));
+    await wait('the forced session works', () => forced.out().includes('after-force'));
   });
 
   test("another tenant's instance is not found; a revoked token ends the session", async () => {

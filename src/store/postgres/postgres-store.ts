@@ -4,6 +4,7 @@
 import { CamelCasePlugin, Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { LoggedChange } from '../../model/changes.js';
+import { GroupCommit } from '../group-commit.js';
 import { Repo } from '../repo.js';
 import type { DB } from '../schema.js';
 import { migrate } from '../sqlite/sqlite-store.js';
@@ -12,12 +13,6 @@ import type { CommitListener, Store } from '../store.js';
 /** "WEFT" as a 32-bit number: the advisory lock every writer takes. */
 const WRITE_LOCK = 0x57454654;
 export const CHANGE_CHANNEL = 'weft_changes';
-
-interface PendingWrite {
-  fn: (tx: Repo) => Promise<unknown>;
-  resolve: (v: unknown) => void;
-  reject: (e: unknown) => void;
-}
 
 /** The most writes that share one COMMIT (PostgreSQL's client is asynchronous: a group stalls nothing else). */
 const MAX_BATCH = 64;
@@ -35,13 +30,28 @@ export class PostgresStore implements Store {
   private listenClient: pg.Client | null = null;
   private listening: Promise<void> | null = null;
   private closed = false;
-  private readonly pending: PendingWrite[] = [];
-  private draining = false;
+  private readonly writes: GroupCommit;
 
   private constructor(url: string, db: Kysely<DB>) {
     this.url = url;
     this.location = redact(url);
     this.db = db;
+    this.writes = new GroupCommit({
+      maxBatch: MAX_BATCH,
+      // One transaction-scoped advisory lock for every writer of every replica, held until COMMIT.
+      transaction: (body) =>
+        this.db.transaction().execute(async (trx) => {
+          await sql`select pg_advisory_xact_lock(${WRITE_LOCK})`.execute(trx);
+          await body(trx);
+        }),
+      cursorHints: this.cursorHints,
+      // NOTIFY is transactional: delivered to the other replicas only on commit.
+      beforeCommit: async (trx, last) => {
+        await sql`select pg_notify(${CHANGE_CHANNEL}, ${String(last)})`.execute(trx);
+      },
+      listeners: this.listeners,
+      deferFirst: false,
+    });
   }
 
   /** Connects and migrates to the latest schema, or to `upTo` (tests of the migrations themselves). */
@@ -59,91 +69,13 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * Group commit, as on SQLite (sqlite-store.ts): a COMMIT waits for
-   * PostgreSQL's WAL flush, and with every writer serialized on the advisory
-   * lock that flush, one per write, was what bounded the write rate. Writes
-   * that queue up while a group runs go together into the next transaction
-   * (one lock, one flush, one NOTIFY), each inside its own SAVEPOINT: one
-   * that throws is rolled back to it, alone. None resolves before the
-   * COMMIT, so an acknowledged write is as durable as before, and versions
-   * stay gap-free in commit order. A lone write is its own transaction.
+   * Group commit (group-commit.ts): a COMMIT waits for PostgreSQL's WAL
+   * flush, and with every writer serialized on the advisory lock, one flush
+   * per write bounded the write rate; a group shares one lock, one flush and
+   * one NOTIFY.
    */
   write<T>(fn: (tx: Repo) => Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.pending.push({ fn, resolve: resolve as (v: unknown) => void, reject });
-      if (!this.draining) {
-        this.draining = true;
-        void this.drain();
-      }
-    });
-  }
-
-  private async drain(): Promise<void> {
-    try {
-      while (this.pending.length > 0) await this.commitBatch(this.pending.splice(0, MAX_BATCH));
-    } finally {
-      this.draining = false;
-    }
-  }
-
-  private async commitBatch(batch: PendingWrite[]): Promise<void> {
-    const done: { w: PendingWrite; out: unknown; appended: LoggedChange[] }[] = [];
-    const failed: { w: PendingWrite; err: unknown }[] = [];
-    const retry: PendingWrite[] = [];
-    let aborted = false;
-    try {
-      await this.db.transaction().execute(async (trx) => {
-        await sql`select pg_advisory_xact_lock(${WRITE_LOCK})`.execute(trx);
-        if (batch.length === 1) {
-          const w = batch[0] as PendingWrite;
-          const repo = new Repo(trx, this.cursorHints);
-          done.push({ w, out: await w.fn(repo), appended: repo.appended });
-        } else {
-          for (const [i, w] of batch.entries()) {
-            await sql`savepoint w`.execute(trx);
-            const repo = new Repo(trx, this.cursorHints);
-            try {
-              const out = await w.fn(repo);
-              await sql`release savepoint w`.execute(trx);
-              done.push({ w, out, appended: repo.appended });
-            } catch (err) {
-              failed.push({ w, err });
-              try {
-                await sql`rollback to savepoint w`.execute(trx);
-                await sql`release savepoint w`.execute(trx);
-              } catch (lost) {
-                // The transaction itself is gone (the connection dropped): what had succeeded in it runs again in the next one.
-                aborted = true;
-                retry.push(...done.map((d) => d.w), ...batch.slice(i + 1));
-                done.length = 0;
-                throw lost;
-              }
-            }
-          }
-        }
-        const last = done.flatMap((d) => d.appended).at(-1);
-        // NOTIFY is transactional: delivered to listeners only on commit.
-        if (last !== undefined) await sql`select pg_notify(${CHANGE_CHANNEL}, ${String(last.version)})`.execute(trx);
-      });
-    } catch (err) {
-      if (!aborted) {
-        // The transaction as a whole failed (a lone write threw, or COMMIT did): nothing was kept.
-        for (const w of batch) if (!failed.some((f) => f.w === w)) failed.push({ w, err });
-        done.length = 0;
-      }
-    }
-    this.pending.unshift(...retry);
-    const appended = done.flatMap((d) => d.appended);
-    const last = appended.at(-1);
-    let listenerError: { e: unknown } | null = null;
-    try {
-      if (last !== undefined) for (const l of this.listeners) l(last.version, appended);
-    } catch (e) {
-      // Committed, but the caller hears of it (as when each write had its own transaction).
-      listenerError = { e };
-    }
-    for (const d of done) listenerError ? d.w.reject(listenerError.e) : d.w.resolve(d.out);
-    for (const f of failed) f.w.reject(f.err);
+    return this.writes.write(fn);
   }
 
   read<T>(fn: (tx: Repo) => Promise<T>): Promise<T> {

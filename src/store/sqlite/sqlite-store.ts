@@ -5,9 +5,10 @@
 // commit without ever waiting for a write transaction in progress.
 import { chmodSync, closeSync, existsSync, openSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { CamelCasePlugin, CompiledQuery, type DatabaseConnection, Kysely, Migrator, SqliteDialect, SqliteDriver, sql } from 'kysely';
+import { CamelCasePlugin, CompiledQuery, type DatabaseConnection, Kysely, Migrator, SqliteDialect, SqliteDriver } from 'kysely';
 import type { LoggedChange } from '../../model/changes.js';
 import { WeftError } from '../../model/errors.js';
+import { GroupCommit } from '../group-commit.js';
 import { migrations } from '../migrations/index.js';
 import { Repo } from '../repo.js';
 import type { DB } from '../schema.js';
@@ -43,12 +44,6 @@ class ImmediateSqliteDialect extends SqliteDialect {
   }
 }
 
-interface PendingWrite {
-  fn: (tx: Repo) => Promise<unknown>;
-  resolve: (v: unknown) => void;
-  reject: (e: unknown) => void;
-}
-
 /**
  * The most writes that share one COMMIT. A group runs without yielding to
  * the event loop (SVP lookups, the push stream wait for it), so this bounds
@@ -64,20 +59,19 @@ export class SqliteStore implements Store {
   private readonly reader: Kysely<DB>;
   private readonly listeners = new Set<CommitListener>();
   private readonly cursorHints = new Map<string, bigint>();
-  private readonly pending: PendingWrite[] = [];
-  private draining = false;
-  /** Set by close(): called when the write queue has drained. */
-  private idle: (() => void) | null = null;
+  private readonly writes: GroupCommit;
 
-  private constructor(
-    path: string,
-    private readonly sqlite: Database.Database,
-    db: Kysely<DB>,
-    reader: Kysely<DB>,
-  ) {
+  private constructor(path: string, db: Kysely<DB>, reader: Kysely<DB>) {
     this.location = `sqlite:${path}`;
     this.db = db;
     this.reader = reader;
+    this.writes = new GroupCommit({
+      maxBatch: MAX_BATCH,
+      transaction: (body) => this.db.transaction().execute(body),
+      cursorHints: this.cursorHints,
+      listeners: this.listeners,
+      deferFirst: true,
+    });
   }
 
   /**
@@ -96,11 +90,11 @@ export class SqliteStore implements Store {
     const db = new Kysely<DB>({ dialect: new ImmediateSqliteDialect({ database: cachingStatements(sqlite) }), plugins: [new CamelCasePlugin()] });
     await migrate(db, opts.upTo);
     // An in-memory database exists only on its own connection: read through it too.
-    if (path === ':memory:' || path === '') return new SqliteStore(path, sqlite, db, db);
+    if (path === ':memory:' || path === '') return new SqliteStore(path, db, db);
     const ro = new Database(path, { readonly: true });
     ro.pragma('busy_timeout = 10000');
     const reader = new Kysely<DB>({ dialect: new SqliteDialect({ database: cachingStatements(ro) }), plugins: [new CamelCasePlugin()] });
-    return new SqliteStore(path, sqlite, db, reader);
+    return new SqliteStore(path, db, reader);
   }
 
   /**
@@ -108,88 +102,12 @@ export class SqliteStore implements Store {
    * (Kysely's connection mutex wakes every waiter at once and lets a newcomer
    * in ahead of them, which is not first come, first served).
    *
-   * Group commit: better-sqlite3 is synchronous, so the fsync of each COMMIT
-   * (synchronous = FULL) blocks the event loop, and it was most of a write's
-   * cost. Writes that queue up meanwhile run together in one SQLite
-   * transaction, each inside its own SAVEPOINT (one that throws is rolled
-   * back to it, alone), and share one COMMIT. None of them resolves before
-   * that COMMIT returns, so an acknowledged write is as durable as before.
+   * Group commit (group-commit.ts): better-sqlite3 is synchronous, so the
+   * fsync of each COMMIT (synchronous = FULL) blocks the event loop, and it
+   * was most of a write's cost; a group shares one.
    */
   write<T>(fn: (tx: Repo) => Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.pending.push({ fn, resolve: resolve as (v: unknown) => void, reject });
-      if (!this.draining) {
-        this.draining = true;
-        // One turn of the event loop first: requests whose bytes arrived together join one batch.
-        setImmediate(() => void this.drain());
-      }
-    });
-  }
-
-  private async drain(): Promise<void> {
-    try {
-      while (this.pending.length > 0) await this.commitBatch(this.pending.splice(0, MAX_BATCH));
-    } finally {
-      this.draining = false;
-      this.idle?.();
-    }
-  }
-
-  private async commitBatch(batch: PendingWrite[]): Promise<void> {
-    const done: { w: PendingWrite; out: unknown; appended: LoggedChange[] }[] = [];
-    const failed: { w: PendingWrite; err: unknown }[] = [];
-    const retry: PendingWrite[] = [];
-    let aborted = false;
-    try {
-      await this.db.transaction().execute(async (trx) => {
-        if (batch.length === 1) {
-          // Alone: the transaction itself is the unit of rollback.
-          const w = batch[0] as PendingWrite;
-          const repo = new Repo(trx, this.cursorHints);
-          done.push({ w, out: await w.fn(repo), appended: repo.appended });
-          return;
-        }
-        for (const w of batch) {
-          await sql`savepoint w`.execute(trx);
-          const repo = new Repo(trx, this.cursorHints);
-          try {
-            const out = await w.fn(repo);
-            await sql`release w`.execute(trx);
-            done.push({ w, out, appended: repo.appended });
-          } catch (err) {
-            failed.push({ w, err });
-            if (!this.sqlite.inTransaction) {
-              // SQLite rolled the whole transaction back (I/O error, disk full):
-              // the writes that had succeeded in it are gone; they run again in the next one.
-              aborted = true;
-              retry.push(...done.map((d) => d.w), ...batch.slice(batch.indexOf(w) + 1));
-              done.length = 0;
-              throw err;
-            }
-            await sql`rollback to w`.execute(trx);
-            await sql`release w`.execute(trx);
-          }
-        }
-      });
-    } catch (err) {
-      if (!aborted) {
-        // The transaction as a whole failed (a lone write threw, or COMMIT did): nothing was kept.
-        for (const w of batch) if (!failed.some((f) => f.w === w)) failed.push({ w, err });
-        done.length = 0;
-      }
-    }
-    this.pending.unshift(...retry);
-    const appended = done.flatMap((d) => d.appended);
-    const last = appended.at(-1);
-    let listenerError: { e: unknown } | null = null;
-    try {
-      if (last !== undefined) for (const l of this.listeners) l(last.version, appended);
-    } catch (e) {
-      // Committed, but the caller hears of it (as when each write had its own transaction).
-      listenerError = { e };
-    }
-    for (const d of done) listenerError ? d.w.reject(listenerError.e) : d.w.resolve(d.out);
-    for (const f of failed) f.w.reject(f.err);
+    return this.writes.write(fn);
   }
 
   read<T>(fn: (tx: Repo) => Promise<T>): Promise<T> {
@@ -222,7 +140,7 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     this.listeners.clear();
-    if (this.draining) await new Promise<void>((r) => (this.idle = r));
+    await this.writes.drained();
     if (this.reader !== this.db) await this.reader.destroy();
     await this.db.destroy();
   }
