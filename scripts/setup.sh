@@ -12,8 +12,9 @@ cd "$(dirname "$0")/.."
 # driver the agent's libvirt code is tested against) check docs/deploy.md's snippets
 # (test/integration/deploy-doc.test.ts) and the VM profiles; cloud-init (`cloud-init schema`,
 # `devel net-convert`) checks the profiles' seeds, and cloud-image-utils (cloud-localds, with
-# genisoimage) builds them; qemu-utils (qemu-img) makes each instance's disk on its image; openssh-client (ssh-keygen) makes the test keys; zsh runs the generated completion (test/integration/cli-output.test.ts).
-need_pkgs=(g++ make python3 iproute2 ca-certificates curl openssl nftables tcpdump iperf3 iputils-ping python3-scapy bird2 prometheus frr libvirt-clients libxml2-utils cloud-init cloud-image-utils genisoimage qemu-utils openssh-client zsh)
+# genisoimage) builds them; qemu-utils (qemu-img) makes each instance's disk on its image; openssh-client (ssh-keygen) makes the test keys; zsh runs the generated completion (test/integration/cli-output.test.ts);
+# qemu-system-x86 and busybox-static boot the lab's real VM (`weft lab up --boot-vm`, src/lab/guest.ts) on Debian's kernel, fetched below.
+need_pkgs=(g++ make python3 iproute2 ca-certificates curl openssl nftables tcpdump iperf3 iputils-ping python3-scapy bird2 prometheus frr libvirt-clients libxml2-utils cloud-init cloud-image-utils genisoimage qemu-utils openssh-client zsh qemu-system-x86 busybox-static)
 if [[ "${1:-}" == "--with-postgres" ]]; then need_pkgs+=(postgresql); fi
 
 if ! command -v node >/dev/null; then
@@ -46,6 +47,31 @@ if (( ${#missing[@]} > 0 )); then
   if [[ " ${missing[*]} " == *" frr "* ]] && command -v systemctl >/dev/null; then systemctl disable --now frr >/dev/null 2>&1 || true; fi
   # cloud-init is wanted for its checks only: it must not configure this machine at its next boot.
   if [[ " ${missing[*]} " == *" cloud-init "* ]]; then touch /etc/cloud/cloud-init.disabled; fi
+fi
+
+# The lab guest's kernel (src/lab/guest.ts GUEST_DIR): Debian's, from the package linux-image-amd64
+# depends on, unpacked (not installed: this machine keeps its own kernel), with the virtio
+# modules the guest loads. About 70 MB downloaded once.
+guest_dir=${WEFT_GUEST_DIR:-/var/cache/weft/guest}
+if [[ ! -f $guest_dir/vmlinuz && $(dpkg --print-architecture) == amd64 && $(id -u) -eq 0 ]]; then
+  kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+  echo "setup: fetching the lab guest's kernel ($kpkg) into $guest_dir"
+  ktmp=$(mktemp -d)
+  trap 'rm -rf "$ktmp"' EXIT
+  chown _apt "$ktmp" 2>/dev/null || true
+  (cd "$ktmp" && apt-get download -qq "$kpkg" 2>/dev/null)
+  dpkg-deb -x "$ktmp"/*.deb "$ktmp/x"
+  mkdir -p "$guest_dir.new/modules"
+  cp "$ktmp"/x/boot/vmlinuz-* "$guest_dir.new/vmlinuz"
+  for m in virtio virtio_ring virtio_pci virtio_pci_modern_dev virtio_pci_legacy_dev virtio_net net_failover failover; do
+    ko=$(find "$ktmp/x/lib/modules" -name "$m.ko" -print -quit)
+    if [[ -z $ko ]]; then echo "setup: $kpkg has no module $m.ko" >&2; exit 1; fi
+    cp "$ko" "$guest_dir.new/modules/"
+  done
+  echo "$kpkg" > "$guest_dir.new/VERSION"
+  rm -rf "$guest_dir" && mv "$guest_dir.new" "$guest_dir"
+  rm -rf "$ktmp"
+  trap - EXIT
 fi
 
 # npm dependencies, only when node_modules is missing or older than the lock

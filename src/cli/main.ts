@@ -1066,24 +1066,29 @@ const sizeOf = (o: { name: string; sites: number; racksPerSite: number; hostsPer
   seed: o.seed,
 });
 const LAB_DB = 'the store: sqlite (a file of the lab) or sqlite:PATH, one server; or an empty PostgreSQL database postgres://..., two server replicas';
+const BOOT_VM =
+  "also boot instance t1guest as a real VM: qemu (TCG) on its hypervisor, from the profile its agent wrote, with Debian's kernel and a busybox initramfs; `weft console t1guest` reaches its serial console";
 labSize(lab.command('up').description('build the lab and wait until it is ready (progress on stderr)'))
   .option('--db <url>', LAB_DB, 'sqlite')
+  .option('--boot-vm', BOOT_VM)
   .action(async (o) => {
     const { labUp } = await import('../lab/daemon.js');
     const t0 = Date.now();
     process.stderr.write(`weft lab ${o.name}: building\n`);
-    const s = await labUp({ ...sizeOf(o), db: o.db }, (line) => process.stderr.write(`${line}\n`));
+    const s = await labUp({ ...sizeOf(o), db: o.db, bootVm: o.bootVm === true }, (line) => process.stderr.write(`${line}\n`));
     process.stderr.write(
       `weft lab ${o.name}: up in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${s.hosts.length} hosts, ${s.instances.length} instances, VIP ${s.vip}\n`,
     );
     process.stdout.write(`export WEFT_API=${s.api} WEFT_TOKEN_FILE=${s.tokenFile}\n`);
+    if (s.guest) process.stderr.write(`${s.guest.name} runs under qemu on ${s.guest.host}: bin/weft console ${s.guest.name} (Ctrl-] detaches)\n`);
     process.stderr.write('then: bin/weft host list; bin/weft lab check; bin/weft lab down\n');
   });
 labSize(lab.command('daemon', { hidden: true }).description('the process that owns a lab (started by up)'))
   .option('--db <url>', LAB_DB, 'sqlite')
+  .option('--boot-vm', BOOT_VM)
   .action(async (o) => {
     const { runDaemon } = await import('../lab/daemon.js');
-    await runDaemon({ ...sizeOf(o), db: o.db });
+    await runDaemon({ ...sizeOf(o), db: o.db, bootVm: o.bootVm === true });
   });
 lab
   .command('check')
@@ -1120,6 +1125,10 @@ lab
       );
     process.stdout.write('instances:\n');
     for (const i of s.instances) process.stdout.write(`  ${i.name.padEnd(8)} on ${i.host.padEnd(7)} ${i.ipv4 ?? '-'} ${i.ipv6 ?? '-'}\n`);
+    if (s.guest)
+      process.stdout.write(
+        `booted VM (qemu):\n  ${s.guest.name.padEnd(8)} on ${s.guest.host.padEnd(7)} ${s.guest.ipv4 ?? '-'} ${s.guest.ipv6 ?? '-'}  console socket ${s.guest.consoleSocket} (\`weft console ${s.guest.name}\`)\n`,
+      );
     if (s.servers) {
       process.stdout.write(`servers (store ${s.db}):\n`);
       for (const x of s.servers) process.stdout.write(`  server ${x.n}  ${x.up ? `up, pid ${x.pid}` : 'FAILED'}  API ${x.api}  SVP and stream on ${x.mgmt}\n`);

@@ -90,7 +90,7 @@ export interface LinkOptions {
 }
 
 /** A node of the lab (by name or handle), or any namespace by its full name. */
-type NsRef = string | { ns: string };
+export type NsRef = string | { ns: string };
 type NodeRef = string | { name: string };
 
 const live = new Set<Lab>();

@@ -2,11 +2,16 @@
 // full-size packets, no flooding on the underlay, the VIP, agents, BGP),
 // one item per property, each with the figures it rests on.
 
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import WebSocket from 'ws';
 import { portIfname } from '../agent/names.js';
+import { instanceDir } from '../model/profile.js';
 import { run } from '../sys/exec.js';
 import { pool } from '../sys/pool.js';
+import { until } from '../sys/until.js';
 import { protocols } from './bird.js';
-import type { Cloud } from './cloud.js';
+import { type Cloud, vmDir } from './cloud.js';
 import { capture, type LabVm } from './overlay-lab.js';
 import { EXAMPLE_SSH_KEY, OVERLAY_MTU } from './plan.js';
 import { countVxlan } from './vxlan-frames.js';
@@ -163,11 +168,21 @@ export async function checkCloud(cloud: Cloud): Promise<CheckItem[]> {
     }),
   );
   const missing = profiles.filter((x): x is string => x !== null);
+  // ... and its hypervisor's agent wrote it there (domain.xml, the seed, the disk), on no other host.
+  // Off the path of the stream's acks (agent/vms.ts): right after a move the files may take a moment, so wait a little for them.
+  const writtenNow = () =>
+    cloud.vms.filter((v) => {
+      const here = cloud.where(v.name);
+      return [...overlay.hosts.keys()].every((h) => existsSync(join(instanceDir(vmDir(overlay.dir, h), v.instance.id), 'domain.xml')) === (h === here));
+    }).length;
+  await until('every profile on its hypervisor only', () => writtenNow() === cloud.vms.length, 10_000).catch(() => undefined);
+  const written = writtenNow();
   items.push({
     check: 'VM profiles (libvirt domain and cloud-init seed) for every instance',
-    ok: missing.length === 0 && cloud.vms.length > 0,
-    detail: `${cloud.vms.length - missing.length}/${cloud.vms.length} complete${missing.length ? `; not: ${missing.slice(0, 4).join(', ')}` : ''}`,
+    ok: missing.length === 0 && cloud.vms.length > 0 && written === cloud.vms.length,
+    detail: `${cloud.vms.length - missing.length}/${cloud.vms.length} complete, ${written}/${cloud.vms.length} written on their hypervisor only${missing.length ? `; not: ${missing.slice(0, 4).join(', ')}` : ''}`,
   });
+  if (cloud.guest) items.push(await checkGuest(cloud));
   // Every session of every fabric router: ToR to hosts and spine, spine to WAN (or ToR to core).
   const notUp: string[] = [];
   let all = 0;
@@ -193,4 +208,64 @@ export async function checkCloud(cloud: Cloud): Promise<CheckItem[]> {
         : `still failed: ${faults.map((f) => `${f.what} ${f.target} (\`weft lab heal ${f.what} ${f.target}\`)`).join(', ')}`,
   });
   return items;
+}
+
+/**
+ * The booted VM (`up --boot-vm`): answers pings over the overlay from a VM
+ * of its tenant on another host (IPv4 and IPv6), and its serial console,
+ * through the API's WebSocket, the server and its agent, runs a command.
+ */
+async function checkGuest(cloud: Cloud): Promise<CheckItem> {
+  const g = cloud.guest as NonNullable<Cloud['guest']>;
+  const overlay = cloud.routing.overlay;
+  const peers = cloud.vms.filter((v) => cloud.tenantOf.get(v.name) === 't1' && cloud.where(v.name) !== g.vm.host);
+  const siteOf = (v: LabVm) => overlay.host(cloud.where(v.name)).site;
+  const guestSite = overlay.host(g.vm.host).site;
+  // Another site's VM if there is one: the path crosses the WAN too.
+  const from = peers.find((v) => siteOf(v) !== guestSite) ?? peers[0];
+  const pings: string[] = [];
+  let answered = 0;
+  let asked = 0;
+  if (from)
+    for (const ip of [g.port.ipv4, g.port.ipv6].filter((x): x is string => x !== null)) {
+      asked++;
+      const ok = await cloud.ping(from.vm.ns, ip, 3);
+      if (ok) answered++;
+      pings.push(`${ip} ${ok ? 'answered' : 'NOT answered'}`);
+    }
+  const console = await consoleRuns(overlay.server.url, overlay.adminToken, g.instance.id).catch((e: Error) => `failed: ${e.message}`);
+  return {
+    check: 'booted VM (qemu, from its profile)',
+    ok: from !== undefined && answered === asked && asked > 0 && console === 'ok',
+    detail: `${g.instance.name} on ${g.vm.host}: ${from ? `from ${from.name} (${cloud.where(from.name)}): ${pings.join(', ')}` : 'no VM of t1 on another host to ping from'}; serial console through the API: ${console === 'ok' ? 'ran a command' : console}`,
+  };
+}
+
+/** Attaches to an instance's console through the API, runs `echo` of a sum and waits for its result (not the echo of the input): 'ok', or why not. */
+function consoleRuns(api: string, token: string, instanceId: string, ms = 15_000): Promise<string> {
+  const url = new URL(`/v1/instances/${instanceId}/console?force=1`, api);
+  url.protocol = 'ws:';
+  const a = 1000 + Math.floor(Math.random() * 9000);
+  const want = `weft-${a + 1}-check`;
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` } });
+    let seen = '';
+    const done = (r: string) => {
+      clearTimeout(timer);
+      clearInterval(nudge);
+      ws.terminate();
+      resolve(r);
+    };
+    const timer = setTimeout(() => done(`no answer in ${ms / 1000} s (got ${JSON.stringify(seen.slice(-80))})`), ms);
+    // The shell may still be starting: ask again until it answers.
+    const nudge = setInterval(() => ws.readyState === WebSocket.OPEN && ws.send(`echo weft-$((${a}+1))-check\n`), 1000);
+    ws.on('open', () => ws.send(`\necho weft-$((${a}+1))-check\n`));
+    ws.on('message', (b: Buffer) => {
+      seen = (seen + b.toString('latin1')).slice(-4000);
+      if (seen.includes(want)) done('ok');
+    });
+    ws.on('unexpected-response', (_q, r) => done(`HTTP ${r.statusCode}`));
+    ws.on('close', (code, reason) => done(`closed (${code} ${reason.toString()})`));
+    ws.on('error', (e) => done(e.message));
+  });
 }

@@ -6,18 +6,24 @@
 // check (cloud-check.ts), moves (cloud-move.ts), faults and the evacuation
 // (faults/) (docs/lab.md).
 import type { ChildProcess } from 'node:child_process';
-import { conflict, invalid, show } from '../model/errors.js';
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { conflict, invalid, show, WeftError } from '../model/errors.js';
+import { instanceDir } from '../model/profile.js';
 import { run } from '../sys/exec.js';
 import { pool } from '../sys/pool.js';
+import { until } from '../sys/until.js';
 import { type CheckItem, checkCloud } from './cloud-check.js';
 import { type MoveReport, moveInstance } from './cloud-move.js';
 import { type EvacuationReport, evacuateHost } from './faults/evacuate.js';
 import type { Fault, FaultReport } from './faults/fault.js';
 import { failFault, healFault } from './faults/index.js';
+import { bootGuest, emptyImage, type Guest, guestImage, writtenSpec } from './guest.js';
 import { type CloudLayout, type CloudShape, checkShape, cloudLayout } from './layout.js';
 import { list, sleep } from './measure.js';
-import type { LabVm } from './overlay-lab.js';
-import { OVERLAY_MTU } from './plan.js';
+import type { InstanceView, LabVm, PortView } from './overlay-lab.js';
+import { EXAMPLE_IMAGE, OVERLAY_MTU } from './plan.js';
 import { type RoutedVm, RoutingLab } from './routing-lab.js';
 
 export type { CheckItem } from './cloud-check.js';
@@ -29,9 +35,17 @@ export interface CloudOptions extends CloudShape {
   name: string;
   /** The store (overlay-lab.ts checkLabDb): SQLite by default; a PostgreSQL URL runs two server replicas. */
   db?: string;
+  /** Also boots one instance as a real VM under qemu from the profile its agent wrote (guest.ts). */
+  bootVm?: boolean;
 }
 
 export { DEFAULT_CLOUD } from './plan.js';
+
+/** The instance `bootVm` boots under qemu. */
+export const GUEST_NAME = 't1guest';
+
+/** Where host `host`'s agent keeps its instances' files (`weft agent --vm-dir`). */
+export const vmDir = (labDir: string, host: string): string => join(labDir, 'vm', host);
 
 /**
  * Checks the sizes a lab can hold (layout.ts SHAPE_LIMITS: at most 32 hosts,
@@ -61,6 +75,8 @@ export class Cloud {
   /** The faults in place, keyed `<kind> <target>` (`host r1h2`): what `heal` undoes. */
   readonly faults = new Map<string, Fault>();
   vip = '';
+  /** The instance booted under qemu (`bootVm`), with its port, or null. */
+  guest: { instance: InstanceView; port: PortView; vm: Guest } | null = null;
 
   private constructor(
     readonly routing: RoutingLab,
@@ -81,6 +97,11 @@ export class Cloud {
    */
   private async fill(layout: CloudLayout, progress: (stage: string) => void): Promise<void> {
     const routing = this.routing;
+    // Each agent writes its instances' profiles and overlay disks (on an empty image of the lab's) in <dir>/vm/<host>.
+    const image = join(routing.overlay.dir, 'images', `${EXAMPLE_IMAGE}.qcow2`);
+    await mkdir(dirname(image), { recursive: true });
+    await emptyImage(image);
+    for (const site of layout.sites) await routing.api.patch(`/v1/sites/${site.name}`, { vm: { imagePath: join(dirname(image), '{image}.qcow2') } });
     // Every tenant gets the same private subnets: isolation is the overlay's job, not addressing's.
     for (const t of layout.tenants) await routing.overlay.network(t, 'private', ['10.0.0.0/24', 'fd00:10::/64'], OVERLAY_MTU);
     await routing.api.post('/v1/networks', { tenant: 't1', name: 'public', kind: 'routed', site: layout.vipSite });
@@ -137,7 +158,15 @@ export class Cloud {
     progress(
       `network namespaces for ${layout.sites.length} sites (${layout.racks.length} racks, ${layout.sites.length} spines, the WAN), server, ${layout.hosts.length} agents, ${birds} BIRDs`,
     );
-    const routing = await RoutingLab.start({ name: o.name, hosts: layout.hosts, sites: layout.sites, bfd: true, db: o.db, progress });
+    const routing = await RoutingLab.start({
+      name: o.name,
+      hosts: layout.hosts,
+      sites: layout.sites,
+      bfd: true,
+      db: o.db,
+      progress,
+      agentFlags: (host, dir) => ['--vm-dir', vmDir(dir, host)],
+    });
     const cloud = new Cloud(routing, o);
     try {
       // BGP comes up while the API fills the cloud: nothing below waits for it but the VIP's reachability.
@@ -146,11 +175,40 @@ export class Cloud {
       for (const x of await Promise.allSettled([bgp, cloud.fill(layout, progress)])) if (x.status === 'rejected') throw x.reason;
       await routing.overlay.converged(30_000);
       progress('every agent applied the latest change');
+      if (o.bootVm) await cloud.bootGuest(progress);
       return cloud;
     } catch (e) {
       await cloud.destroy();
       throw e;
     }
+  }
+
+  /**
+   * Creates instance `t1guest` (placed by the server, in the site of t1's
+   * first instance) and boots it under qemu on its hypervisor from the
+   * profile that host's agent wrote (guest.ts), then waits until the agent
+   * plugged its tap.
+   */
+  private async bootGuest(progress: (stage: string) => void): Promise<void> {
+    const overlay = this.routing.overlay;
+    const t0 = performance.now();
+    const image = await guestImage(join(overlay.dir, 'guest'));
+    const first = this.vms.find((v) => this.tenantOf.get(v.name) === 't1');
+    const site = first ? overlay.host(this.where(first.name)).site : undefined;
+    const instance = await overlay.instance(GUEST_NAME, { tenant: 't1', network: 'private', site });
+    const port = instance.ports[0] as PortView;
+    const host = [...overlay.hosts.values()].find((h) => h.hostId === instance.hostId);
+    if (!host) throw new WeftError('E_NOT_FOUND', `instance ${GUEST_NAME} is on host ${instance.hostId}, which is no host of the lab`);
+    const dir = instanceDir(vmDir(overlay.dir, host.name), instance.id);
+    await until(`agent ${host.name} to write the profile of ${GUEST_NAME} (${dir})`, () => existsSync(join(dir, 'network-config')), 30_000);
+    const spec = await writtenSpec(dir);
+    const vm = await bootGuest(overlay.lab, { name: host.name, ns: host.lab.ns }, spec, image, { logFile: join(overlay.dir, `guest-${GUEST_NAME}.log`) });
+    this.guest = { instance, port, vm };
+    this.tenantOf.set(GUEST_NAME, 't1');
+    await overlay.converged(30_000);
+    progress(
+      `${GUEST_NAME} booted under qemu (TCG) on ${host.name} from the profile its agent wrote, in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${[port.ipv4, port.ipv6].filter(Boolean).join(', ')}; \`weft console ${GUEST_NAME}\``,
+    );
   }
 
   /** A tiny HTTP server in a routed VM answering its name on :8080. */
@@ -289,6 +347,7 @@ export class Cloud {
 
   async destroy(): Promise<void> {
     for (const s of this.backendServers.values()) s?.kill('SIGKILL');
+    await this.guest?.vm.stop();
     await sleep(0);
     await this.routing.destroy();
   }

@@ -30,6 +30,8 @@ export interface LabState {
   hosts: { name: string; site: string; rack: string; ns: string; underlayIp: string }[];
   instances: { name: string; host: string; ipv4: string | null; ipv6: string | null }[];
   vip: string | null;
+  /** The instance booted under qemu (`up --boot-vm`): where it runs, its addresses, its console socket on that host. */
+  guest?: { name: string; host: string; ipv4: string | null; ipv6: string | null; consoleSocket: string } | null;
   /** Faults `weft lab fail` put in place and no `heal` undid yet (`host r1h2`, `link r2h1 (silent)`). */
   faults: string[];
   /** The store (a PostgreSQL URL with its password masked, or the SQLite file). */
@@ -136,6 +138,9 @@ export async function runDaemon(o: CloudOptions): Promise<void> {
   state.sites = c.layout.sites.map((x) => ({ name: x.name, spine: x.spine, underlayPool: x.underlayPool, public4: x.public4, public6: x.public6 }));
   state.instances = c.instances();
   state.vip = c.vip;
+  state.guest = c.guest
+    ? { name: c.guest.instance.name, host: c.guest.vm.host, ipv4: c.guest.port.ipv4, ipv6: c.guest.port.ipv6, consoleSocket: c.guest.vm.spec.consoleSocket }
+    : null;
   state.db = String(redactDb(c.routing.overlay.db));
   const servers = () => c.routing.overlay.servers.map((x) => ({ n: x.n, api: x.url, mgmt: x.ip, pid: x.proc?.proc.pid ?? null, up: x.proc !== null }));
   state.servers = servers();
@@ -284,6 +289,7 @@ export async function labUp(o: CloudOptions, out: (line: string) => void): Promi
     '--seed',
     String(o.seed),
     ...(o.db ? ['--db', o.db] : []),
+    ...(o.bootVm ? ['--boot-vm'] : []),
   ];
   const child = spawn(WEFT_BIN, args, { detached: true, stdio: ['ignore', log, log] });
   child.unref();

@@ -1,15 +1,17 @@
 // `weft lab` as an operator runs it: the real CLI builds a cloud of two sites
-// in the background, checks it end to end, survives its own daemon being
-// killed (the next `up` cleans up first, then builds the same lab from the
-// same seed) and removes everything on `down`.
+// in the background, with one instance booted as a real VM under qemu (its
+// console read through `weft console`), checks it end to end, survives its
+// own daemon being killed (the next `up` cleans up first, then builds the
+// same lab from the same seed) and removes everything on `down`.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { labDir } from '../../src/lab/registry.js';
 import { WEFT_BIN } from '../../src/lab/server-process.js';
 import { run } from '../../src/sys/exec.js';
+import { until } from '../../src/sys/until.js';
 
 const root = process.getuid?.() === 0;
 const NAME = 'wlt';
@@ -42,19 +44,25 @@ interface Status {
   api: string;
   tokenFile: string;
   vip: string;
+  guest: { name: string; host: string; ipv4: string; ipv6: string; consoleSocket: string } | null;
   shape: { seed: number };
   sites: { name: string; underlayPool: string }[];
   hosts: { name: string; site: string; rack: string }[];
   instances: { name: string; host: string; ipv4: string }[];
 }
 
-test('weft lab: up, check, status, a killed daemon cleaned up by the next up, down', { skip: root ? false : 'needs root (network namespaces)' }, async (t) => {
+test('weft lab: up with a booted VM, check, console, status, a killed daemon cleaned up by the next up, down', {
+  skip: root ? false : 'needs root (network namespaces)',
+}, async (t) => {
   const size = ['--name', NAME, '--sites', '2', '--racks-per-site', '2', '--hosts-per-rack', '1', '--tenants', '2', '--instances', '8', '--seed', '5'];
   const t0 = performance.now();
-  const up = await weft(['lab', 'up', ...size]);
-  t.diagnostic(`lab up (2 sites x 2 racks x 1 host, 8 instances) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  const up = await weft(['lab', 'up', ...size, '--boot-vm']);
+  t.diagnostic(`lab up (2 sites x 2 racks x 1 host, 8 instances, a qemu VM) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   assert.match(up.stderr, /BGP sessions established \(hosts, ToRs, spines, WAN\)/);
   assert.match(up.stderr, /8 instances placed by the server \(seed 5\)/);
+  const booted = /t1guest booted under qemu \(TCG\) on (\S+) from the profile its agent wrote, in ([\d.]+) s/.exec(up.stderr);
+  assert.ok(booted, up.stderr);
+  t.diagnostic(`t1guest booted in ${booted[2]} s`);
   // The lab's admin token is random and only in a file root alone reads: up prints where it is, never the token.
   assert.match(up.stdout, /^export WEFT_API=http:\/\/127\.0\.0\.1:\d+ WEFT_TOKEN_FILE=\S+$/m);
   assert.doesNotMatch(up.stdout + up.stderr, /weft_[A-Za-z0-9_-]{43}/, 'lab up prints no token');
@@ -76,10 +84,41 @@ test('weft lab: up, check, status, a killed daemon cleaned up by the next up, do
   );
   // 4 ToRs (a host and the spine each, 2 sessions per peer), 2 spines (2 racks, the WAN), the WAN (2 spines), both ends counted.
   assert.match(check.stdout, /ok +BGP sessions \(ToRs to hosts and spines, spines to the WAN\): 32\/32 Established on 7 routers/);
+  assert.match(check.stdout, /ok +VM profiles \(libvirt domain and cloud-init seed\) for every instance: 8\/8 complete, 8\/8 written on their hypervisor only/);
+  // The qemu VM answers over the overlay from a t1 VM of the other site, both families, and its serial console runs a command.
+  assert.match(
+    check.stdout,
+    /ok +booted VM \(qemu, from its profile\): t1guest on s\dr\dh1: from t1vm\d \(s\dr\dh1\): 10\.0\.0\.\d+ answered, fd00:10::[0-9a-f]+ answered; serial console through the API: ran a command/,
+  );
   assert.match(check.stdout, /all checks passed/);
 
   const status = JSON.parse((await weft(['-o', 'json', 'lab', 'status', '--name', NAME])).stdout) as Status;
   assert.equal(status.status, 'ready');
+  assert.equal(status.guest?.name, 't1guest');
+  assert.equal(status.guest?.host, booted[1]);
+  assert.match(status.guest?.consoleSocket ?? '', /\/vm\/s\dr\dh1\/instances\/[0-9a-f-]{36}\/console\.sock$/);
+  // An operator's `weft console`: the guest's shell answers a command (its result, not the echo of the input), Ctrl-] detaches.
+  const con = spawn(WEFT_BIN, ['console', 't1guest'], { env: { ...process.env, WEFT_API: status.api, WEFT_TOKEN_FILE: status.tokenFile }, stdio: 'pipe' });
+  let out = '';
+  con.stdout.on('data', (b: Buffer) => {
+    out += b.toString('latin1');
+  });
+  const exited = new Promise<number | null>((r) => con.once('exit', r));
+  try {
+    await until(
+      'the guest to answer on its console',
+      async () => {
+        con.stdin.write('echo weft-$((40+2))-console\n');
+        await new Promise((r) => setTimeout(r, 500));
+        return out.includes('weft-42-console');
+      },
+      30_000,
+    );
+    con.stdin.write('\x1d');
+    assert.equal(await exited, 0);
+  } finally {
+    con.kill('SIGKILL');
+  }
   assert.equal(status.shape.seed, 5);
   assert.deepEqual(
     status.hosts.map((h) => `${h.name}@${h.site}`),
@@ -113,5 +152,6 @@ test('weft lab: up, check, status, a killed daemon cleaned up by the next up, do
   assert.deepEqual(namespaces(), []);
   for (const f of [`${NAME}.json`, `${NAME}.state`, `${NAME}.sock`, `${NAME}.log`]) assert.equal(existsSync(join(labDir(), f)), false, f);
   assert.doesNotMatch(execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }), /weft-bird-wlt-/, 'no BIRD of the lab left');
+  assert.doesNotMatch(execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }), /qemu-system-x86_64 .*weft-wlt-/, 'no qemu of the lab left');
   assert.match((await weft(['lab', 'down', '--name', NAME])).stdout, /lab wlt is not up/);
 });
