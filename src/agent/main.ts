@@ -229,7 +229,11 @@ export async function runAgent(o: AgentProcessOptions): Promise<RunningAgent> {
       saidNoInstances = true;
       return;
     }
-    void vms.update(agent.state.instances, agent.state.hostId);
+    void vms.update(agent.state.instances, agent.state.hostId, {
+      departed: agent.state.departed,
+      arrived: agent.state.arrived,
+      done: (id) => agent.state.departed.delete(id),
+    });
   };
   // The state is updated synchronously when a handler is called, so routing sees it before the kernel sync finishes.
   const handler = {
@@ -580,7 +584,7 @@ function agentMetrics(
   if (vms)
     new client.Gauge({
       name: 'weft_agent_vms',
-      help: "The host's instances as the agent keeps them: domains running and stopped (as libvirt says), without an image (no profile), failing (retried)",
+      help: "The host's instances as the agent keeps them: domains running and stopped (as libvirt says), without an image (no profile), failing (retried), awaiting their incoming live migration",
       labelNames: ['state'] as const,
       registers: [registry],
       collect() {
@@ -589,6 +593,19 @@ function agentMetrics(
         this.set({ state: 'stopped' }, s.stopped);
         this.set({ state: 'no_image' }, s.noImage);
         this.set({ state: 'failing' }, s.failed.size);
+        this.set({ state: 'awaiting_migration' }, s.awaiting);
+      },
+    });
+  if (vms)
+    new client.Counter({
+      name: 'weft_agent_vm_migrations_total',
+      help: 'Live migrations of instances from this host to another (shared storage), by result; a failed one is stopped here and started cold there',
+      labelNames: ['result'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc({ result: 'ok' }, vms.status.migrated);
+        this.inc({ result: 'failed' }, vms.status.migrationsFailed);
       },
     });
   new client.Gauge({

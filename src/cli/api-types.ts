@@ -717,6 +717,8 @@ export interface components {
             imagePath: string;
             /** @description a libvirt storage pool whose volume named by the image is the disk; null: a file from imagePath */
             imagePool: string | null;
+            /** @description the libvirt URI a live migration goes to (sharedStorage): {address} is the destination host's underlay address, {host} its name */
+            migrationUri: string;
             /** @description the guests' net.ipv6.neigh.default.base_reachable_time_ms */
             ndTimeoutMs: number;
             /** @description instance disks are on shared storage: moves are live migrations */
@@ -4328,6 +4330,7 @@ export interface operations {
                         dnsServers?: string[];
                         imagePath?: string;
                         imagePool?: string | null;
+                        migrationUri?: string;
                         ndTimeoutMs?: number;
                         sharedStorage?: boolean;
                     };
@@ -4606,6 +4609,7 @@ export interface operations {
                         dnsServers?: string[];
                         imagePath?: string;
                         imagePool?: string | null;
+                        migrationUri?: string;
                         ndTimeoutMs?: number;
                         sharedStorage?: boolean;
                     };

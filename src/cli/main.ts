@@ -541,7 +541,11 @@ function vmOpts(c: Command): Command {
     .option('--arp-timeout-ms <ms>', "the guests' ARP reachable time (default 14400000)", int('arp-timeout-ms'))
     .option('--nd-timeout-ms <ms>', "the guests' NDP reachable time (default 14400000)", int('nd-timeout-ms'))
     .option('--shared-storage', 'instance disks are on shared storage: moves are live migrations')
-    .option('--no-shared-storage', 'they are not (the default): a move defines the domain on the new host');
+    .option('--no-shared-storage', 'they are not (the default): a move defines the domain on the new host')
+    .option(
+      '--migration-uri <uri>',
+      "where live migrations go: a libvirt URI with {address} (the destination's underlay address) or {host} (its name) (default qemu+tls://{address}/system)",
+    );
 }
 function vmFields(o: Record<string, unknown>): Record<string, unknown> | undefined {
   const dns = o.dnsServer as string[] | undefined;
@@ -552,6 +556,7 @@ function vmFields(o: Record<string, unknown>): Record<string, unknown> | undefin
     arpTimeoutMs: o.arpTimeoutMs,
     ndTimeoutMs: o.ndTimeoutMs,
     sharedStorage: o.sharedStorage,
+    migrationUri: o.migrationUri,
   });
   return Object.keys(vm).length === 0 ? undefined : vm;
 }

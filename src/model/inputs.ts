@@ -21,6 +21,7 @@ export const VmSettingsIn = T.Object(
     arpTimeoutMs: T.Optional(T.Integer()),
     ndTimeoutMs: T.Optional(T.Integer()),
     sharedStorage: T.Optional(T.Boolean()),
+    migrationUri: T.Optional(Str),
   },
   strict,
 );

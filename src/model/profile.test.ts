@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { WeftError } from './errors.js';
-import { checkImage, checkVmSettings, VM_DEFAULTS } from './profile.js';
+import { checkImage, checkVmSettings, migrationUriOf, VM_DEFAULTS } from './profile.js';
 
 const refused = (f: () => unknown, field: string, part: RegExp) =>
   assert.throws(f, (e: unknown) => e instanceof WeftError && e.code === 'E_INVALID_ARG' && e.field === field && part.test(e.message), field);
@@ -33,4 +33,15 @@ test('checkVmSettings applies a patch over the defaults or a base, each field ch
   refused(() => checkVmSettings('vm', { ndTimeoutMs: 1.5e3 + 0.5 }), 'vm.ndTimeoutMs', /integer/);
   refused(() => checkVmSettings('vm', { sharedStorage: 'yes' }), 'vm.sharedStorage', /true or false/);
   refused(() => checkVmSettings('vm', { bogus: 1 } as never), 'vm.bogus', /is not a VM setting/);
+});
+
+test('migrationUri: a qemu URI naming the destination by {address} or {host}; rendered only with shared storage, IPv6 in brackets', () => {
+  const vm = checkVmSettings('vm', { sharedStorage: true, migrationUri: 'qemu+ssh://root@{host}.hv.example/system' });
+  assert.equal(migrationUriOf(vm, { name: 'r1h2', underlayIp: '192.0.2.2' }), 'qemu+ssh://root@r1h2.hv.example/system');
+  const tls = checkVmSettings('vm', { sharedStorage: true });
+  assert.equal(migrationUriOf(tls, { name: 'r1h2', underlayIp: '192.0.2.2' }), 'qemu+tls://192.0.2.2/system', 'the default');
+  assert.equal(migrationUriOf(tls, { name: 'r1h2', underlayIp: '2001:db8::2' }), 'qemu+tls://[2001:db8::2]/system');
+  assert.equal(migrationUriOf(VM_DEFAULTS, { name: 'r1h2', underlayIp: '192.0.2.2' }), null, 'moves are cold without shared storage');
+  for (const bad of ['qemu+tls://192.0.2.2/system', 'test:///{address}', 'qemu+tls://{address}/system{name}', "qemu+tls://{address}/sys'tem", 7])
+    refused(() => checkVmSettings('vm', { migrationUri: bad }), 'vm.migrationUri', /libvirt qemu URI/);
 });

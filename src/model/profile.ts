@@ -27,6 +27,7 @@ export const VM_DEFAULTS: VmSettings = {
   arpTimeoutMs: 14_400_000,
   ndTimeoutMs: 14_400_000,
   sharedStorage: false,
+  migrationUri: 'qemu+tls://{address}/system',
 };
 
 /** One port of the instance, with what the guest's network config needs of its network. */
@@ -140,9 +141,40 @@ export function checkVmSettings(field: string, patch: Partial<Record<keyof VmSet
         if (typeof val !== 'boolean') throw invalid(f(k), val, 'must be true or false');
         out.sharedStorage = val;
         break;
+      case 'migrationUri':
+        if (
+          typeof val !== 'string' ||
+          !/^qemu(\+(tls|ssh|tcp|libssh|libssh2))?:\/\/[A-Za-z0-9._~:@/?=&%{}[\]-]{1,240}$/.test(val) ||
+          !/\{(address|host)\}/.test(val) ||
+          /\{(?!address\}|host\})/.test(val)
+        )
+          throw invalid(
+            f(k),
+            val,
+            'must be a libvirt qemu URI (qemu://, qemu+tls://, qemu+ssh://, ...) naming the destination by {address} (its underlay address) or {host} (its name), e.g. qemu+tls://{address}/system',
+          );
+        out.migrationUri = val;
+        break;
       default:
-        throw invalid(f(k), val, 'is not a VM setting; they are imagePool, imagePath, dnsServers, arpTimeoutMs, ndTimeoutMs, sharedStorage');
+        throw invalid(f(k), val, 'is not a VM setting; they are imagePool, imagePath, dnsServers, arpTimeoutMs, ndTimeoutMs, sharedStorage, migrationUri');
     }
   }
   return out;
+}
+
+/**
+ * The libvirt URI live migrations to a host go to (pure): the site's
+ * `migrationUri` with {address} its underlay address (in brackets when
+ * IPv6) and {host} its name. Null unless the site's storage is shared.
+ */
+export function migrationUriOf(vm: VmSettings, host: { name: string; underlayIp: string }): string | null {
+  if (!vm.sharedStorage) return null;
+  const address = host.underlayIp.includes(':') ? `[${host.underlayIp}]` : host.underlayIp;
+  return vm.migrationUri.replaceAll('{address}', address).replaceAll('{host}', host.name);
+}
+
+/** Refuses what is not a libvirt qemu URI (what a site's migrationUri renders to; the agent checks it before virsh sees it). */
+export function checkMigrationUri(uri: string): void {
+  if (typeof uri !== 'string' || !/^qemu(\+(tls|ssh|tcp|libssh|libssh2))?:\/\/[A-Za-z0-9._~:@/?=&%[\]-]{1,250}$/.test(uri))
+    throw invalid('migration URI', uri, 'a libvirt qemu URI such as qemu+tls://192.0.2.10/system');
 }

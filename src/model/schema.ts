@@ -49,6 +49,9 @@ export const VmSettings = T.Object(
     arpTimeoutMs: T.Integer({ description: "the guests' net.ipv4.neigh.default.base_reachable_time_ms" }),
     ndTimeoutMs: T.Integer({ description: "the guests' net.ipv6.neigh.default.base_reachable_time_ms" }),
     sharedStorage: T.Boolean({ description: 'instance disks are on shared storage: moves are live migrations' }),
+    migrationUri: T.String({
+      description: "the libvirt URI a live migration goes to (sharedStorage): {address} is the destination host's underlay address, {host} its name",
+    }),
   },
   { $id: 'VmSettings' },
 );
@@ -300,6 +303,9 @@ export const InstanceInfo = T.Object({
   state: T.String(),
   // ProfileInput; agents check it as they render (model/profile-render.ts checks every field it uses).
   profile: T.Unknown(),
+  // Its host's libvirt URI for live migrations to it (its site has sharedStorage), else null (moves are cold).
+  // Optional: a server older than it sends none, which agents read as null.
+  migrationUri: T.Optional(Nullable(T.String())),
 });
 
 /** A deleted token, as the change log tells the stream servers to end its sessions: never its secret or hash. */

@@ -3,7 +3,7 @@
 import type { HostInfo, InstanceInfo, NetworkInfo, PeerInfo, PortMapping, TokenInfo, VipInfo } from '../model/changes.js';
 import { WeftError } from '../model/errors.js';
 import { portIfname } from '../model/ifname.js';
-import { instanceDir, type ProfileInput, type ProfilePort, VM_DEFAULTS, VM_ROOT, type VmSettings } from '../model/profile.js';
+import { instanceDir, migrationUriOf, type ProfileInput, type ProfilePort, VM_DEFAULTS, VM_ROOT, type VmSettings } from '../model/profile.js';
 import { ROUTED_GATEWAY4, ROUTED_GATEWAY6 } from '../model/profile-render.js';
 import type { NetworkKind, Role } from '../model/types.js';
 import type { Repo } from './repo.js';
@@ -152,12 +152,15 @@ export async function profileInput(tx: Repo, i: InstanceRow, root = VM_ROOT): Pr
 
 /** An instance's record for its host's agent: its profile's inputs, or null without an image. */
 export async function instanceInfo(tx: Repo, i: InstanceRow): Promise<InstanceInfo> {
+  const profile = i.image === null ? null : await profileInput(tx, i);
+  const host = profile?.vm.sharedStorage ? await tx.get('hosts', i.hostId) : undefined;
   return {
     instanceId: i.id,
     tenantId: i.tenantId,
     name: i.name,
     hostId: i.hostId,
     state: i.state,
-    profile: i.image === null ? null : await profileInput(tx, i),
+    profile,
+    migrationUri: profile && host ? migrationUriOf(profile.vm, host) : null,
   };
 }

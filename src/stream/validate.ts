@@ -2,7 +2,9 @@
 // known type with a missing field, a field of the wrong type or a bad value
 // is an E_INVALID_ARG naming the field and the value. Plain typeof checks,
 // no allocation per port: snapshots and deltas carry up to 100k of them.
+
 import { invalid } from '../model/errors.js';
+import { checkMigrationUri } from '../model/profile.js';
 import { type AgentMessage, CONSOLE_CHUNK, FINGERPRINT, MAX_REPORTED_UNGUARDED, type ServerMessage } from './protocol.js';
 
 type Obj = Record<string, unknown>;
@@ -122,6 +124,8 @@ function instance(v: unknown, at: string): void {
   for (const k of ['instanceId', 'tenantId', 'name', 'hostId']) str(i, k, at);
   if (i.state !== 'running' && i.state !== 'stopped') throw invalid(`${at}.state`, i.state, 'must be "running" or "stopped"');
   if (i.profile !== null) obj(i.profile, `${at}.profile`);
+  // Absent from an older server's records: read as null.
+  if (i.migrationUri !== undefined && i.migrationUri !== null) checkMigrationUri(i.migrationUri as string);
 }
 
 /** A logged change and the record its kind carries. */

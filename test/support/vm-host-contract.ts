@@ -184,6 +184,20 @@ export const vmHostCases: VmHostCase[] = [
     },
   },
   {
+    name: 'migrate: a destination that cannot take it fails naming the domain, which still runs here; bad input is refused first',
+    async run(h) {
+      await h.host.define('weft-a', testDomainXml('weft-a'));
+      await fails(h.host.migrate('weft-a', 'qemu+tls://192.0.2.10/system'), 'E_DATAPLANE', /domain weft-a/, /not running/);
+      await h.host.start('weft-a');
+      // Nothing listens there (the test driver cannot migrate at all): libvirt leaves the domain where it was.
+      await fails(h.host.migrate('weft-a', 'qemu+tcp://127.0.0.1:1/system'), 'E_DATAPLANE', /domain weft-a/);
+      assert.deepEqual(await entries(h), [['weft-a', 'running']]);
+      await fails(h.host.migrate('weft-a', "qemu+tls://x/system'; shutdown"), 'E_INVALID_ARG', /migration URI/);
+      await fails(h.host.migrate('weft-a', 'test:///default'), 'E_INVALID_ARG', /qemu URI/);
+      await fails(h.host.migrate('weft-b', 'qemu+tls://192.0.2.10/system'), 'E_DATAPLANE', /domain weft-b/, /not defined/);
+    },
+  },
+  {
     name: 'after what it runs on is killed, the next call works',
     async run(h) {
       await h.host.define('weft-a', testDomainXml('weft-a'));

@@ -141,3 +141,36 @@ test("agent state: its host's instances from a snapshot that has them, then inst
   s.delta(5, [at({ kind: 'instance.deleted', instance: inst('i2') }, 5)], []);
   assert.deepEqual([...s.instances.keys()], []);
 });
+
+test('agent state: a live move (its record has a migration URI) is departed at the source and arrived at the destination; a cold one neither', () => {
+  const inst = (id: string, hostId: string, migrationUri: string | null) => ({
+    instanceId: id,
+    tenantId: 't',
+    name: id,
+    hostId,
+    state: 'running',
+    profile: null,
+    migrationUri,
+  });
+  const src = fresh();
+  src.snapshot(2, { host: host(1), ports: [], networks: [], vnis: [], vips: [], peers: [], instances: [inst('i1', 'h1', null), inst('i2', 'h1', null)] });
+  src.delta(3, [at({ kind: 'instance.updated', instance: inst('i1', 'h2', 'qemu+tls://192.0.2.2/system'), fromHostId: 'h1' }, 3)], []);
+  src.delta(4, [at({ kind: 'instance.updated', instance: inst('i2', 'h2', null), fromHostId: 'h1' }, 4)], []);
+  assert.deepEqual([...src.departed.keys()], ['i1']);
+  assert.equal(src.departed.get('i1')?.migrationUri, 'qemu+tls://192.0.2.2/system', "the destination's URI");
+  // A reconnect's snapshot keeps what is departed; a delete ends it.
+  src.snapshot(5, { host: host(1), ports: [], networks: [], vnis: [], vips: [], peers: [], instances: [] });
+  assert.deepEqual([...src.departed.keys()], ['i1']);
+  src.delta(6, [at({ kind: 'instance.deleted', instance: inst('i1', 'h2', null) }, 6)], []);
+  assert.equal(src.departed.size, 0);
+
+  const dst = new AgentState('h2');
+  dst.snapshot(2, { host: host(2), ports: [], networks: [], vnis: [], vips: [], peers: [], instances: [] });
+  dst.delta(3, [at({ kind: 'instance.updated', instance: inst('i1', 'h2', 'qemu+tls://192.0.2.2/system'), fromHostId: 'h1' }, 3)], []);
+  dst.delta(4, [at({ kind: 'instance.updated', instance: inst('i2', 'h2', null), fromHostId: 'h1' }, 4)], []);
+  dst.delta(5, [at({ kind: 'instance.updated', instance: inst('i3', 'h2', 'qemu+tls://192.0.2.2/system'), fromHostId: null }, 5)], []);
+  assert.deepEqual([...dst.arrived], ['i1'], 'only a live move arrives; a new instance does not');
+  dst.delta(6, [at({ kind: 'instance.updated', instance: inst('i1', 'h3', 'qemu+tls://192.0.2.3/system'), fromHostId: 'h2' }, 6)], []);
+  assert.deepEqual([...dst.arrived], []);
+  assert.deepEqual([...dst.departed.keys()], ['i1']);
+});

@@ -15,6 +15,14 @@ export class AgentState {
   vnis = new Set<number>();
   /** The host's instances, with their profiles' inputs (only when the agent asked for them: hello features "vm"). */
   readonly instances = new Map<string, InstanceInfo>();
+  /**
+   * Instances that left this host by a move their site makes live (their
+   * `migrationUri` set, the destination's): this host migrates each to it
+   * (agent/vms.ts). Only a delta says so; a snapshot keeps what it holds.
+   */
+  readonly departed = new Map<string, InstanceInfo>();
+  /** Local instances that arrived by such a move: their domain is awaited from the source before one is started cold. */
+  readonly arrived = new Set<string>();
   /** The last snapshot carried instances: a server that sends none (an older one, or a session without "vm") leaves this false. */
   instancesKnown = false;
 
@@ -59,6 +67,8 @@ export class AgentState {
     for (const p of s.peers) this.peers.set(p.peerId, p);
     this.instances.clear();
     for (const i of s.instances ?? []) this.instances.set(i.instanceId, i);
+    for (const id of this.departed.keys()) if (this.instances.has(id)) this.departed.delete(id);
+    for (const id of this.arrived) if (!this.instances.has(id)) this.arrived.delete(id);
     this.instancesKnown = s.instances !== undefined;
     this.vnis = new Set(s.vnis);
     // The server sends no remote port off the host's VNIs; should one come, the next delta drops it as before.
@@ -150,12 +160,24 @@ export class AgentState {
         this.peers.delete(c.peer.peerId);
         break;
       // On another host now (a move): no longer this host's to run.
-      case 'instance.updated':
-        if (c.instance.hostId === this.hostId) this.instances.set(c.instance.instanceId, c.instance);
-        else this.instances.delete(c.instance.instanceId);
+      case 'instance.updated': {
+        const id = c.instance.instanceId;
+        const live = (c.instance.migrationUri ?? null) !== null;
+        if (c.instance.hostId === this.hostId) {
+          this.instances.set(id, c.instance);
+          this.departed.delete(id);
+          if (live && c.fromHostId !== null && c.fromHostId !== this.hostId) this.arrived.add(id);
+        } else {
+          this.instances.delete(id);
+          this.arrived.delete(id);
+          if (live && c.fromHostId === this.hostId) this.departed.set(id, c.instance);
+        }
         break;
+      }
       case 'instance.deleted':
         this.instances.delete(c.instance.instanceId);
+        this.departed.delete(c.instance.instanceId);
+        this.arrived.delete(c.instance.instanceId);
         break;
     }
   }

@@ -6,7 +6,7 @@
 // test/support/vm-host-contract.ts holds it to what VirshHost does.
 import { randomUUID } from 'node:crypto';
 import { WeftError } from '../../model/errors.js';
-import { checkDomainName, checkDomainXml, type DomainState, domainChild, domainError, isWeftDomain, type VmHost } from './vm-host.js';
+import { checkDomainName, checkDomainXml, checkMigrationUri, type DomainState, domainChild, domainError, isWeftDomain, type VmHost } from './vm-host.js';
 
 export interface FakeDomain {
   /** The XML it was last defined from. */
@@ -16,7 +16,7 @@ export interface FakeDomain {
   state: DomainState;
 }
 
-export type FakeVmFailure = 'define' | 'start' | 'stop' | 'undefine' | 'list';
+export type FakeVmFailure = 'define' | 'start' | 'stop' | 'undefine' | 'list' | 'migrate';
 
 /** A uuid as libvirt compares them (it accepts them with or without dashes). */
 function normalUuid(s: string): string | null {
@@ -32,10 +32,17 @@ export class FakeVmHost implements VmHost {
   readonly log: string[] = [];
   private readonly failing = new Map<FakeVmFailure, number>();
 
-  /** `others`: domains that are not weft's, running (an operator's own, or the test driver's `test`). */
-  constructor(o: { others?: string[] } = {}) {
+  /**
+   * `others`: domains that are not weft's, running (an operator's own, or the test driver's `test`).
+   * `uri` and `cluster`: the hypervisors live migrations reach, by URI (this one joins it under `uri`).
+   */
+  constructor(o: { others?: string[]; uri?: string; cluster?: Map<string, FakeVmHost> } = {}) {
     for (const n of o.others ?? []) this.domains.set(n, { xml: '', uuid: randomUUID(), state: 'running' });
+    this.cluster = o.cluster ?? new Map();
+    if (o.uri) this.cluster.set(o.uri, this);
   }
+
+  private readonly cluster: Map<string, FakeVmHost>;
 
   /** The next `count` operations of this kind fail (E_DATAPLANE) and change nothing. */
   failNext(kind: FakeVmFailure, count = 1): void {
@@ -78,6 +85,20 @@ export class FakeVmHost implements VmHost {
     const d = this.domains.get(name);
     if (!d) throw domainError(name, `stop: failed to get domain '${name}'`);
     d.state = 'stopped';
+  }
+
+  async migrate(name: string, toUri: string): Promise<void> {
+    checkDomainName(name);
+    checkMigrationUri(toUri);
+    this.op('migrate', name);
+    const d = this.domains.get(name);
+    if (d?.state !== 'running') throw domainError(name, `migrate: the domain is ${d ? 'not running' : 'not defined'} here`);
+    const to = this.cluster.get(toUri);
+    if (!to || to === this) throw domainError(name, `migrate: unable to connect to server at '${toUri}': Connection refused`);
+    if (to.domains.get(name)?.state === 'running') throw domainError(name, `migrate: Requested operation is not valid: domain '${name}' is already active`);
+    to.domains.set(name, { ...d, state: 'running' });
+    to.log.push(`incoming ${name}`);
+    this.domains.delete(name);
   }
 
   async undefine(name: string): Promise<void> {

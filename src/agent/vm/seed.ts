@@ -21,6 +21,9 @@ export const INSTANCE_FILES = {
   'seed.img': 0o600,
 } as const;
 
+/** In each instance's directory: the id of the host whose agent wrote it last (agent/vms.ts: on shared storage only that host removes it). */
+export const OWNER_FILE = 'owner';
+
 /** The instance's disk (model/profile-render.ts DISK_FILE): a qcow2 overlay on its image, made once; removed with the rest. */
 export const DISK = 'disk.qcow2';
 
@@ -139,7 +142,7 @@ export async function removeInstanceFiles(dir: string): Promise<void> {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw new WeftError('E_DATAPLANE', `instance files ${dir}: ${(e as Error).message}`, undefined, { cause: e });
   }
-  const ours = new Set<string>([...Object.keys(INSTANCE_FILES), CONSOLE_SOCKET, DISK]);
+  const ours = new Set<string>([...Object.keys(INSTANCE_FILES), CONSOLE_SOCKET, DISK, OWNER_FILE]);
   try {
     for (const n of names) if (ours.has(n) || n.startsWith(TEMP_PREFIX)) await rm(join(dir, n), { force: true });
     await rmdir(dir);

@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { invalid, WeftError } from '../../model/errors.js';
-import { checkDomainName, checkDomainXml, type DomainState, domainError, isWeftDomain, type VmHost } from './vm-host.js';
+import { checkDomainName, checkDomainXml, checkMigrationUri, type DomainState, domainError, isWeftDomain, type VmHost } from './vm-host.js';
 
 export interface VirshOptions {
   /** The libvirt connection: `qemu:///system` on a hypervisor, `test:///default` in tests. */
@@ -25,6 +25,8 @@ export interface VirshOptions {
   dir: string;
   /** A command not done in this long fails, and the process is killed (default 30 s). */
   timeoutMs?: number;
+  /** How long a live migration may take before it is given up (default 10 min; libvirt then cancels it). */
+  migrateTimeoutMs?: number;
   /** How long stop() waits for a guest to shut down before it pulls the plug (default 60 s). */
   stopTimeoutMs?: number;
   /** How often stop() looks whether the guest is down (default 500 ms). */
@@ -173,6 +175,17 @@ export class VirshHost implements VmHost {
     await this.destroy(name);
   }
 
+  async migrate(name: string, toUri: string): Promise<void> {
+    checkDomainName(name);
+    checkMigrationUri(toUri);
+    return this.inOrder(name, async () => {
+      const s = await this.stateOf(name);
+      if (s !== 'running') throw domainError(name, `migrate: the domain is ${s === undefined ? 'not defined' : 'not running'} here`);
+      // Live, defined on the destination, undefined here once it runs there; the disk stays where both see it.
+      await this.domainRunFor(name, ['migrate', '--live', '--persistent', '--undefinesource', name, toUri], this.o.migrateTimeoutMs ?? 600_000);
+    });
+  }
+
   async undefine(name: string): Promise<void> {
     checkDomainName(name);
     return this.inOrder(name, () => this.undefineNow(name));
@@ -246,9 +259,13 @@ export class VirshHost implements VmHost {
       .filter((l) => l !== '');
   }
 
-  private async domainRun(name: string, args: string[]): Promise<string> {
+  private domainRun(name: string, args: string[]): Promise<string> {
+    return this.domainRunFor(name, args, this.timeoutMs);
+  }
+
+  private async domainRunFor(name: string, args: string[], timeoutMs: number): Promise<string> {
     try {
-      return await this.run(args);
+      return await this.run(args, timeoutMs);
     } catch (e) {
       if (e instanceof WeftError && e.code === 'E_DATAPLANE') throw domainError(name, e.message, e);
       throw e;

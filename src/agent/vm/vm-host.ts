@@ -5,6 +5,8 @@
 // One contract suite (test/support/vm-host-contract.ts) runs on both.
 import { invalid, WeftError } from '../../model/errors.js';
 
+export { checkMigrationUri } from '../../model/profile.js';
+
 export type DomainState = 'running' | 'stopped';
 
 /**
@@ -33,6 +35,14 @@ export interface VmHost {
    * unknown one fails.
    */
   stop(name: string): Promise<void>;
+  /**
+   * Live-migrates running domain `name` to the hypervisor at libvirt URI
+   * `toUri` (its disk on storage both see): defined there, persistent, and
+   * undefined here once its guest runs there. On failure (E_DATAPLANE, in
+   * libvirt's words) the domain still runs here, as libvirt leaves it; a
+   * domain that is not running here fails.
+   */
+  migrate(name: string, toUri: string): Promise<void>;
   /** Removes a domain's definition, pulling the plug first if it runs (it is being deleted). An unknown domain is fine. */
   undefine(name: string): Promise<void>;
   /** weft's domains (`weft-…` only), with whether each runs (a paused or suspended domain is active: running). */
