@@ -196,7 +196,8 @@ test('shared storage: a failed migration stops the domain at the source, and the
   // Its own recheck, once a second, starts it when the wait is over.
   const end = Date.now() + 10_000;
   // The pass is over once it has counted: running, and nothing awaited.
-  while (!(b.host.domains.get(name)?.state === 'running' && b.vms.status.awaiting === 0) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  const awaiting = () => b.vms.status.awaiting;
+  while (!(b.host.domains.get(name)?.state === 'running' && awaiting() === 0) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
   assert.equal(b.host.domains.get(name)?.state, 'running', 'started cold');
   assert.equal(b.vms.status.awaiting, 0);
   await Promise.all([a.vms.stop(), b.vms.stop()]);

@@ -3,6 +3,7 @@
 // until every agent applied the move).
 import { conflict, invalid } from '../model/errors.js';
 import type { Cloud } from './cloud.js';
+import { GUEST_NAME } from './guest.js';
 import { list, sleep, timeUntil } from './measure.js';
 import type { LabVm } from './overlay-lab.js';
 
@@ -13,7 +14,7 @@ export const MOVE_TARGET_MS = 100;
 /** What `Cloud.move` measured. */
 export interface MoveReport {
   instance: string;
-  kind: 'overlay' | 'routed';
+  kind: 'overlay' | 'routed' | 'qemu';
   from: string;
   to: string;
   /** Where the pings came from: another instance of the tenant on another host, or the lab's client behind the WAN router. */
@@ -62,7 +63,8 @@ export async function moveInstance(cloud: Cloud, instance: unknown, to?: unknown
     cloud.usable('to', target);
   }
   const routed = cloud.web.find((w) => w.name === name);
-  const port = (routed ?? (overlay.vms.get(name) as LabVm)).port;
+  const guest = name === GUEST_NAME ? cloud.guest : null;
+  const port = guest ? guest.port : (routed ?? (overlay.vms.get(name) as LabVm)).port;
   let pingNs: string;
   let pingFrom: string;
   if (routed) {
@@ -89,7 +91,13 @@ export async function moveInstance(cloud: Cloud, instance: unknown, to?: unknown
   try {
     await sleep(300);
     const t0 = performance.now();
-    dest = routed ? await cloud.routing.moveRouted(name, target) : await overlay.move(name, target);
+    if (guest) {
+      const m = await cloud.moveGuest(target);
+      dest = m.host;
+      notes.push(
+        `a real VM (qemu): live-migrated by qemu in ${m.migrationMs} ms after the API's migrate, as an agent on shared storage would (the guest ran on the old host meanwhile)`,
+      );
+    } else dest = routed ? await cloud.routing.moveRouted(name, target) : await overlay.move(name, target);
     await overlay.converged(30_000);
     moveMs = Math.round(performance.now() - t0);
     const families = [ip4, port.ipv6].filter((ip): ip is string => !!ip);
@@ -109,7 +117,7 @@ export async function moveInstance(cloud: Cloud, instance: unknown, to?: unknown
   const lost = stats.sent - stats.received;
   return {
     instance: name,
-    kind: routed ? 'routed' : 'overlay',
+    kind: guest ? 'qemu' : routed ? 'routed' : 'overlay',
     from,
     to: dest,
     pingFrom,

@@ -19,7 +19,7 @@ import { type MoveReport, moveInstance } from './cloud-move.js';
 import { type EvacuationReport, evacuateHost } from './faults/evacuate.js';
 import type { Fault, FaultReport } from './faults/fault.js';
 import { failFault, healFault } from './faults/index.js';
-import { bootGuest, emptyImage, type Guest, guestImage, writtenSpec } from './guest.js';
+import { bootGuest, emptyImage, GUEST_NAME, type Guest, guestImage, migrateGuest, writtenSpec } from './guest.js';
 import { type CloudLayout, type CloudShape, checkShape, cloudLayout } from './layout.js';
 import { list, sleep } from './measure.js';
 import type { InstanceView, LabVm, PortView } from './overlay-lab.js';
@@ -39,10 +39,8 @@ export interface CloudOptions extends CloudShape {
   bootVm?: boolean;
 }
 
+export { GUEST_NAME } from './guest.js';
 export { DEFAULT_CLOUD } from './plan.js';
-
-/** The instance `bootVm` boots under qemu. */
-export const GUEST_NAME = 't1guest';
 
 /** Where host `host`'s agent keeps its instances' files (`weft agent --vm-dir`). */
 export const vmDir = (labDir: string, host: string): string => join(labDir, 'vm', host);
@@ -76,7 +74,7 @@ export class Cloud {
   readonly faults = new Map<string, Fault>();
   vip = '';
   /** The instance booted under qemu (`bootVm`), with its port, or null. */
-  guest: { instance: InstanceView; port: PortView; vm: Guest } | null = null;
+  guest: { instance: InstanceView; port: PortView; vm: Guest; image: { kernel: string; initrd: string }; moves: number } | null = null;
 
   private constructor(
     readonly routing: RoutingLab,
@@ -202,13 +200,41 @@ export class Cloud {
     const dir = instanceDir(vmDir(overlay.dir, host.name), instance.id);
     await until(`agent ${host.name} to write the profile of ${GUEST_NAME} (${dir})`, () => existsSync(join(dir, 'network-config')), 30_000);
     const spec = await writtenSpec(dir);
-    const vm = await bootGuest(overlay.lab, { name: host.name, ns: host.lab.ns }, spec, image, { logFile: join(overlay.dir, `guest-${GUEST_NAME}.log`) });
-    this.guest = { instance, port, vm };
+    const vm = await bootGuest(overlay.lab, { name: host.name, ns: host.lab.ns }, spec, image, {
+      logFile: join(overlay.dir, `guest-${GUEST_NAME}.log`),
+      monitor: join(overlay.dir, 'guest-monitor-0.sock'),
+    });
+    this.guest = { instance, port, vm, image, moves: 0 };
     this.tenantOf.set(GUEST_NAME, 't1');
     await overlay.converged(30_000);
     progress(
       `${GUEST_NAME} booted under qemu (TCG) on ${host.name} from the profile its agent wrote, in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${[port.ipv4, port.ipv6].filter(Boolean).join(', ')}; \`weft console ${GUEST_NAME}\``,
     );
+  }
+
+  /**
+   * Moves the booted VM as an agent with shared storage would: migrated
+   * through the API (to `to`, or where placement picks), then qemu's live
+   * migration to the new host, from the profile that host's agent wrote.
+   * Returns the new host and how long qemu's migration took.
+   */
+  async moveGuest(to?: string): Promise<{ host: string; migrationMs: number }> {
+    const g = this.guest;
+    if (!g) throw new WeftError('E_NOT_FOUND', `lab ${this.options.name} has no booted VM (\`weft lab up --boot-vm\`)`);
+    const overlay = this.routing.overlay;
+    const instance = await overlay.api.post<InstanceView>(`/v1/instances/${g.instance.id}/migrate`, to ? { target: to } : {});
+    const host = [...overlay.hosts.values()].find((h) => h.hostId === instance.hostId);
+    if (!host) throw new WeftError('E_NOT_FOUND', `instance ${GUEST_NAME} is on host ${instance.hostId}, which is no host of the lab`);
+    const dir = instanceDir(vmDir(overlay.dir, host.name), instance.id);
+    await until(`agent ${host.name} to write the profile of ${GUEST_NAME} (${dir})`, () => existsSync(join(dir, 'network-config')), 30_000);
+    const n = g.moves + 1;
+    const { guest, ms } = await migrateGuest(overlay.lab, g.vm, { name: host.name, ns: host.lab.ns }, await writtenSpec(dir), g.image, {
+      logFile: join(overlay.dir, `guest-${GUEST_NAME}.log`),
+      monitor: join(overlay.dir, `guest-monitor-${n}.sock`),
+      socket: join(overlay.dir, `guest-migrate-${n}.sock`),
+    });
+    this.guest = { ...g, instance, vm: guest, moves: n };
+    return { host: host.name, migrationMs: Math.round(ms) };
   }
 
   /** A tiny HTTP server in a routed VM answering its name on :8080. */
@@ -316,8 +342,9 @@ export class Cloud {
     throw conflict(`no server of lab ${this.options.name} is running (failed: ${list(this.faultList())}): \`weft lab heal server\` first`);
   }
 
-  /** The host an instance's VM is plugged into now. */
+  /** The host an instance's VM is plugged into now (the booted VM's: where its qemu runs). */
   where(name: string): string {
+    if (name === GUEST_NAME && this.guest) return this.guest.vm.host;
     return (this.routing.overlay.lab.vms.get(name) as { host: string }).host;
   }
 
@@ -340,7 +367,7 @@ export class Cloud {
 
   /** `v` as an instance of the lab; throws E_INVALID_ARG naming `field` and the instances. */
   instanceArg(field: string, v: unknown): string {
-    const names = [...this.vms, ...this.web].map((x) => x.name);
+    const names = [...this.vms, ...this.web].map((x) => x.name).concat(this.guest ? [GUEST_NAME] : []);
     if (typeof v !== 'string' || !names.includes(v)) throw invalid(field, v, `must be an instance of lab ${this.options.name}: ${list(names)}`);
     return v;
   }

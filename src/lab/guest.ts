@@ -12,6 +12,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { parse as parseYaml } from 'yaml';
@@ -30,6 +31,8 @@ export const BUSYBOX = '/bin/busybox';
 export const GUEST_MODULES = ['virtio_pci', 'virtio_net'];
 /** At most this much memory for a lab guest, whatever its instance asks (TCG on a shared machine). */
 export const GUEST_MEMORY_MB = 128;
+/** The instance `weft lab up --boot-vm` boots under qemu. */
+export const GUEST_NAME = 't1guest';
 /** The line the guest's init prints on its console once its network is up (then a shell). */
 export const GUEST_READY = 'weft-guest ready';
 
@@ -263,6 +266,8 @@ export interface Guest {
   spec: GuestSpec;
   host: string;
   proc: ChildProcess;
+  /** qemu's human monitor (HMP), a unix socket. */
+  monitor: string;
   /** Kills qemu (its taps go with it) and waits for it to exit. */
   stop(): Promise<void>;
 }
@@ -279,9 +284,11 @@ export async function bootGuest(
   host: { name: string; ns: NsRef },
   spec: GuestSpec,
   image: { kernel: string; initrd: string },
-  o: { logFile: string; timeoutMs?: number },
+  o: { logFile: string; monitor: string; timeoutMs?: number; incoming?: string },
 ): Promise<Guest> {
   const args = [
+    ...['-monitor', `unix:${o.monitor},server=on,wait=off`],
+    ...(o.incoming ? ['-incoming', `unix:${o.incoming}`] : []),
     ...['-accel', 'tcg', '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot'],
     ...['-name', spec.name, '-m', String(Math.min(spec.memoryMb, GUEST_MEMORY_MB)), '-smp', String(Math.min(spec.vcpus, 1))],
     ...['-kernel', image.kernel, '-initrd', image.initrd, '-append', guestCmdline(spec)],
@@ -314,20 +321,109 @@ export async function bootGuest(
       });
       await lab.exec(host.ns, 'ip', ['link', 'set', 'dev', n.tap, 'mtu', String(n.mtu), 'up']);
     }
-    await until(
-      `guest ${spec.hostname} to print "${GUEST_READY}" on its console`,
-      async () => {
-        await sleep(100);
-        if (exited()) throw new WeftError('E_DATAPLANE', `qemu exited (${proc.exitCode ?? proc.signalCode}): ${stderr.trim()}`);
-        return existsSync(o.logFile) && readFileSync(o.logFile, 'latin1').includes(GUEST_READY);
-      },
-      o.timeoutMs ?? 120_000,
-    );
+    // An incoming guest runs once its migration is in.
+    if (!o.incoming)
+      await until(
+        `guest ${spec.hostname} to print "${GUEST_READY}" on its console`,
+        async () => {
+          await sleep(100);
+          if (exited()) throw new WeftError('E_DATAPLANE', `qemu exited (${proc.exitCode ?? proc.signalCode}): ${stderr.trim()}`);
+          return existsSync(o.logFile) && readFileSync(o.logFile, 'latin1').includes(GUEST_READY);
+        },
+        o.timeoutMs ?? 120_000,
+      );
   } catch (e) {
     await stop();
     throw e;
   }
-  return { spec, host: host.name, proc, stop };
+  return { spec, host: host.name, proc, monitor: o.monitor, stop };
+}
+
+/** Runs HMP commands on qemu's monitor, one after the other; returns what each printed (the prompt and echo left out). */
+export function monitor(path: string, commands: string[], timeoutMs = 120_000): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const sock = createConnection(path);
+    const out: string[] = [];
+    let buf = '';
+    let i = -1;
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new WeftError('E_UNAVAILABLE', `qemu monitor ${path}: no answer to ${commands[i] ?? 'the greeting'} in ${timeoutMs / 1000} s`));
+    }, timeoutMs);
+    const next = () => {
+      if (i >= 0)
+        out.push(
+          buf
+            // biome-ignore lint/suspicious/noControlCharactersInRegex: HMP's line editing writes ANSI escapes
+            .replace(/\x1b\[[0-9;]*[A-Za-z]/g, '')
+            .split('\n')
+            .slice(1, -1)
+            .join('\n')
+            .trim(),
+        );
+      buf = '';
+      i++;
+      if (i < commands.length) sock.write(`${commands[i]}\n`);
+      else {
+        clearTimeout(timer);
+        sock.end();
+        resolve(out);
+      }
+    };
+    sock.on('data', (b: Buffer) => {
+      buf += b.toString('latin1');
+      if (buf.endsWith('(qemu) ')) next();
+    });
+    // `quit` ends the connection instead of prompting again.
+    sock.on('close', () => {
+      if (i < commands.length) {
+        out.push(buf.trim());
+        i = commands.length;
+        clearTimeout(timer);
+        resolve(out);
+      }
+    });
+    sock.on('error', (e) => {
+      clearTimeout(timer);
+      reject(new WeftError('E_UNAVAILABLE', `qemu monitor ${path}: ${e.message}`));
+    });
+  });
+}
+
+/**
+ * Live-migrates a running guest to another host's namespace, as libvirt
+ * would between two hypervisors (migrate --live): a qemu started there
+ * from `spec` (the destination agent's profile: the same tap name and MAC,
+ * its own console socket) waiting for the incoming state, the source's
+ * RAM and devices sent over a unix socket, and the source's qemu ended
+ * once the destination runs. qemu announces the guest's MAC from its new
+ * tap (self-announce). Returns the guest on its new host and how long the
+ * migration took; on failure the source keeps running and the destination
+ * is stopped.
+ */
+export async function migrateGuest(
+  lab: Lab,
+  from: Guest,
+  to: { name: string; ns: NsRef },
+  spec: GuestSpec,
+  image: { kernel: string; initrd: string },
+  o: { logFile: string; monitor: string; socket: string },
+): Promise<{ guest: Guest; ms: number }> {
+  const dest = await bootGuest(lab, to, spec, image, { logFile: o.logFile, monitor: o.monitor, incoming: o.socket });
+  const t0 = performance.now();
+  try {
+    await until('the incoming qemu to listen', () => existsSync(o.socket), 30_000);
+    const [, status] = await monitor(from.monitor, ['migrate unix:' + o.socket, 'info migrate']);
+    if (!/Migration status:\s*completed/.test(status ?? ''))
+      throw new WeftError('E_DATAPLANE', `qemu migration of ${spec.hostname} did not complete: ${status}`);
+  } catch (e) {
+    await dest.stop();
+    throw e;
+  }
+  const ms = performance.now() - t0;
+  await monitor(from.monitor, ['quit']).catch(() => undefined);
+  await from.stop();
+  return { guest: dest, ms };
 }
 
 /** The profile the agent of a host wrote for an instance (`<vmDir>/instances/<id>/`), read as guestSpec reads it. */

@@ -119,6 +119,26 @@ test('weft lab: up with a booted VM, check, console, status, a killed daemon cle
   } finally {
     con.kill('SIGKILL');
   }
+  // A live migration of the real VM (qemu's own, after the API's migrate), followed by the overlay; it still answers, console too.
+  const mv = JSON.parse((await weft(['-o', 'json', 'lab', 'move', 't1guest', '--name', NAME])).stdout) as {
+    kind: string;
+    from: string;
+    to: string;
+    ok: boolean;
+    blackoutMs: number;
+    notes: string[];
+  };
+  assert.equal(mv.kind, 'qemu');
+  assert.ok(mv.ok, JSON.stringify(mv));
+  assert.notEqual(mv.to, mv.from);
+  assert.ok(
+    mv.notes.some((n) => /live-migrated by qemu in \d+ ms/.test(n)),
+    mv.notes.join('; '),
+  );
+  t.diagnostic(`t1guest live-migrated ${mv.from} -> ${mv.to}: blackout ${mv.blackoutMs} ms; ${mv.notes.join('; ')}`);
+  const after = await weft(['lab', 'check', '--name', NAME], [1]);
+  assert.equal(after.code, 0, after.stdout + after.stderr);
+  assert.match(after.stdout, new RegExp(`ok +booted VM \\(qemu, from its profile\\): t1guest on ${mv.to}: .*serial console through the API: ran a command`));
   assert.equal(status.shape.seed, 5);
   assert.deepEqual(
     status.hosts.map((h) => `${h.name}@${h.site}`),
