@@ -139,7 +139,7 @@ export function renderProfile(input: ProfileInput, options: RenderOptions = {}):
     domain: renderDomain(input, ports, domainType),
     metaData: yaml({ 'instance-id': instance.id, 'local-hostname': instance.name }),
     networkConfig: renderNetworkConfig(ports, dns),
-    userData: renderUserData(input),
+    userData: renderUserData(input, ports),
   };
 }
 
@@ -302,7 +302,7 @@ function renderNetworkConfig(ports: GuestPort[], dns: string[]): string {
   return yaml({ version: 2, ethernets });
 }
 
-function renderUserData(input: ProfileInput): string {
+function renderUserData(input: ProfileInput, ports: GuestPort[]): string {
   const { vm } = input;
   const sysctl = new Scalar(
     [
@@ -322,6 +322,12 @@ function renderUserData(input: ProfileInput): string {
   // bootcmd `sysctl --system` would not see the file on the first boot.
   // Later boots: systemd-sysctl reads it before the network comes up.
   doc.runcmd = ['sysctl --system'];
+  // A routed port's IPv4 gateway is on-link to a /32: cloud-init 22.4 (Debian 12) drops `on-link`
+  // when it renders networkd files, and its ifupdown renderer's `route add default gw` fails, so
+  // the route is put in place at every boot, after the network config (netplan needs none of this).
+  const onLink = ports.filter((p) => p.gateway4?.onLink);
+  if (onLink.length > 0)
+    doc.bootcmd = onLink.map((p) => ['ip', 'route', 'replace', 'default', 'via', (p.gateway4 as { via: string }).via, 'dev', p.guest, 'onlink']);
   return `#cloud-config\n${yaml(doc)}`;
 }
 
