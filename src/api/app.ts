@@ -19,9 +19,11 @@ import { invalid, WeftError } from '../model/errors.js';
 import type { Role, Token } from '../model/types.js';
 import { ConnectionCaps, type ConnectionLimits, type RefuseReason } from '../sys/conn-caps.js';
 import { answerFor, BODY_LIMIT, describeValidation, rawAnswer } from './errors.js';
+import { EventHub } from './events.js';
 import { createMetrics } from './metrics.js';
 import { documentRoute, NO_CONTENT } from './openapi.js';
 import * as S from './schemas.js';
+import { serveUi } from './ui.js';
 
 /** What a role may do. Tenant tokens are further scoped to their tenant by the core. */
 type Perm = 'infra-read' | 'infra-write' | 'sites-read' | 'tenant-read' | 'tenant-write' | 'admin' | 'audit';
@@ -120,6 +122,8 @@ export interface ApiOptions {
   afterWrite?: () => Promise<void>;
   /** Serve HTTPS with this certificate (chain) and key, PEM; plain HTTP when absent. */
   tls?: { cert: Buffer; key: Buffer } | undefined;
+  /** The web console's bundle directory, served under /ui/ (null: /ui/ says it is not built); no /ui/ routes when absent. */
+  ui?: string | null;
 }
 
 export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<FastifyInstance> {
@@ -314,6 +318,7 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
     return metrics.registry.metrics();
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  if (opts.ui !== undefined) serveUi(app, opts.ui);
 
   // --- /v1 ---------------------------------------------------------------
   const scope = (req: FastifyRequest): Scope => req.principal?.scope ?? ALL;
@@ -636,6 +641,28 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
       },
     },
     async () => ({ head: await ctx.store.headVersion(), items: opts.agents?.status() ?? [] }),
+  );
+  const hub = new EventHub(ctx, () => opts.agents?.status() ?? []);
+  app.addHook('preClose', async () => hub.close());
+  app.get(
+    '/v1/events',
+    {
+      config: { perm: 'tenant-read' },
+      schema: {
+        tags: ['events'],
+        summary:
+          "A text/event-stream (read it with fetch: it needs the bearer header) of `hello`, then `agents` (operators only: GET /v1/agents, sent when it changes, checked twice a second) and `change` (each new change-log entry: version, kind, object, actor; a tenant token gets its own tenant's, without actor); `end` closes it when its token is deleted; a comment line every 15 s. At most 8 per token (E_BUSY)",
+        response: { 200: { description: 'the event stream', content: { 'text/event-stream': { schema: T.String() } } } },
+      },
+    },
+    async (req, reply) => {
+      const p = req.principal as Principal;
+      const out = await hub.open(p.token, p.scope);
+      req.raw.once('close', () => out.destroy());
+      reply.header('content-type', 'text/event-stream; charset=utf-8').header('cache-control', 'no-store').header('x-accel-buffering', 'no');
+      // A stream is piped as it is; the schema above only documents it.
+      return reply.send(out as unknown as string);
+    },
   );
   app.get(
     '/v1/whoami',

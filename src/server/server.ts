@@ -6,6 +6,7 @@ import { createSecureContext } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import prom from 'prom-client';
 import { type ApiTimeouts, buildApi, DEFAULT_API_LIMITS } from '../api/app.js';
+import { defaultUiDir } from '../api/ui.js';
 import { type Ctx, createCtx, DEFAULT_TENANT_RATE_MAX, type Settings } from '../core/context.js';
 import * as ref from '../core/resolve.js';
 import { authenticate, ensureAdminToken } from '../core/tokens.js';
@@ -54,6 +55,8 @@ export interface ServerOptions {
   streamHelloMs?: number | undefined;
   /** A stream connection with a frame unfinished this long is closed (DEFAULT_STREAM_STALL_MS). */
   streamStallMs?: number | undefined;
+  /** The web console's bundle served under /ui/ (defaultUiDir(): the build's own; null: none). */
+  uiDir?: string | null | undefined;
 }
 
 /** A timeout option in ms, checked: an integer 1..3600000. */
@@ -186,6 +189,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       timeouts: o.apiTimeouts,
       limits: limits.api,
       tls: apiTls,
+      ui: o.uiDir === undefined ? defaultUiDir() : o.uiDir,
     });
     // Serial consoles: WebSocket upgrades on the API's listener, relayed through the push stream.
     const consoles = serveConsoles(app, ctx, st ?? null);

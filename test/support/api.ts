@@ -2,7 +2,7 @@
 // given dialect, with an admin token; closed and dropped by close().
 import type { FastifyInstance } from 'fastify';
 import prom from 'prom-client';
-import { type ApiTimeouts, buildApi } from '../../src/api/app.js';
+import { type Agents, type ApiTimeouts, buildApi } from '../../src/api/app.js';
 import { ApiClient } from '../../src/cli/client.js';
 import { type Ctx, createCtx, type Settings } from '../../src/core/context.js';
 import { ensureAdminToken } from '../../src/core/tokens.js';
@@ -29,7 +29,16 @@ export interface TestApi {
 export async function startTestApi(
   dialect: Dialect,
   settings: Partial<Settings> = {},
-  o: { mapping?: boolean; timeouts?: Partial<ApiTimeouts>; logger?: object; limits?: ConnectionLimits } = {},
+  o: {
+    mapping?: boolean;
+    timeouts?: Partial<ApiTimeouts>;
+    logger?: object;
+    limits?: ConnectionLimits;
+    /** The agents GET /v1/agents and /v1/events report. */
+    agents?: Agents;
+    /** The web console's bundle under /ui/ (absent: no /ui/ routes). */
+    ui?: string | null;
+  } = {},
 ): Promise<TestApi> {
   const db = await testDb(dialect);
   const store = await db.open();
@@ -42,6 +51,8 @@ export async function startTestApi(
     ...(o.timeouts ? { timeouts: o.timeouts } : {}),
     ...(o.logger ? { logger: o.logger } : {}),
     ...(o.limits ? { limits: o.limits } : {}),
+    ...(o.agents ? { agents: o.agents } : {}),
+    ...(o.ui !== undefined ? { ui: o.ui } : {}),
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
