@@ -1,17 +1,16 @@
 // `npm run build`: src/ as plain JavaScript in dist/, so that bin/weft runs
 // `weft agent` without a TypeScript loader beside it (tsx's loader thread is
-// some 30 MB of the agent's RSS; docs/dataplane.md, "Memory"). Each build
+// some 30 MB of the agent's RSS; docs/dataplane.md, "Memory"), and the web
+// console's bundle (web/, scripts/build-web.ts) beside it in web/. Each build
 // goes to a directory of its own and dist/current is switched to it at the
 // end, so a running process never reads a half-written build.
 import { mkdirSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join, relative } from 'node:path';
-import type * as Esbuild from 'esbuild';
+import * as esbuild from 'esbuild';
+import { buildWeb } from './build-web.js';
 
 const root = join(import.meta.dirname, '..');
 const dist = join(root, 'dist');
-// The esbuild that tsx itself runs on (weft has no other dependency on it).
-const esbuild = createRequire(createRequire(import.meta.url).resolve('tsx/package.json'))('esbuild') as typeof Esbuild;
 
 function sources(dir: string): string[] {
   const out: string[] = [];
@@ -41,6 +40,7 @@ await esbuild.build({
   keepNames: true,
   logLevel: 'warning',
 });
+const web = await buildWeb(join(out, 'web'));
 const link = join(dist, `.current-${process.pid}`);
 symlinkSync(id, link);
 renameSync(link, join(dist, 'current'));
@@ -49,4 +49,4 @@ const builds = readdirSync(dist)
   .filter((e) => e.startsWith('build-') && e !== id)
   .sort((a, b) => statSync(join(dist, b)).mtimeMs - statSync(join(dist, a)).mtimeMs);
 for (const old of builds.slice(1)) rmSync(join(dist, old), { recursive: true, force: true });
-process.stdout.write(`built ${entryPoints.length} files into ${relative(root, out)} (dist/current)\n`);
+process.stdout.write(`built ${entryPoints.length} files and the web console (${web.length} files) into ${relative(root, out)} (dist/current)\n`);

@@ -27,7 +27,7 @@ pkg=$stage/weft_${version}_$arch
 lib=$pkg/usr/lib/weft
 
 # The JavaScript, built again only when a source is newer than dist/current.
-if [[ ! -f dist/current/BUILT || -n $(find src -newer dist/current/BUILT -print -quit) ]]; then
+if [[ ! -f dist/current/BUILT || -n $(find src web -newer dist/current/BUILT -print -quit) ]]; then
   echo "package: building the JavaScript (npm run build)"
   npm run --silent build
 fi

@@ -31,6 +31,7 @@ function testFiles(dir: string): string[] {
 if (only.length === 0) {
   step('lint (biome)', join(root, 'node_modules/.bin/biome'), ['check', '.']);
   step('typecheck (tsc)', join(root, 'node_modules/.bin/tsc'), ['--noEmit']);
+  step('typecheck the web console (tsc -p web)', join(root, 'node_modules/.bin/tsc'), ['--noEmit', '-p', 'web']);
   step('architecture (import directions, links)', process.execPath, ['--import', 'tsx', join(root, 'scripts/check-architecture.ts')]);
 }
 

@@ -1084,6 +1084,8 @@ labSize(lab.command('up').description('build the lab and wait until it is ready 
     process.stderr.write(
       `weft lab ${o.name}: up in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${s.hosts.length} hosts, ${s.instances.length} instances, VIP ${s.vip}\n`,
     );
+    // stdout stays one line a shell can eval; the console's URL goes beside the progress.
+    process.stderr.write(`weft lab ${o.name}: console: ${s.api}/ui/ (log in with the token in ${s.tokenFile})\n`);
     process.stdout.write(`export WEFT_API=${s.api} WEFT_TOKEN_FILE=${s.tokenFile}\n`);
     if (s.guest) process.stderr.write(`${s.guest.name} runs under qemu on ${s.guest.host}: bin/weft console ${s.guest.name} (Ctrl-] detaches)\n`);
     process.stderr.write('then: bin/weft host list; bin/weft lab check; bin/weft lab down\n');
