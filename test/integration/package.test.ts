@@ -88,6 +88,7 @@ describe('the Debian package', { timeout: 300_000 }, () => {
       './usr/lib/weft/dist/current/cli/main.js',
       './usr/lib/weft/dist/current/server/server.js',
       './usr/lib/weft/dist/current/agent/main.js',
+      './usr/lib/weft/dist/current/web/index.html',
       './usr/lib/weft/node_modules/better-sqlite3/build/Release/better_sqlite3.node',
       './usr/lib/weft/node_modules/fastify/package.json',
       './lib/systemd/system/weft-server.service',
@@ -135,7 +136,7 @@ describe('the Debian package', { timeout: 300_000 }, () => {
     }
   });
 
-  test('weft server from the unpacked package opens SQLite and answers /healthz', async () => {
+  test('weft server from the unpacked package opens SQLite, answers /healthz and serves the console at /ui/', async () => {
     const proc = spawn(
       join(scratch, 'root/usr/bin/weft'),
       ['server', '--db', `sqlite:${join(scratch, 'weft.db')}`, '--api-listen', '127.0.0.1:0', '--svp', 'off', '--stream', 'off', '--log-level', 'warn'],
@@ -157,6 +158,13 @@ describe('the Debian package', { timeout: 300_000 }, () => {
       });
       const h = (await (await fetch(`${url}/healthz`)).json()) as { status: string };
       assert.equal(h.status, 'ok');
+      // The web console, from the package's own build (no CDN, no dev dependency at run time).
+      const ui = await fetch(`${url}/ui/`);
+      assert.equal(ui.status, 200);
+      assert.match(ui.headers.get('content-security-policy') ?? '', /default-src 'self'/);
+      const js = /src="(app-[A-Z0-9]+\.js)"/.exec(await ui.text())?.[1];
+      assert.ok(js, 'index.html names its script');
+      assert.equal((await fetch(`${url}/ui/${js}`)).status, 200);
     } finally {
       const gone = new Promise((r) => proc.once('exit', r));
       proc.kill('SIGTERM');
