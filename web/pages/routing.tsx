@@ -22,7 +22,8 @@ export function RoutingPage({ me }: { me: Me }) {
       <Guard load={load}>
         {({ hosts, vips, instances }) => {
           const hostName = new Map(hosts.map((h) => [h.id, h.name]));
-          const inst = new Map(instances.map((i) => [i.id, i]));
+          // A VIP's backends are ports: each with its instance and that instance's host.
+          const portOwner = new Map(instances.flatMap((i) => i.ports.map((p) => [p.id, { i, p }] as const)));
           const announcing = (address: string) =>
             hosts.filter((h) => agents?.get(h.id)?.routing?.announced.some((p) => p.split('/')[0] === address)).map((h) => h.name);
           return (
@@ -49,12 +50,12 @@ export function RoutingPage({ me }: { me: Me }) {
                         </thead>
                         <tbody>
                           {v.backends.map((b) => {
-                            const i = inst.get(b);
-                            const host = i ? (hostName.get(i.hostId) ?? i.hostId) : null;
+                            const owner = portOwner.get(b);
+                            const host = owner ? (hostName.get(owner.i.hostId) ?? owner.i.hostId) : null;
                             const up = host !== null && where.includes(host);
                             return (
                               <tr key={b} class={up ? '' : 'trouble'}>
-                                <td>{i ? link(`/instances/${i.id}`, i.name) : b}</td>
+                                <td>{owner ? link(`/instances/${owner.i.id}`, `${owner.i.name} (${owner.p.ipv4 ?? owner.p.ipv6 ?? owner.p.mac})`) : b}</td>
                                 <td>{host ?? '—'}</td>
                                 <td>{up ? <Badge text="healthy" tone="good" /> : <Badge text="not announced: unhealthy or agent away" tone="bad" />}</td>
                               </tr>
