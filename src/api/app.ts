@@ -658,7 +658,8 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
     async (req, reply) => {
       const p = req.principal as Principal;
       const out = await hub.open(p.token, p.scope);
-      req.raw.once('close', () => out.destroy());
+      // The client went away (or the answer ended): the hub forgets the stream.
+      reply.raw.once('close', () => out.destroy());
       reply.header('content-type', 'text/event-stream; charset=utf-8').header('cache-control', 'no-store').header('x-accel-buffering', 'no');
       // A stream is piped as it is; the schema above only documents it.
       return reply.send(out as unknown as string);

@@ -41,6 +41,7 @@ function fakeAgent(port: number, hostRef: string, token: string) {
   });
   c.start();
   return {
+    client: c,
     hold() {
       held = true;
     },
@@ -104,7 +105,66 @@ describe('web console in Chromium', { skip: existsSync(CHROMIUM) ? false : `${CH
       })
     ).id;
     acmeToken = (await api.post<{ secret: string }>('/v1/tokens', { name: 'acme-console', role: 'tenant', tenant: 'acme' })).secret;
+    // A VIP with a backend on hv1 and one on hv3; only hv1 will announce it.
+    await api.post('/v1/networks', { tenant: 'acme', name: 'acme-pub', kind: 'routed', site: 'ams1' });
+    const backends: string[] = [];
+    for (const [name, host] of [
+      ['web-a', 'hv1'],
+      ['web-b', 'hv3'],
+    ] as const) {
+      const i = await api.post<{ ports: { id: string }[] }>('/v1/instances', {
+        tenant: 'acme',
+        name,
+        site: 'ams1',
+        size: 'nano',
+        host,
+        ports: [{ network: 'acme-pub' }],
+      });
+      backends.push((i.ports[0] as { id: string }).id);
+    }
+    const vip = await api.post<{ address: string }>('/v1/vips', {
+      tenant: 'acme',
+      name: 'www',
+      site: 'ams1',
+      backends,
+      healthCheck: { type: 'tcp', port: 80, intervalMs: 1000, rise: 2, fall: 2 },
+    });
     await until('three agents connected', async () => (await api.get<{ items: unknown[] }>('/v1/agents')).items.length === 3, WAIT);
+    // What real agents report: BGP sessions (hv3's ToR session down), the VIP announced by hv1 only, a guard nft refused on hv2.
+    const at = new Date().toISOString();
+    const session = (neighbor: string, up: boolean) => ({
+      peerId: null,
+      neighbor,
+      state: up ? 'Established' : 'Active',
+      established: up,
+      since: at,
+      lastError: up ? null : 'Socket: Connection refused',
+      received: up ? 1 : 0,
+      accepted: up ? 1 : 0,
+      exported: up ? 3 : 0,
+    });
+    for (const [n, a] of agents.entries()) {
+      const up = n !== 2;
+      a.client.report({
+        birdUp: true,
+        inSync: true,
+        lastError: null,
+        sessions: [session(`192.0.2.${250 + n}`, up)],
+        announced: n === 0 ? [`${vip.address}/32`] : [],
+      });
+    }
+    agents[1]?.client.reportGuards({
+      unguarded: 1,
+      ports: [{ portId: backends[0] as string, ifname: 'wpc0test', kind: 'failed', reason: 'nft: Error: Could not process rule' }],
+    });
+    await until(
+      'the agents reported',
+      async () => {
+        const items = (await api.get<{ items: { routing: unknown; guards: { unguarded: number } | null }[] }>('/v1/agents')).items;
+        return items.every((a) => a.routing !== null) && items.some((a) => a.guards?.unguarded === 1);
+      },
+      WAIT,
+    );
     // launch() gives the browser a fresh temporary profile of its own and removes it on close().
     browser = await chromium.launch({
       headless: true,
@@ -240,8 +300,18 @@ describe('web console in Chromium', { skip: existsSync(CHROMIUM) ? false : `${CH
       await axe(page, 'agents');
       await shot(page, 'agents');
 
+      // The host whose guard failed is highlighted, with the reason on its page.
+      const hv2Row = page.locator('tr.trouble').filter({ has: page.getByRole('link', { name: 'hv2' }) });
+      await hv2Row.getByText('1 port(s) unplugged: guard not in place').waitFor({ timeout: WAIT });
+
       await page.getByRole('link', { name: 'Routing' }).click();
       await page.getByRole('heading', { name: 'BGP sessions per host' }).waitFor({ timeout: WAIT });
+      // The VIP: announced by hv1; its backend there healthy, the one on hv3 not.
+      await page.getByText('announced by hv1').waitFor({ timeout: WAIT });
+      await page.getByRole('row', { name: /web-a.*hv1.*healthy/ }).waitFor({ timeout: WAIT });
+      await page.getByRole('row', { name: /web-b.*hv3.*not announced/ }).waitFor({ timeout: WAIT });
+      await page.getByRole('row', { name: /192\.0\.2\.252.*Active.*Connection refused/ }).waitFor({ timeout: WAIT });
+      await page.getByRole('row', { name: /192\.0\.2\.250.*Established/ }).waitFor({ timeout: WAIT });
       await axe(page, 'routing');
       await shot(page, 'routing');
 

@@ -11,6 +11,7 @@ import { buildWeb } from '../../scripts/build-web.js';
 import { STREAMS_PER_TOKEN } from '../../src/api/events.js';
 import type { AgentStatus } from '../../src/api/schemas.js';
 import { UI_CSP } from '../../src/api/ui.js';
+import { until } from '../../src/sys/until.js';
 import { ADMIN_SECRET, smallCloud, startTestApi, type TestApi } from '../support/api.js';
 import { openSse, type SseReader } from '../support/sse.js';
 
@@ -124,6 +125,16 @@ describe('GET /v1/events', () => {
     const other = await sse(readonly);
     await other.next((e) => e.type === 'hello');
     other.close();
+    // A stream the client closes frees its place.
+    (streams.shift() as SseReader).close();
+    let again: SseReader | null = null;
+    await until('a place is free again', async () => {
+      const s = await sse(t.secret);
+      if (s.status === 200) again = s;
+      else s.close();
+      return s.status === 200;
+    });
+    streams.push(again as unknown as SseReader);
     await api.admin.call('DELETE', `/v1/tokens/${t.token.id}`);
     for (const s of streams) {
       await s.next((e) => e.type === 'end');

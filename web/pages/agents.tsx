@@ -28,7 +28,14 @@ function LagChart({ hosts }: { hosts: Host[] }) {
         legend: { show: false },
         cursor: { show: false },
         scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(5, max)] } },
-        axes: [{ stroke: '#222' }, { stroke: '#222', label: 'lag (changes)' }],
+        axes: [
+          {
+            stroke: '#222',
+            space: 90,
+            values: (_u, splits) => splits.map((t) => new Date(t * 1000).toLocaleTimeString(undefined, { hour12: false })),
+          },
+          { stroke: '#222', label: 'lag (changes)' },
+        ],
         series: [{}, ...hosts.map((h, i) => ({ label: h.name, stroke: COLOURS[i % COLOURS.length], width: 2, spanGaps: false }))],
       },
       columns(live.history, hosts),
