@@ -75,7 +75,8 @@ class Live {
     const lag: Record<string, number> = {};
     for (const a of this.agents ?? []) lag[a.hostId] = a.lag;
     const last = this.history[this.history.length - 1];
-    if (last && last.t === t) last.lag = { ...last.lag, ...lag };
+    // Within one second the highest lag counts: a lag that came and went between two ticks still shows.
+    if (last && last.t === t) for (const [h, v] of Object.entries(lag)) last.lag[h] = Math.max(last.lag[h] ?? 0, v);
     else this.history.push({ t, lag });
     if (this.history.length > HISTORY_SECONDS) this.history.splice(0, this.history.length - HISTORY_SECONDS);
   }

@@ -295,8 +295,9 @@ describe('web console in Chromium', { skip: existsSync(CHROMIUM) ? false : `${CH
       await shot(page, 'agents-lagging');
       targetAgent.go();
       await until('the lag is gone', async () => Number(await maxLag.textContent()) === 0, WAIT);
-      // The chart drew both: a canvas with samples above zero in its history.
+      // The chart drew both: a canvas, and a window whose peak is the lag that went.
       assert.ok(await page.locator('.chart canvas').count(), 'the lag chart is drawn');
+      assert.ok(Number(await page.locator('.chart').getAttribute('data-peak')) > 0, "the chart's window holds the lag");
       await axe(page, 'agents');
       await shot(page, 'agents');
 

@@ -32,6 +32,8 @@ function LagChart({ hosts }: { hosts: Host[] }) {
           {
             stroke: '#222',
             space: 90,
+            // Whole seconds and up: the samples are a second apart.
+            incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300, 600],
             values: (_u, splits) => splits.map((t) => new Date(t * 1000).toLocaleTimeString(undefined, { hour12: false })),
           },
           { stroke: '#222', label: 'lag (changes)' },
@@ -51,14 +53,17 @@ function LagChart({ hosts }: { hosts: Host[] }) {
       p.destroy();
     };
   }, [key]);
+  // The window's peak, in words for screen readers (and the browser test).
+  const peak = Math.max(0, ...live.history.flatMap((s) => Object.values(s.lag)));
   return (
-    <figure class="chart">
+    <figure class="chart" data-peak={peak}>
       <div
         ref={el}
         role="img"
         aria-label={`Convergence lag of each host's agent, in change-log versions behind, over the last ${HISTORY_SECONDS / 60} minutes`}
       />
       <figcaption>
+        <p class="visually-hidden">Highest lag in this window: {peak}.</p>
         <ul class="legend">
           {hosts.map((h, i) => (
             <li key={h.id}>
