@@ -77,10 +77,11 @@ export class EventHub {
 
   /** A new stream for this token: the first frames (a `hello` and, for operators, the agents now) are written at once. */
   async open(token: { id: string; role: Role }, scope: Scope): Promise<PassThrough> {
+    const head = await this.ctx.store.headVersion();
+    // Counted after the await, with nothing awaited until the stream is added: concurrent opens cannot both take the last place.
     const mine = [...this.clients].filter((c) => c.tokenId === token.id).length;
     if (mine >= STREAMS_PER_TOKEN)
       throw new WeftError('E_BUSY', `this token has ${mine} event streams open, the most one token may hold (${STREAMS_PER_TOKEN}): close a console tab`);
-    const head = await this.ctx.store.headVersion();
     if (this.clients.size === 0) this.start(head);
     const out = new PassThrough();
     const client: Client = { tokenId: token.id, role: token.role, scope, out };

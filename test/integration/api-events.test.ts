@@ -110,12 +110,11 @@ describe('GET /v1/events', () => {
 
   test(`at most ${STREAMS_PER_TOKEN} streams per token (E_BUSY), and a deleted token's streams end`, async () => {
     const t = await api.admin.post<{ secret: string; token: { id: string } }>('/v1/tokens', { name: 'many', role: 'readonly' });
-    const streams: SseReader[] = [];
-    for (let i = 0; i < STREAMS_PER_TOKEN; i++) {
-      const s = await sse(t.secret);
-      await s.next((e) => e.type === 'hello');
-      streams.push(s);
-    }
+    // Opened all at once, one more than allowed: exactly one is refused.
+    const all = await Promise.all(Array.from({ length: STREAMS_PER_TOKEN + 1 }, () => sse(t.secret)));
+    assert.deepEqual(all.map((s) => s.status).sort(), [...Array.from({ length: STREAMS_PER_TOKEN }, () => 200), 503]);
+    const streams = all.filter((s) => s.status === 200);
+    for (const s of streams) await s.next((e) => e.type === 'hello');
     const over = await fetch(`${api.url}/v1/events`, { headers: { authorization: `Bearer ${t.secret}` } });
     assert.equal(over.status, 503);
     const body = (await over.json()) as { code: string; message: string };
