@@ -88,7 +88,8 @@ function Connection() {
   const [, setN] = useState(0);
   useEffect(() => live.subscribe(() => setN((x) => x + 1)), []);
   return (
-    <span class={`conn ${live.connected ? 'up' : 'down'}`} role="status" title={live.why ?? ''}>
+    // Not a live region: the version moves with every change, which a screen reader would read out each time.
+    <span class={`conn ${live.connected ? 'up' : 'down'}`} title={live.why ?? ''}>
       {live.connected ? `live · version ${live.head}` : `reconnecting${live.why ? `: ${live.why}` : ''}`}
     </span>
   );

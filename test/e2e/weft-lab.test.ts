@@ -66,6 +66,13 @@ test('weft lab: up with a booted VM, check, console, status, a killed daemon cle
   // The lab's admin token is random and only in a file root alone reads: up prints where it is, never the token.
   assert.match(up.stdout, /^export WEFT_API=http:\/\/127\.0\.0\.1:\d+ WEFT_TOKEN_FILE=\S+$/m);
   assert.doesNotMatch(up.stdout + up.stderr, /weft_[A-Za-z0-9_-]{43}/, 'lab up prints no token');
+  // And the web console's URL, on the lab's API, which serves it.
+  const api = /^export WEFT_API=(\S+)/m.exec(up.stdout)?.[1];
+  const consoleUrl = /console: (http:\/\/\S+\/ui\/)/.exec(up.stderr)?.[1];
+  assert.equal(consoleUrl, `${api}/ui/`, up.stderr);
+  const ui = await fetch(consoleUrl as string);
+  assert.equal(ui.status, 200);
+  assert.match(await ui.text(), /<title>Weft console<\/title>/);
 
   const again = await weft(['lab', 'up', ...size], [1]);
   assert.equal(again.code, 1);
