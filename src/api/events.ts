@@ -33,6 +33,8 @@ export interface EventChange {
 
 interface Client {
   tokenId: string;
+  /** When the token stops working (ms since the epoch; null: never): its streams end then. */
+  expiresAt: number | null;
   role: Role;
   scope: Scope;
   out: PassThrough;
@@ -54,7 +56,7 @@ const frame = (event: string, data: unknown, id?: number) => `${id !== undefined
  * comparer of the agents' status for all streams, started with the first
  * stream and stopped with the last. open() is refused with E_BUSY past
  * STREAMS_PER_TOKEN streams of one token; a token's streams end when the
- * log says it was deleted (on any replica) and on close().
+ * log says it was deleted (on any replica), when it expires, and on close().
  */
 export class EventHub {
   private readonly clients = new Set<Client>();
@@ -76,7 +78,7 @@ export class EventHub {
   }
 
   /** A new stream for this token: the first frames (a `hello` and, for operators, the agents now) are written at once. */
-  async open(token: { id: string; role: Role }, scope: Scope): Promise<PassThrough> {
+  async open(token: { id: string; role: Role; expiresAt: string | null }, scope: Scope): Promise<PassThrough> {
     const head = await this.ctx.store.headVersion();
     // Counted after the await, with nothing awaited until the stream is added: concurrent opens cannot both take the last place.
     const mine = [...this.clients].filter((c) => c.tokenId === token.id).length;
@@ -84,7 +86,7 @@ export class EventHub {
       throw new WeftError('E_BUSY', `this token has ${mine} event streams open, the most one token may hold (${STREAMS_PER_TOKEN}): close a console tab`);
     if (this.clients.size === 0) this.start(head);
     const out = new PassThrough();
-    const client: Client = { tokenId: token.id, role: token.role, scope, out };
+    const client: Client = { tokenId: token.id, expiresAt: token.expiresAt === null ? null : Date.parse(token.expiresAt), scope, role: token.role, out };
     this.clients.add(client);
     const drop = () => {
       this.clients.delete(client);
@@ -130,6 +132,16 @@ export class EventHub {
   }
 
   private sendAgents(): void {
+    const now = this.ctx.clock.now().getTime();
+    for (const c of this.clients)
+      if (c.expiresAt !== null && c.expiresAt <= now) {
+        this.clients.delete(c);
+        c.out.end(frame('end', { reason: 'the token of this stream expired' }));
+      }
+    if (this.clients.size === 0) {
+      this.stop();
+      return;
+    }
     const items = this.agents();
     const json = JSON.stringify(items);
     if (json === this.lastAgents) return;

@@ -141,6 +141,15 @@ describe('GET /v1/events', () => {
     }
   });
 
+  test("a token's streams end when it expires", async () => {
+    const t = await api.admin.post<{ secret: string }>('/v1/tokens', { name: 'brief', role: 'readonly', expiresAt: new Date(Date.now() + 1500).toISOString() });
+    const s = await sse(t.secret);
+    await s.next((e) => e.type === 'hello');
+    const end = await s.next((e) => e.type === 'end');
+    assert.match((end.data as { reason: string }).reason, /expired/);
+    await s.ended;
+  });
+
   test('the OpenAPI document describes it as text/event-stream', async () => {
     const doc = (await (await fetch(`${api.url}/openapi.json`)).json()) as {
       paths: Record<string, { get?: { operationId: string; responses: Record<string, { content?: Record<string, unknown> }> } }>;
