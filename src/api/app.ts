@@ -651,7 +651,7 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
       schema: {
         tags: ['events'],
         summary:
-          "A text/event-stream (read it with fetch: it needs the bearer header) of `hello`, then `agents` (operators only: GET /v1/agents, sent when it changes, checked twice a second) and `change` (each new change-log entry: version, kind, object, actor; a tenant token gets its own tenant's, without actor); `end` closes it when its token is deleted; a comment line every 15 s. At most 8 per token (E_BUSY)",
+          "A text/event-stream (read it with fetch: it needs the bearer header) of `hello`, then `agents` (operators only: GET /v1/agents, sent when it changes, checked twice a second) and `change` (each new change-log entry: version, kind, object, actor; a tenant token gets its own tenant's, without actor); `end` closes it when its token is deleted or expires; a comment line every 15 s. At most 8 per token (E_BUSY)",
         response: { 200: { description: 'the event stream', content: { 'text/event-stream': { schema: T.String() } } } },
       },
     },

@@ -43,7 +43,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A text/event-stream (read it with fetch: it needs the bearer header) of `hello`, then `agents` (operators only: GET /v1/agents, sent when it changes, checked twice a second) and `change` (each new change-log entry: version, kind, object, actor; a tenant token gets its own tenant's, without actor); `end` closes it when its token is deleted; a comment line every 15 s. At most 8 per token (E_BUSY) */
+        /** A text/event-stream (read it with fetch: it needs the bearer header) of `hello`, then `agents` (operators only: GET /v1/agents, sent when it changes, checked twice a second) and `change` (each new change-log entry: version, kind, object, actor; a tenant token gets its own tenant's, without actor); `end` closes it when its token is deleted or expires; a comment line every 15 s. At most 8 per token (E_BUSY) */
         get: operations["listEvents"];
         put?: never;
         post?: never;
