@@ -38,7 +38,17 @@ function LagChart({ hosts }: { hosts: Host[] }) {
           },
           { stroke: '#222', label: 'lag (changes)' },
         ],
-        series: [{}, ...hosts.map((h, i) => ({ label: h.name, stroke: COLOURS[i % COLOURS.length], width: 2, spanGaps: false }))],
+        // Every other line dashed: hosts with the same lag draw on top of each other, and both colours still show.
+        series: [
+          {},
+          ...hosts.map((h, i) => ({
+            label: h.name,
+            stroke: COLOURS[i % COLOURS.length],
+            width: 2,
+            spanGaps: false,
+            ...(i % 2 === 1 ? { dash: [6, 6] } : {}),
+          })),
+        ],
       },
       columns(live.history, hosts),
       el.current,
