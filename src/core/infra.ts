@@ -15,6 +15,7 @@ import { logChange } from './changelog.js';
 import { type Ctx, same, stamp } from './context.js';
 import { logInstances } from './profiles.js';
 import * as ref from './resolve.js';
+import { logSiteFabricChange } from './routers.js';
 import { removeTokens } from './tokens.js';
 import { hostView, rackView, siteView } from './views.js';
 
@@ -132,6 +133,7 @@ export async function deleteSite(ctx: Ctx, siteRef: string): Promise<void> {
       ['networks', 'routed networks'],
       ['instances', 'instances'],
       ['vips', 'VIPs'],
+      ['routers', 'fabric routers'],
     ] as const) {
       const n = await tx.count(table, { siteId: s.id });
       if (n > 0) throw conflict(`site ${s.name} still has ${n} ${what}; delete them first`);
@@ -159,6 +161,8 @@ export async function deleteRack(ctx: Ctx, rackRef: string): Promise<void> {
     if (hosts > 0) throw conflict(`rack ${r.name} still has ${hosts} hosts; delete or move them first`);
     const peers = await tx.count('peers', { rackId: r.id });
     if (peers > 0) throw conflict(`rack ${r.name} still has ${peers} BGP peers; delete them first`);
+    const routers = await tx.count('routers', { rackId: r.id });
+    if (routers > 0) throw conflict(`rack ${r.name} still has ${routers} fabric routers; delete them first`);
     await tx.remove('racks', { id: r.id });
   });
 }
@@ -237,6 +241,8 @@ export async function createHost(ctx: Ctx, input: HostInput): Promise<Host> {
     };
     await tx.insert('hosts', row);
     await tx.appendChange({ kind: 'host.created', host: hostInfo(row) }, createdAt, ctx.actor);
+    // Its ToR gains a session; the spines and borders accept its /64.
+    await logSiteFabricChange(tx, ctx, { kind: 'host.created', id: row.id }, row.siteId, [row.rackId]);
     return hostView(row);
   });
 }
@@ -286,6 +292,9 @@ export async function updateHost(ctx: Ctx, hostRef: string, patch: HostPatch): P
     // Capacity is not forwarding state; log only what agents and the mapping service use.
     if (!same(hostInfo(after), hostInfo(before)))
       await logChange(tx, { kind: 'host.updated', host: hostInfo(after), before: hostInfo(before) }, ctx.clock.now().toISOString(), ctx.actor);
+    // What the fabric's configs are rendered from (model/fabric.ts): its session, its state, its /64.
+    if ((['state', 'asn', 'rackId', 'underlayIp', 'ipv6Prefix'] as const).some((k) => after[k] !== before[k]))
+      await logSiteFabricChange(tx, ctx, { kind: 'host.updated', id: after.id }, after.siteId, [before.rackId, after.rackId]);
     return hostView(after);
   });
 }
@@ -304,5 +313,6 @@ export async function deleteHost(ctx: Ctx, hostRef: string): Promise<void> {
     await tx.remove('allocations', { owner: h.id });
     await tx.remove('hosts', { id: h.id });
     await tx.appendChange({ kind: 'host.deleted', host: hostInfo(h) }, at, ctx.actor);
+    await logSiteFabricChange(tx, ctx, { kind: 'host.deleted', id: h.id }, h.siteId, [h.rackId]);
   });
 }

@@ -11,6 +11,7 @@ import type { Repo } from '../store/repo.js';
 import type { PeerRow } from '../store/schema.js';
 import { type Ctx, same, stamp } from './context.js';
 import * as ref from './resolve.js';
+import { logFabricChange } from './routers.js';
 import { peerView } from './views.js';
 
 export type PeerInput = Static<typeof I.PeerCreate>;
@@ -104,6 +105,7 @@ export async function createPeer(ctx: Ctx, input: PeerInput): Promise<Peer> {
     await checkUnique(tx, row);
     await tx.insert('peers', row);
     await tx.appendChange({ kind: 'peer.created', peer: peerInfo(row) }, row.createdAt, ctx.actor);
+    await logPeerFabric(tx, ctx, 'peer.created', row);
     return peerView(row);
   });
 }
@@ -129,6 +131,7 @@ export async function updatePeer(ctx: Ctx, id: string, patch: PeerPatch): Promis
     await tx.update('peers', before.id, changed);
     if (!same(peerInfo(after), peerInfo(before)))
       await tx.appendChange({ kind: 'peer.updated', peer: peerInfo(after) }, ctx.clock.now().toISOString(), ctx.actor);
+    if (after.bfd !== before.bfd || after.remoteAsn !== before.remoteAsn) await logPeerFabric(tx, ctx, 'peer.updated', after, true);
     return peerView(after);
   });
 }
@@ -138,5 +141,19 @@ export async function deletePeer(ctx: Ctx, id: string): Promise<void> {
     const p = await ref.peer(tx, id);
     await tx.remove('peers', { id: p.id });
     await tx.appendChange({ kind: 'peer.deleted', peer: peerInfo(p) }, ctx.clock.now().toISOString(), ctx.actor);
+    await logPeerFabric(tx, ctx, 'peer.deleted', p);
   });
+}
+
+/** A host's peers say whether its ToR's session to it has BFD (model/fabric.ts): its rack's ToRs' configs follow. */
+async function logPeerFabric(tx: Repo, ctx: Ctx, kind: string, p: PeerRow, changed = false): Promise<void> {
+  if (!p.bfd && !changed) return;
+  const rack = p.rackId !== null ? await tx.get('racks', p.rackId) : null;
+  const host = p.hostId !== null ? await tx.get('hosts', p.hostId) : null;
+  const siteId = rack?.siteId ?? host?.siteId;
+  if (siteId === undefined) return;
+  const tors = (await tx.all('routers', { siteId, role: 'tor', rackId: rack?.id ?? host?.rackId ?? null })).filter(
+    (r) => Number(r.asn) === Number(p.remoteAsn),
+  );
+  await logFabricChange(tx, ctx, { kind, id: p.id }, tors);
 }

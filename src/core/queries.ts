@@ -4,12 +4,25 @@
 import { parseMac } from '../model/addr.js';
 import { type AuditedChange, type ChangeObject, changeObject } from '../model/changes.js';
 import { invalid, WeftError } from '../model/errors.js';
-import { HOST_STATES, INSTANCE_STATES, NETWORK_KINDS, type Page, ROLES } from '../model/types.js';
+import { HOST_STATES, INSTANCE_STATES, NETWORK_KINDS, type Page, ROLES, ROUTER_ROLES } from '../model/types.js';
 import * as v from '../model/validate.js';
 import type { Repo } from '../store/repo.js';
 import type { Ctx, Scope } from './context.js';
 import * as ref from './resolve.js';
-import { hostView, instanceView, networkView, peerView, portView, rackView, siteView, sshKeyView, tenantView, tokenView, vipView } from './views.js';
+import {
+  hostView,
+  instanceView,
+  networkView,
+  peerView,
+  portView,
+  rackView,
+  routerView,
+  siteView,
+  sshKeyView,
+  tenantView,
+  tokenView,
+  vipView,
+} from './views.js';
 
 export const PAGE_DEFAULT = 100;
 export const PAGE_MAX = 1000;
@@ -20,7 +33,7 @@ export interface ListQuery {
   [filter: string]: string | number | undefined;
 }
 
-export type Kind = 'sites' | 'racks' | 'hosts' | 'tenants' | 'networks' | 'instances' | 'ports' | 'vips' | 'peers' | 'tokens' | 'sshKeys';
+export type Kind = 'sites' | 'racks' | 'hosts' | 'tenants' | 'networks' | 'instances' | 'ports' | 'vips' | 'peers' | 'tokens' | 'sshKeys' | 'routers';
 
 /** Filters each list accepts, and how a filter value is turned into a column value. */
 const FILTERS: Record<Kind, Record<string, (tx: Repo, v: string, s: Scope) => Promise<[string, unknown]>>> = {
@@ -70,6 +83,12 @@ const FILTERS: Record<Kind, Record<string, (tx: Repo, v: string, s: Scope) => Pr
     tenant: async (t, v, s) => ['tenantId', (await ref.tenant(t, v, s)).id],
     name: async (_t, v) => ['name', v],
   },
+  routers: {
+    site: async (t, v) => ['siteId', (await ref.site(t, v)).id],
+    rack: async (t, v) => ['rackId', (await ref.rack(t, v)).id],
+    role: async (_t, x) => ['role', v.oneOf('role', x, ROUTER_ROLES)],
+    name: async (_t, v) => ['name', v],
+  },
 };
 
 const TENANT_OWNED = new Set<Kind>(['networks', 'instances', 'ports', 'vips', 'sshKeys']);
@@ -90,6 +109,7 @@ const VIEW: Record<Exclude<Kind, 'vips'>, (r: any) => unknown> = {
   peers: peerView,
   tokens: tokenView,
   sshKeys: sshKeyView,
+  routers: routerView,
 };
 
 export async function list(ctx: Ctx, scope: Scope, kind: Kind, q: ListQuery): Promise<Page<unknown>> {

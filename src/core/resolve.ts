@@ -5,7 +5,20 @@ import { parseIp, parseMac } from '../model/addr.js';
 import { conflict, notFound } from '../model/errors.js';
 import { isId } from '../model/ids.js';
 import type { Repo } from '../store/repo.js';
-import type { HostRow, InstanceRow, NetworkRow, PeerRow, PortRow, RackRow, SiteRow, SshKeyRow, TenantRow, TokenRow, VipRow } from '../store/schema.js';
+import type {
+  HostRow,
+  InstanceRow,
+  NetworkRow,
+  PeerRow,
+  PortRow,
+  RackRow,
+  RouterRow,
+  SiteRow,
+  SshKeyRow,
+  TenantRow,
+  TokenRow,
+  VipRow,
+} from '../store/schema.js';
 import type { Scope } from './context.js';
 
 const MAC_RE = /^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$/i;
@@ -40,6 +53,12 @@ export async function host(tx: Repo, ref: string): Promise<HostRow> {
 export async function tenant(tx: Repo, ref: string, scope: Scope): Promise<TenantRow> {
   const r = (isId(ref) ? await tx.get('tenants', ref) : undefined) ?? (await tx.findOne('tenants', { name: ref }));
   if (!r || (scope.tenantId !== null && r.id !== scope.tenantId)) throw notFound('tenant', ref);
+  return r;
+}
+
+export async function router(tx: Repo, ref: string): Promise<RouterRow> {
+  const r = (isId(ref) ? await tx.get('routers', ref) : undefined) ?? (await tx.findOne('routers', { name: ref }));
+  if (!r) throw notFound('router', ref);
   return r;
 }
 

@@ -15,14 +15,31 @@ import type {
   Port,
   Rack,
   Role,
+  Router,
+  RouterPlatform,
+  RouterRole,
   Site,
   SshKey,
   Tenant,
   Token,
+  Upstream,
   Vip,
 } from '../model/types.js';
 import { siteVm } from '../store/records.js';
-import type { HostRow, InstanceRow, NetworkRow, PeerRow, PortRow, RackRow, SiteRow, SshKeyRow, TenantRow, TokenRow, VipRow } from '../store/schema.js';
+import type {
+  HostRow,
+  InstanceRow,
+  NetworkRow,
+  PeerRow,
+  PortRow,
+  RackRow,
+  RouterRow,
+  SiteRow,
+  SshKeyRow,
+  TenantRow,
+  TokenRow,
+  VipRow,
+} from '../store/schema.js';
 
 export const siteView = (r: SiteRow): Site => ({
   id: r.id,
@@ -120,6 +137,23 @@ export const peerView = (r: PeerRow): Peer => ({
   bfd: r.bfd === 1,
   multiprotocol: r.multiprotocol === 1,
   description: r.description,
+  createdAt: r.createdAt,
+});
+
+export const routerView = (r: RouterRow): Router => ({
+  id: r.id,
+  name: r.name,
+  role: r.role as RouterRole,
+  siteId: r.siteId,
+  rackId: r.rackId,
+  asn: Number(r.asn),
+  bgpRouterId: r.bgpRouterId,
+  loopback: r.loopback,
+  mgmtAddress: r.mgmtAddress,
+  platform: r.platform as RouterPlatform,
+  bfd: r.bfd === 1,
+  maxPrefix: r.maxPrefix,
+  upstreams: JSON.parse(r.upstreams) as Upstream[],
   createdAt: r.createdAt,
 });
 

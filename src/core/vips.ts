@@ -15,6 +15,7 @@ import { type Ctx, type Scope, same, stamp } from './context.js';
 import { pools } from './infra.js';
 import { beginQuota } from './quotas.js';
 import * as ref from './resolve.js';
+import { logSiteFabricChange } from './routers.js';
 import { siteView, vipView } from './views.js';
 
 export type HealthCheckInput = Static<typeof I.HealthCheckIn>;
@@ -161,6 +162,8 @@ export async function createVip(ctx: Ctx, scope: Scope, input: VipInput): Promis
     await quota();
     const backends = await setBackends(tx, row, input.backends ?? [], scope);
     await tx.appendChange({ kind: 'vip.created', vip: await vipInfo(tx, row) }, createdAt, ctx.actor);
+    // Every fabric router of its site accepts its address from the hosts (model/fabric.ts).
+    if (row.siteId !== null) await logSiteFabricChange(tx, ctx, { kind: 'vip.created', id: row.id }, row.siteId, 'all');
     return vipView(row, backends);
   });
 }
@@ -194,6 +197,7 @@ export async function deleteVip(ctx: Ctx, scope: Scope, vipRef: string): Promise
     await tx.remove('allocations', { owner: vip.id });
     await tx.remove('vips', { id: vip.id });
     await tx.appendChange({ kind: 'vip.deleted', vip: info }, ctx.clock.now().toISOString(), ctx.actor);
+    if (vip.siteId !== null) await logSiteFabricChange(tx, ctx, { kind: 'vip.deleted', id: vip.id }, vip.siteId, 'all');
   });
 }
 

@@ -13,6 +13,8 @@ export type NetworkInfo = Static<typeof S.NetworkInfo>;
 export type VipInfo = Static<typeof S.VipInfo>;
 export type PeerInfo = Static<typeof S.PeerInfo>;
 export type TokenInfo = Static<typeof S.TokenInfo>;
+export type RouterInfo = Static<typeof S.RouterInfo>;
+export type AffectedRouter = Static<typeof S.AffectedRouter>;
 /** `profile` is a ProfileInput (model/profile.ts), or null: no image yet. */
 export type InstanceInfo = Omit<Static<typeof S.InstanceInfo>, 'profile'> & { profile: ProfileInput | null };
 export type ChangeActor = Static<typeof S.ChangeActor>;
@@ -34,7 +36,12 @@ export type Change =
   // settings, its tenant's keys); `fromHostId`: the host it left, on a move. Only agents that
   // manage VMs get these (docs/vm-profiles.md).
   | { kind: 'instance.updated'; instance: InstanceInfo; fromHostId: string | null }
-  | { kind: 'instance.deleted'; instance: InstanceInfo };
+  | { kind: 'instance.deleted'; instance: InstanceInfo }
+  // Fabric routers (docs/fabric.md): not forwarding state of any hypervisor, sent to no agent.
+  | { kind: 'router.created' | 'router.updated' | 'router.deleted'; router: RouterInfo }
+  // A change of something else (`cause`: its kind and id) altered these routers' rendered configs:
+  // logged right after it, in the same transaction.
+  | { kind: 'fabric.updated'; routers: AffectedRouter[]; cause: { kind: string; id: string } };
 
 export type ChangeKind = Change['kind'];
 
@@ -94,11 +101,17 @@ export function changeEntity(c: Change): string {
     case 'instance.updated':
     case 'instance.deleted':
       return c.instance.instanceId;
+    case 'router.created':
+    case 'router.updated':
+    case 'router.deleted':
+      return c.router.routerId;
+    case 'fabric.updated':
+      return c.cause.id;
   }
 }
 
 /** The kind of object a change is about: the part of its kind before the dot. */
-export type ObjectKind = 'port' | 'host' | 'network' | 'vip' | 'peer' | 'token' | 'instance';
+export type ObjectKind = 'port' | 'host' | 'network' | 'vip' | 'peer' | 'token' | 'instance' | 'router' | 'fabric';
 
 /**
  * What a change is about: the object's kind, id, and the name its payload
@@ -128,6 +141,13 @@ export function changeObject(c: Change): ChangeObject {
     case 'instance.updated':
     case 'instance.deleted':
       return { kind, id, name: c.instance.name };
+    case 'router.created':
+    case 'router.updated':
+    case 'router.deleted':
+      return { kind, id, name: c.router.name };
+    // Named by the routers it altered; its id is the change that caused it.
+    case 'fabric.updated':
+      return { kind, id, name: c.routers.map((r) => r.name).join(',') };
     default:
       return { kind, id, name: null };
   }

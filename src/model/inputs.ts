@@ -2,7 +2,19 @@
 // against them (shape only; meaning such as CIDRs, ranges and uniqueness is
 // checked in the core) and core/ takes their Static<> types as its inputs.
 import { Type as T } from '@sinclair/typebox';
-import { HealthCheckType, HostState, ImportPolicy, InstanceState, MaxPrefixAction, NetworkKind, Nullable, ResourcesIn, Role } from './schema.js';
+import {
+  HealthCheckType,
+  HostState,
+  ImportPolicy,
+  InstanceState,
+  MaxPrefixAction,
+  NetworkKind,
+  Nullable,
+  ResourcesIn,
+  Role,
+  RouterPlatform,
+  RouterRole,
+} from './schema.js';
 import { MAX_SVP_CLIENT_ADDRESSES } from './validate.js';
 
 const strict = { additionalProperties: false };
@@ -185,6 +197,32 @@ const PeerProps = {
 };
 export const PeerCreate = T.Object({ host: T.Optional(Ref), rack: T.Optional(Ref), ...PeerProps }, strict);
 export const PeerPatch = T.Partial(T.Object(PeerProps, strict), strict);
+
+export const UpstreamIn = T.Object(
+  {
+    name: Str,
+    neighbor: Str,
+    remoteAsn: T.Integer(),
+    maxPrefix: T.Optional(T.Integer()),
+    bfd: T.Optional(T.Boolean()),
+    description: T.Optional(Nullable(Str)),
+  },
+  strict,
+);
+
+const RouterProps = {
+  asn: T.Integer(),
+  bgpRouterId: Str,
+  loopback: Str,
+  mgmtAddress: T.Optional(Nullable(Str)),
+  platform: T.Optional(RouterPlatform),
+  bfd: T.Optional(T.Boolean()),
+  maxPrefix: T.Optional(T.Integer()),
+  upstreams: T.Optional(T.Array(UpstreamIn, { maxItems: 64 })),
+};
+export const RouterCreate = T.Object({ name: Str, role: RouterRole, site: Ref, rack: T.Optional(Nullable(Ref)), ...RouterProps }, strict);
+/** Role, site and rack stay: a router that moves is another router. */
+export const RouterPatch = T.Partial(T.Object({ name: Str, ...RouterProps }, strict), strict);
 
 export const TokenCreate = T.Object(
   {

@@ -2,7 +2,17 @@
 // change log's records (TypeBox: JSON Schema that is also a TypeScript type);
 // model/types.ts and model/changes.ts derive their types from these.
 import { type Static, Type as T, type TProperties, type TSchema } from '@sinclair/typebox';
-import { HEALTH_CHECK_TYPES, HOST_STATES, IMPORT_POLICIES, INSTANCE_STATES, MAX_PREFIX_ACTIONS, NETWORK_KINDS, ROLES } from './types.js';
+import {
+  HEALTH_CHECK_TYPES,
+  HOST_STATES,
+  IMPORT_POLICIES,
+  INSTANCE_STATES,
+  MAX_PREFIX_ACTIONS,
+  NETWORK_KINDS,
+  ROLES,
+  ROUTER_PLATFORMS,
+  ROUTER_ROLES,
+} from './types.js';
 
 export const Nullable = <S extends TSchema>(s: S) => T.Union([s, T.Null()]);
 
@@ -32,6 +42,8 @@ export const Role = OneOf(ROLES);
 export const ImportPolicy = OneOf(IMPORT_POLICIES);
 export const MaxPrefixAction = OneOf(MAX_PREFIX_ACTIONS);
 export const HealthCheckType = OneOf(HEALTH_CHECK_TYPES);
+export const RouterRole = OneOf(ROUTER_ROLES);
+export const RouterPlatform = OneOf(ROUTER_PLATFORMS);
 
 // --- entities ------------------------------------------------------------
 
@@ -203,6 +215,47 @@ export const Peer = T.Object(
   { $id: 'Peer' },
 );
 
+/** A session of a border router to a router outside the fabric (a transit or the WAN): not derivable, so explicit. */
+export const Upstream = T.Object(
+  {
+    // Names the session in the rendered config: 1..32 of [a-z0-9_], a letter first.
+    name: T.String(),
+    neighbor: T.String(),
+    remoteAsn: T.Number(),
+    // The most routes it may send (all of them counted, filtered or not); past it the session is reset.
+    maxPrefix: T.Integer(),
+    bfd: T.Boolean(),
+    description: Nullable(T.String()),
+  },
+  { $id: 'Upstream' },
+);
+
+export const Router = T.Object(
+  {
+    id: T.String(),
+    name: T.String(),
+    // tor: a rack's (rackId set); spine: a site's; border: a site's way out (its upstreams).
+    role: Shown(RouterRole),
+    siteId: T.String(),
+    rackId: Nullable(T.String()),
+    asn: T.Number(),
+    // BGP router id: a nonzero IPv4 address.
+    bgpRouterId: T.String(),
+    // The address its fabric neighbours (spines, ToRs, borders) peer with; its own sessions to them come from it.
+    loopback: T.String(),
+    // Where Weft reaches it (docs/fabric.md); comments only in its config.
+    mgmtAddress: Nullable(T.String()),
+    platform: Shown(RouterPlatform),
+    // BFD on its sessions to other fabric routers (host sessions follow the hosts' peers).
+    bfd: T.Boolean(),
+    // The most routes each session from below (a host, a ToR, a spine) may send.
+    maxPrefix: T.Integer(),
+    upstreams: T.Array(RefTo(Upstream)),
+    createdAt: T.String(),
+  },
+  { $id: 'Router' },
+);
+
 export const Token = T.Object(
   {
     id: T.String(),
@@ -308,6 +361,19 @@ export const InstanceInfo = T.Object({
   migrationUri: T.Optional(Nullable(T.String())),
 });
 
+/** A fabric router as the change log records it. */
+export const RouterInfo = T.Object({
+  routerId: T.String(),
+  ...pick(Router.properties, ['name']),
+  // As stored.
+  role: T.String(),
+  ...pick(Router.properties, ['siteId', 'rackId', 'asn']),
+  platform: T.String(),
+});
+
+/** A router whose rendered config a change altered, by id and name. */
+export const AffectedRouter = T.Object({ routerId: T.String(), name: T.String() });
+
 /** A deleted token, as the change log tells the stream servers to end its sessions: never its secret or hash. */
 export const TokenInfo = T.Object({
   tokenId: T.String(),
@@ -324,7 +390,7 @@ export const ChangeActor = T.Object({ tokenId: T.String(), name: T.String() }, {
 /** What a change is about, as GET /v1/changes names it; never stored (model/changes.ts derives it). */
 export const ChangeObject = T.Object(
   {
-    kind: T.String({ description: 'port, host, network, vip, peer, token or instance' }),
+    kind: T.String({ description: 'port, host, network, vip, peer, token, instance, router or fabric' }),
     id: T.String(),
     name: Nullable(T.String({ description: "its name (a port's MAC, a peer's neighbor address); null when the log no longer knows it" })),
   },

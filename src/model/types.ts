@@ -26,6 +26,14 @@ export type MaxPrefixAction = (typeof MAX_PREFIX_ACTIONS)[number];
 export const HEALTH_CHECK_TYPES = ['tcp', 'http'] as const;
 export type HealthCheckType = (typeof HEALTH_CHECK_TYPES)[number];
 
+/** What a fabric router is: a rack's top-of-rack switch, a site's spine, or a border (WAN) router. */
+export const ROUTER_ROLES = ['tor', 'spine', 'border'] as const;
+export type RouterRole = (typeof ROUTER_ROLES)[number];
+
+/** The routing software a fabric router runs: its config is rendered for it (model/fabric-bird.ts, fabric-frr.ts). */
+export const ROUTER_PLATFORMS = ['bird', 'frr'] as const;
+export type RouterPlatform = (typeof ROUTER_PLATFORMS)[number];
+
 export const PLACEMENT_POLICIES = ['spread', 'pack'] as const;
 export type PlacementPolicy = (typeof PLACEMENT_POLICIES)[number];
 
@@ -44,6 +52,8 @@ export type Vip = Static<typeof S.Vip>;
 export type Peer = Static<typeof S.Peer>;
 export type Token = Static<typeof S.Token>;
 export type SshKey = Static<typeof S.SshKey>;
+export type Router = Static<typeof S.Router>;
+export type Upstream = Static<typeof S.Upstream>;
 
 /** A page of a list: `next` is the cursor to pass back, null on the last page. */
 export interface Page<T> {

@@ -1,13 +1,13 @@
 // The self-contained records the change log, the mapping index and the push
 // stream carry (PortMapping, HostInfo...), built from rows in this one place.
-import type { HostInfo, InstanceInfo, NetworkInfo, PeerInfo, PortMapping, TokenInfo, VipInfo } from '../model/changes.js';
+import type { HostInfo, InstanceInfo, NetworkInfo, PeerInfo, PortMapping, RouterInfo, TokenInfo, VipInfo } from '../model/changes.js';
 import { WeftError } from '../model/errors.js';
 import { portIfname } from '../model/ifname.js';
 import { instanceDir, migrationUriOf, type ProfileInput, type ProfilePort, VM_DEFAULTS, VM_ROOT, type VmSettings } from '../model/profile.js';
 import { ROUTED_GATEWAY4, ROUTED_GATEWAY6 } from '../model/profile-render.js';
 import type { NetworkKind, Role } from '../model/types.js';
 import type { Repo } from './repo.js';
-import type { HostRow, InstanceRow, NetworkRow, PeerRow, PortRow, SiteRow, TokenRow, VipRow } from './schema.js';
+import type { HostRow, InstanceRow, NetworkRow, PeerRow, PortRow, RouterRow, SiteRow, TokenRow, VipRow } from './schema.js';
 
 /**
  * A port's mapping from its row, its network's and its host's. Every field
@@ -75,6 +75,16 @@ export const peerInfo = (r: PeerRow): PeerInfo => ({
   maxPrefixAction: r.maxPrefixAction,
   bfd: r.bfd === 1,
   multiprotocol: r.multiprotocol === 1,
+});
+
+export const routerInfo = (r: RouterRow): RouterInfo => ({
+  routerId: r.id,
+  name: r.name,
+  role: r.role,
+  siteId: r.siteId,
+  rackId: r.rackId,
+  asn: Number(r.asn),
+  platform: r.platform,
 });
 
 /** What the log says of a deleted token: who it was, never its secret hash. */

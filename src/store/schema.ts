@@ -3,7 +3,7 @@
 // integers 0/1 so that one query layer serves SQLite and PostgreSQL alike.
 // A column that holds an entity's field as it is takes its type from the
 // entity (model/schema.ts defines it); the rest are declared here.
-import type { Host, Instance, Network, Peer, Port, Rack, Site, SshKey, Tenant, Token, Vip } from '../model/types.js';
+import type { Host, Instance, Network, Peer, Port, Rack, Router, Site, SshKey, Tenant, Token, Vip } from '../model/types.js';
 
 export interface SiteRow extends Omit<Site, 'ipv4Pools' | 'vm'> {
   /** JSON array of CIDRs. */
@@ -74,6 +74,14 @@ export interface PeerRow extends Omit<Peer, 'importPolicy' | 'maxPrefixAction' |
 
 export type SshKeyRow = SshKey;
 
+export interface RouterRow extends Omit<Router, 'role' | 'platform' | 'bfd' | 'upstreams'> {
+  role: string;
+  platform: string;
+  bfd: number;
+  /** JSON array of Upstream. */
+  upstreams: string;
+}
+
 /** No secret is kept: its salted hash and a lookup key (core/tokens.ts). */
 export interface TokenRow extends Omit<Token, 'role'> {
   role: string;
@@ -134,6 +142,7 @@ export interface DB {
   peers: PeerRow;
   tokens: TokenRow;
   sshKeys: SshKeyRow;
+  routers: RouterRow;
   allocations: AllocationRow;
   cursors: CursorRow;
   changes: ChangeRow;

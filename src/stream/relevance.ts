@@ -44,6 +44,12 @@ export function concerns(c: LoggedChange, h: HostView): boolean {
     // No agent's business (and agents refuse kinds they do not know): the stream server acts on it, closing the token's sessions.
     case 'token.deleted':
       return false;
+    // Fabric routers read their configs from the API (docs/fabric.md), not from the stream.
+    case 'router.created':
+    case 'router.updated':
+    case 'router.deleted':
+    case 'fabric.updated':
+      return false;
     // Only to an agent that manages VMs: the host an instance is on, and on a move the one it left.
     case 'instance.updated':
       return h.vm && (c.instance.hostId === h.hostId || c.fromHostId === h.hostId);

@@ -311,6 +311,34 @@ const vmProfiles: Migration = {
   },
 };
 
+/**
+ * Fabric routers (issue 16): the ToRs, spines and border routers whose
+ * configs weft renders. Upstreams are JSON (an array of Upstream); the
+ * sessions to hosts and between fabric routers are derived, not stored.
+ */
+const fabricRouters: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema
+      .createTable('routers')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('name', 'text', (c) => c.notNull().unique())
+      .addColumn('role', 'text', (c) => c.notNull())
+      .addColumn('site_id', 'text', (c) => c.notNull().references('sites.id'))
+      .addColumn('rack_id', 'text', (c) => c.references('racks.id'))
+      .addColumn('asn', 'bigint', (c) => c.notNull())
+      .addColumn('bgp_router_id', 'text', (c) => c.notNull())
+      .addColumn('loopback', 'text', (c) => c.notNull().unique())
+      .addColumn('mgmt_address', 'text')
+      .addColumn('platform', 'text', (c) => c.notNull())
+      .addColumn('bfd', 'integer', (c) => c.notNull())
+      .addColumn('max_prefix', 'integer', (c) => c.notNull())
+      .addColumn('upstreams', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('routers_site').on('routers').column('site_id').execute();
+  },
+};
+
 class StaticProvider implements MigrationProvider {
   async getMigrations(): Promise<Record<string, Migration>> {
     return {
@@ -324,6 +352,7 @@ class StaticProvider implements MigrationProvider {
       '0009-token-salts': tokenSalts,
       '0010-change-actors': changeActors,
       '0011-vm-profiles': vmProfiles,
+      '0012-fabric-routers': fabricRouters,
     };
   }
 }
