@@ -47,11 +47,13 @@ export const LAYERS: Record<string, readonly string[]> = {
     'model',
     'sys',
   ],
+  // Fabric routers' side of `weft fabric`: check, diff and apply a rendered config with the platform's tools.
+  fabric: ['agent/routing', 'model', 'sys'],
   // The lab drives a cloud through the API client and the binaries, like an operator.
   lab: ['cli/client', 'agent/names', 'model', 'sys'],
   'cli/client': ['model'],
   // The weft binary: every command's entry point (stream: `changes --follow` retries on the agents' backoff).
-  cli: ['cli/client', 'lab', 'server', 'agent', 'stream', 'store', 'core', 'model', 'sys'],
+  cli: ['cli/client', 'lab', 'server', 'agent', 'fabric', 'stream', 'store', 'core', 'model', 'sys'],
 };
 
 /** Files that are a layer of their own (a small vocabulary others share). */

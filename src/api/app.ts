@@ -6,12 +6,14 @@ import { type Static, Type as T, type TSchema } from '@sinclair/typebox';
 import { Ajv } from 'ajv';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import { ALL, actingAs, type Ctx, type Scope } from '../core/context.js';
+import * as fabric from '../core/fabric.js';
 import * as infra from '../core/infra.js';
 import * as inst from '../core/instances.js';
 import * as keys from '../core/keys.js';
 import * as peers from '../core/peers.js';
 import * as profiles from '../core/profiles.js';
 import * as q from '../core/queries.js';
+import * as routers from '../core/routers.js';
 import * as tenancy from '../core/tenancy.js';
 import * as tokens from '../core/tokens.js';
 import * as vips from '../core/vips.js';
@@ -551,6 +553,41 @@ export async function buildApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastify
     update: { body: S.PeerPatch, handler: (r, id, b) => peers.updatePeer(actx(r), id, b) },
     remove: (r, id) => peers.deletePeer(actx(r), id),
   });
+  // Fabric routers: operators only, like hosts (docs/fabric.md).
+  crud({
+    kind: 'routers',
+    path: 'routers',
+    tag: 'fabric',
+    item: T.Ref('Router'),
+    read: 'infra-read',
+    write: 'infra-write',
+    create: { body: S.RouterCreate, handler: (r, b) => routers.createRouter(actx(r), b) },
+    update: { body: S.RouterPatch, handler: (r, id, b) => routers.updateRouter(actx(r), id, b) },
+    remove: (r, id) => routers.deleteRouter(actx(r), id),
+  });
+  app.get(
+    '/v1/routers/:id/config',
+    {
+      config: { perm: 'infra-read' },
+      schema: {
+        tags: ['fabric'],
+        summary: "The router's complete config, rendered from the source of truth (text/plain)",
+        operationId: 'getRouterConfig',
+        params: S.IdParam,
+        querystring: T.Object({ format: T.Optional(T.Union([T.Literal('bird'), T.Literal('frr')])) }, { additionalProperties: false }),
+        response: {
+          200: {
+            description: 'bird.conf or frr.conf; the X-Weft-Platform header names which',
+            content: { 'text/plain': { schema: T.String() } },
+          },
+        },
+      },
+    },
+    async (req, reply) => {
+      const { platform, config } = await fabric.routerConfig(ctx, (req.params as { id: string }).id, (req.query as { format?: string }).format);
+      return reply.header('x-weft-platform', platform).type('text/plain; charset=utf-8').send(config);
+    },
+  );
   crud({
     kind: 'tokens',
     path: 'tokens',

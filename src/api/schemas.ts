@@ -19,11 +19,13 @@ import {
   QuotaCounts,
   Rack,
   Resources,
+  Router,
   Site,
   SshKey,
   Tenant,
   Token,
   tenantProps,
+  Upstream,
   Vip,
   VmSettings,
 } from '../model/schema.js';
@@ -43,6 +45,8 @@ export {
   PortPatch,
   PortSpec,
   RackCreate,
+  RouterCreate,
+  RouterPatch,
   SiteCreate,
   SitePatch,
   SshKeyCreate,
@@ -52,7 +56,7 @@ export {
   VipCreate,
   VipPatch,
 } from '../model/inputs.js';
-export { Host, Instance, Network, Peer, Port, Rack, Site, SshKey, Tenant, Token, Vip };
+export { Host, Instance, Network, Peer, Port, Rack, Router, Site, SshKey, Tenant, Token, Vip };
 
 export const QueryStr = T.String({ maxLength: 256, pattern: NO_CONTROL });
 
@@ -183,6 +187,8 @@ export const SHARED = [
   InstanceWithPorts,
   Vip,
   Peer,
+  Upstream,
+  Router,
   Token,
   SshKey,
   InstanceProfile,

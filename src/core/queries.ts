@@ -186,6 +186,8 @@ export async function get(ctx: Ctx, scope: Scope, kind: Exclude<Kind, 'vips' | '
         return tokenView(await ref.token(tx, id));
       case 'sshKeys':
         return sshKeyView(await ref.owned(tx, 'sshKeys', id, scope));
+      case 'routers':
+        return routerView(await ref.router(tx, id));
     }
   });
 }
