@@ -1,7 +1,9 @@
 // The `weft` executable: `weft server`, and thin operator commands over the
 // REST API (`weft site|host|... create|get|list|delete`). Errors print as
 // `error: <message>` with a non-zero exit; --debug adds the stack.
-import { readFileSync, realpathSync } from 'node:fs';
+import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_TENANT_RATE_MAX } from '../core/context.js';
@@ -19,6 +21,8 @@ import {
   NETWORK_KINDS,
   PLACEMENT_POLICIES,
   ROLES,
+  ROUTER_PLATFORMS,
+  ROUTER_ROLES,
   type Role,
 } from '../model/types.js';
 import { RATE_MAX } from '../model/validate.js';
@@ -815,6 +819,107 @@ entity({
       .option('--description <text>'),
   patch: peerFields,
 });
+
+entity({
+  name: 'router',
+  path: 'routers',
+  filters: ['site', 'rack', 'role', 'name'],
+  choices: { role: ROUTER_ROLES },
+  create: (c) =>
+    routerOpts(
+      c
+        .argument('<name>')
+        .addOption(new Option('--role <role>', 'tor (of a rack), spine (of a site), border (WAN)').choices(ROUTER_ROLES).makeOptionMandatory())
+        .requiredOption('--site <site>')
+        .option('--rack <rack>', "a tor's rack"),
+    ),
+  body: ([name], o) => ({ name, role: o.role, site: o.site, rack: o.rack, ...routerFields(o) }),
+  update: (c) => routerOpts(c.option('--name <name>')).option('--no-upstreams', 'remove every upstream'),
+  patch: (o) => ({ name: o.name, ...routerFields(o), upstreams: o.upstreams === false ? [] : routerFields(o).upstreams }),
+});
+
+/** The flags a router's create and update share. */
+function routerOpts(c: Command): Command {
+  return c
+    .option('--asn <asn>', 'its BGP ASN', int('asn'))
+    .option('--router-id <ip>', 'BGP router id (IPv4)')
+    .option('--loopback <ip>', 'the address its fabric neighbours peer with')
+    .option('--mgmt-address <ip>', 'where weft reaches it')
+    .addOption(new Option('--platform <platform>', 'what it runs (default bird)').choices(ROUTER_PLATFORMS))
+    .option('--bfd <bool>', 'BFD on its sessions to other fabric routers', bool)
+    .option('--max-prefix <n>', 'the most routes each session from below may send (default 1000)', int('max-prefix'))
+    .option('--upstream <spec>', "a border's upstream (repeatable; replaces the list): NAME,NEIGHBOR,ASN[,max-prefix=N][,bfd=true]", collect);
+}
+
+function routerFields(o: Record<string, unknown>) {
+  const ups = o.upstream as string[] | undefined;
+  return {
+    asn: o.asn,
+    bgpRouterId: o.routerId,
+    loopback: o.loopback,
+    mgmtAddress: o.mgmtAddress,
+    platform: o.platform,
+    bfd: o.bfd,
+    maxPrefix: o.maxPrefix,
+    upstreams: ups?.map((spec) => {
+      const [name, neighbor, asn, ...rest] = spec.split(',');
+      if (!name || !neighbor || !asn) throw new InvalidArgumentError(`--upstream ${spec}: must be NAME,NEIGHBOR,ASN[,max-prefix=N][,bfd=true]`);
+      const kv = Object.fromEntries(rest.map((r) => r.split('=') as [string, string]));
+      return defined({
+        name,
+        neighbor,
+        remoteAsn: Number(asn),
+        maxPrefix: kv['max-prefix'] === undefined ? undefined : Number(kv['max-prefix']),
+        bfd: kv.bfd === undefined ? undefined : kv.bfd === 'true',
+      });
+    }),
+  };
+}
+
+const fabricCmd = program.command('fabric').description("fabric routers' configs from the source of truth: render, diff, apply (docs/fabric.md)");
+const renderedConfig = async (ref: string, format?: string) =>
+  client().get<string>(`/v1/routers/${encodeURIComponent(ref)}/config${format ? `?format=${format}` : ''}`);
+fabricCmd
+  .command('render <router>')
+  .description("print the router's complete config")
+  .addOption(new Option('--format <format>', "bird.conf or frr.conf (default: the router's platform)").choices(ROUTER_PLATFORMS))
+  .action(async (ref: string, o: { format?: string }) => void process.stdout.write(await renderedConfig(ref, o.format)));
+fabricCmd
+  .command('diff <router>')
+  .description('a unified diff from the config the router runs (on this machine) to the rendered one; exit 1 when they differ')
+  .addOption(new Option('--format <format>').choices(ROUTER_PLATFORMS))
+  .option('--running <file>', 'the config it runs (default /etc/bird/bird.conf, or /etc/frr/frr.conf)')
+  .action(async (ref: string, o: { format?: string; running?: string }) => {
+    const { unifiedDiff } = await import('../fabric/apply.js');
+    const conf = await renderedConfig(ref, o.format);
+    const running = o.running ?? (conf.startsWith('!') ? '/etc/frr/frr.conf' : '/etc/bird/bird.conf');
+    const tmp = writeTemp(conf);
+    const diff = await unifiedDiff(running, tmp);
+    process.stdout.write(diff);
+    if (diff !== '') process.exitCode = 1;
+  });
+fabricCmd
+  .command('apply <router>')
+  .description("on the router: check the rendered config with BIRD's own parser, apply it, and roll back unless every session that was up is up again")
+  .option('--confirm-timeout <s>', 'seconds the sessions have to come back (default 60)', int('confirm-timeout'))
+  .option('--bird-socket <path>', "BIRD's control socket", '/run/bird/bird.ctl')
+  .option('--bird-conf <path>', "BIRD's config file", '/etc/bird/bird.conf')
+  .action(async (ref: string, o: { confirmTimeout?: number; birdSocket: string; birdConf: string }) => {
+    const conf = await renderedConfig(ref, 'bird');
+    const { applyLocalBird } = await import('../fabric/apply.js');
+    const r = await applyLocalBird(conf, { socket: o.birdSocket, confPath: o.birdConf, confirmTimeoutS: o.confirmTimeout ?? 60 });
+    if (r.confirmed) process.stdout.write(`applied and confirmed: ${ref}\n`);
+    else throw new WeftError('E_DATAPLANE', `rolled back: sessions ${r.down.join(', ')} did not come back within ${o.confirmTimeout ?? 60} s`);
+  });
+
+/** Writes `text` to a new private temp file and returns its path. */
+function writeTemp(text: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-fabric-'));
+  const path = join(dir, 'rendered.conf');
+  writeFileSync(path, text, { mode: 0o600 });
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return path;
+}
 
 /** A peer's fields from `peer create` / `peer update` flags (unset ones stay undefined). */
 function peerFields(o: Record<string, unknown>) {

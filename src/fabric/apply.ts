@@ -3,7 +3,7 @@
 // applied with BIRD's undo timer armed, and confirmed only once every session
 // that was up before is up again; otherwise rolled back to the config it ran.
 import { readFile } from 'node:fs/promises';
-import type { BgpStatus, Bird } from '../agent/routing/bird.js';
+import { type BgpStatus, type Bird, BirdControl } from '../agent/routing/bird.js';
 import { WeftError } from '../model/errors.js';
 import { run as defaultRun, type Runner } from '../sys/exec.js';
 
@@ -57,6 +57,11 @@ export async function applyBird(bird: Bird, conf: string, o: BirdApplyOptions): 
   }
   await bird.configure(previous);
   return { confirmed: false, down };
+}
+
+/** applyBird on this machine's BIRD, through its control socket. */
+export function applyLocalBird(conf: string, o: { socket: string; confPath: string; confirmTimeoutS: number }): Promise<ApplyResult> {
+  return applyBird(new BirdControl({ socket: o.socket, confPath: o.confPath }), conf, { confPath: o.confPath, confirmTimeoutS: o.confirmTimeoutS });
 }
 
 /** FRR's own check of a config file (`vtysh -C -f`): throws E_DATAPLANE with vtysh's message if it refuses. */
