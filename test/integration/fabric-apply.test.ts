@@ -26,7 +26,7 @@ const site: Site = {
   underlayPool: '192.0.2.0/26',
   ipv4Pools: ['203.0.113.0/27'],
   ipv6Block: '2001:db8:101::/48',
-  vm: { imagePool: null, imagePath: '', dnsServers: [], arpTimeoutMs: 0, ndTimeoutMs: 0, sharedStorage: false },
+  vm: { imagePool: null, imagePath: '', dnsServers: [], arpTimeoutMs: 0, ndTimeoutMs: 0, sharedStorage: false, migrationUri: '' },
   createdAt: AT,
 };
 const host = (asn: number): Host => ({
