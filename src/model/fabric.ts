@@ -3,39 +3,12 @@
 // pools, VIPs and the other fabric routers. The BIRD and FRR renderers
 // (fabric-bird.ts, fabric-frr.ts) take this view and nothing else.
 import { type Cidr, cidrsOverlap, parseCidr, parseIp } from './addr.js';
+import { BOGONS4 as FABRIC_BOGONS4, BOGONS6 as FABRIC_BOGONS6 } from './bogons.js';
 import { invalid } from './errors.js';
 import type { Host, Peer, Router, RouterPlatform, RouterRole, Site } from './types.js';
 
-/** Bogons: never accepted from anyone, each with every longer prefix (as the hosts' own filters, agent/routing/bird-conf.ts). */
-export const FABRIC_BOGONS4: readonly string[] = [
-  '0.0.0.0/8',
-  '10.0.0.0/8',
-  '100.64.0.0/10',
-  '127.0.0.0/8',
-  '169.254.0.0/16',
-  '172.16.0.0/12',
-  '192.0.0.0/24',
-  '192.0.2.0/24',
-  '192.168.0.0/16',
-  '198.18.0.0/15',
-  '198.51.100.0/24',
-  '203.0.113.0/24',
-  '224.0.0.0/4',
-  '240.0.0.0/4',
-];
-export const FABRIC_BOGONS6: readonly string[] = [
-  '::/8',
-  '100::/64',
-  '2001:2::/48',
-  '2001:10::/28',
-  '2001:db8::/32',
-  '2002::/16',
-  '3ffe::/16',
-  'fc00::/7',
-  'fe80::/10',
-  'fec0::/10',
-  'ff00::/8',
-];
+/** Bogons: never accepted from anyone, each with every longer prefix (the hosts' own filters use the same lists). */
+export { BOGONS4 as FABRIC_BOGONS4, BOGONS6 as FABRIC_BOGONS6 } from './bogons.js';
 /** The longest prefixes a full table from an upstream may hold. */
 export const UPSTREAM_LONGEST4 = 24;
 export const UPSTREAM_LONGEST6 = 48;

@@ -27,6 +27,7 @@
 //   (weft_export4/6): the host's own statics only, as a host is never transit,
 //   tagged GRACEFUL_SHUTDOWN while the host drains.
 import { type Cidr, type Family, parseCidr, parseIp } from '../../model/addr.js';
+import { BOGONS4, BOGONS6, LONGEST4, LONGEST6 } from '../../model/bogons.js';
 import { invalid } from '../../model/errors.js';
 import { checkIfname } from '../../model/ifname.js';
 import { type BgpSession, MAX_PREFIX_ACTIONS, type RoutingInputs } from './inputs.js';
@@ -58,42 +59,8 @@ export const EXPORT6 = 'weft_export6';
 /** RFC 8326 GRACEFUL_SHUTDOWN, the community (65535, 0). */
 export const GRACEFUL_SHUTDOWN: readonly [number, number] = [65535, 0];
 
-/**
- * Bogons: never accepted from an upstream, each prefix together with every
- * longer one (`prefix+` in BIRD). The default routes are not bogons.
- */
-export const BOGONS4: readonly string[] = [
-  '0.0.0.0/8',
-  '10.0.0.0/8',
-  '100.64.0.0/10',
-  '127.0.0.0/8',
-  '169.254.0.0/16',
-  '172.16.0.0/12',
-  '192.0.0.0/24',
-  '192.0.2.0/24',
-  '192.168.0.0/16',
-  '198.18.0.0/15',
-  '198.51.100.0/24',
-  '203.0.113.0/24',
-  '224.0.0.0/4',
-  '240.0.0.0/4',
-];
-export const BOGONS6: readonly string[] = [
-  '::/8',
-  '100::/64',
-  '2001:2::/48',
-  '2001:10::/28',
-  '2001:db8::/32',
-  '2002::/16',
-  '3ffe::/16',
-  'fc00::/7',
-  'fe80::/10',
-  'fec0::/10',
-  'ff00::/8',
-];
-/** The longest prefixes a full-table import accepts. */
-export const LONGEST4 = 24;
-export const LONGEST6 = 48;
+/** Bogons and the longest prefixes of a full table: one list for the hosts and the fabric (model/bogons.ts). */
+export { BOGONS4, BOGONS6, LONGEST4, LONGEST6 };
 
 const ASN_MAX = 4294967295;
 const SESSION_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
