@@ -14,8 +14,9 @@ cd "$(dirname "$0")/.."
 # `devel net-convert`) checks the profiles' seeds, and cloud-image-utils (cloud-localds, with
 # genisoimage) builds them; qemu-utils (qemu-img) makes each instance's disk on its image; openssh-client (ssh-keygen) makes the test keys; zsh runs the generated completion (test/integration/cli-output.test.ts);
 # qemu-system-x86 and busybox-static boot the lab's real VM (`weft lab up --boot-vm`, src/lab/guest.ts) on Debian's kernel, fetched below;
-# chromium (Debian's, driven by playwright-core) runs the web console's browser tests (test/browser/).
-need_pkgs=(g++ make python3 iproute2 ca-certificates curl openssl nftables tcpdump iperf3 iputils-ping python3-scapy bird2 prometheus frr libvirt-clients libxml2-utils cloud-init cloud-image-utils genisoimage qemu-utils openssh-client zsh qemu-system-x86 busybox-static chromium)
+# chromium (Debian's, driven by playwright-core) runs the web console's browser tests (test/browser/); frr-pythontools
+# (frr-reload.py) is how `weft fabric apply` reloads FRR (test/integration/fabric-frr.test.ts).
+need_pkgs=(g++ make python3 iproute2 ca-certificates curl openssl nftables tcpdump iperf3 iputils-ping python3-scapy bird2 prometheus frr libvirt-clients libxml2-utils cloud-init cloud-image-utils genisoimage qemu-utils openssh-client zsh qemu-system-x86 busybox-static chromium frr-pythontools)
 if [[ "${1:-}" == "--with-postgres" ]]; then need_pkgs+=(postgresql); fi
 
 if ! command -v node >/dev/null; then

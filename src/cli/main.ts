@@ -900,16 +900,25 @@ fabricCmd
   });
 fabricCmd
   .command('apply <router>')
-  .description("on the router: check the rendered config with BIRD's own parser, apply it, and roll back unless every session that was up is up again")
+  .description(
+    "on the router: check the rendered config with the platform's own tool (bird -p, vtysh -C), apply it (birdc configure timeout, frr-reload.py), and roll back unless every session that was up is up again",
+  )
   .option('--confirm-timeout <s>', 'seconds the sessions have to come back (default 60)', int('confirm-timeout'))
   .option('--bird-socket <path>', "BIRD's control socket", '/run/bird/bird.ctl')
   .option('--bird-conf <path>', "BIRD's config file", '/etc/bird/bird.conf')
-  .action(async (ref: string, o: { confirmTimeout?: number; birdSocket: string; birdConf: string }) => {
-    const conf = await renderedConfig(ref, 'bird');
-    const { applyLocalBird } = await import('../fabric/apply.js');
-    const r = await applyLocalBird(conf, { socket: o.birdSocket, confPath: o.birdConf, confirmTimeoutS: o.confirmTimeout ?? 60 });
-    if (r.confirmed) process.stdout.write(`applied and confirmed: ${ref}\n`);
-    else throw new WeftError('E_DATAPLANE', `rolled back: sessions ${r.down.join(', ')} did not come back within ${o.confirmTimeout ?? 60} s`);
+  .option('--frr-conf <path>', "FRR's integrated config file", '/etc/frr/frr.conf')
+  .option('--vty-socket <dir>', "the FRR daemons' vty socket directory (vtysh --vty_socket), when not FRR's default")
+  .action(async (ref: string, o: { confirmTimeout?: number; birdSocket: string; birdConf: string; frrConf: string; vtySocket?: string }) => {
+    const router = await client().get<{ platform: 'bird' | 'frr' }>(`/v1/routers/${encodeURIComponent(ref)}`);
+    const conf = await renderedConfig(ref, router.platform);
+    const { applyLocalBird, applyFrr } = await import('../fabric/apply.js');
+    const timeout = o.confirmTimeout ?? 60;
+    const r =
+      router.platform === 'frr'
+        ? await applyFrr(conf, { confPath: o.frrConf, confirmTimeoutS: timeout, ...(o.vtySocket ? { vtySocket: o.vtySocket } : {}) })
+        : await applyLocalBird(conf, { socket: o.birdSocket, confPath: o.birdConf, confirmTimeoutS: timeout });
+    if (r.confirmed) process.stdout.write(`applied and confirmed: ${ref} (${router.platform})\n`);
+    else throw new WeftError('E_DATAPLANE', `rolled back: sessions ${r.down.join(', ')} did not come back within ${timeout} s`);
   });
 
 /** Writes `text` to a new private temp file and returns its path. */

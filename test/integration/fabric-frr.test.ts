@@ -3,14 +3,16 @@
 // host's BIRD in another, one veth between them. The ToR's config is loaded
 // as vtysh loads frr.conf; the host's session comes up (BIRD to FRR), and
 // its route map takes the routed address the host owns and refuses another's
-// prefix, a too-specific one and a bogon.
+// prefix, a too-specific one and a bogon. Then `applyFrr` as `weft fabric
+// apply` runs it: a change that keeps the session is confirmed, one that
+// breaks it is rolled back, one vtysh refuses never reaches FRR.
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { checkFrr } from '../../src/fabric/apply.js';
+import { applyFrr, checkFrr, frrEstablished } from '../../src/fabric/apply.js';
 import { fabricView } from '../../src/model/fabric.js';
 import { renderFrr } from '../../src/model/fabric-frr.js';
 import type { Host, Router, Site } from '../../src/model/types.js';
@@ -141,5 +143,34 @@ describe('the rendered frr.conf on a real FRR', { skip }, () => {
       async () => /0\.0\.0\.0\/0/.test((await run('birdc', ['-s', join(dir, 'host.ctl'), 'show', 'route'], { okCodes: [1] })).stdout),
       30_000,
     );
+  });
+
+  test('apply: a change that keeps the session is confirmed; one that breaks it is rolled back; a refused one changes nothing', async () => {
+    const render = (h: Host, t: Router = tor) =>
+      renderFrr(fabricView({ router: t, site, racks: [{ id: 'rack', name: 'r1' }], routers: [t], hosts: [h], peers: [], vips: [] }));
+    const confPath = join(dir, 'running.conf');
+    writeFileSync(confPath, render(host));
+    const running = () => vtysh('-c', 'show running-config');
+    const established = async () => (await frrEstablished({ vtySocket: dir })).has('192.0.2.1');
+    await until('the host session Established', established, 60_000);
+
+    const changed = render(host, { ...tor, maxPrefix: 50 });
+    assert.deepEqual(await applyFrr(changed, { confPath, confirmTimeoutS: 30, vtySocket: dir }), { confirmed: true, down: [] });
+    assert.equal(readFileSync(confPath, 'utf8'), changed, 'confirmed: the file is the new config');
+    assert.match(await running(), /neighbor 192\.0\.2\.1 maximum-prefix 50/);
+
+    // The source of truth says the host has another ASN: its session cannot come back, so the change is undone.
+    const broken = render({ ...host, asn: 65199 });
+    const rolled = await applyFrr(broken, { confPath, confirmTimeoutS: 3, vtySocket: dir });
+    assert.deepEqual(rolled, { confirmed: false, down: ['192.0.2.1'] });
+    assert.equal(readFileSync(confPath, 'utf8'), changed, 'the file is still the config that runs');
+    assert.match(await running(), /neighbor 192\.0\.2\.1 remote-as 65101/);
+    await until('the host session Established again after the rollback', established, 60_000);
+
+    await assert.rejects(
+      applyFrr('router bgp 65010\n neighbor 192.0.2.1 remote-as\n', { confPath, confirmTimeoutS: 3, vtySocket: dir }),
+      /FRR refused the config/,
+    );
+    assert.match(await running(), /maximum-prefix 50/, 'a refused config never reached FRR');
   });
 });
