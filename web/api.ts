@@ -1,7 +1,7 @@
 // The console's only way to the server: the REST API with the token as a
 // Bearer header, and GET /v1/events read with fetch (EventSource cannot send
 // the header). Every scoping decision is the API's; the page shows what it gets.
-import type { components } from '../src/cli/api-types.js';
+import type { components, paths } from '../src/cli/api-types.js';
 
 export type Schemas = components['schemas'];
 export type Host = Schemas['Host'];
@@ -16,33 +16,8 @@ export type Vip = Schemas['Vip'];
 export type Token = Schemas['Token'];
 export type Change = Schemas['Change'];
 
-/** One connected agent as GET /v1/agents and the `agents` event report it. */
-export interface AgentStatus {
-  hostId: string;
-  connectedAt: string;
-  appliedVersion: number;
-  sentVersion: number;
-  lag: number;
-  routing: {
-    birdUp: boolean;
-    inSync: boolean;
-    lastError: string | null;
-    sessions: {
-      peerId: string | null;
-      neighbor: string | null;
-      state: string;
-      established: boolean;
-      since: string;
-      lastError: string | null;
-      received: number;
-      accepted: number;
-      exported: number;
-    }[];
-    announced: string[];
-  } | null;
-  guards: { unguarded: number; ports: { portId: string; ifname: string; kind: 'refused' | 'failed'; reason: string }[] } | null;
-  vms: { running: number; stopped: number; noImage: number; failing: { instanceId: string; reason: string }[] } | null;
-}
+/** One connected agent as GET /v1/agents and the `agents` event report it (the API's own schema). */
+export type AgentStatus = paths['/v1/agents']['get']['responses'][200]['content']['application/json']['items'][number];
 
 /** A change as the event stream carries it. */
 export interface EventChange {
