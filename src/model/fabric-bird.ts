@@ -2,12 +2,15 @@
 // per-session import filters that accept only what the hosts below may
 // announce, bogons refused, receive limits, ECMP into the kernel, BFD and
 // GRACEFUL_SHUTDOWN honoured. Golden-tested; every golden passes `bird -p`.
+
+import { LONGEST4, LONGEST6 } from './bogons.js';
 import type { FabricSession, FabricView, PrefixRule } from './fabric.js';
 
 type Family = 4 | 6;
 const FAMILIES: readonly Family[] = [4, 6];
 const DEFAULT: Record<Family, string> = { 4: '0.0.0.0/0', 6: '::/0' };
-const LONGEST: Record<Family, number> = { 4: 24, 6: 48 };
+/** The longest prefix an upstream's full table may hold (the hosts' `full` import policy's too). */
+const LONGEST: Record<Family, number> = { 4: LONGEST4, 6: LONGEST6 };
 
 const rule = (r: PrefixRule) => `${r.prefix}{${r.min},${r.max}}`;
 const rulesOf = (s: FabricSession, f: Family) => (f === 4 ? s.accept4 : s.accept6);

@@ -2,6 +2,8 @@
 // (model/fabric.ts): the same sessions and filters as fabric-bird.ts, as
 // prefix lists and route maps. Golden-tested; every golden passes FRR's own
 // check (`vtysh -C -f`).
+
+import { LONGEST4, LONGEST6 } from './bogons.js';
 import type { FabricSession, FabricView, PrefixRule } from './fabric.js';
 
 type Family = 4 | 6;
@@ -10,7 +12,8 @@ const IP: Record<Family, string> = { 4: 'ip', 6: 'ipv6' };
 const AF: Record<Family, string> = { 4: 'ipv4 unicast', 6: 'ipv6 unicast' };
 const DEFAULT: Record<Family, string> = { 4: '0.0.0.0/0', 6: '::/0' };
 const BITS: Record<Family, number> = { 4: 32, 6: 128 };
-const LONGEST: Record<Family, number> = { 4: 24, 6: 48 };
+/** The longest prefix an upstream's full table may hold (the hosts' `full` import policy's too). */
+const LONGEST: Record<Family, number> = { 4: LONGEST4, 6: LONGEST6 };
 
 const familyOf = (prefix: string): Family => (prefix.includes(':') ? 6 : 4);
 const rulesOf = (s: FabricSession, f: Family) => (f === 4 ? s.accept4 : s.accept6);

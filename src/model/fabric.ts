@@ -9,9 +9,6 @@ import type { Host, Peer, Router, RouterPlatform, RouterRole, Site } from './typ
 
 /** Bogons: never accepted from anyone, each with every longer prefix (the hosts' own filters use the same lists). */
 export { BOGONS4 as FABRIC_BOGONS4, BOGONS6 as FABRIC_BOGONS6 } from './bogons.js';
-/** The longest prefixes a full table from an upstream may hold. */
-export const UPSTREAM_LONGEST4 = 24;
-export const UPSTREAM_LONGEST6 = 48;
 /** BFD timers of the sessions that have it. */
 export const FABRIC_BFD = { intervalMs: 100, multiplier: 3 } as const;
 

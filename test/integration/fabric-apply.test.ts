@@ -12,56 +12,13 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { BirdControl } from '../../src/agent/routing/bird.js';
 import { applyBird, unifiedDiff } from '../../src/fabric/apply.js';
-import { type FabricView, fabricView } from '../../src/model/fabric.js';
 import { renderBird } from '../../src/model/fabric-bird.js';
-import type { Host, Router, Site } from '../../src/model/types.js';
 import { run } from '../../src/sys/exec.js';
 import { until } from '../../src/sys/until.js';
+import { oneRackFabric } from '../support/fabric.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (network namespaces)' : false;
-const AT = '2026-01-01T00:00:00.000Z';
-const site: Site = {
-  id: 'site',
-  name: 'fa',
-  underlayPool: '192.0.2.0/26',
-  ipv4Pools: ['203.0.113.0/27'],
-  ipv6Block: '2001:db8:101::/48',
-  vm: { imagePool: null, imagePath: '', dnsServers: [], arpTimeoutMs: 0, ndTimeoutMs: 0, sharedStorage: false, migrationUri: '' },
-  createdAt: AT,
-};
-const host = (asn: number): Host => ({
-  id: 'host',
-  name: 'hv1',
-  siteId: 'site',
-  rackId: 'rack',
-  underlayIp: '192.0.2.1',
-  asn,
-  capacity: { cpus: 1, memoryMb: 1, diskGb: 1 },
-  used: { cpus: 0, memoryMb: 0, diskGb: 0 },
-  svpClient: false,
-  svpClientAddresses: [],
-  state: 'active',
-  ipv6Prefix: '2001:db8:101:1::/64',
-  createdAt: AT,
-});
-const tor: Router = {
-  id: 'tor',
-  name: 'tor1',
-  role: 'tor',
-  siteId: 'site',
-  rackId: 'rack',
-  asn: 65010,
-  bgpRouterId: '192.0.2.0',
-  loopback: '192.0.2.0',
-  mgmtAddress: null,
-  platform: 'bird',
-  bfd: false,
-  maxPrefix: 100,
-  upstreams: [],
-  createdAt: AT,
-};
-const view = (hostAsn: number): FabricView =>
-  fabricView({ router: tor, site, racks: [{ id: 'rack', name: 'r1' }], routers: [tor], hosts: [host(hostAsn)], peers: [], vips: [] });
+const { view } = oneRackFabric({ site: 'fa', platform: 'bird' });
 
 // The host announces its /64, a routed address, and three it must not: another's prefix, a too-specific one, a bogon.
 const HOST_CONF = `router id 192.0.2.1;

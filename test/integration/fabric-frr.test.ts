@@ -13,54 +13,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { applyFrr, checkFrr, frrEstablished } from '../../src/fabric/apply.js';
-import { fabricView } from '../../src/model/fabric.js';
 import { renderFrr } from '../../src/model/fabric-frr.js';
-import type { Host, Router, Site } from '../../src/model/types.js';
 import { run } from '../../src/sys/exec.js';
 import { until } from '../../src/sys/until.js';
+import { oneRackFabric } from '../support/fabric.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (network namespaces)' : !existsSync('/usr/lib/frr/bgpd') ? 'FRR is not installed' : false;
-const AT = '2026-01-01T00:00:00.000Z';
-const site: Site = {
-  id: 'site',
-  name: 'ff',
-  underlayPool: '192.0.2.0/26',
-  ipv4Pools: ['203.0.113.0/27'],
-  ipv6Block: '2001:db8:101::/48',
-  vm: { imagePool: null, imagePath: '', dnsServers: [], arpTimeoutMs: 0, ndTimeoutMs: 0, sharedStorage: false, migrationUri: '' },
-  createdAt: AT,
-};
-const host: Host = {
-  id: 'host',
-  name: 'hv1',
-  siteId: 'site',
-  rackId: 'rack',
-  underlayIp: '192.0.2.1',
-  asn: 65101,
-  capacity: { cpus: 1, memoryMb: 1, diskGb: 1 },
-  used: { cpus: 0, memoryMb: 0, diskGb: 0 },
-  svpClient: false,
-  svpClientAddresses: [],
-  state: 'active',
-  ipv6Prefix: '2001:db8:101:1::/64',
-  createdAt: AT,
-};
-const tor: Router = {
-  id: 'tor',
-  name: 'tor1',
-  role: 'tor',
-  siteId: 'site',
-  rackId: 'rack',
-  asn: 65010,
-  bgpRouterId: '192.0.2.0',
-  loopback: '192.0.2.0',
-  mgmtAddress: null,
-  platform: 'frr',
-  bfd: false,
-  maxPrefix: 100,
-  upstreams: [],
-  createdAt: AT,
-};
+const { tor, view } = oneRackFabric({ site: 'ff', platform: 'frr' });
 
 const HOST_CONF = `router id 192.0.2.1;
 protocol device {}
@@ -124,7 +83,7 @@ describe('the rendered frr.conf on a real FRR', { skip }, () => {
 
   test("BIRD's host session comes up; the route map takes only what the host owns", async () => {
     const conf = join(dir, 'frr.conf');
-    writeFileSync(conf, renderFrr(fabricView({ router: tor, site, racks: [{ id: 'rack', name: 'r1' }], routers: [tor], hosts: [host], peers: [], vips: [] })));
+    writeFileSync(conf, renderFrr(view()));
     await checkFrr(conf);
     await vtysh('-f', conf);
     const state = async () =>
@@ -146,21 +105,19 @@ describe('the rendered frr.conf on a real FRR', { skip }, () => {
   });
 
   test('apply: a change that keeps the session is confirmed; one that breaks it is rolled back; a refused one changes nothing', async () => {
-    const render = (h: Host, t: Router = tor) =>
-      renderFrr(fabricView({ router: t, site, racks: [{ id: 'rack', name: 'r1' }], routers: [t], hosts: [h], peers: [], vips: [] }));
     const confPath = join(dir, 'running.conf');
-    writeFileSync(confPath, render(host));
+    writeFileSync(confPath, renderFrr(view()));
     const running = () => vtysh('-c', 'show running-config');
     const established = async () => (await frrEstablished({ vtySocket: dir })).has('192.0.2.1');
     await until('the host session Established', established, 60_000);
 
-    const changed = render(host, { ...tor, maxPrefix: 50 });
+    const changed = renderFrr(view(65101, { ...tor, maxPrefix: 50 }));
     assert.deepEqual(await applyFrr(changed, { confPath, confirmTimeoutS: 30, vtySocket: dir }), { confirmed: true, down: [] });
     assert.equal(readFileSync(confPath, 'utf8'), changed, 'confirmed: the file is the new config');
     assert.match(await running(), /neighbor 192\.0\.2\.1 maximum-prefix 50/);
 
     // The source of truth says the host has another ASN: its session cannot come back, so the change is undone.
-    const broken = render({ ...host, asn: 65199 });
+    const broken = renderFrr(view(65199));
     const rolled = await applyFrr(broken, { confPath, confirmTimeoutS: 3, vtySocket: dir });
     assert.deepEqual(rolled, { confirmed: false, down: ['192.0.2.1'] });
     assert.equal(readFileSync(confPath, 'utf8'), changed, 'the file is still the config that runs');
