@@ -84,6 +84,8 @@ export class Vms {
   /** When each arrived instance was first seen here waiting for its migration (ms, monotonic), and those that have run here since. */
   private readonly awaitingSince = new Map<string, number>();
   private readonly ranHere = new Set<string>();
+  /** Local instances whose owner file this agent wrote (once while the instance stays here, not at every pass). */
+  private readonly owned = new Set<string>();
   private awaitTimer: NodeJS.Timeout | null = null;
   private hostId = '';
   private requested = 0;
@@ -191,7 +193,10 @@ export class Vms {
         // Its own disk, an overlay on the image, before anything can start it.
         const disk = diskPlan(input);
         if (disk.kind === 'overlay') await this.disk(disk.path, disk.base, disk.baseFormat, disk.sizeGb);
-        await writeFile(join(dir, OWNER_FILE), this.hostId);
+        if (!this.owned.has(i.instanceId)) {
+          await writeFile(join(dir, OWNER_FILE), this.hostId);
+          this.owned.add(i.instanceId);
+        }
         const host = this.o.host;
         if (host) {
           const name = domainName(i.instanceId);
@@ -265,6 +270,7 @@ export class Vms {
     this.status.stopped = stopped;
     this.status.noImage = noImage;
     this.status.failed = failed;
+    for (const id of this.owned) if (!keep.has(id)) this.owned.delete(id);
     this.status.awaiting = awaiting;
     if (awaiting > 0) this.recheckSoon();
     for (const [id, d] of this.moves.departed)
